@@ -1,0 +1,216 @@
+"""Analysis configuration: dataclasses loaded from YAML, with packaged defaults.
+
+The defaults live in ``ttH_adv/data/analysis.yaml`` (one source of truth, each value with its
+source).  A user file overrides any subset of keys; unknown keys are errors, so a typo never
+silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PhotonCuts:
+    pt_min: float
+    abs_eta_max: float
+    crack: tuple[float, float]
+    ptcone30_rel_max: float
+    etcone20_rel_max: float
+    lead_pt_over_mass: float
+    sublead_pt_over_mass: float
+
+
+@dataclass(frozen=True)
+class MassWindow:
+    low: float
+    high: float
+    bin_width: float
+    blind_low: float
+    blind_high: float
+
+    @property
+    def n_bins(self) -> int:
+        """Number of m_yy bins in [low, high]."""
+        return round((self.high - self.low) / self.bin_width)
+
+
+@dataclass(frozen=True)
+class JetCuts:
+    pt_min: float
+    abs_eta_max: float
+    jvt_min: float
+    jvt_pt_max: float
+    jvt_abs_eta_max: float
+    btag_min: float
+
+
+@dataclass(frozen=True)
+class LeptonCuts:
+    electron_pt_min: float
+    electron_abs_eta_max: float
+    muon_pt_min: float
+    muon_abs_eta_max: float
+    require_tight: bool
+    ptcone30_rel_max: float
+    etcone20_rel_max: float
+
+
+@dataclass(frozen=True)
+class ChannelCuts:
+    min_jets: int
+    min_bjets: int
+    min_leptons: int = 0
+    max_leptons: int | None = None
+
+
+@dataclass(frozen=True)
+class WeightConfig:
+    scale_factors: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CollectionMap:
+    prefix: str
+    fields: dict[str, str]
+
+    def branch(self, field_name: str) -> str:
+        """The file branch holding one field of this collection."""
+        return self.prefix + self.fields[field_name]
+
+
+@dataclass(frozen=True)
+class BranchMap:
+    tree: str
+    energy_scale: float
+    energy_fields: tuple[str, ...]
+    collections: dict[str, CollectionMap]
+    singletons: dict[str, dict[str, str]]
+    event: dict[str, str]
+    electron_type: int
+    muon_type: int
+
+    def required_branches(self) -> list[str]:
+        """Every branch the schema reads, in a stable order."""
+        names = [c.branch(f) for c in self.collections.values() for f in c.fields]
+        names += [b for fields in self.singletons.values() for b in fields.values()]
+        names += list(self.event.values())
+        return names
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    photons: PhotonCuts
+    mass: MassWindow
+    jets: JetCuts
+    leptons: LeptonCuts
+    channels: dict[str, ChannelCuts]
+    weights: WeightConfig
+    branches: BranchMap = field(repr=False)
+
+    def required_branches(self) -> list[str]:
+        """Branches needed to run the analysis: the branch map plus the scale factors."""
+        return self.branches.required_branches() + list(self.weights.scale_factors)
+
+
+def _default_dict() -> dict[str, Any]:
+    text = resources.files("ttH_adv").joinpath("data/analysis.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:
+    """Recursively overlay ``override`` on ``base``; keys absent from ``base`` are errors."""
+    merged = dict(base)
+    for key, value in override.items():
+        if key not in base:
+            known = ", ".join(sorted(base))
+            raise ConfigError(f"unknown configuration key '{where}{key}' (known here: {known})")
+        if isinstance(base[key], dict) and isinstance(value, dict) and where != "channels.":
+            merged[key] = _merge(base[key], value, f"{where}{key}.")
+        else:
+            merged[key] = value
+    return merged
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """Build a (nested) dataclass from plain data, checking keys and types."""
+    hints = typing.get_type_hints(cls)
+    if not isinstance(data, dict):
+        raise ConfigError(f"'{where}' must be a mapping, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"unknown key(s) {sorted(unknown)} in '{where}' (allowed: {sorted(names)})")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            if f.default is dataclasses.MISSING:
+                raise ConfigError(f"missing key '{where}.{f.name}'")
+            continue
+        kwargs[f.name] = _coerce(hints[f.name], data[f.name], f"{where}.{f.name}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"'{where}' must be a mapping")
+        return {k: _coerce(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"'{where}' must be a list")
+        item = args[0]
+        return tuple(_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        return _coerce(next(a for a in args if a is not type(None)), value, where)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"'{where}' must be a number, got {value!r}")
+        return float(value)
+    if hint is int or hint is bool:
+        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+            raise ConfigError(f"'{where}' must be {hint.__name__}, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"'{where}' must be a string, got {value!r}")
+        return value
+    return value
+
+
+def load_config(path: str | Path | None = None) -> AnalysisConfig:
+    """Load the packaged defaults, overlaid with the YAML file at ``path`` if given."""
+    data = _default_dict()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"configuration file not found: {path}")
+        try:
+            user = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(user, dict):
+            raise ConfigError(f"configuration file {path} must hold a mapping at top level")
+        try:
+            data = _merge(data, user, "")
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+    return _build(AnalysisConfig, data, "config")
+
+
+DEFAULT_CONFIG_PATH = "ttH_adv/data/analysis.yaml"

@@ -1,0 +1,28 @@
+"""Error types: each names the file, branch, sample or option at fault."""
+
+from __future__ import annotations
+
+
+class TthAdvError(Exception):
+    """Base class for every error this package raises on bad input."""
+
+
+class ConfigError(TthAdvError):
+    """A configuration file or value is malformed."""
+
+
+class ManifestError(TthAdvError):
+    """A datasets manifest is malformed or points at missing files."""
+
+
+class InputFileError(TthAdvError):
+    """An input ROOT file is missing, unreadable, empty or lacks a tree or branch."""
+
+    def __init__(self, message: str, *, path: str, dataset: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.dataset = dataset
+
+
+class MissingBranchError(InputFileError):
+    """An input tree lacks branches the analysis needs."""

@@ -1,0 +1,166 @@
+"""The datasets manifest: a coffea-style fileset with validated per-dataset metadata.
+
+Format (JSON or YAML), paths relative to the manifest's folder::
+
+    {"ttH": {"files": {"ttH/ttH_000.root": "mini"},          # or a list plus "treename"
+             "metadata": {"is_data": false, "kind": "signal", "xsec_pb": 0.00115,
+                          "sum_weights": 14184.6, "luminosity_pb": 139000.0, "year": "run2"}}}
+
+Every problem in a manifest is collected and reported at once, naming dataset and key.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ManifestError
+from .samples import KINDS
+
+DATASET_KEYS = {"files", "treename", "metadata"}
+METADATA_KEYS = {"is_data", "kind", "xsec_pb", "sum_weights", "luminosity_pb", "year", "n_events", "dsid"}
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    files: dict[str, str]  # absolute path -> tree name
+    is_data: bool
+    kind: str
+    xsec_pb: float | None = None
+    sum_weights: float | None = None
+    luminosity_pb: float | None = None
+    year: str | None = None
+    n_events: int | None = None
+    dsid: int | None = None
+
+    @property
+    def norm(self) -> float:
+        """Per-event normalisation factor luminosity x cross-section / sum of weights (1 for data)."""
+        if self.is_data:
+            return 1.0
+        return self.luminosity_pb * self.xsec_pb / self.sum_weights
+
+    def metadata(self) -> dict[str, Any]:
+        """Metadata as handed to the processor for every chunk of this dataset."""
+        return {k: getattr(self, k) for k in sorted(METADATA_KEYS) if getattr(self, k) is not None}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    datasets: dict[str, DatasetInfo] = field(default_factory=dict)
+
+    def fileset(self) -> dict[str, dict]:
+        """The coffea fileset (absolute paths) for ``processor.Runner``."""
+        return {name: {"files": dict(d.files), "metadata": d.metadata()} for name, d in self.datasets.items()}
+
+    def select(self, names: list[str]) -> Manifest:
+        """A manifest with only the named datasets."""
+        unknown = [n for n in names if n not in self.datasets]
+        if unknown:
+            raise ManifestError(f"{self.path}: unknown dataset(s) {unknown}; known: {sorted(self.datasets)}")
+        return Manifest(self.path, {n: self.datasets[n] for n in names})
+
+
+def _read(path: Path) -> Any:
+    text = path.read_text()
+    try:
+        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ManifestError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from exc
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _files(name: str, entry: dict, base: Path, problems: list[str], check_files: bool) -> dict[str, str]:
+    raw = entry.get("files")
+    tree = entry.get("treename", "mini")
+    if isinstance(raw, list):
+        raw = {f: tree for f in raw}
+    if not isinstance(raw, dict) or not raw:
+        problems.append(f"dataset '{name}': 'files' must be a non-empty list or mapping path -> tree")
+        return {}
+    files = {}
+    for rel, tree_name in raw.items():
+        path = Path(rel) if Path(rel).is_absolute() or "://" in rel else base / rel
+        if check_files and "://" not in rel and not path.is_file():
+            problems.append(f"dataset '{name}': file not found: {path}")
+        if not isinstance(tree_name, str):
+            problems.append(f"dataset '{name}': tree name for {rel} must be a string")
+        files[str(path)] = tree_name
+    return files
+
+
+def _metadata(name: str, meta: Any, problems: list[str]) -> dict[str, Any]:
+    if not isinstance(meta, dict):
+        problems.append(f"dataset '{name}': 'metadata' must be a mapping")
+        return {}
+    for key in sorted(set(meta) - METADATA_KEYS):
+        problems.append(f"dataset '{name}': unknown metadata key '{key}' (allowed: {sorted(METADATA_KEYS)})")
+    is_data = meta.get("is_data")
+    if not isinstance(is_data, bool):
+        problems.append(f"dataset '{name}': metadata 'is_data' must be true or false")
+    kind = meta.get("kind")
+    if kind not in KINDS:
+        problems.append(f"dataset '{name}': metadata 'kind' must be one of {list(KINDS)}, got {kind!r}")
+    elif isinstance(is_data, bool) and (kind == "data") != is_data:
+        problems.append(f"dataset '{name}': kind '{kind}' contradicts is_data={is_data}")
+    if is_data is True:
+        for key in ("xsec_pb", "sum_weights"):
+            if key in meta:
+                problems.append(f"dataset '{name}': data sample must not have '{key}'")
+    elif is_data is False:
+        for key in ("xsec_pb", "sum_weights", "luminosity_pb"):
+            if key not in meta:
+                problems.append(f"dataset '{name}': MC sample needs '{key}'")
+            elif not _is_number(meta[key]) or meta[key] <= 0:
+                problems.append(f"dataset '{name}': '{key}' must be a positive number, got {meta[key]!r}")
+    return {k: meta[k] for k in METADATA_KEYS & set(meta)}
+
+
+def load_manifest(path: str | Path, *, check_files: bool = True) -> Manifest:
+    """Load and validate a datasets manifest; raise ``ManifestError`` listing every problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"datasets manifest not found: {path}")
+    raw = _read(path)
+    if not isinstance(raw, dict) or not raw:
+        raise ManifestError(f"{path}: a manifest is a non-empty mapping of dataset name -> entry")
+    problems: list[str] = []
+    datasets = {}
+    for name, entry in raw.items():
+        if not isinstance(entry, dict):
+            problems.append(f"dataset '{name}': entry must be a mapping with 'files' and 'metadata'")
+            continue
+        for key in sorted(set(entry) - DATASET_KEYS):
+            problems.append(f"dataset '{name}': unknown key '{key}' (allowed: {sorted(DATASET_KEYS)})")
+        files = _files(name, entry, path.resolve().parent, problems, check_files)
+        meta = _metadata(name, entry.get("metadata"), problems)
+        if files and "is_data" in meta and meta.get("kind") in KINDS:
+            datasets[name] = DatasetInfo(name=name, files=files, **meta)
+    if problems:
+        raise ManifestError(f"{path}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
+    return Manifest(path, datasets)
+
+
+def write_manifest(manifest: Manifest, path: str | Path) -> Path:
+    """Write a manifest as JSON with paths relative to its folder where possible."""
+    path = Path(path)
+    out = {}
+    for name, d in manifest.datasets.items():
+        files = {}
+        for f, tree in d.files.items():
+            try:
+                files[str(Path(f).relative_to(path.parent.resolve()))] = tree
+            except ValueError:
+                files[f] = tree
+        out[name] = {"files": files, "metadata": d.metadata()}
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    return path

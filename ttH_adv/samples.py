@@ -1,0 +1,47 @@
+"""The synthetic Run-2 sample catalogue: names, kinds, DSIDs, cross-sections, luminosity.
+
+Cross-sections are sigma x BR(H->yy) in pb (LHC Higgs WG YR4, m_H = 125 GeV, BR = 2.27e-3)
+for the Higgs modes; the continuum MC cross-sections are representative values for a
+diphoton-filtered generation (documented in README.md).  One source of truth: the generator
+writes these into the ``XSection`` branch and the manifest, the processors read them back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BR_H_YY = 2.27e-3
+LUMINOSITY_PB = 139_000.0  # full Run-2, 139 fb^-1 (ATLAS luminosity paper, 2022)
+
+KINDS = ("signal", "background", "data")
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    name: str
+    kind: str          # signal | background | data
+    dsid: int          # MC dataset ID (data: 0)
+    xsec_pb: float     # sigma x BR in pb; 0 for data
+    share: float       # fraction of the requested events generated for this sample
+    model: str         # event model in ttH_adv.generator
+    n_files: int       # files written for this sample (at the default file count)
+
+    @property
+    def is_data(self) -> bool:
+        """True for collision data."""
+        return self.kind == "data"
+
+
+SAMPLES: tuple[SampleSpec, ...] = (
+    SampleSpec("data", "data", 0, 0.0, 0.40, "data", 4),
+    SampleSpec("ttH", "signal", 341081, 0.5071 * BR_H_YY, 0.15, "ttH", 3),
+    SampleSpec("ggH", "background", 343981, 48.58 * BR_H_YY, 0.06, "ggH", 2),
+    SampleSpec("VBF", "background", 345041, 3.782 * BR_H_YY, 0.04, "VBF", 2),
+    SampleSpec("WH", "background", 345318, 1.373 * BR_H_YY, 0.03, "WH", 1),
+    SampleSpec("ZH", "background", 345319, 0.8839 * BR_H_YY, 0.03, "ZH", 1),
+    SampleSpec("tH", "background", 346188, 0.0892 * BR_H_YY, 0.04, "tH", 1),
+    SampleSpec("yyjets", "background", 364352, 51.8, 0.15, "yyjets", 3),
+    SampleSpec("ttyy", "background", 345868, 0.0155, 0.10, "ttyy", 2),
+)
+
+SAMPLES_BY_NAME = {s.name: s for s in SAMPLES}
