@@ -127,17 +127,16 @@ def _default_dict() -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
+# Mappings replaced whole by a user file (a branch map's field list describes one ntuple format).
+REPLACED_WHOLE = {"fields"}
+
+
 def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:
-    """Recursively overlay ``override`` on ``base``; keys absent from ``base`` are errors."""
+    """Recursively overlay ``override`` on ``base``; ``_build`` then rejects unknown keys."""
     merged = dict(base)
     for key, value in override.items():
-        if key not in base:
-            known = ", ".join(sorted(base))
-            raise ConfigError(f"unknown configuration key '{where}{key}' (known here: {known})")
-        if isinstance(base[key], dict) and isinstance(value, dict) and where != "channels.":
-            merged[key] = _merge(base[key], value, f"{where}{key}.")
-        else:
-            merged[key] = value
+        nested = isinstance(base.get(key), dict) and isinstance(value, dict) and key not in REPLACED_WHOLE
+        merged[key] = _merge(base[key], value, f"{where}{key}.") if nested else value
     return merged
 
 
@@ -206,11 +205,9 @@ def load_config(path: str | Path | None = None) -> AnalysisConfig:
             raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from exc
         if not isinstance(user, dict):
             raise ConfigError(f"configuration file {path} must hold a mapping at top level")
-        try:
-            data = _merge(data, user, "")
-        except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from exc
-    return _build(AnalysisConfig, data, "config")
+        data = _merge(data, user, "")
+    try:
+        return _build(AnalysisConfig, data, "config")
+    except ConfigError as exc:
+        raise ConfigError(f"{path or 'packaged defaults'}: {exc}") from exc
 
-
-DEFAULT_CONFIG_PATH = "ttH_adv/data/analysis.yaml"

@@ -13,6 +13,7 @@ used.  A tree lacking a mapped branch raises ``MissingBranchError`` naming the b
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -96,4 +97,24 @@ def check_branches(path: str, tree: str, required: Iterable[str], dataset: str |
         if missing:
             raise MissingBranchError(
                 f"file {where}, tree '{tree}' lacks branch(es): {', '.join(missing)}", path=path, dataset=dataset)
+        truncated = _branches_past_end_of_file(ttree, required, path)
+        if truncated:
+            raise InputFileError(f"file {where} is truncated: data of branch(es) {', '.join(truncated[:5])} "
+                                 "lie beyond its end", path=path, dataset=dataset)
         return int(ttree.num_entries)
+
+
+def _branches_past_end_of_file(ttree: uproot.TTree, branches: Iterable[str], path: str) -> list[str]:
+    """Branches whose baskets point past the end of a local file (an interrupted copy)."""
+    if "://" in path or not os.path.isfile(path):
+        return []
+    size = os.path.getsize(path)
+    bad = []
+    for name in branches:
+        branch = ttree[name]
+        n = branch.num_baskets
+        seeks = branch.member("fBasketSeek")[:n]
+        nbytes = branch.member("fBasketBytes")[:n]
+        if n and max(int(s) + int(b) for s, b in zip(seeks, nbytes, strict=True)) > size:
+            bad.append(name)
+    return bad

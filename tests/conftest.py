@@ -1,0 +1,42 @@
+"""Shared fixtures: small, seeded datasets made by the project's own generator."""
+
+from __future__ import annotations
+
+import awkward as ak
+import pytest
+from coffea.nanoevents import NanoEventsFactory
+
+from ttH_adv.config import load_config
+from ttH_adv.generator import generate_dataset
+from ttH_adv.manifest import load_manifest
+from ttH_adv.schema import FlatSchema
+
+SEED = 7
+N_EVENTS = 60_000
+
+
+@pytest.fixture(scope="session")
+def config():
+    return load_config()
+
+
+@pytest.fixture(scope="session")
+def dataset_dir(tmp_path_factory):
+    """A 60k-event synthetic dataset (all samples, default file counts)."""
+    out = tmp_path_factory.mktemp("ntuples")
+    generate_dataset(out, N_EVENTS, SEED)
+    return out
+
+
+@pytest.fixture(scope="session")
+def manifest(dataset_dir):
+    return load_manifest(dataset_dir / "datasets.json")
+
+
+def read_events(manifest, dataset: str, config) -> ak.Array:
+    """All events of one dataset through the project's schema (eager, concatenated)."""
+    parts = []
+    for path, tree in manifest.datasets[dataset].files.items():
+        factory = NanoEventsFactory.from_root({path: tree}, schemaclass=FlatSchema(config.branches), mode="eager")
+        parts.append(factory.events())
+    return ak.concatenate(parts)
