@@ -13,14 +13,13 @@ import tempfile
 
 import awkward as ak
 import numpy as np
-from coffea.nanoevents import NanoEventsFactory
 
 from ttH_adv import objects
 from ttH_adv import selections as sel
 from ttH_adv.config import load_config
 from ttH_adv.generator import generate_dataset
 from ttH_adv.manifest import load_manifest
-from ttH_adv.schema import FlatSchema
+from ttH_adv.schema import read_events
 
 SEED_000 = {"lead pT": 0.27, "sublead pT": 0.36, "dR": 0.28, "dphi": 0.22, "deta": 0.10}
 
@@ -33,9 +32,7 @@ def main() -> None:
     cfg = load_config()
     with tempfile.TemporaryDirectory() as out:
         manifest = load_manifest(generate_dataset(out, args.events, args.seed, samples=["data"]))
-        events = ak.concatenate([
-            NanoEventsFactory.from_root({f: t}, schemaclass=FlatSchema(cfg.branches), mode="eager").events()
-            for f, t in manifest.datasets["data"].files.items()])
+        events = ak.concatenate([read_events(f, t) for f, t in manifest.datasets["data"].files.items()])
     d = sel.leading_diphoton(objects.photons(events, cfg.branches), cfg.photons)
     passed = sel.diphoton_passes_relative_pt(d, cfg.photons) & sel.in_mass_window(d.mass, cfg.mass.low, cfg.mass.high)
     ti = ak.to_numpy(ak.fill_none(sel.photon_is_tight_isolated(d.lead, cfg.photons)

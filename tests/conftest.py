@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import awkward as ak
 import pytest
-from coffea.nanoevents import NanoEventsFactory
 
 from ttH_adv.config import load_config
 from ttH_adv.generator import generate_dataset
 from ttH_adv.manifest import load_manifest
-from ttH_adv.schema import FlatSchema
+from ttH_adv.schema import read_events as read_file_events
 
 SEED = 7
 N_EVENTS = 60_000
@@ -35,8 +34,5 @@ def manifest(dataset_dir):
 
 def read_events(manifest, dataset: str, config) -> ak.Array:
     """All events of one dataset through the project's schema (eager, concatenated)."""
-    parts = []
-    for path, tree in manifest.datasets[dataset].files.items():
-        factory = NanoEventsFactory.from_root({path: tree}, schemaclass=FlatSchema(config.branches), mode="eager")
-        parts.append(factory.events())
-    return ak.concatenate(parts)
+    files = manifest.datasets[dataset].files.items()
+    return ak.concatenate([read_file_events(path, tree, config.branches) for path, tree in files])

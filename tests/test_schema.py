@@ -5,12 +5,12 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 import pytest
-from coffea.nanoevents import NanoEventsFactory
 
 from ttH_adv import objects
 from ttH_adv.config import load_config
 from ttH_adv.errors import InputFileError, MissingBranchError
-from ttH_adv.schema import FlatSchema, check_branches
+from ttH_adv.schema import check_branches
+from ttH_adv.schema import read_events as read_events_of_file
 
 from conftest import read_events
 from helpers import empty_copy, truncated_copy, without_branch
@@ -53,8 +53,7 @@ def test_branch_map_is_configuration(tmp_path, manifest):
     cfg_file.write_text("branches:\n  collections:\n    photon:\n      prefix: photon_\n"
                         "      fields: {pt: pt, eta: eta, phi: phi, energy: E, tight: isTightID}\n")
     cfg = load_config(cfg_file)
-    events = NanoEventsFactory.from_root({_first_file(manifest): "mini"}, schemaclass=FlatSchema(cfg.branches),
-                                         mode="eager").events()
+    events = read_events_of_file(_first_file(manifest), "mini", cfg.branches)
     assert "tight" in events.photon.fields and "ptcone30" not in events.photon.fields
     assert "photon_ptcone30" in events.fields
 
@@ -72,9 +71,8 @@ def test_missing_branch_named_with_file_and_tree(tmp_path, manifest, config):
     message = str(err.value)
     assert "photon_isTightID" in message and str(bad) in message and "'mini'" in message and "ttH" in message
     # The schema itself refuses too, before any event is read.
-    with pytest.raises(MissingBranchError, match="photon_isTightID"):
-        NanoEventsFactory.from_root({str(bad): "mini"}, schemaclass=FlatSchema(config.branches),
-                                    mode="virtual").events()
+    with pytest.raises(MissingBranchError, match=r"no_tight\.root, tree 'mini' lacks.*photon_isTightID"):
+        read_events_of_file(str(bad), "mini", config.branches, mode="virtual")
 
 
 def test_missing_corrupt_and_treeless_files(tmp_path, manifest, config):

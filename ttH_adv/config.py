@@ -132,7 +132,7 @@ REPLACED_WHOLE = {"fields"}
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:
-    """Recursively overlay ``override`` on ``base``; ``_build`` then rejects unknown keys."""
+    """Recursively overlay ``override`` on ``base``; ``build_section`` then rejects unknown keys."""
     merged = dict(base)
     for key, value in override.items():
         nested = isinstance(base.get(key), dict) and isinstance(value, dict) and key not in REPLACED_WHOLE
@@ -140,8 +140,8 @@ def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[s
     return merged
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
-    """Build a (nested) dataclass from plain data, checking keys and types."""
+def build_section(cls: type, data: Any, where: str) -> Any:
+    """Build a (nested) configuration dataclass from plain data, checking keys and types."""
     hints = typing.get_type_hints(cls)
     if not isinstance(data, dict):
         raise ConfigError(f"'{where}' must be a mapping, got {type(data).__name__}")
@@ -163,7 +163,7 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where)
+        return build_section(hint, value, where)
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"'{where}' must be a mapping")
@@ -207,7 +207,7 @@ def load_config(path: str | Path | None = None) -> AnalysisConfig:
             raise ConfigError(f"configuration file {path} must hold a mapping at top level")
         data = _merge(data, user, "")
     try:
-        return _build(AnalysisConfig, data, "config")
+        return build_section(AnalysisConfig, data, "config")
     except ConfigError as exc:
         raise ConfigError(f"{path or 'packaged defaults'}: {exc}") from exc
 

@@ -13,30 +13,43 @@ used.  A tree lacking a mapped branch raises ``MissingBranchError`` naming the b
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+import awkward as ak
 import uproot
+from coffea.nanoevents import NanoEventsFactory
 from coffea.nanoevents.methods import base, vector
 from coffea.nanoevents.schemas.base import BaseSchema, zip_forms
 
-from .config import BranchMap, load_config
+from .config import BranchMap, build_section, load_config
 from .errors import InputFileError, MissingBranchError
 
 
 class FlatNtupleSchema(BaseSchema):
-    """Zip the branch map's prefixed branches into records; keep other branches as they are."""
+    """Zip the branch map's prefixed branches into records; keep other branches as they are.
+
+    The branch map travels in the events' metadata (key ``branch_map``, a plain dict as
+    ``branch_map_dict`` writes it), so coffea's executors can ship this class by reference to
+    any worker; without it the packaged default map is used.
+    """
 
     __dask_capable__ = True
 
-    def __init__(self, base_form: dict, *args, branch_map: BranchMap | None = None, **kwargs) -> None:
+    def __init__(self, base_form: dict, *args, **kwargs) -> None:
         super().__init__(base_form, *args, **kwargs)
+        metadata = self._form["parameters"].get("metadata") or {}
+        branch_map = branch_map_from_dict(metadata["branch_map"]) if "branch_map" in metadata else None
         branch_map = branch_map or load_config().branches
         forms = dict(zip(self._form["fields"], self._form["contents"], strict=True))
         missing = [b for b in branch_map.required_branches() if b not in forms]
         if missing:
-            raise MissingBranchError(f"tree lacks required branches: {', '.join(missing)}", path="<unknown>")
+            path = metadata.get("filename", "<unknown file>")
+            raise MissingBranchError(f"file {path}, tree '{metadata.get('treename', '?')}' lacks required "
+                                     f"branch(es): {', '.join(missing)}", path=path, dataset=metadata.get("dataset"))
         output = {}
         for name, coll in branch_map.collections.items():
             fields = {f: forms.pop(coll.branch(f)) for f in coll.fields}
@@ -56,19 +69,29 @@ class FlatNtupleSchema(BaseSchema):
         return behavior
 
 
-@dataclass(frozen=True)
-class FlatSchema:
-    """A picklable stand-in for the schema class that carries a branch map to every worker."""
+def branch_map_dict(branch_map: BranchMap) -> dict:
+    """The branch map as plain data, for the events' metadata."""
+    return dataclasses.asdict(branch_map)
 
-    branch_map: BranchMap
-    __dask_capable__ = True
 
-    def __call__(self, base_form: dict, *args, **kwargs) -> FlatNtupleSchema:
-        return FlatNtupleSchema(base_form, branch_map=self.branch_map)
+@functools.lru_cache(maxsize=16)
+def _branch_map_from_json(text: str) -> BranchMap:
+    return build_section(BranchMap, json.loads(text), "branches")
 
-    def behavior(self) -> dict:
-        """Behaviour of the schema's records."""
-        return FlatNtupleSchema.behavior()
+
+def branch_map_from_dict(data: dict) -> BranchMap:
+    """Rebuild (and cache) a BranchMap from ``branch_map_dict`` output."""
+    return _branch_map_from_json(json.dumps(data, sort_keys=True))
+
+
+def read_events(path: str, tree: str = "mini", branch_map: BranchMap | None = None, **kwargs) -> ak.Array:
+    """Events of one file through the schema (eager), for scripts and tests."""
+    metadata = {"filename": path, "treename": tree}
+    if branch_map is not None:
+        metadata["branch_map"] = branch_map_dict(branch_map)
+    factory = NanoEventsFactory.from_root({path: tree}, schemaclass=FlatNtupleSchema, metadata=metadata,
+                                          mode=kwargs.pop("mode", "eager"), **kwargs)
+    return factory.events()
 
 
 def check_branches(path: str, tree: str, required: Iterable[str], dataset: str | None = None) -> int:
