@@ -36,3 +36,25 @@ def read_events(manifest, dataset: str, config) -> ak.Array:
     """All events of one dataset through the project's schema (eager, concatenated)."""
     files = manifest.datasets[dataset].files.items()
     return ak.concatenate([read_file_events(path, tree, config.branches) for path, tree in files])
+
+
+@pytest.fixture(scope="session")
+def small_manifest(tmp_path_factory):
+    """A 20k-event dataset for the processor tests (executor runs are repeated)."""
+    out = tmp_path_factory.mktemp("small")
+    return load_manifest(generate_dataset(out, 20_000, 11))
+
+
+def run(manifest, config, **kwargs):
+    """Run the processor quietly with RunOptions overrides."""
+    from processors.run import RunOptions, run_analysis
+
+    kwargs.setdefault("progress", False)
+    return run_analysis(manifest, config, RunOptions(**kwargs))
+
+
+def histogram_by_dataset(output) -> dict:
+    """{dataset: (values, variances)} so outputs compare independently of category order."""
+    h = output["histograms"]["mgg"]
+    return {d: (h[{"dataset": d}].values(flow=True), h[{"dataset": d}].variances(flow=True))
+            for d in h.axes["dataset"]}

@@ -39,6 +39,43 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def output_path(out: str) -> Path:
+    """``--out`` as a file: a ``.coffea`` path as given, otherwise ``<folder>/output.coffea``."""
+    path = Path(out)
+    return path if path.suffix == ".coffea" else path / "output.coffea"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the processor over a datasets manifest and save the histograms and cutflows."""
+    from processors.run import RunOptions, run_analysis, save_output, summary
+
+    from .config import load_config
+    from .manifest import load_manifest
+
+    config = load_config(args.config)
+    manifest = load_manifest(args.datasets)
+    if args.only:
+        manifest = manifest.select(args.only)
+    options = RunOptions(executor=args.executor, workers=args.workers, chunksize=args.chunksize,
+                         maxchunks=args.maxchunks, scheduler=args.scheduler, systematics=args.systematics,
+                         dump_dir=args.dump_features, unblind=args.unblind, skip_bad_files=args.skip_bad_files,
+                         progress=not args.no_progress)
+    output = run_analysis(manifest, config, options)
+    path = save_output(output, output_path(args.out))
+    print(summary(output))
+    print(f"output: {path}")
+    return 0
+
+
+def cmd_export_root(args: argparse.Namespace) -> int:
+    """Write the m_yy histograms of a saved output to a ROOT file."""
+    from processors.run import export_root, load_output
+
+    path = export_root(load_output(output_path(args.input)), args.out)
+    print(f"ROOT histograms: {path}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate the default synthetic dataset (if not there yet) and summarise it."""
     from .generator import generate_dataset
@@ -80,6 +117,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = add("summary", cmd_summary, "summarise a datasets manifest: files, events, cross-sections, expected yields")
     s.add_argument("--datasets", required=True, help="datasets manifest (JSON/YAML)")
+
+    r = add("run", cmd_run, "run the ttH(yy) processor: selection, regions, channels, histograms, cutflow")
+    r.add_argument("--datasets", required=True, help="datasets manifest (JSON/YAML)")
+    r.add_argument("--out", required=True, help="output file (.coffea) or folder (writes output.coffea there)")
+    r.add_argument("--config", default=None, help="analysis configuration YAML overriding the defaults")
+    r.add_argument("--executor", choices=["iterative", "futures", "dask"], default="iterative",
+                   help="iterative (debugging), futures (local processes) or dask (LocalCluster or --scheduler)")
+    r.add_argument("--workers", type=int, default=2, help="worker processes for futures/dask (default 2)")
+    r.add_argument("--chunksize", type=int, default=100_000, help="events per chunk (default 100000)")
+    r.add_argument("--maxchunks", type=int, default=None, help="at most this many chunks per dataset (testing)")
+    r.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (tcp://host:port)")
+    r.add_argument("--systematics", choices=["none", "weights", "all"], default="none",
+                   help="none; weights (scale-factor variations); all (plus energy-scale variations)")
+    r.add_argument("--dump-features", default=None, metavar="DIR", help="write selected events' features to parquet")
+    r.add_argument("--unblind", action="store_true", help="show data in the 120-130 GeV signal region")
+    r.add_argument("--skip-bad-files", action="store_true",
+                   help="skip unreadable files or files lacking branches (listed in the output); default: stop")
+    r.add_argument("--only", nargs="+", default=None, metavar="DATASET", help="process only these datasets")
+
+    e = add("export-root", cmd_export_root, "write the m_yy histograms of an output to a ROOT file")
+    e.add_argument("--input", required=True, help="output of 'tth-adv run' (.coffea file or its folder)")
+    e.add_argument("--out", required=True, help="ROOT file to write")
 
     d = add("demo", cmd_demo, "run the analysis chain on the embedded default synthetic data")
     d.add_argument("--out", default="tth-demo", help="output folder (default: tth-demo); reruns reuse it")

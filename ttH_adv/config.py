@@ -79,6 +79,23 @@ class WeightConfig:
 
 
 @dataclass(frozen=True)
+class WeightSystematic:
+    scale_factor: str  # the scale-factor branch it varies
+    relative: float    # relative 1-sigma uncertainty of that scale factor
+
+
+@dataclass(frozen=True)
+class ObjectSystematic:
+    collection: str    # photon | jet | lepton: shifted by +/- its pt_syst field
+
+
+@dataclass(frozen=True)
+class SystematicsConfig:
+    weight: dict[str, WeightSystematic]
+    object: dict[str, ObjectSystematic]
+
+
+@dataclass(frozen=True)
 class CollectionMap:
     prefix: str
     fields: dict[str, str]
@@ -115,6 +132,7 @@ class AnalysisConfig:
     leptons: LeptonCuts
     channels: dict[str, ChannelCuts]
     weights: WeightConfig
+    systematics: SystematicsConfig
     branches: BranchMap = field(repr=False)
 
     def required_branches(self) -> list[str]:

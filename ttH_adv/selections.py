@@ -98,3 +98,11 @@ def passes_channel(n_leptons: np.ndarray, n_jets: np.ndarray, n_bjets: np.ndarra
     if cuts.max_leptons is not None:
         ok &= n_leptons <= cuts.max_leptons
     return ok
+
+
+def away_from(objects: ak.Array, *others: ak.Array, min_dr: float = 0.4) -> ak.Array:
+    """Objects farther than ``min_dr`` from each of the per-event ``others`` (overlap removal)."""
+    keep = ak.ones_like(objects.pt, dtype=bool)
+    for other in others:
+        keep = keep & (objects.delta_r(other) > min_dr)
+    return objects[keep]

@@ -1,0 +1,242 @@
+"""Running the processor: file checks, executors, coffea's Runner, normalisation, output.
+
+The saved output (``coffea.util.save``, an LZ4-compressed pickle, extension ``.coffea``) is a
+dict with:
+
+* ``histograms["mgg"]`` -- ``hist.Hist`` of m_yy with axes dataset, region, category,
+  systematic, mgg and ``Weight()`` storage, MC normalised to luminosity x cross-section;
+* ``cutflow[dataset][step]`` -- ``{"events", "weighted"}`` after each step of
+  ``processors.tth.CUTFLOW_STEPS`` (weighted sums normalised like the histograms);
+* ``metadata`` -- events read per dataset, files processed, files skipped with the reason,
+  executor, chunk size, systematics, blinding, package version, configuration hash and wall time.
+
+Outputs of separate runs merge with ``merge_outputs``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from coffea import processor
+from coffea.util import load, save
+
+import ttH_adv
+from ttH_adv.config import AnalysisConfig
+from ttH_adv.errors import InputFileError, TthAdvError
+from ttH_adv.manifest import Manifest
+from ttH_adv.schema import FlatNtupleSchema, branch_map_dict, check_branches
+
+from .tth import CUTFLOW_STEPS, TthProcessor
+
+log = logging.getLogger(__name__)
+
+EXECUTORS = ("iterative", "futures", "dask")
+
+
+@dataclass
+class RunOptions:
+    executor: str = "iterative"
+    workers: int = 2
+    chunksize: int = 100_000
+    maxchunks: int | None = None
+    scheduler: str | None = None
+    systematics: str = "none"
+    dump_dir: str | None = None
+    unblind: bool = False
+    skip_bad_files: bool = False
+    progress: bool = True
+    retries: int = 0
+
+
+@dataclass
+class Preflight:
+    fileset: dict[str, dict] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    entries: dict[str, int] = field(default_factory=dict)
+
+
+def preflight(manifest: Manifest, config: AnalysisConfig, skip_bad_files: bool) -> Preflight:
+    """Check every file before processing; drop (and record) bad ones only if asked to."""
+    result = Preflight()
+    required = config.required_branches()
+    bmap = branch_map_dict(config.branches)
+    for name, dataset in manifest.datasets.items():
+        files = {}
+        result.entries[name] = 0
+        for path, tree in dataset.files.items():
+            try:
+                entries = check_branches(path, tree, required, name)
+            except InputFileError as exc:
+                if not skip_bad_files:
+                    raise
+                log.warning("skipping bad file: %s", exc)
+                result.skipped.append({"dataset": name, "file": path, "reason": str(exc)})
+                continue
+            result.entries[name] += entries
+            if entries:
+                files[path] = tree
+        if files:
+            result.fileset[name] = {"files": files, "metadata": {**dataset.metadata(), "branch_map": bmap}}
+    return result
+
+
+def make_executor(options: RunOptions) -> tuple[processor.ExecutorBase, Any]:
+    """The coffea executor for the options, and anything to close afterwards (a Dask client)."""
+    if options.executor == "iterative":
+        return processor.IterativeExecutor(status=options.progress, retries=options.retries), None
+    if options.executor == "futures":
+        return processor.FuturesExecutor(workers=options.workers, status=options.progress,
+                                         retries=options.retries), None
+    if options.executor == "dask":
+        client = dask_client(options)
+        return processor.DaskExecutor(client=client, status=options.progress, retries=options.retries), client
+    raise TthAdvError(f"--executor must be one of {EXECUTORS}, got {options.executor!r}")
+
+
+def dask_client(options: RunOptions):
+    """A Dask client: the given scheduler, else a LocalCluster of one-thread workers."""
+    from distributed import Client, LocalCluster
+
+    if options.scheduler:
+        return Client(options.scheduler)
+    cluster = LocalCluster(n_workers=options.workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None)
+    return Client(cluster)
+
+
+def config_hash(config: AnalysisConfig) -> str:
+    """A short hash of the full configuration, recorded in the output."""
+    return hashlib.sha256(json.dumps(asdict(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def normalise(output: dict, manifest: Manifest) -> dict:
+    """Scale each MC dataset's histogram and weighted cutflow by L x sigma / sum of weights."""
+    h = output["histograms"]["mgg"]
+    view = h.view(flow=True)
+    for i, name in enumerate(h.axes["dataset"]):
+        norm = manifest.datasets[name].norm
+        view["value"][i] *= norm
+        view["variance"][i] *= norm**2
+    for name, steps in output["cutflow"].items():
+        norm = manifest.datasets[name].norm
+        for step in steps.values():
+            step["weighted"] *= norm
+    return output
+
+
+def empty_output(processor_instance: TthProcessor, manifest: Manifest) -> dict:
+    """A valid output with zero-filled histograms for every dataset (nothing processed)."""
+    out = None
+    for name in manifest.datasets:
+        part = processor_instance.empty_output(name)
+        part["cutflow"][name] = {step: {"events": 0, "weighted": 0.0} for step in CUTFLOW_STEPS}
+        out = part if out is None else processor.accumulate([out, part])
+    return out
+
+
+def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions,
+                 processor_instance: TthProcessor | None = None) -> dict:
+    """Run the processor over a manifest and return the normalised output with metadata."""
+    start = time.perf_counter()
+    checked = preflight(manifest, config, options.skip_bad_files)
+    proc = processor_instance or TthProcessor(config, systematics=options.systematics, dump_dir=options.dump_dir,
+                                              unblind=options.unblind)
+    output = empty_output(proc, manifest)
+    client = None
+    if checked.fileset:
+        executor, client = make_executor(options)
+        runner = processor.Runner(executor=executor, schema=FlatNtupleSchema, chunksize=options.chunksize,
+                                  maxchunks=options.maxchunks)
+        try:
+            result = runner(checked.fileset, processor_instance=proc, treename=config.branches.tree)
+        finally:
+            if client is not None:
+                cluster = getattr(client, "cluster", None)
+                client.close()
+                if cluster is not None and not options.scheduler:
+                    cluster.close()
+        output = processor.accumulate([output, result])
+    normalise(output, manifest)
+    wall = time.perf_counter() - start
+    processed = sorted(f for d in checked.fileset.values() for f in d["files"])
+    output["metadata"] = {
+        "events_read": dict(output.pop("events_read")),
+        "chunks": {k: sorted(v) for k, v in output.pop("chunks").items()},
+        "files_processed": processed,
+        "files_skipped": checked.skipped,
+        "entries_in_files": checked.entries,
+        "executor": options.executor, "workers": options.workers, "chunksize": options.chunksize,
+        "maxchunks": options.maxchunks, "systematics": options.systematics, "unblinded": options.unblind,
+        "dump_dir": options.dump_dir, "version": ttH_adv.__version__, "config_hash": config_hash(config),
+        "wall_seconds": wall,
+    }
+    return output
+
+
+def merge_outputs(outputs: list[dict]) -> dict:
+    """Add the histograms and cutflows of several (normalised) outputs; metadata are listed."""
+    merged = processor.accumulate([{k: v for k, v in o.items() if k != "metadata"} for o in outputs])
+    merged["metadata"] = {"merged_from": [o.get("metadata", {}) for o in outputs]}
+    return merged
+
+
+def save_output(output: dict, path: str | Path) -> Path:
+    """Save an output as a ``.coffea`` file (LZ4 pickle)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save(output, str(path))
+    return path
+
+
+def load_output(path: str | Path) -> dict:
+    """Load an output written by ``save_output``."""
+    path = Path(path)
+    if not path.is_file():
+        raise TthAdvError(f"output file not found: {path}")
+    return load(str(path))
+
+
+def export_root(output: dict, path: str | Path) -> Path:
+    """Write every m_yy histogram slice as TH1D ``<dataset>/<region>/<category>/<systematic>``."""
+    import uproot
+
+    h = output["histograms"]["mgg"]
+    path = Path(path)
+    with uproot.recreate(path) as f:
+        for d in h.axes["dataset"]:
+            for r in h.axes["region"]:
+                for c in h.axes["category"]:
+                    for s in h.axes["systematic"]:
+                        f[f"{d}/{r}/{c}/{s}"] = h[{"dataset": d, "region": r, "category": c, "systematic": s}]
+    return path
+
+
+def summary(output: dict) -> str:
+    """A one-screen text summary: events, rate, cutflow, skipped files."""
+    meta = output["metadata"]
+    events = sum(meta["events_read"].values())
+    rate = events / meta["wall_seconds"] if meta["wall_seconds"] else float("nan")
+    lines = [f"processed {events:,} events from {len(meta['files_processed'])} files in {meta['wall_seconds']:.1f} s "
+             f"({rate:,.0f} events/s, executor {meta['executor']})"]
+    steps = ["all", "mass_window", "TI", "TI_had", "TI_lep", "NTNI", "NTNI_had", "NTNI_lep"]
+    lines.append(f"{'dataset':<10}" + "".join(f"{s:>12}" for s in steps))
+    for name, cutflow in sorted(output["cutflow"].items()):
+        lines.append(f"{name:<10}" + "".join(f"{cutflow[s]['events']:>12,d}" for s in steps))
+        if not name.startswith("data"):
+            lines.append(f"{'  yield':<10}" + "".join(f"{cutflow[s]['weighted']:>12.4g}" for s in steps))
+    if meta["files_skipped"]:
+        lines.append(f"SKIPPED {len(meta['files_skipped'])} bad file(s):")
+        lines += [f"  {s['dataset']}: {s['reason']}" for s in meta["files_skipped"]]
+    return "\n".join(lines)
+
+
+def histogram_array(output: dict, **selection: str) -> np.ndarray:
+    """Bin values of the m_yy histogram for one (dataset, region, category, systematic)."""
+    return output["histograms"]["mgg"][selection].values()

@@ -1,0 +1,300 @@
+"""The ttH(yy) coffea processor: selection, regions, channels, features, categories, fill.
+
+``TthProcessor.process`` is a short composition of named steps, each a method a subclass can
+override (HiggsDNA style):
+
+    build_objects -> select_diphoton -> assign_region -> select_jets_and_leptons
+    -> assign_channel -> compute_features -> assign_category -> fill
+
+Regions.  After the diphoton selection every event is in exactly one region:
+**TI** when both photons pass tight ID and isolation, **NTNI** otherwise (at least one of the
+two photons fails tight ID or isolation).  TI is the signal region; NTNI is the data-driven
+background model.  Data TI events in the blinding window are removed (step ``unblinded``)
+unless ``unblind=True``; NTNI data is a control region and never blinded.
+
+Exact accumulation.  Per-event raw weights (mcWeight x scale factors) are rounded to
+multiples of 2^-24 (relative 6e-8, far below any uncertainty) and their squares likewise, so
+every per-bin sum is exact in float64 and results are bit-identical whatever the executor or
+chunk size.  The luminosity x cross-section / sum-of-weights normalisation is applied once per
+dataset after accumulation (``processors.run.normalise``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import awkward as ak
+import hist
+import numpy as np
+from coffea import processor
+
+from ttH_adv import objects as obj
+from ttH_adv import selections as sel
+from ttH_adv.config import AnalysisConfig
+from ttH_adv.features import all_features
+from ttH_adv.systematics import Variation, shift_collection, variations
+
+REGIONS = ("TI", "NTNI")
+CHANNELS = ("had", "lep")
+NO_CHANNEL = "none"
+CUTFLOW_STEPS = ("all", "trigger", "two_photons", "relative_pt", "mass_window", "unblinded",
+                 "TI", "TI_had", "TI_lep", "NTNI", "NTNI_had", "NTNI_lep")
+WEIGHT_QUANTUM = 2.0**-24
+
+
+def quantise(weights: np.ndarray) -> np.ndarray:
+    """Round weights to multiples of 2^-24 so that sums of them are exact in float64."""
+    return np.round(np.asarray(weights, dtype=np.float64) / WEIGHT_QUANTUM) * WEIGHT_QUANTUM
+
+
+@dataclass
+class ChunkInfo:
+    dataset: str
+    is_data: bool
+    filename: str
+    entry_start: int
+    entry_stop: int
+    norm: float  # luminosity x cross-section / sum of weights (1 for data)
+
+    @classmethod
+    def from_metadata(cls, metadata: dict) -> ChunkInfo:
+        """Chunk facts from the events' metadata (set by coffea's Runner and the manifest)."""
+        is_data = bool(metadata.get("is_data", False))
+        norm = 1.0 if is_data else metadata["luminosity_pb"] * metadata["xsec_pb"] / metadata["sum_weights"]
+        return cls(metadata["dataset"], is_data, metadata.get("filename", ""),
+                   int(metadata.get("entrystart", 0)), int(metadata.get("entrystop", 0)), norm)
+
+
+@dataclass
+class PhysicsObjects:
+    photons: ak.Array
+    jets: ak.Array
+    leptons: ak.Array
+    met: np.ndarray
+    trigger: np.ndarray
+
+
+@dataclass
+class Selection:
+    """Result of the selection steps for one variation (arrays over all events of the chunk)."""
+
+    mass: np.ndarray
+    steps: dict[str, np.ndarray]          # cutflow masks, in CUTFLOW_STEPS order
+    passed: np.ndarray                    # final diphoton selection (after blinding)
+    is_ti: np.ndarray
+    channel: np.ndarray                   # had | lep | none, for passed events
+    features: dict[str, np.ndarray] = field(default_factory=dict)  # for passed events
+    category: np.ndarray | None = None    # for passed events
+
+
+class TthProcessor(processor.ProcessorABC):
+    """Selection and categorisation of ttH(yy) events; fills m_yy histograms and cutflows."""
+
+    def __init__(self, config: AnalysisConfig, *, systematics: str = "none", dump_dir: str | None = None,
+                 unblind: bool = False) -> None:
+        self.config = config
+        self.systematics = systematics
+        self.variations = variations(config, systematics)
+        self.dump_dir = str(dump_dir) if dump_dir else None
+        self.unblind = unblind
+
+    # ------------------------------------------------------------------ output
+
+    def categories(self) -> list[str]:
+        """Category labels of the histogram axis (the channels without a model)."""
+        return list(CHANNELS)
+
+    def empty_histogram(self, dataset: str) -> hist.Hist:
+        """m_yy histogram with dataset, region, category and systematic axes."""
+        m = self.config.mass
+        return hist.Hist(
+            hist.axis.StrCategory([dataset], name="dataset", growth=True),
+            hist.axis.StrCategory(list(REGIONS), name="region"),
+            hist.axis.StrCategory(self.categories(), name="category"),
+            hist.axis.StrCategory([v.name for v in self.variations], name="systematic"),
+            hist.axis.Regular(m.n_bins, m.low, m.high, name="mgg", label="m_yy [GeV]"),
+            storage=hist.storage.Weight(),
+        )
+
+    def empty_output(self, dataset: str) -> dict:
+        """The accumulator: histograms, cutflow and bookkeeping (dicts merge by key, numbers add)."""
+        return {"histograms": {"mgg": self.empty_histogram(dataset)}, "cutflow": {}, "events_read": {}, "chunks": {}}
+
+    # ------------------------------------------------------------------ steps
+
+    def build_objects(self, events: ak.Array, info: ChunkInfo) -> PhysicsObjects:
+        """GeV physics objects; the pT-shift fields only when object variations run."""
+        bmap = self.config.branches
+        need_syst = not info.is_data and any(v.kind == "object" for v in self.variations)
+        extra = ("pt_syst",) if need_syst else ()
+        return PhysicsObjects(
+            photons=obj.photons(events, bmap, extra),
+            jets=obj.jets(events, bmap, extra),
+            leptons=obj.leptons(events, bmap, extra),
+            met=ak.to_numpy(events.met.et) * bmap.energy_scale,
+            trigger=ak.to_numpy(events[bmap.event["trigger"]]).astype(bool),
+        )
+
+    def select_diphoton(self, objs: PhysicsObjects, info: ChunkInfo) -> tuple[sel.Diphoton, dict[str, np.ndarray]]:
+        """Photon acceptance, leading pair, pT/m_yy, mass window: the common cutflow steps."""
+        cuts, window = self.config.photons, self.config.mass
+        d = sel.leading_diphoton(objs.photons, cuts)
+        steps = {"all": np.ones(len(d.mass), bool)}
+        steps["trigger"] = steps["all"] & objs.trigger
+        steps["two_photons"] = steps["trigger"] & d.has_pair
+        steps["relative_pt"] = steps["two_photons"] & sel.diphoton_passes_relative_pt(d, cuts)
+        steps["mass_window"] = steps["relative_pt"] & sel.in_mass_window(d.mass, window.low, window.high)
+        return d, steps
+
+    def assign_region(self, d: sel.Diphoton) -> np.ndarray:
+        """True for TI (both photons tight and isolated), False for NTNI."""
+        cuts = self.config.photons
+        ti = sel.photon_is_tight_isolated(d.lead, cuts) & sel.photon_is_tight_isolated(d.sublead, cuts)
+        return ak.to_numpy(ak.fill_none(ti, False))
+
+    def blinded(self, mass: np.ndarray, is_ti: np.ndarray, info: ChunkInfo) -> np.ndarray:
+        """Events hidden by blinding: data, TI, m_yy inside the blinding window."""
+        if self.unblind or not info.is_data:
+            return np.zeros(len(mass), bool)
+        m = self.config.mass
+        return is_ti & (mass > m.blind_low) & (mass < m.blind_high)
+
+    def select_jets_and_leptons(self, objs: PhysicsObjects, d: sel.Diphoton) -> tuple[ak.Array, ak.Array, np.ndarray]:
+        """Selected jets and leptons away from the two photons (Delta R > 0.4), and the b-jet count."""
+        jets = sel.select_jets(objs.jets, self.config.jets)
+        bmap = self.config.branches
+        leptons = sel.select_leptons(objs.leptons, self.config.leptons, bmap.electron_type, bmap.muon_type)
+        jets = sel.away_from(jets, d.lead, d.sublead)
+        leptons = sel.away_from(leptons, d.lead, d.sublead)
+        n_b = ak.to_numpy(ak.sum(sel.is_btagged(jets, self.config.jets), axis=1))
+        return jets, leptons, n_b
+
+    def assign_channel(self, n_leptons: np.ndarray, n_jets: np.ndarray, n_bjets: np.ndarray) -> np.ndarray:
+        """'lep', 'had' or 'none' per event (the channel cuts are disjoint in lepton count)."""
+        channel = np.full(len(n_jets), NO_CHANNEL, dtype=object)
+        for name in CHANNELS:
+            ok = sel.passes_channel(n_leptons, n_jets, n_bjets, self.config.channels[name])
+            channel[ok & (channel == NO_CHANNEL)] = name
+        return channel
+
+    def compute_features(self, d: sel.Diphoton, jets: ak.Array, n_b: np.ndarray, leptons: ak.Array,
+                         met: np.ndarray, mass: np.ndarray) -> dict[str, np.ndarray]:
+        """Every classifier feature (``ttH_adv.features``) for the given events."""
+        return all_features(d.lead, d.sublead, mass, jets, n_b, leptons, met)
+
+    def assign_category(self, channel: np.ndarray, features: dict[str, np.ndarray]) -> np.ndarray:
+        """Histogram category per event: the channel itself when no model is scored."""
+        return channel
+
+    # ------------------------------------------------------------------ composition
+
+    def shifted(self, objs: PhysicsObjects, variation: Variation) -> PhysicsObjects:
+        """Objects with an object variation applied (unchanged for other variations)."""
+        if variation.kind != "object":
+            return objs
+        attr = {"photon": "photons", "jet": "jets", "lepton": "leptons"}[variation.collection]
+        changed = {attr: shift_collection(getattr(objs, attr), variation.direction)}
+        return PhysicsObjects(**{**objs.__dict__, **changed})
+
+    def select(self, objs: PhysicsObjects, info: ChunkInfo) -> Selection:
+        """Run every selection step on one set of objects."""
+        d, steps = self.select_diphoton(objs, info)
+        is_ti = self.assign_region(d)
+        steps["unblinded"] = steps["mass_window"] & ~self.blinded(d.mass, is_ti, info)
+        passed = steps["unblinded"]
+        idx = np.flatnonzero(passed)
+        dp = sel.Diphoton(d.lead[idx], d.sublead[idx], d.mass[idx], d.has_pair[idx])
+        jets, leptons, n_b = self.select_jets_and_leptons(
+            PhysicsObjects(objs.photons[idx], objs.jets[idx], objs.leptons[idx], objs.met[idx], objs.trigger[idx]), dp)
+        n_jets = ak.to_numpy(ak.num(jets, axis=1))
+        n_leps = ak.to_numpy(ak.num(leptons, axis=1))
+        channel = self.assign_channel(n_leps, n_jets, n_b)
+        features = self.compute_features(dp, jets, n_b, leptons, objs.met[idx], dp.mass)
+        category = self.assign_category(channel, features)
+        for region, in_region in (("TI", is_ti), ("NTNI", ~is_ti)):
+            steps[region] = passed & in_region
+            for name in CHANNELS:
+                full = np.zeros(len(passed), bool)
+                full[idx] = channel == name
+                steps[f"{region}_{name}"] = steps[region] & full
+        return Selection(d.mass, steps, passed, is_ti, channel, features, category)
+
+    def raw_weights(self, events: ak.Array, info: ChunkInfo) -> np.ndarray:
+        """mcWeight x scale factors (1 for data), quantised; normalisation comes later."""
+        if info.is_data:
+            return np.ones(len(events))
+        w = ak.to_numpy(events[self.config.branches.event["mc_weight"]]).astype(np.float64)
+        for sf in self.config.weights.scale_factors:
+            w = w * ak.to_numpy(events[sf]).astype(np.float64)
+        return quantise(w)
+
+    def process(self, events: ak.Array) -> dict:
+        """Process one chunk: every variation's selection, histograms, cutflow, dump."""
+        info = ChunkInfo.from_metadata(events.metadata)
+        out = self.empty_output(info.dataset)
+        out["events_read"][info.dataset] = len(events)
+        out["chunks"][info.dataset] = {f"{info.filename}:{info.entry_start}-{info.entry_stop}": 1}
+        objs = self.build_objects(events, info)
+        weights = self.raw_weights(events, info)
+        event_number = ak.to_numpy(events[self.config.branches.event["event_number"]])
+        run_variations = [v for v in self.variations if v.kind == "nominal" or not info.is_data]
+        nominal: Selection | None = None
+        for variation in run_variations:
+            if variation.kind == "weight" and nominal is not None:
+                selection = nominal
+            else:
+                selection = self.select(self.shifted(objs, variation), info)
+            w = quantise(weights * variation.weight_factor())
+            self.fill(out, info, selection, w, variation.name)
+            if variation.kind == "nominal":
+                nominal = selection
+                out["cutflow"][info.dataset] = self.cutflow(selection, weights)
+            if self.dump_dir and variation.kind != "weight":
+                self.dump(info, selection, weights, event_number, variation)
+        return out
+
+    def fill(self, out: dict, info: ChunkInfo, s: Selection, w: np.ndarray, systematic: str) -> None:
+        """Add exact per-bin sums of w and w^2 (bincount) for the events in a category."""
+        h = out["histograms"]["mgg"]
+        mass_axis = h.axes["mgg"]
+        categories = self.categories()
+        mass = s.mass[s.passed]
+        w_passed = w[s.passed]
+        region_idx = np.where(s.is_ti[s.passed], 0, 1)
+        category_idx = _index_in(s.category, categories)
+        mass_idx = np.asarray(mass_axis.index(mass)).reshape(-1)
+        keep = (category_idx >= 0) & (mass_idx >= 0) & (mass_idx < mass_axis.size)
+        shape = (len(REGIONS), len(categories), mass_axis.size)
+        flat = np.ravel_multi_index((region_idx[keep], category_idx[keep], mass_idx[keep]), shape)
+        size = int(np.prod(shape))
+        values = np.bincount(flat, weights=w_passed[keep], minlength=size).reshape(shape)
+        variances = np.bincount(flat, weights=quantise(w_passed[keep] ** 2), minlength=size).reshape(shape)
+        sy = h.axes["systematic"].index(systematic)
+        view = h.view()
+        view["value"][0, :, :, sy, :] += values
+        view["variance"][0, :, :, sy, :] += variances
+
+    def cutflow(self, s: Selection, w: np.ndarray) -> dict[str, dict[str, float]]:
+        """Events and (raw, quantised) weighted sums after each step."""
+        return {step: {"events": int(mask.sum()), "weighted": float(w[mask].sum())} for step, mask in s.steps.items()}
+
+    def dump(self, info: ChunkInfo, s: Selection, w: np.ndarray, event_number: np.ndarray,
+             variation: Variation) -> None:
+        """Write this chunk's selected events to a parquet file named after the chunk."""
+        from ttH_adv.dump import write_chunk
+
+        write_chunk(self.dump_dir, info, s, w[s.passed], event_number[s.passed], variation.name,
+                    [v for v in self.variations if v.kind == "weight"])
+
+    def postprocess(self, accumulator: dict) -> dict:
+        """Nothing to do per run here: normalisation needs the manifest (processors.run)."""
+        return accumulator
+
+
+def _index_in(labels: np.ndarray, names: list[str]) -> np.ndarray:
+    """Position of each label in ``names`` (-1 where absent), without a loop over events."""
+    if len(labels) == 0:
+        return np.zeros(0, np.int64)
+    unique, inverse = np.unique(labels.astype(str), return_inverse=True)
+    positions = np.array([names.index(u) if u in names else -1 for u in unique], dtype=np.int64)
+    return positions[inverse]
