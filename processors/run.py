@@ -29,7 +29,7 @@ from coffea.util import load, save
 
 import ttH_adv
 from ttH_adv.config import AnalysisConfig
-from ttH_adv.errors import InputFileError, TthAdvError
+from ttH_adv.errors import InputFileError, ProcessingError, TthAdvError
 from ttH_adv.manifest import Manifest
 from ttH_adv.schema import FlatNtupleSchema, branch_map_dict, check_branches
 
@@ -156,6 +156,8 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
                                   maxchunks=options.maxchunks)
         try:
             result = runner(checked.fileset, processor_instance=proc, treename=config.branches.tree)
+        except Exception as exc:  # coffea wraps the cause with the work item (dataset, file, entries)
+            raise ProcessingError(f"processing stopped: {exc}") from exc
         finally:
             if client is not None:
                 cluster = getattr(client, "cluster", None)

@@ -26,3 +26,7 @@ class InputFileError(TthAdvError):
 
 class MissingBranchError(InputFileError):
     """An input tree lacks branches the analysis needs."""
+
+
+class ProcessingError(TthAdvError):
+    """Processing stopped on a chunk (the message names dataset, file and entry range)."""
