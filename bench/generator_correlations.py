@@ -16,6 +16,7 @@ import numpy as np
 
 from ttH_adv import objects
 from ttH_adv import selections as sel
+from ttH_adv.columns import delta_phi
 from ttH_adv.config import load_config
 from ttH_adv.generator import generate_dataset
 from ttH_adv.manifest import load_manifest
@@ -33,17 +34,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as out:
         manifest = load_manifest(generate_dataset(out, args.events, args.seed, samples=["data"]))
         events = ak.concatenate([read_events(f, t) for f, t in manifest.datasets["data"].files.items()])
-    d = sel.leading_diphoton(objects.photons(events, cfg.branches), cfg.photons)
+    d = sel.leading_diphoton(objects.collections(events, cfg.branches)["photons"], cfg.photons)
     passed = sel.diphoton_passes_relative_pt(d, cfg.photons) & sel.in_mass_window(d.mass, cfg.mass.low, cfg.mass.high)
-    ti = ak.to_numpy(ak.fill_none(sel.photon_is_tight_isolated(d.lead, cfg.photons)
-                                  & sel.photon_is_tight_isolated(d.sublead, cfg.photons), False))
+    ti = sel.photon_is_tight_isolated(d.lead, cfg.photons) & sel.photon_is_tight_isolated(d.sublead, cfg.photons)
     print(f"{'variable':<12} {'seed 000':>9} {'NTNI':>7} {'TI':>7}")
     columns = {}
     for region, mask in (("NTNI", passed & ~ti), ("TI", passed & ti)):
-        lead, sub, mass = d.lead[mask], d.sublead[mask], d.mass[mask]
-        dphi = np.abs(ak.to_numpy(lead.delta_phi(sub)))
-        deta = np.abs(ak.to_numpy(lead.eta - sub.eta))
-        values = {"lead pT": ak.to_numpy(lead.pt), "sublead pT": ak.to_numpy(sub.pt),
+        lead, sub, mass = d.lead.take(mask), d.sublead.take(mask), d.mass[mask]
+        dphi = np.abs(delta_phi(lead.phi, sub.phi))
+        deta = np.abs(lead.eta - sub.eta)
+        values = {"lead pT": lead.pt, "sublead pT": sub.pt,
                   "dR": np.hypot(dphi, deta), "dphi": dphi, "deta": deta}
         columns[region] = {k: np.corrcoef(v, mass)[0, 1] for k, v in values.items()}
     for name, ref in SEED_000.items():

@@ -31,7 +31,7 @@ import ttH_adv
 from ttH_adv.config import AnalysisConfig
 from ttH_adv.errors import InputFileError, ProcessingError, TthAdvError
 from ttH_adv.manifest import Manifest
-from ttH_adv.schema import FlatNtupleSchema, branch_map_dict, check_branches
+from ttH_adv.schema import FlatNtupleSchema, branch_map_dict, check_file
 
 from .tth import CUTFLOW_STEPS, TthProcessor
 
@@ -60,6 +60,11 @@ class Preflight:
     fileset: dict[str, dict] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
     entries: dict[str, int] = field(default_factory=dict)
+    file_metadata: dict[tuple[str, str, str], dict] = field(default_factory=dict)
+
+    def metadata_cache(self) -> dict:
+        """coffea's per-file metadata (entries, UUID), so the Runner need not reopen each file."""
+        return {processor.executor.FileMeta(*key): meta for key, meta in self.file_metadata.items()}
 
 
 def preflight(manifest: Manifest, config: AnalysisConfig, skip_bad_files: bool) -> Preflight:
@@ -70,20 +75,23 @@ def preflight(manifest: Manifest, config: AnalysisConfig, skip_bad_files: bool) 
     for name, dataset in manifest.datasets.items():
         files = {}
         result.entries[name] = 0
+        metadata = {**dataset.metadata(), "branch_map": bmap}
         for path, tree in dataset.files.items():
             try:
-                entries = check_branches(path, tree, required, name)
+                checked = check_file(path, tree, required, name)
             except InputFileError as exc:
                 if not skip_bad_files:
                     raise
                 log.warning("skipping bad file: %s", exc)
                 result.skipped.append({"dataset": name, "file": path, "reason": str(exc)})
                 continue
-            result.entries[name] += entries
-            if entries:
+            result.entries[name] += checked.entries
+            if checked.entries:
                 files[path] = tree
+                result.file_metadata[(name, path, tree)] = {**metadata, "numentries": checked.entries,
+                                                            "uuid": checked.uuid}
         if files:
-            result.fileset[name] = {"files": files, "metadata": {**dataset.metadata(), "branch_map": bmap}}
+            result.fileset[name] = {"files": files, "metadata": metadata}
     return result
 
 
@@ -153,7 +161,7 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
     if checked.fileset:
         executor, client = make_executor(options)
         runner = processor.Runner(executor=executor, schema=FlatNtupleSchema, chunksize=options.chunksize,
-                                  maxchunks=options.maxchunks)
+                                  maxchunks=options.maxchunks, metadata_cache=checked.metadata_cache())
         try:
             result = runner(checked.fileset, processor_instance=proc, treename=config.branches.tree)
         except Exception as exc:  # coffea wraps the cause with the work item (dataset, file, entries)

@@ -30,6 +30,7 @@ from coffea import processor
 
 from ttH_adv import objects as obj
 from ttH_adv import selections as sel
+from ttH_adv.columns import Collection
 from ttH_adv.config import AnalysisConfig
 from ttH_adv.features import all_features
 from ttH_adv.systematics import Variation, shift_collection, variations
@@ -67,9 +68,9 @@ class ChunkInfo:
 
 @dataclass
 class PhysicsObjects:
-    photons: ak.Array
-    jets: ak.Array
-    leptons: ak.Array
+    photons: Collection
+    jets: Collection
+    leptons: Collection
     met: np.ndarray
     trigger: np.ndarray
 
@@ -128,10 +129,8 @@ class TthProcessor(processor.ProcessorABC):
         need_syst = not info.is_data and any(v.kind == "object" for v in self.variations)
         extra = ("pt_syst",) if need_syst else ()
         return PhysicsObjects(
-            photons=obj.photons(events, bmap, extra),
-            jets=obj.jets(events, bmap, extra),
-            leptons=obj.leptons(events, bmap, extra),
-            met=ak.to_numpy(events.met.et) * bmap.energy_scale,
+            **obj.collections(events, bmap, extra),
+            met=ak.to_numpy(events.met.et).astype(np.float64) * bmap.energy_scale,
             trigger=ak.to_numpy(events[bmap.event["trigger"]]).astype(bool),
         )
 
@@ -149,8 +148,7 @@ class TthProcessor(processor.ProcessorABC):
     def assign_region(self, d: sel.Diphoton) -> np.ndarray:
         """True for TI (both photons tight and isolated), False for NTNI."""
         cuts = self.config.photons
-        ti = sel.photon_is_tight_isolated(d.lead, cuts) & sel.photon_is_tight_isolated(d.sublead, cuts)
-        return ak.to_numpy(ak.fill_none(ti, False))
+        return d.has_pair & sel.photon_is_tight_isolated(d.lead, cuts) & sel.photon_is_tight_isolated(d.sublead, cuts)
 
     def blinded(self, mass: np.ndarray, is_ti: np.ndarray, info: ChunkInfo) -> np.ndarray:
         """Events hidden by blinding: data, TI, m_yy inside the blinding window."""
@@ -159,15 +157,14 @@ class TthProcessor(processor.ProcessorABC):
         m = self.config.mass
         return is_ti & (mass > m.blind_low) & (mass < m.blind_high)
 
-    def select_jets_and_leptons(self, objs: PhysicsObjects, d: sel.Diphoton) -> tuple[ak.Array, ak.Array, np.ndarray]:
+    def select_jets_and_leptons(self, jets: Collection, leptons: Collection,
+                                d: sel.Diphoton) -> tuple[Collection, Collection, np.ndarray]:
         """Selected jets and leptons away from the two photons (Delta R > 0.4), and the b-jet count."""
-        jets = sel.select_jets(objs.jets, self.config.jets)
         bmap = self.config.branches
-        leptons = sel.select_leptons(objs.leptons, self.config.leptons, bmap.electron_type, bmap.muon_type)
-        jets = sel.away_from(jets, d.lead, d.sublead)
-        leptons = sel.away_from(leptons, d.lead, d.sublead)
-        n_b = ak.to_numpy(ak.sum(sel.is_btagged(jets, self.config.jets), axis=1))
-        return jets, leptons, n_b
+        jets = jets.select(sel.select_jets(jets, self.config.jets) & sel.away_from(jets, d.lead, d.sublead))
+        lep_mask = sel.select_leptons(leptons, self.config.leptons, bmap.electron_type, bmap.muon_type)
+        leptons = leptons.select(lep_mask & sel.away_from(leptons, d.lead, d.sublead))
+        return jets, leptons, jets.count(sel.is_btagged(jets, self.config.jets))
 
     def assign_channel(self, n_leptons: np.ndarray, n_jets: np.ndarray, n_bjets: np.ndarray) -> np.ndarray:
         """'lep', 'had' or 'none' per event (the channel cuts are disjoint in lepton count)."""
@@ -177,7 +174,7 @@ class TthProcessor(processor.ProcessorABC):
             channel[ok & (channel == NO_CHANNEL)] = name
         return channel
 
-    def compute_features(self, d: sel.Diphoton, jets: ak.Array, n_b: np.ndarray, leptons: ak.Array,
+    def compute_features(self, d: sel.Diphoton, jets: Collection, n_b: np.ndarray, leptons: Collection,
                          met: np.ndarray, mass: np.ndarray) -> dict[str, np.ndarray]:
         """Every classifier feature (``ttH_adv.features``) for the given events."""
         return all_features(d.lead, d.sublead, mass, jets, n_b, leptons, met)
@@ -203,12 +200,9 @@ class TthProcessor(processor.ProcessorABC):
         steps["unblinded"] = steps["mass_window"] & ~self.blinded(d.mass, is_ti, info)
         passed = steps["unblinded"]
         idx = np.flatnonzero(passed)
-        dp = sel.Diphoton(d.lead[idx], d.sublead[idx], d.mass[idx], d.has_pair[idx])
-        jets, leptons, n_b = self.select_jets_and_leptons(
-            PhysicsObjects(objs.photons[idx], objs.jets[idx], objs.leptons[idx], objs.met[idx], objs.trigger[idx]), dp)
-        n_jets = ak.to_numpy(ak.num(jets, axis=1))
-        n_leps = ak.to_numpy(ak.num(leptons, axis=1))
-        channel = self.assign_channel(n_leps, n_jets, n_b)
+        dp = d.take(idx)
+        jets, leptons, n_b = self.select_jets_and_leptons(objs.jets.take_events(idx), objs.leptons.take_events(idx), dp)
+        channel = self.assign_channel(leptons.counts, jets.counts, n_b)
         features = self.compute_features(dp, jets, n_b, leptons, objs.met[idx], dp.mass)
         category = self.assign_category(channel, features)
         for region, in_region in (("TI", is_ti), ("NTNI", ~is_ti)):
@@ -236,7 +230,7 @@ class TthProcessor(processor.ProcessorABC):
         out["chunks"][info.dataset] = {f"{info.filename}:{info.entry_start}-{info.entry_stop}": 1}
         objs = self.build_objects(events, info)
         weights = self.raw_weights(events, info)
-        event_number = ak.to_numpy(events[self.config.branches.event["event_number"]])
+        event_number = ak.to_numpy(events[self.config.branches.event["event_number"]]) if self.dump_dir else None
         run_variations = [v for v in self.variations if v.kind == "nominal" or not info.is_data]
         nominal: Selection | None = None
         for variation in run_variations:

@@ -16,8 +16,9 @@ m_yy itself is never a feature.  The processors' feature dump and the ONNX scori
 
 from __future__ import annotations
 
-import awkward as ak
 import numpy as np
+
+from .columns import Collection, Record, delta_phi
 
 JET_PAD = 0.0
 N_JETS = 3
@@ -46,40 +47,33 @@ def feature_names(feature_set: str = DEFAULT_FEATURE_SET) -> list[str]:
         raise KeyError(f"unknown feature set {feature_set!r}; known: {sorted(FEATURE_SETS)}") from None
 
 
-def _np(x: ak.Array) -> np.ndarray:
-    return ak.to_numpy(x).astype(np.float64)
+def all_features(lead: Record, sublead: Record, mass: np.ndarray, jets: Collection, n_bjets: np.ndarray,
+                 leptons: Collection, met: np.ndarray) -> dict[str, np.ndarray]:
+    """Every feature any set uses, per event (events must all have a diphoton).
 
-
-def _padded_jets(jets: ak.Array) -> ak.Array:
-    return ak.pad_none(jets, N_JETS, axis=1, clip=True)
-
-
-def all_features(lead: ak.Array, sublead: ak.Array, mass: np.ndarray, jets: ak.Array, n_bjets: np.ndarray,
-                 leptons: ak.Array, met: np.ndarray) -> dict[str, np.ndarray]:
-    """Every feature any set uses, per event (events must all have a diphoton)."""
+    ``jets`` and ``leptons`` are the selected, pT-ordered objects of the same events.
+    """
     out: dict[str, np.ndarray] = {}
     for i, photon in ((1, lead), (2, sublead)):
-        out[f"photon{i}_pt"] = _np(photon.pt)
-        out[f"photon{i}_E"] = _np(photon.energy)
-        out[f"photon{i}_eta"] = _np(photon.eta)
-        out[f"photon{i}_phi"] = _np(photon.phi)
-        out[f"photon{i}_pt_over_mgg"] = out[f"photon{i}_pt"] / mass
-        out[f"photon{i}_E_over_mgg"] = out[f"photon{i}_E"] / mass
-    dphi = np.abs(_np(lead.delta_phi(sublead)))
-    deta = np.abs(out["photon1_eta"] - out["photon2_eta"])
+        out[f"photon{i}_pt"] = photon.pt
+        out[f"photon{i}_E"] = photon.energy
+        out[f"photon{i}_eta"] = photon.eta
+        out[f"photon{i}_phi"] = photon.phi
+        out[f"photon{i}_pt_over_mgg"] = photon.pt / mass
+        out[f"photon{i}_E_over_mgg"] = photon.energy / mass
+    dphi = np.abs(delta_phi(lead.phi, sublead.phi))
+    deta = np.abs(lead.eta - sublead.eta)
     out.update(diphoton_dphi=dphi, diphoton_deta=deta, diphoton_dr=np.hypot(dphi, deta))
-    padded = _padded_jets(jets)
     for i in range(N_JETS):
-        jet = padded[:, i]
-        for name, field in (("pt", "pt"), ("E", "energy"), ("eta", "eta"), ("phi", "phi"), ("btag", "btag")):
-            out[f"jet{i + 1}_{name}"] = _np(ak.fill_none(jet[field], JET_PAD))
-    out["n_jets"] = _np(ak.num(jets, axis=1))
+        for name, column in (("pt", "pt"), ("E", "energy"), ("eta", "eta"), ("phi", "phi"), ("btag", "btag")):
+            out[f"jet{i + 1}_{name}"] = jets.nth(column, i, JET_PAD)
+    out["n_jets"] = jets.counts.astype(np.float64)
     out["n_bjets"] = np.asarray(n_bjets, dtype=np.float64)
-    out["n_leptons"] = _np(ak.num(leptons, axis=1))
-    out["ht"] = _np(ak.sum(jets.pt, axis=1))
+    out["n_leptons"] = leptons.counts.astype(np.float64)
+    out["ht"] = jets.sum("pt")
     out["met"] = np.asarray(met, dtype=np.float64)
-    out["lepton1_pt"] = _np(ak.fill_none(ak.firsts(leptons.pt), 0.0))
-    return out
+    out["lepton1_pt"] = leptons.nth("pt", 0, 0.0)
+    return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
 
 
 def feature_matrix(features: dict[str, np.ndarray], feature_set: str = DEFAULT_FEATURE_SET) -> np.ndarray:

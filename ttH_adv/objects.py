@@ -2,7 +2,8 @@
 
 The schema keeps the file's units; here every energy-like field named in the branch map's
 ``energy_fields`` is multiplied by ``energy_scale`` (MeV -> GeV for Open Data), and photons,
-jets, electrons and muons (split by ``lep_type``) become ``PtEtaPhiELorentzVector`` records.
+jets, electrons and muons (split by ``lep_type``) become ``PtEtaPhiELorentzVector`` records
+for interactive work, or flat ``Collection`` columns for the processor (``collections``).
 Only the fields asked for are read, so unused branches never leave the file.
 """
 
@@ -13,9 +14,13 @@ from collections.abc import Iterable
 import awkward as ak
 from coffea.nanoevents.methods import vector
 
+from .columns import Collection
 from .config import BranchMap
 
 KINEMATIC_FIELDS = ("pt", "eta", "phi", "energy")
+PHOTON_FIELDS = (*KINEMATIC_FIELDS, "is_tight", "ptcone30", "etcone20")
+JET_FIELDS = (*KINEMATIC_FIELDS, "btag", "jvt")
+LEPTON_FIELDS = (*KINEMATIC_FIELDS, "charge", "type", "is_tight", "ptcone30", "etcone20")
 
 
 def to_gev(record: ak.Array, branch_map: BranchMap, fields: Iterable[str],
@@ -28,18 +33,17 @@ def to_gev(record: ak.Array, branch_map: BranchMap, fields: Iterable[str],
 
 def photons(events: ak.Array, branch_map: BranchMap, extra: Iterable[str] = ()) -> ak.Array:
     """Photons in GeV: kinematics plus the identification and isolation fields."""
-    return to_gev(events.photon, branch_map, (*KINEMATIC_FIELDS, "is_tight", "ptcone30", "etcone20", *extra))
+    return to_gev(events.photon, branch_map, (*PHOTON_FIELDS, *extra))
 
 
 def jets(events: ak.Array, branch_map: BranchMap, extra: Iterable[str] = ()) -> ak.Array:
     """Jets in GeV with b-tag score and JVT."""
-    return to_gev(events.jet, branch_map, (*KINEMATIC_FIELDS, "btag", "jvt", *extra))
+    return to_gev(events.jet, branch_map, (*JET_FIELDS, *extra))
 
 
 def leptons(events: ak.Array, branch_map: BranchMap, extra: Iterable[str] = ()) -> ak.Array:
     """Electrons and muons together, in GeV."""
-    fields = (*KINEMATIC_FIELDS, "charge", "type", "is_tight", "ptcone30", "etcone20", *extra)
-    return to_gev(events.lepton, branch_map, fields)
+    return to_gev(events.lepton, branch_map, (*LEPTON_FIELDS, *extra))
 
 
 def split_leptons(leps: ak.Array, branch_map: BranchMap) -> tuple[ak.Array, ak.Array]:
@@ -50,3 +54,12 @@ def split_leptons(leps: ak.Array, branch_map: BranchMap) -> tuple[ak.Array, ak.A
 def met(events: ak.Array, branch_map: BranchMap, extra: Iterable[str] = ()) -> ak.Array:
     """Missing transverse momentum (et, phi) in GeV."""
     return to_gev(events.met, branch_map, ("et", "phi", *extra), with_name=None)
+
+
+def collections(events: ak.Array, branch_map: BranchMap, extra: Iterable[str] = ()) -> dict[str, Collection]:
+    """Photons, jets and leptons as flat GeV columns (the processor's fast path)."""
+    return {
+        "photons": Collection.from_record(events.photon, (*PHOTON_FIELDS, *extra), branch_map),
+        "jets": Collection.from_record(events.jet, (*JET_FIELDS, *extra), branch_map),
+        "leptons": Collection.from_record(events.lepton, (*LEPTON_FIELDS, *extra), branch_map),
+    }

@@ -18,6 +18,7 @@ import functools
 import json
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import awkward as ak
 import uproot
@@ -94,8 +95,21 @@ def read_events(path: str, tree: str = "mini", branch_map: BranchMap | None = No
     return factory.events()
 
 
+@dataclass(frozen=True)
+class FileCheck:
+    """What the check of one file learnt: its entries and ROOT file UUID."""
+
+    entries: int
+    uuid: bytes
+
+
 def check_branches(path: str, tree: str, required: Iterable[str], dataset: str | None = None) -> int:
-    """Open one file, check its tree and branches; return its number of entries.
+    """Open one file, check its tree and branches; return its number of entries."""
+    return check_file(path, tree, required, dataset).entries
+
+
+def check_file(path: str, tree: str, required: Iterable[str], dataset: str | None = None) -> FileCheck:
+    """Open one file, check its tree, branches and basket positions.
 
     Raises ``InputFileError`` (missing/corrupt file, missing tree) or ``MissingBranchError``
     with the file, tree, dataset and branches named.
@@ -124,7 +138,7 @@ def check_branches(path: str, tree: str, required: Iterable[str], dataset: str |
         if truncated:
             raise InputFileError(f"file {where} is truncated: data of branch(es) {', '.join(truncated[:5])} "
                                  "lie beyond its end", path=path, dataset=dataset)
-        return int(ttree.num_entries)
+        return FileCheck(int(ttree.num_entries), handle.file.fUUID)
 
 
 def _branches_past_end_of_file(ttree: uproot.TTree, branches: Iterable[str], path: str) -> list[str]:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import awkward as ak
-
+from .columns import Collection
 from .config import AnalysisConfig
 
 NOMINAL = "nominal"
@@ -45,7 +44,7 @@ def variations(config: AnalysisConfig, mode: str) -> list[Variation]:
     return out
 
 
-def shift_collection(objects: ak.Array, direction: int) -> ak.Array:
+def shift_collection(objects: Collection, direction: int) -> Collection:
     """Shift pT and energy by direction x pt_syst (absolute 1-sigma, same units as pT)."""
     scale = 1.0 + direction * objects.pt_syst / objects.pt
-    return ak.with_field(ak.with_field(objects, objects.pt * scale, "pt"), objects.energy * scale, "energy")
+    return objects.with_columns(pt=objects.pt * scale, energy=objects.energy * scale)

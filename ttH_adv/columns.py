@@ -1,0 +1,140 @@
+"""Jagged collections as flat numpy columns plus per-event counts: the processor's hot path.
+
+Awkward arrays are the right interface for reading and for users; inside the processor the
+same columnar operations run faster on the flat content arrays directly, with per-event
+quantities from ``np.bincount`` / ``np.repeat`` over the event index.  No Python loop ever
+runs over events or objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import awkward as ak
+import numpy as np
+
+from .config import BranchMap
+
+
+class Record(dict):
+    """Per-event values of one object (e.g. the leading photon), with attribute access."""
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def take(self, index: np.ndarray) -> Record:
+        """The values of the events at ``index``."""
+        return Record({k: v[index] for k, v in self.items()})
+
+
+@dataclass
+class Collection:
+    """Objects of many events: ``columns[name]`` holds one value per object, ``counts`` per event."""
+
+    counts: np.ndarray
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        try:
+            return self.__dict__["columns"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @classmethod
+    def from_record(cls, record: ak.Array, fields: Iterable[str], branch_map: BranchMap) -> Collection:
+        """Read fields of a schema record, scaling energy-like ones to GeV."""
+        fields = list(fields)
+        counts = ak.to_numpy(ak.num(record[fields[0]], axis=1)).astype(np.int64)
+        columns = {}
+        for name in fields:
+            values = ak.to_numpy(ak.flatten(record[name], axis=1))
+            if name in branch_map.energy_fields:
+                values = values.astype(np.float64) * branch_map.energy_scale
+            columns[name] = values
+        return cls(counts, columns)
+
+    @property
+    def n_events(self) -> int:
+        """Number of events."""
+        return len(self.counts)
+
+    @cached_property
+    def starts(self) -> np.ndarray:
+        """Index of each event's first object in the flat columns."""
+        return np.cumsum(self.counts) - self.counts
+
+    @cached_property
+    def event_index(self) -> np.ndarray:
+        """The event each object belongs to."""
+        return np.repeat(np.arange(self.n_events), self.counts)
+
+    def per_event(self, values: np.ndarray) -> np.ndarray:
+        """Broadcast one value per event to one value per object."""
+        return np.asarray(values)[self.event_index]
+
+    def count(self, mask: np.ndarray | None = None) -> np.ndarray:
+        """Objects per event (passing ``mask`` if given)."""
+        if mask is None:
+            return self.counts
+        return np.bincount(self.event_index[mask], minlength=self.n_events)
+
+    def select(self, mask: np.ndarray) -> Collection:
+        """Only the objects passing a per-object mask (order kept)."""
+        return Collection(self.count(mask), {k: v[mask] for k, v in self.columns.items()})
+
+    def take_events(self, events: np.ndarray) -> Collection:
+        """The collection restricted to the events at the given (sorted) indices."""
+        keep = np.zeros(self.n_events, bool)
+        keep[events] = True
+        mask = keep[self.event_index]
+        return Collection(self.counts[events], {k: v[mask] for k, v in self.columns.items()})
+
+    def _nth_index(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        has = self.counts > n
+        return has, self.starts[has] + n
+
+    def nth(self, name: str, n: int, fill: float = 0.0) -> np.ndarray:
+        """The n-th object's value per event (objects are pT-ordered), ``fill`` where absent."""
+        return self._take_nth(self.columns[name], *self._nth_index(n), fill)
+
+    def nth_record(self, n: int) -> Record:
+        """Every column of the n-th object per event (zeros where absent)."""
+        has, index = self._nth_index(n)
+        return Record({name: self._take_nth(column, has, index, 0) for name, column in self.columns.items()})
+
+    def _take_nth(self, column: np.ndarray, has: np.ndarray, index: np.ndarray, fill: float) -> np.ndarray:
+        out = np.full(self.n_events, fill, dtype=column.dtype)
+        out[has] = column[index]
+        return out
+
+    def sum(self, name: str) -> np.ndarray:
+        """Per-event sum of a column."""
+        return np.bincount(self.event_index, weights=self.columns[name], minlength=self.n_events)
+
+    def with_columns(self, **columns: np.ndarray) -> Collection:
+        """A copy with some columns replaced."""
+        return Collection(self.counts, {**self.columns, **columns})
+
+
+def delta_phi(phi1: np.ndarray, phi2: np.ndarray) -> np.ndarray:
+    """phi1 - phi2 wrapped into [-pi, pi)."""
+    return (np.asarray(phi1) - phi2 + np.pi) % (2 * np.pi) - np.pi
+
+
+def delta_r(eta1: np.ndarray, phi1: np.ndarray, eta2: np.ndarray, phi2: np.ndarray) -> np.ndarray:
+    """Angular distance sqrt(d_eta^2 + d_phi^2)."""
+    return np.hypot(np.asarray(eta1) - eta2, delta_phi(phi1, phi2))
+
+
+def invariant_mass(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> np.ndarray:
+    """Mass of the sum of two (pt, eta, phi, energy) four-vectors."""
+    px = a["pt"] * np.cos(a["phi"]) + b["pt"] * np.cos(b["phi"])
+    py = a["pt"] * np.sin(a["phi"]) + b["pt"] * np.sin(b["phi"])
+    pz = a["pt"] * np.sinh(a["eta"]) + b["pt"] * np.sinh(b["eta"])
+    e = a["energy"] + b["energy"]
+    return np.sqrt(np.maximum(e**2 - px**2 - py**2 - pz**2, 0.0))
