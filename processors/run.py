@@ -53,6 +53,7 @@ class RunOptions:
     skip_bad_files: bool = False
     progress: bool = True
     retries: int = 0
+    client: Any = None  # an existing dask.distributed Client (the caller owns and closes it)
 
 
 @dataclass
@@ -103,8 +104,9 @@ def make_executor(options: RunOptions) -> tuple[processor.ExecutorBase, Any]:
         return processor.FuturesExecutor(workers=options.workers, status=options.progress,
                                          retries=options.retries), None
     if options.executor == "dask":
-        client = dask_client(options)
-        return processor.DaskExecutor(client=client, status=options.progress, retries=options.retries), client
+        client = options.client or dask_client(options)
+        owned = None if options.client is not None else client
+        return processor.DaskExecutor(client=client, status=options.progress, retries=options.retries), owned
     raise TthAdvError(f"--executor must be one of {EXECUTORS}, got {options.executor!r}")
 
 

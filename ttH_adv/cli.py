@@ -8,11 +8,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from .demo import DEMO_EVENTS
 from .errors import TthAdvError
 
 log = logging.getLogger("ttH_adv")
 
-DEMO_EVENTS = 200_000
 
 
 def _setup_logging(verbosity: int) -> None:
@@ -77,18 +77,18 @@ def cmd_export_root(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Generate the default synthetic dataset (if not there yet) and summarise it."""
-    from .generator import generate_dataset
+    """Run the analysis chain on the default synthetic data, reusing finished stages."""
+    from processors.run import load_output, summary
+
+    from .demo import DemoSettings, run_demo
     from .summary import summarise_manifest
 
-    out = Path(args.out)
-    manifest = out / "ntuples" / "datasets.json"
-    if manifest.is_file():
-        log.info("reusing ntuples in %s (delete the folder to regenerate)", manifest.parent)
-    else:
-        log.info("stage 1/1: generating %d synthetic events (seed %d)", args.events, args.seed)
-        generate_dataset(manifest.parent, args.events, args.seed, show_progress=not args.no_progress)
-    print(summarise_manifest(manifest))
+    settings = DemoSettings(Path(args.out), args.events, args.seed, args.executor, args.workers,
+                            progress=not args.no_progress)
+    run_demo(settings)
+    print(summarise_manifest(settings.manifest))
+    print(summary(load_output(settings.histograms)))
+    print(f"outputs in {settings.out}/")
     return 0
 
 
@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="tth-demo", help="output folder (default: tth-demo); reruns reuse it")
     d.add_argument("--events", type=int, default=DEMO_EVENTS, help=f"events to generate (default {DEMO_EVENTS})")
     d.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    d.add_argument("--executor", choices=["iterative", "futures", "dask"], default="futures",
+                   help="executor for the processing stages (default futures)")
+    d.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     return parser
 
 

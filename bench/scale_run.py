@@ -1,0 +1,70 @@
+"""Scale run standing for the full Run-2 ntuples: many events over many files through Dask.
+
+    python bench/scale_run.py [--events 20000000] [--files-per-sample 12] [--workers 2]
+                              [--chunksize 100000] [--keep DIR]
+
+Generates the dataset (or reuses --keep DIR if it already holds one), runs the processor on a
+Dask LocalCluster, and reports the event rate and each worker's peak resident memory (read on
+the workers from getrusage at the end).  Run it at two sizes to see memory stay flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from processors.run import RunOptions, run_analysis
+from ttH_adv.config import load_config
+from ttH_adv.generator import generate_dataset
+from ttH_adv.manifest import load_manifest
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_on_cluster(manifest, workers: int, chunksize: int) -> tuple[float, dict[str, float]]:
+    """Run through a LocalCluster we own, so worker memory can be read afterwards."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        start = time.perf_counter()
+        run_analysis(manifest, load_config(), RunOptions(executor="dask", workers=workers, chunksize=chunksize,
+                                                         progress=False, client=client))
+        seconds = time.perf_counter() - start
+        return seconds, client.run(peak_rss_mb)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=20_000_000)
+    parser.add_argument("--files-per-sample", type=int, default=12)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--chunksize", type=int, default=100_000)
+    parser.add_argument("--keep", default=None, help="folder for the generated files (kept for reuse)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(args.keep or tmp)
+        manifest_path = folder / "datasets.json"
+        start = time.perf_counter()
+        if not manifest_path.is_file():
+            generate_dataset(folder, args.events, seed=1, files_per_sample=args.files_per_sample)
+        generation = time.perf_counter() - start
+        manifest = load_manifest(manifest_path)
+        n_files = sum(len(d.files) for d in manifest.datasets.values())
+        n_events = sum(d.n_events for d in manifest.datasets.values())
+        seconds, memory = run_on_cluster(manifest, args.workers, args.chunksize)
+    print(f"{n_events:,} events in {n_files} files (generated in {generation:.0f} s)")
+    print(f"dask LocalCluster, {args.workers} workers, chunksize {args.chunksize:,}: {seconds:.1f} s, "
+          f"{n_events / seconds:,.0f} events/s")
+    for worker, mb in sorted(memory.items()):
+        print(f"  peak RSS {worker}: {mb:,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
