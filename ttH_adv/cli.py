@@ -76,6 +76,47 @@ def cmd_export_root(args: argparse.Namespace) -> int:
     return 0
 
 
+def training_runs(methods: list[str], lam: float, scan: list[float] | None) -> list[tuple[str, float]]:
+    """(method, lambda) pairs: adversarial at each scanned lambda, the baselines once."""
+    from training.methods import METHODS
+
+    chosen = list(METHODS) if "all" in methods else methods
+    runs = []
+    for method in chosen:
+        lambdas = (scan or [lam]) if method == "adversarial" else [0.0]
+        runs += [(method, float(x)) for x in lambdas]
+    return runs
+
+
+def training_overrides(args: argparse.Namespace) -> dict:
+    """Command-line overrides of the training configuration."""
+    overrides: dict = {}
+    if args.epochs is not None:
+        overrides.setdefault("schedule", {})["epochs"] = args.epochs
+    if args.folds is not None:
+        overrides.setdefault("data", {})["n_folds"] = args.folds
+    if args.layers is not None:
+        overrides.setdefault("classifier", {})["layers"] = args.layers
+    if args.feature_set is not None:
+        overrides.setdefault("data", {})["feature_set"] = args.feature_set
+    if args.background is not None:
+        overrides.setdefault("data", {})["background"] = args.background
+    return overrides
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train the decorrelated classifier and baselines; export ONNX; write the Pareto table."""
+    from training.config import load_training_config
+    from training.run import run_training
+
+    config = load_training_config(args.config, training_overrides(args))
+    summary = run_training(args.features, args.out, config, training_runs(args.method, args.lam, args.lambda_scan))
+    print(summary["table"])
+    chosen = summary["chosen"]
+    print(f"chosen: {chosen['method']} (lambda {chosen['lambda']:g}) -> {chosen['model']}  [{chosen['rule']}]")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the analysis chain on the default synthetic data, reusing finished stages."""
     from processors.run import load_output, summary
@@ -139,6 +180,23 @@ def build_parser() -> argparse.ArgumentParser:
     e = add("export-root", cmd_export_root, "write the m_yy histograms of an output to a ROOT file")
     e.add_argument("--input", required=True, help="output of 'tth-adv run' (.coffea file or its folder)")
     e.add_argument("--out", required=True, help="ROOT file to write")
+
+    t = add("train", cmd_train, "train the mass-decorrelated classifier (and baselines) on a feature dump; "
+                                "export ONNX; print the rejection-vs-sculpting table")
+    t.add_argument("--features", required=True, help="feature dump folder of 'tth-adv run --dump-features'")
+    t.add_argument("--out", required=True, help="model folder: model.onnx (chosen), models/, results.json")
+    t.add_argument("--method", nargs="+", default=["adversarial"],
+                   choices=["adversarial", "classifier", "drop-correlated", "reweight", "disco", "all"],
+                   help="methods to train (default adversarial; 'all' for every method)")
+    t.add_argument("--lambda", dest="lam", type=float, default=30.0, help="adversary strength (default 30)")
+    t.add_argument("--lambda-scan", type=float, nargs="+", default=None, metavar="L",
+                   help="train the adversarial method at each of these lambdas")
+    t.add_argument("--config", default=None, help="training configuration YAML overriding training/defaults.yaml")
+    t.add_argument("--epochs", type=int, default=None, help="adversarial/training epochs (override)")
+    t.add_argument("--folds", type=int, default=None, help="k of the k-fold split by eventNumber (override)")
+    t.add_argument("--layers", type=int, nargs="+", default=None, help="classifier hidden widths (override)")
+    t.add_argument("--feature-set", default=None, help="feature set: seed, scaled or extended (override)")
+    t.add_argument("--background", default=None, choices=["ntni_data", "mc", "both"], help="background sample")
 
     d = add("demo", cmd_demo, "run the analysis chain on the embedded default synthetic data")
     d.add_argument("--out", default="tth-demo", help="output folder (default: tth-demo); reruns reuse it")

@@ -149,12 +149,14 @@ def _default_dict() -> dict[str, Any]:
 REPLACED_WHOLE = {"fields"}
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:
+def merge_overrides(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Recursively overlay ``override`` on ``base``; ``build_section`` then rejects unknown keys."""
+    if not isinstance(override, dict):
+        raise ConfigError(f"a configuration override must be a mapping, got {type(override).__name__}")
     merged = dict(base)
     for key, value in override.items():
         nested = isinstance(base.get(key), dict) and isinstance(value, dict) and key not in REPLACED_WHOLE
-        merged[key] = _merge(base[key], value, f"{where}{key}.") if nested else value
+        merged[key] = merge_overrides(base[key], value) if nested else value
     return merged
 
 
@@ -223,7 +225,7 @@ def load_config(path: str | Path | None = None) -> AnalysisConfig:
             raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from exc
         if not isinstance(user, dict):
             raise ConfigError(f"configuration file {path} must hold a mapping at top level")
-        data = _merge(data, user, "")
+        data = merge_overrides(data, user)
     try:
         return build_section(AnalysisConfig, data, "config")
     except ConfigError as exc:

@@ -1,0 +1,93 @@
+"""Training configuration: dataclasses loaded from ``training/defaults.yaml`` plus a user file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from ttH_adv.config import build_section, merge_overrides
+from ttH_adv.errors import ConfigError
+
+BACKGROUNDS = ("ntni_data", "mc", "both")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    feature_set: str
+    signal: tuple[str, ...]
+    background: str
+    background_mc: tuple[str, ...]
+    min_jets: int
+    n_folds: int
+    validation_fraction: float
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    layers: tuple[int, ...]
+    dropout: float
+    learning_rate: float
+
+
+@dataclass(frozen=True)
+class AdversaryConfig:
+    components: int
+    layers: tuple[int, ...]
+    learning_rate: float
+    steps_per_classifier_step: int
+    input: str
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    batch_size: int
+    pretrain_classifier_epochs: int
+    pretrain_adversary_epochs: int
+    epochs: int
+    patience: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    jsd_ratio_max: float
+    jsd_toys: int
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    drop_correlation_max: float
+    disco_alpha: float
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    data: DataConfig
+    classifier: ClassifierConfig
+    adversary: AdversaryConfig
+    schedule: ScheduleConfig
+    selection: SelectionConfig
+    baselines: BaselineConfig
+
+
+def load_training_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainingConfig:
+    """Packaged defaults, overlaid with a YAML file and then with a dict of overrides."""
+    data = yaml.safe_load(resources.files("training").joinpath("defaults.yaml").read_text())
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"training configuration not found: {path}")
+        data = merge_overrides(data, yaml.safe_load(path.read_text()) or {})
+    if overrides:
+        data = merge_overrides(data, overrides)
+    config = build_section(TrainingConfig, data, "training")
+    if config.data.background not in BACKGROUNDS:
+        raise ConfigError(f"training.data.background must be one of {BACKGROUNDS}, got {config.data.background!r}")
+    if config.adversary.input not in ("logit", "score"):
+        raise ConfigError(f"training.adversary.input must be 'logit' or 'score', got {config.adversary.input!r}")
+    if config.data.n_folds < 2:
+        raise ConfigError("training.data.n_folds must be at least 2")
+    return config

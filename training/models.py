@@ -1,0 +1,86 @@
+"""Keras (functional API) classifier and Gaussian-mixture adversary, and their losses."""
+
+from __future__ import annotations
+
+import math
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from .config import AdversaryConfig, ClassifierConfig  # noqa: E402
+
+MASS_CENTRE, MASS_SCALE = 132.5, 15.9  # m_yy standardisation for the adversary (105-160 GeV)
+
+
+def build_classifier(n_features: int, config: ClassifierConfig, seed: int) -> keras.Model:
+    """MLP with ReLU and dropout; outputs the logit (the score is its sigmoid)."""
+    init = keras.initializers.GlorotUniform(seed=seed)
+    inputs = keras.Input((n_features,), name="features")
+    x = inputs
+    for i, width in enumerate(config.layers):
+        x = keras.layers.Dense(width, activation="relu", kernel_initializer=init, name=f"dense_{i}")(x)
+        if config.dropout > 0:
+            x = keras.layers.Dropout(config.dropout, seed=seed + i, name=f"dropout_{i}")(x)
+    logit = keras.layers.Dense(1, kernel_initializer=init, name="logit")(x)
+    return keras.Model(inputs, logit, name="classifier")
+
+
+def build_adversary(config: AdversaryConfig, seed: int) -> keras.Model:
+    """Mixture density network: (logit or score) -> K means, log-widths and mixture logits for m_yy."""
+    init = keras.initializers.GlorotUniform(seed=seed + 100)
+    inputs = keras.Input((1,), name="classifier_output")
+    x = inputs
+    for i, width in enumerate(config.layers):
+        x = keras.layers.Dense(width, activation="tanh", kernel_initializer=init, name=f"adv_dense_{i}")(x)
+    k = config.components
+    means = keras.layers.Dense(k, kernel_initializer=init, name="means")(x)
+    log_sigmas = keras.layers.Dense(k, kernel_initializer=init, name="log_sigmas")(x)
+    mix_logits = keras.layers.Dense(k, kernel_initializer=init, name="mix_logits")(x)
+    return keras.Model(inputs, [means, log_sigmas, mix_logits], name="adversary")
+
+
+def standardised_mass(mass: tf.Tensor) -> tf.Tensor:
+    """m_yy mapped to roughly unit scale."""
+    return (mass - MASS_CENTRE) / MASS_SCALE
+
+
+def mixture_nll(params: list[tf.Tensor], target: tf.Tensor) -> tf.Tensor:
+    """Per-event negative log-likelihood of target under the Gaussian mixture."""
+    means, log_sigmas, mix_logits = params
+    log_sigmas = tf.clip_by_value(log_sigmas, -5.0, 3.0)
+    z = (target[:, None] - means) / tf.exp(log_sigmas)
+    log_norm = -0.5 * z**2 - log_sigmas - 0.5 * math.log(2 * math.pi)
+    log_mix = tf.nn.log_softmax(mix_logits, axis=-1)
+    return -tf.reduce_logsumexp(log_mix + log_norm, axis=-1)
+
+
+def weighted_mean(values: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    """sum(w x) / sum(w), safe for an all-zero weight batch."""
+    return tf.math.divide_no_nan(tf.reduce_sum(values * weights), tf.reduce_sum(weights))
+
+
+def binary_cross_entropy(labels: tf.Tensor, logits: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    """Weighted BCE from logits."""
+    losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+    return weighted_mean(losses, weights)
+
+
+def distance_correlation_squared(x: tf.Tensor, y: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    """Weighted distance correlation squared of two 1-d tensors (DisCo, Kasieczka & Shih 2020)."""
+    w = weights / tf.reduce_sum(weights)
+    a = tf.abs(x[:, None] - x[None, :])
+    b = tf.abs(y[:, None] - y[None, :])
+
+    def centred(d: tf.Tensor) -> tf.Tensor:
+        row = tf.linalg.matvec(d, w)
+        return d - row[:, None] - row[None, :] + tf.reduce_sum(row * w)
+
+    a, b = centred(a), centred(b)
+
+    def wmean(m: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_sum(w[:, None] * m * w[None, :])
+
+    return tf.math.divide_no_nan(wmean(a * b), tf.sqrt(wmean(a * a) * wmean(b * b)))

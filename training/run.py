@@ -1,0 +1,146 @@
+"""Train methods and lambdas with k-fold scoring; write the Pareto table and the chosen model.
+
+For every (method, lambda): one model per fold (trained on the other folds, early-stopped and
+selected on a validation split of them), out-of-fold scores for every event, and metrics on
+those scores: AUC, R50, R80, JSD at the 50% and 80% working points with their floors, the
+score-m_yy correlations on background, a KS overtraining check, and the training time.
+
+The chosen model follows the selection rule (``selection`` in the configuration): among
+results with JSD50 <= jsd_ratio_max x floor the highest R50, else the lowest JSD50/floor.
+Its fold-0 model is exported as ``MODELDIR/model.onnx``; every result's fold-0 model is kept
+in ``MODELDIR/models/`` and the table in ``MODELDIR/results.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ttH_adv import metrics
+
+from .config import TrainingConfig
+from .data import TrainingData, load_training_data
+from .export import export_onnx
+from .methods import DecorrelatedClassifier, evaluate_scores
+
+log = logging.getLogger(__name__)
+
+TABLE_COLUMNS = ("method", "lambda", "auc", "r50", "r80", "inverse_jsd50", "ratio50", "inverse_jsd80", "ratio80",
+                 "pearson_correlation", "distance_correlation", "seconds_per_epoch_per_100k")
+
+
+@dataclass
+class MethodResult:
+    method: str
+    lam: float
+    metrics: dict[str, float]
+    history: list[list[dict]] = field(default_factory=list)
+    model_file: str = ""
+
+    @property
+    def name(self) -> str:
+        """File-name-safe label, e.g. 'adversarial_lam30'."""
+        return self.method if self.method != "adversarial" else f"adversarial_lam{self.lam:g}"
+
+
+def train_one(data: TrainingData, config: TrainingConfig, method: str, lam: float
+              ) -> tuple[MethodResult, DecorrelatedClassifier]:
+    """k-fold training of one (method, lambda); returns the result and the fold-0 model."""
+    n_folds = config.data.n_folds
+    scores = np.zeros(len(data))
+    models, histories, train_seconds, epoch_events = [], [], 0.0, []
+    for k in range(n_folds):
+        train, test = data.fold(k, n_folds)
+        fit, validation = train.split_validation(config.data.validation_fraction)
+        model = DecorrelatedClassifier(config, method, lam, data.features)
+        start = time.perf_counter()
+        model.fit(fit.X, fit.y, fit.mass, fit.weight, (validation.X, validation.y, validation.mass, validation.weight))
+        train_seconds += time.perf_counter() - start
+        main_phase = [r for r in model.history if r.phase in ("adversarial", "train")]
+        epoch_events += [r.seconds / len(fit) * 1e5 for r in main_phase]
+        scores[data.event_number % n_folds == k] = model.predict(test.X)
+        histories.append(model.history_dicts())
+        models.append(model)
+    result = evaluate_scores(scores, data.y, data.mass, data.weight)
+    result["seconds_per_epoch_per_100k"] = float(np.mean(epoch_events)) if epoch_events else float("nan")
+    result["training_seconds"] = train_seconds
+    result["overtraining_ks"] = _overtraining(models[0], data, n_folds)
+    result["dropped_features"] = getattr(models[0], "dropped", [])
+    return MethodResult(method, lam, result, histories), models[0]
+
+
+def _overtraining(model: DecorrelatedClassifier, data: TrainingData, n_folds: int) -> dict[str, dict]:
+    train, test = data.fold(0, n_folds)
+    return {label: metrics.overtraining_ks(model.predict(train.X[train.y == cls]), model.predict(test.X[test.y == cls]))
+            for label, cls in (("signal", 1), ("background", 0))}
+
+
+def choose(results: list[MethodResult], jsd_ratio_max: float) -> MethodResult:
+    """The selection rule applied to results (see module docstring)."""
+    def key(r: MethodResult) -> tuple:
+        ratio = r.metrics["ratio50"]
+        return (1, r.metrics["r50"]) if ratio <= jsd_ratio_max else (0, -ratio)
+
+    return max(results, key=key)
+
+
+def format_table(results: list[MethodResult]) -> str:
+    """The Pareto table as aligned text."""
+    header = f"{'method':<16}{'lambda':>7}{'AUC':>7}{'R50':>8}{'R80':>7}{'1/JSD50':>9}{'JSD50/fl':>9}" \
+             f"{'1/JSD80':>9}{'JSD80/fl':>9}{'Pearson':>8}{'dCor':>6}{'s/ep/100k':>10}"
+    lines = [header]
+    for r in results:
+        m = r.metrics
+        lines.append(f"{r.method:<16}{r.lam:>7g}{m['auc']:>7.3f}{m['r50']:>8.1f}{m['r80']:>7.2f}"
+                     f"{m['inverse_jsd50']:>9.0f}{m['ratio50']:>9.1f}{m['inverse_jsd80']:>9.0f}{m['ratio80']:>9.1f}"
+                     f"{m['pearson_correlation']:>8.3f}{m['distance_correlation']:>6.3f}"
+                     f"{m['seconds_per_epoch_per_100k']:>10.1f}")
+    return "\n".join(lines)
+
+
+def run_training(features_dir: str | Path, out_dir: str | Path, config: TrainingConfig,
+                 runs: list[tuple[str, float]]) -> dict:
+    """Train every (method, lambda) in ``runs``; write results.json, models/ and model.onnx."""
+    out = Path(out_dir)
+    (out / "models").mkdir(parents=True, exist_ok=True)
+    data = load_training_data(features_dir, config.data)
+    log.info("training data: %d signal, %d background events, %d features (%s)", int(data.y.sum()),
+             int((1 - data.y).sum()), len(data.features), config.data.feature_set)
+    results = []
+    for method, lam in runs:
+        log.info("training %s (lambda %g), %d folds", method, lam, config.data.n_folds)
+        result, model = train_one(data, config, method, lam)
+        samples = {"signal": list(config.data.signal), "background": config.data.background,
+                   "min_jets": config.data.min_jets, "n_signal": int(data.y.sum()),
+                   "n_background": int((1 - data.y).sum()), "fold": 0, "n_folds": config.data.n_folds,
+                   "trained_on": f"eventNumber % {config.data.n_folds} != 0"}
+        path = export_onnx(model, out / "models" / f"{result.name}.onnx", config.data.feature_set, data.features,
+                           {"ttH_adv.training_samples": samples,
+                            "ttH_adv.validation_metrics": {k: v for k, v in result.metrics.items()
+                                                           if isinstance(v, float)}})
+        result.model_file = str(path)
+        results.append(result)
+        log.info("%s: AUC %.3f R50 %.1f JSD50/floor %.1f", result.name, result.metrics["auc"], result.metrics["r50"],
+                 result.metrics["ratio50"])
+    chosen = choose(results, config.selection.jsd_ratio_max)
+    shutil.copy(chosen.model_file, out / "model.onnx")
+    table = format_table(results)
+    log.info("results (out-of-fold, JSD %s):\n%s", metrics.MassBinning().describe(), table)
+    summary = {
+        "results": [{"method": r.method, "lambda": r.lam, "model": r.model_file, "metrics": r.metrics,
+                     "history": r.history} for r in results],
+        "chosen": {"method": chosen.method, "lambda": chosen.lam, "model": str(out / "model.onnx"),
+                   "rule": f"JSD50 <= {config.selection.jsd_ratio_max} x floor, then highest R50; "
+                           "else lowest JSD50/floor"},
+        "table": table,
+        "n_signal": int(data.y.sum()), "n_background": int((1 - data.y).sum()),
+        "feature_set": config.data.feature_set, "jsd_binning": metrics.MassBinning().describe(),
+    }
+    (out / "results.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
+    return summary
