@@ -6,7 +6,7 @@ dict with:
 * ``histograms["mgg"]`` -- ``hist.Hist`` of m_yy with axes dataset, region, category,
   systematic, mgg and ``Weight()`` storage, MC normalised to luminosity x cross-section;
 * ``cutflow[dataset][step]`` -- ``{"events", "weighted"}`` after each step of
-  ``processors.tth.CUTFLOW_STEPS`` (weighted sums normalised like the histograms);
+  ``processors.tth.cutflow_steps`` (weighted sums normalised like the histograms);
 * ``metadata`` -- events read per dataset, files processed, files skipped with the reason,
   executor, chunk size, systematics, blinding, package version, configuration hash and wall time.
 
@@ -33,7 +33,7 @@ from ttH_adv.errors import InputFileError, ProcessingError, TthAdvError
 from ttH_adv.manifest import Manifest
 from ttH_adv.schema import FlatNtupleSchema, branch_map_dict, check_file
 
-from .tth import CUTFLOW_STEPS, TthProcessor
+from .tth import TthProcessor
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class RunOptions:
     dump_dir: str | None = None
     unblind: bool = False
     skip_bad_files: bool = False
+    model_path: str | None = None
     progress: bool = True
     retries: int = 0
     client: Any = None  # an existing dask.distributed Client (the caller owns and closes it)
@@ -146,7 +147,7 @@ def empty_output(processor_instance: TthProcessor, manifest: Manifest) -> dict:
     out = None
     for name in manifest.datasets:
         part = processor_instance.empty_output(name)
-        part["cutflow"][name] = {step: {"events": 0, "weighted": 0.0} for step in CUTFLOW_STEPS}
+        part["cutflow"][name] = {step: {"events": 0, "weighted": 0.0} for step in processor_instance.cutflow_steps()}
         out = part if out is None else processor.accumulate([out, part])
     return out
 
@@ -155,9 +156,9 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
                  processor_instance: TthProcessor | None = None) -> dict:
     """Run the processor over a manifest and return the normalised output with metadata."""
     start = time.perf_counter()
-    checked = preflight(manifest, config, options.skip_bad_files)
     proc = processor_instance or TthProcessor(config, systematics=options.systematics, dump_dir=options.dump_dir,
-                                              unblind=options.unblind)
+                                              unblind=options.unblind, model_path=options.model_path)
+    checked = preflight(manifest, config, options.skip_bad_files)
     output = empty_output(proc, manifest)
     client = None
     if checked.fileset:
@@ -187,6 +188,9 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
         "executor": options.executor, "workers": options.workers, "chunksize": options.chunksize,
         "maxchunks": options.maxchunks, "systematics": options.systematics, "unblinded": options.unblind,
         "dump_dir": options.dump_dir, "version": ttH_adv.__version__, "config_hash": config_hash(config),
+        "model": ({"path": proc.scorer.path, "sha256": proc.scorer.sha256, "method": proc.scorer.info.method,
+                   "lambda": proc.scorer.info.lam} if proc.scorer else None),
+        "categories": {k: list(v) for k, v in config.categories.items()},
         "wall_seconds": wall,
     }
     return output
@@ -237,7 +241,8 @@ def summary(output: dict) -> str:
     rate = events / meta["wall_seconds"] if meta["wall_seconds"] else float("nan")
     lines = [f"processed {events:,} events from {len(meta['files_processed'])} files in {meta['wall_seconds']:.1f} s "
              f"({rate:,.0f} events/s, executor {meta['executor']})"]
-    steps = ["all", "mass_window", "TI", "TI_had", "TI_lep", "NTNI", "NTNI_had", "NTNI_lep"]
+    channels = sorted({s.split("_", 1)[1] for c in output["cutflow"].values() for s in c if s.startswith("TI_")})
+    steps = ["all", "mass_window", *(s for r in ("TI", "NTNI") for s in (r, *(f"{r}_{c}" for c in channels)))]
     lines.append(f"{'dataset':<10}" + "".join(f"{s:>12}" for s in steps))
     for name, cutflow in sorted(output["cutflow"].items()):
         lines.append(f"{name:<10}" + "".join(f"{cutflow[s]['events']:>12,d}" for s in steps))

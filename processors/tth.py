@@ -32,15 +32,20 @@ from ttH_adv import objects as obj
 from ttH_adv import selections as sel
 from ttH_adv.columns import Collection
 from ttH_adv.config import AnalysisConfig
-from ttH_adv.features import all_features
+from ttH_adv.errors import TthAdvError
+from ttH_adv.features import all_features, feature_matrix
+from ttH_adv.inference import OnnxScorer
 from ttH_adv.systematics import Variation, shift_collection, variations
 
 REGIONS = ("TI", "NTNI")
-CHANNELS = ("had", "lep")
 NO_CHANNEL = "none"
-CUTFLOW_STEPS = ("all", "trigger", "two_photons", "relative_pt", "mass_window", "unblinded",
-                 "TI", "TI_had", "TI_lep", "NTNI", "NTNI_had", "NTNI_lep")
+COMMON_STEPS = ("all", "trigger", "two_photons", "relative_pt", "mass_window", "unblinded")
 WEIGHT_QUANTUM = 2.0**-24
+
+
+def cutflow_steps(channels: tuple[str, ...]) -> tuple[str, ...]:
+    """Cutflow step names: the common steps, then each region and its channels."""
+    return COMMON_STEPS + tuple(s for r in REGIONS for s in (r, *(f"{r}_{c}" for c in channels)))
 
 
 def quantise(weights: np.ndarray) -> np.ndarray:
@@ -80,30 +85,40 @@ class Selection:
     """Result of the selection steps for one variation (arrays over all events of the chunk)."""
 
     mass: np.ndarray
-    steps: dict[str, np.ndarray]          # cutflow masks, in CUTFLOW_STEPS order
+    steps: dict[str, np.ndarray]          # cutflow masks, in cutflow_steps() order
     passed: np.ndarray                    # final diphoton selection (after blinding)
     is_ti: np.ndarray
     channel: np.ndarray                   # had | lep | none, for passed events
     features: dict[str, np.ndarray] = field(default_factory=dict)  # for passed events
     category: np.ndarray | None = None    # for passed events
+    score: np.ndarray | None = None       # classifier score for passed events (with a model)
 
 
 class TthProcessor(processor.ProcessorABC):
     """Selection and categorisation of ttH(yy) events; fills m_yy histograms and cutflows."""
 
     def __init__(self, config: AnalysisConfig, *, systematics: str = "none", dump_dir: str | None = None,
-                 unblind: bool = False) -> None:
+                 unblind: bool = False, model_path: str | None = None) -> None:
         self.config = config
+        self.channels = tuple(config.channels)
         self.systematics = systematics
         self.variations = variations(config, systematics)
         self.dump_dir = str(dump_dir) if dump_dir else None
         self.unblind = unblind
+        # Checked against ttH_adv.features here, before any event is read.
+        self.scorer = OnnxScorer(model_path) if model_path else None
+        if any(config.categories.values()) and self.scorer is None:
+            raise TthAdvError("score categories are configured but no model (--model) is given")
 
     # ------------------------------------------------------------------ output
 
     def categories(self) -> list[str]:
-        """Category labels of the histogram axis (the channels without a model)."""
-        return list(CHANNELS)
+        """Category labels of the histogram axis (score categories, or the channels)."""
+        return self.config.category_names()
+
+    def cutflow_steps(self) -> tuple[str, ...]:
+        """This processor's cutflow step names, in order."""
+        return cutflow_steps(self.channels)
 
     def empty_histogram(self, dataset: str) -> hist.Hist:
         """m_yy histogram with dataset, region, category and systematic axes."""
@@ -169,7 +184,7 @@ class TthProcessor(processor.ProcessorABC):
     def assign_channel(self, n_leptons: np.ndarray, n_jets: np.ndarray, n_bjets: np.ndarray) -> np.ndarray:
         """'lep', 'had' or 'none' per event (the channel cuts are disjoint in lepton count)."""
         channel = np.full(len(n_jets), NO_CHANNEL, dtype=object)
-        for name in CHANNELS:
+        for name in self.channels:
             ok = sel.passes_channel(n_leptons, n_jets, n_bjets, self.config.channels[name])
             channel[ok & (channel == NO_CHANNEL)] = name
         return channel
@@ -179,9 +194,23 @@ class TthProcessor(processor.ProcessorABC):
         """Every classifier feature (``ttH_adv.features``) for the given events."""
         return all_features(d.lead, d.sublead, mass, jets, n_b, leptons, met)
 
-    def assign_category(self, channel: np.ndarray, features: dict[str, np.ndarray]) -> np.ndarray:
-        """Histogram category per event: the channel itself when no model is scored."""
-        return channel
+    def score(self, features: dict[str, np.ndarray]) -> np.ndarray | None:
+        """The model's signal score per event (None without a model), from the same features as the dump."""
+        if self.scorer is None:
+            return None
+        return self.scorer(feature_matrix(features, self.scorer.feature_set))
+
+    def assign_category(self, channel: np.ndarray, score: np.ndarray | None) -> np.ndarray:
+        """<channel>_<i> from the score boundaries (1 = most signal-like), the channel without them."""
+        category = channel.copy()
+        for name, bounds in self.config.categories.items():
+            if not bounds:
+                continue
+            in_channel = channel == name
+            below = (score[in_channel, None] < np.asarray(bounds)[None, :]).sum(axis=1)
+            labels = np.array([f"{name}_{i + 1}" for i in range(len(bounds))] + [NO_CHANNEL], dtype=object)
+            category[in_channel] = labels[below]
+        return category
 
     # ------------------------------------------------------------------ composition
 
@@ -204,14 +233,15 @@ class TthProcessor(processor.ProcessorABC):
         jets, leptons, n_b = self.select_jets_and_leptons(objs.jets.take_events(idx), objs.leptons.take_events(idx), dp)
         channel = self.assign_channel(leptons.counts, jets.counts, n_b)
         features = self.compute_features(dp, jets, n_b, leptons, objs.met[idx], dp.mass)
-        category = self.assign_category(channel, features)
+        score = self.score(features)
+        category = self.assign_category(channel, score)
         for region, in_region in (("TI", is_ti), ("NTNI", ~is_ti)):
             steps[region] = passed & in_region
-            for name in CHANNELS:
+            for name in self.channels:
                 full = np.zeros(len(passed), bool)
                 full[idx] = channel == name
                 steps[f"{region}_{name}"] = steps[region] & full
-        return Selection(d.mass, steps, passed, is_ti, channel, features, category)
+        return Selection(d.mass, steps, passed, is_ti, channel, features, category, score)
 
     def raw_weights(self, events: ak.Array, info: ChunkInfo) -> np.ndarray:
         """mcWeight x scale factors (1 for data), quantised; normalisation comes later."""

@@ -18,10 +18,11 @@ trains one model; ``predict(X)`` gives the signal score.  Methods:
   the signal's shape, since the signal has no support outside the peak).
 * ``disco`` -- BCE plus alpha x distance-correlation^2 of score and m_yy on background (DisCo).
 
-Model selection (documented in README): after every epoch the validation set gives R50 and the
-JSD at 50% signal efficiency with its floor; among epochs with JSD50 <= jsd_ratio_max x floor the
-highest R50 wins, otherwise the lowest JSD50/floor.  Training stops after ``patience`` epochs
-without a new best.  The protected variable is generic: any array can stand in for m_yy.
+Model selection (documented in README): after every epoch the validation set gives AUC, R50 and
+the JSD at 50% signal efficiency with its floor.  For the decorrelating methods (adversarial,
+DisCo), among epochs with JSD50 <= jsd_ratio_max x floor the highest R50 wins, otherwise the
+lowest JSD50/floor; the other baselines take the epoch with the highest validation AUC.
+Training stops after ``patience`` epochs without a new best.  The protected variable is generic: any array can stand in for m_yy.
 """
 
 from __future__ import annotations
@@ -65,8 +66,18 @@ class EpochRecord:
     seconds: float
 
 
-def selection_key(record: EpochRecord, jsd_ratio_max: float) -> tuple:
-    """Sort key of the model-selection rule: qualifying epochs first, by R50; others by JSD ratio."""
+DECORRELATING = ("adversarial", "disco")
+
+
+def selection_key(record: EpochRecord, jsd_ratio_max: float, decorrelating: bool = True) -> tuple:
+    """Sort key of the model-selection rule.
+
+    Decorrelating methods: qualifying epochs (JSD50 <= jsd_ratio_max x floor) first, by R50;
+    others by lowest JSD ratio.  The baselines that do not decorrelate are selected on
+    classification alone (validation AUC), so the unconstrained classifier stays unconstrained.
+    """
+    if not decorrelating:
+        return (record.auc,)
     qualifies = record.ratio50 <= jsd_ratio_max
     return (1, record.r50) if qualifies else (0, -record.ratio50)
 
@@ -78,7 +89,7 @@ def correlated_features(X: np.ndarray, mass: np.ndarray, names: list[str], thres
 
 
 def mass_reweighting(mass: np.ndarray, y: np.ndarray, weights: np.ndarray,
-                     binning: metrics.MassBinning = metrics.MassBinning()) -> np.ndarray:
+                     binning: metrics.MassBinning = metrics.DEFAULT_BINNING) -> np.ndarray:
     """Background weights scaled so the background m_yy histogram takes the signal's shape."""
     sig = metrics.mass_histogram(mass[y == 1], weights[y == 1], binning)
     bkg = metrics.mass_histogram(mass[y == 0], weights[y == 0], binning)
@@ -145,7 +156,7 @@ class DecorrelatedClassifier:
             record = self._epoch(data, rng, phase, epoch, validation)
             if record is None:
                 continue
-            key = selection_key(record, cfg.selection.jsd_ratio_max)
+            key = selection_key(record, cfg.selection.jsd_ratio_max, self.method in DECORRELATING)
             if best_key is None or key > best_key:
                 best_key, best_weights, since_best = key, self.classifier.get_weights(), 0
                 self.best_epoch = epoch
@@ -269,6 +280,6 @@ def evaluate_scores(scores: np.ndarray, y: np.ndarray, mass: np.ndarray, weights
         result.update({f"jsd{eff}": s["jsd"], f"floor{eff}": s["floor"], f"floor{eff}_std": s["floor_std"],
                        f"ratio{eff}": s["ratio"], f"inverse_jsd{eff}": s["inverse_jsd"],
                        f"threshold{eff}": threshold})
-    result["jsd_binning"] = metrics.MassBinning().describe()
+    result["jsd_binning"] = metrics.DEFAULT_BINNING.describe()
     result.update({f"{k}_correlation": v for k, v in metrics.correlations(scores[bkg], mass[bkg], weights[bkg]).items()})
     return result

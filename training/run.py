@@ -131,7 +131,6 @@ def run_training(features_dir: str | Path, out_dir: str | Path, config: Training
     chosen = choose(results, config.selection.jsd_ratio_max)
     shutil.copy(chosen.model_file, out / "model.onnx")
     table = format_table(results)
-    log.info("results (out-of-fold, JSD %s):\n%s", metrics.MassBinning().describe(), table)
     summary = {
         "results": [{"method": r.method, "lambda": r.lam, "model": r.model_file, "metrics": r.metrics,
                      "history": r.history} for r in results],
@@ -140,7 +139,7 @@ def run_training(features_dir: str | Path, out_dir: str | Path, config: Training
                            "else lowest JSD50/floor"},
         "table": table,
         "n_signal": int(data.y.sum()), "n_background": int((1 - data.y).sum()),
-        "feature_set": config.data.feature_set, "jsd_binning": metrics.MassBinning().describe(),
+        "feature_set": config.data.feature_set, "jsd_binning": metrics.DEFAULT_BINNING.describe(),
     }
     (out / "results.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
     return summary

@@ -132,8 +132,17 @@ class AnalysisConfig:
     leptons: LeptonCuts
     channels: dict[str, ChannelCuts]
     weights: WeightConfig
+    categories: dict[str, tuple[float, ...]]
     systematics: SystematicsConfig
     branches: BranchMap = field(repr=False)
+
+    def category_names(self) -> list[str]:
+        """Histogram categories: <channel>_<i> per score boundary, or the channel alone."""
+        names = []
+        for channel in self.channels:
+            bounds = self.categories.get(channel, ())
+            names += [f"{channel}_{i + 1}" for i in range(len(bounds))] if bounds else [channel]
+        return names
 
     def required_branches(self) -> list[str]:
         """Branches needed to run the analysis: the branch map plus the scale factors."""
@@ -227,7 +236,26 @@ def load_config(path: str | Path | None = None) -> AnalysisConfig:
             raise ConfigError(f"configuration file {path} must hold a mapping at top level")
         data = merge_overrides(data, user)
     try:
-        return build_section(AnalysisConfig, data, "config")
+        config = build_section(AnalysisConfig, data, "config")
+        _check_categories(config)
     except ConfigError as exc:
         raise ConfigError(f"{path or 'packaged defaults'}: {exc}") from exc
+    return config
+
+
+def _check_categories(config: AnalysisConfig) -> None:
+    for channel, bounds in config.categories.items():
+        if channel not in config.channels:
+            raise ConfigError(f"'categories.{channel}': no such channel (channels: {list(config.channels)})")
+        if any(not 0.0 <= b <= 1.0 for b in bounds) or any(a <= b for a, b in zip(bounds, bounds[1:], strict=False)):
+            raise ConfigError(f"'categories.{channel}' must be strictly descending scores in [0, 1], got {list(bounds)}")
+
+
+def with_categories(config: AnalysisConfig, categories: dict[str, list[float]]) -> AnalysisConfig:
+    """A copy of the configuration with other score-category boundaries (validated)."""
+    import dataclasses as dc
+
+    updated = dc.replace(config, categories={**config.categories, **{k: tuple(v) for k, v in categories.items()}})
+    _check_categories(updated)
+    return updated
 

@@ -34,6 +34,9 @@ class MassBinning:
         return f"{self.low:g}-{self.high:g} GeV, {self.bins} bins"
 
 
+DEFAULT_BINNING = MassBinning()
+
+
 def _weights(values: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
     return np.ones(len(values)) if weights is None else np.asarray(weights, dtype=np.float64)
 
@@ -93,13 +96,13 @@ def jsd(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def mass_histogram(mass: np.ndarray, weights: np.ndarray | None = None,
-                   binning: MassBinning = MassBinning()) -> np.ndarray:
+                   binning: MassBinning = DEFAULT_BINNING) -> np.ndarray:
     """Weighted m_yy histogram with the given binning."""
     return np.histogram(mass, bins=binning.edges, weights=_weights(mass, weights))[0]
 
 
 def pass_fail_jsd(mass: np.ndarray, passed: np.ndarray, weights: np.ndarray | None = None,
-                  binning: MassBinning = MassBinning()) -> float:
+                  binning: MassBinning = DEFAULT_BINNING) -> float:
     """JSD between the m_yy shapes of events passing and failing a selection."""
     w = _weights(mass, weights)
     passed = np.asarray(passed, dtype=bool)
@@ -114,7 +117,7 @@ class JsdFloor:
 
 
 def jsd_floor(mass: np.ndarray, efficiency: float, weights: np.ndarray | None = None,
-              binning: MassBinning = MassBinning(), toys: int = 50, seed: int = 0) -> JsdFloor:
+              binning: MassBinning = DEFAULT_BINNING, toys: int = 50, seed: int = 0) -> JsdFloor:
     """JSD of random selections keeping a fraction ``efficiency`` of events: the statistical floor."""
     rng = np.random.default_rng(seed)
     values = [pass_fail_jsd(mass, rng.random(len(mass)) < efficiency, weights, binning) for _ in range(toys)]
@@ -122,7 +125,7 @@ def jsd_floor(mass: np.ndarray, efficiency: float, weights: np.ndarray | None = 
 
 
 def jsd_at_signal_efficiency(scores_bkg: np.ndarray, mass_bkg: np.ndarray, threshold: float,
-                             weights: np.ndarray | None = None, binning: MassBinning = MassBinning(),
+                             weights: np.ndarray | None = None, binning: MassBinning = DEFAULT_BINNING,
                              toys: int = 50) -> dict[str, float]:
     """Sculpting of a cut ``score >= threshold`` on background: JSD, its floor and their ratio."""
     passed = np.asarray(scores_bkg) >= threshold
@@ -136,7 +139,7 @@ def jsd_at_signal_efficiency(scores_bkg: np.ndarray, mass_bkg: np.ndarray, thres
 
 
 def scaled_jsd(mass_category: np.ndarray, mass_all: np.ndarray, weights_category: np.ndarray | None = None,
-               weights_all: np.ndarray | None = None, binning: MassBinning = MassBinning()) -> float:
+               weights_all: np.ndarray | None = None, binning: MassBinning = DEFAULT_BINNING) -> float:
     """Seed 000's per-category "scaled JSD": a category's m_yy shape against the inclusive one, both unit-normalised."""
     return jsd(mass_histogram(mass_category, weights_category, binning), mass_histogram(mass_all, weights_all, binning))
 
