@@ -12,7 +12,7 @@ from ttH_adv import selections as sel
 from ttH_adv.columns import delta_phi
 from ttH_adv.generator import events_per_sample, generate_dataset
 from ttH_adv.manifest import load_manifest
-from ttH_adv.samples import LUMINOSITY_PB, SAMPLES_BY_NAME
+from ttH_adv.samples import DATA_SKIM_XSEC_PB, SAMPLES_BY_NAME
 
 from conftest import read_events
 
@@ -82,7 +82,9 @@ def test_normalisation_is_xsec_times_luminosity(manifest, name):
     assert np.all(ak.to_numpy(x.XSection) == np.float32(SAMPLES_BY_NAME[name].xsec_pb))
     assert np.allclose(ak.to_numpy(x.SumWeights), info.sum_weights, rtol=1e-6)
     total = np.sum(w * info.norm)
-    assert total == pytest.approx(SAMPLES_BY_NAME[name].xsec_pb * LUMINOSITY_PB, rel=1e-9)
+    assert total == pytest.approx(SAMPLES_BY_NAME[name].xsec_pb * info.luminosity_pb, rel=1e-9)
+    # MC is normalised to the luminosity the generated data stand for.
+    assert info.luminosity_pb == pytest.approx(manifest.datasets["data"].n_events / DATA_SKIM_XSEC_PB)
 
 
 def test_data_has_no_mc_normalisation(manifest):

@@ -47,7 +47,7 @@ import numpy as np
 import uproot
 
 from .progress import progress_bar
-from .samples import LUMINOSITY_PB, SAMPLES, SAMPLES_BY_NAME, SampleSpec
+from .samples import SAMPLES, SAMPLES_BY_NAME, SampleSpec, data_luminosity_pb
 
 log = logging.getLogger(__name__)
 
@@ -696,7 +696,7 @@ def generate_dataset(out_dir: str | Path, n_events: int, seed: int = 1, *,
             n = counts[spec.name]
             n_files = min(files_per_sample or spec.n_files, n)
             paths, sum_weights = _write_sample(spec, index, n, n_files, seed, out_dir, advance)
-            manifest[spec.name] = _manifest_entry(spec, paths, n, sum_weights)
+            manifest[spec.name] = _manifest_entry(spec, paths, n, sum_weights, data_luminosity_pb(counts["data"]))
     elapsed = time.perf_counter() - start
     log.info("generated %d events in %.1f s (%.0f events/s) into %s", total, elapsed, total / elapsed, out_dir)
     path = out_dir / "datasets.json"
@@ -704,8 +704,9 @@ def generate_dataset(out_dir: str | Path, n_events: int, seed: int = 1, *,
     return path
 
 
-def _manifest_entry(spec: SampleSpec, paths: list[str], n_events: int, sum_weights: float) -> dict:
-    metadata = {"is_data": spec.is_data, "kind": spec.kind, "year": "run2", "luminosity_pb": LUMINOSITY_PB,
+def _manifest_entry(spec: SampleSpec, paths: list[str], n_events: int, sum_weights: float,
+                    luminosity_pb: float) -> dict:
+    metadata = {"is_data": spec.is_data, "kind": spec.kind, "year": "run2", "luminosity_pb": luminosity_pb,
                 "n_events": n_events}
     if not spec.is_data:
         metadata.update({"xsec_pb": spec.xsec_pb, "sum_weights": sum_weights, "dsid": spec.dsid})

@@ -12,6 +12,16 @@ from dataclasses import dataclass
 
 BR_H_YY = 2.27e-3
 LUMINOSITY_PB = 139_000.0  # full Run-2, 139 fb^-1 (ATLAS luminosity paper, 2022)
+# The synthetic data stand for a diphoton skim of effective cross-section 8.6 pb: n generated
+# data events correspond to a luminosity n / 8.6 pb, and every MC sample is normalised to that
+# luminosity so data and MC agree.  8.6 pb puts ~1.2M data events at 139 fb^-1, which gives a
+# continuum of the order ATLAS ttH(yy) saw in its categories.
+DATA_SKIM_XSEC_PB = 8.6
+
+
+def data_luminosity_pb(n_data_events: int) -> float:
+    """The integrated luminosity (pb^-1) a synthetic data sample of this size stands for."""
+    return n_data_events / DATA_SKIM_XSEC_PB
 
 KINDS = ("signal", "background", "data")
 

@@ -1,0 +1,325 @@
+"""Sideband fits, spurious-signal test, signal model, S+B fits and significance (iminuit, scipy).
+
+Conventions (README, "Fits"):
+
+* histograms are m_yy counts in 0.5 GeV bins over 105-160 GeV; shapes are integrated over each
+  bin (5-point Simpson) and normalised over the full range, so a sideband fit predicts the
+  blinded window too;
+* ``Poisson`` likelihoods for data and Asimov data; ``chi2`` (bin variances) for weighted
+  templates (the spurious-signal test);
+* chi2/ndf and its p-value use Pearson's chi2 on 2.5 GeV bins of the fitted region;
+* the signal model is a double-sided Crystal Ball fitted to the ttH MC in each category;
+* expected significance: the profile-likelihood q0 on Asimov data built from the sideband fit
+  plus the expected signal (mu = 1), per category and for all categories together.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from iminuit import Minuit
+from scipy import special, stats
+
+LOW, HIGH = 105.0, 160.0
+BLIND = (120.0, 130.0)
+CHI2_BIN_WIDTH = 2.5
+
+
+def _x(m: np.ndarray) -> np.ndarray:
+    """m_yy mapped onto [-1, 1]."""
+    return (np.asarray(m) - 0.5 * (LOW + HIGH)) / (0.5 * (HIGH - LOW))
+
+
+def _t(m: np.ndarray) -> np.ndarray:
+    """m_yy mapped onto [0, 1]."""
+    return (np.asarray(m) - LOW) / (HIGH - LOW)
+
+
+@dataclass(frozen=True)
+class BackgroundFunction:
+    name: str
+    n_params: int
+    density: Callable[[np.ndarray, np.ndarray], np.ndarray]  # unnormalised, positive
+    start: tuple[float, ...]
+
+
+def _bernstein(order: int) -> BackgroundFunction:
+    def density(m, p):
+        t = _t(m)
+        coeffs = np.r_[1.0, np.asarray(p) ** 2]  # first coefficient fixed: normalisation is separate
+        return sum(c * special.comb(order, i) * t**i * (1 - t) ** (order - i) for i, c in enumerate(coeffs))
+
+    return BackgroundFunction(f"bernstein{order}", order, density, tuple([0.8] * order))
+
+
+FAMILIES: dict[str, BackgroundFunction] = {
+    "exponential": BackgroundFunction("exponential", 1, lambda m, p: np.exp(p[0] * _x(m)), (-0.5,)),
+    "exppoly2": BackgroundFunction("exppoly2", 2, lambda m, p: np.exp(p[0] * _x(m) + p[1] * _x(m) ** 2), (-0.5, 0.0)),
+    "powerlaw": BackgroundFunction("powerlaw", 1, lambda m, p: (np.asarray(m) / LOW) ** p[0], (-3.0,)),
+    **{f"bernstein{n}": _bernstein(n) for n in range(2, 6)},
+}
+# Fewest parameters first: the spurious-signal test picks the first family that passes.
+FAMILY_ORDER = ("exponential", "powerlaw", "exppoly2", "bernstein2", "bernstein3", "bernstein4", "bernstein5")
+
+
+def bin_integrals(density: Callable[[np.ndarray], np.ndarray], edges: np.ndarray) -> np.ndarray:
+    """Integral of a density over each bin (Simpson's rule with 5 points per bin)."""
+    lo, hi = edges[:-1], edges[1:]
+    points = lo[:, None] + (hi - lo)[:, None] * np.linspace(0, 1, 5)[None, :]
+    weights = np.array([1, 4, 2, 4, 1]) / 12.0
+    return (density(points) * weights).sum(axis=1) * (hi - lo)
+
+
+def normalised_shape(density: Callable[[np.ndarray], np.ndarray], edges: np.ndarray) -> np.ndarray:
+    """Fraction of the density in each bin (normalised over the given bins)."""
+    integrals = bin_integrals(density, edges)
+    total = integrals.sum()
+    return integrals / total if total > 0 else np.full(len(integrals), 1.0 / len(integrals))
+
+
+# --------------------------------------------------------------------------- signal model
+
+
+def dscb(m: np.ndarray, mu: float, sigma: float, alpha_lo: float, n_lo: float, alpha_hi: float,
+         n_hi: float) -> np.ndarray:
+    """Double-sided Crystal Ball (unnormalised): Gaussian core with power-law tails."""
+    t = (np.asarray(m) - mu) / sigma
+    out = np.exp(-0.5 * t**2)
+    lo = t < -alpha_lo
+    hi = t > alpha_hi
+    a_lo = (n_lo / alpha_lo) ** n_lo * np.exp(-0.5 * alpha_lo**2)
+    b_lo = n_lo / alpha_lo - alpha_lo
+    a_hi = (n_hi / alpha_hi) ** n_hi * np.exp(-0.5 * alpha_hi**2)
+    b_hi = n_hi / alpha_hi - alpha_hi
+    out = np.where(lo, a_lo * np.abs(b_lo - t) ** (-n_lo), out)
+    return np.where(hi, a_hi * np.abs(b_hi + t) ** (-n_hi), out)
+
+
+@dataclass
+class SignalModel:
+    params: dict[str, float]
+    yield_: float
+    chi2_ndf: float
+
+    def shape(self, edges: np.ndarray, mass: float | None = None) -> np.ndarray:
+        """Fraction of the signal per bin, optionally moved to another Higgs mass."""
+        p = dict(self.params)
+        if mass is not None:
+            p["mu"] = mass
+        return normalised_shape(lambda m: dscb(m, **p), edges)
+
+
+def fit_signal(counts: np.ndarray, variances: np.ndarray, edges: np.ndarray) -> SignalModel:
+    """Fit a double-sided Crystal Ball to a (weighted) signal MC histogram by chi2."""
+    total = float(counts.sum())
+    use = variances > 0
+
+    def chi2(mu, sigma, alpha_lo, n_lo, alpha_hi, n_hi):
+        expected = total * normalised_shape(lambda m: dscb(m, mu, sigma, alpha_lo, n_lo, alpha_hi, n_hi), edges)
+        return float(np.sum((counts[use] - expected[use]) ** 2 / variances[use]))
+
+    minuit = Minuit(chi2, mu=125.0, sigma=1.7, alpha_lo=1.5, n_lo=5.0, alpha_hi=1.5, n_hi=5.0)
+    minuit.errordef = Minuit.LEAST_SQUARES
+    minuit.limits = [(120, 130), (0.5, 5), (0.3, 5), (1.01, 50), (0.3, 5), (1.01, 50)]
+    minuit.migrad()
+    ndf = max(int(use.sum()) - 6, 1)
+    return SignalModel({k: float(minuit.values[k]) for k in minuit.parameters}, total, float(minuit.fval) / ndf)
+
+
+# --------------------------------------------------------------------------- background fits
+
+
+def sideband_mask(edges: np.ndarray, blind: tuple[float, float] = BLIND) -> np.ndarray:
+    """Bins entirely outside the blinding window."""
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    return (centres < blind[0]) | (centres > blind[1])
+
+
+@dataclass
+class BackgroundFit:
+    family: str
+    params: list[float]
+    norm: float              # events over the full range 105-160
+    norm_error: float
+    chi2: float
+    ndf: int
+    p_value: float
+    converged: bool
+
+    @property
+    def chi2_ndf(self) -> float:
+        """chi2 per degree of freedom."""
+        return self.chi2 / self.ndf if self.ndf > 0 else float("nan")
+
+    def expected(self, edges: np.ndarray) -> np.ndarray:
+        """Expected background per bin."""
+        fn = FAMILIES[self.family]
+        return self.norm * normalised_shape(lambda m: fn.density(m, self.params), edges)
+
+
+def _poisson_nll(observed: np.ndarray, expected: np.ndarray) -> float:
+    expected = np.maximum(expected, 1e-12)
+    return float(np.sum(expected - observed * np.log(expected)))
+
+
+def pearson_chi2(observed: np.ndarray, expected: np.ndarray, edges: np.ndarray, mask: np.ndarray,
+                 width: float = CHI2_BIN_WIDTH) -> tuple[float, int]:
+    """Pearson chi2 and the number of bins used, after merging to ``width`` GeV bins inside ``mask``."""
+    group = np.floor((edges[:-1] - edges[0]) / width + 1e-9).astype(int)
+    chi2, n = 0.0, 0
+    for g in np.unique(group):
+        sel = (group == g) & mask
+        if sel.sum() < (group == g).sum():
+            continue  # merged bin overlaps the excluded window
+        o, e = observed[sel].sum(), expected[sel].sum()
+        if e > 0:
+            chi2 += (o - e) ** 2 / e
+            n += 1
+    return chi2, n
+
+
+def fit_background(counts: np.ndarray, edges: np.ndarray, family: str, mask: np.ndarray | None = None
+                   ) -> BackgroundFit:
+    """Binned Poisson likelihood fit of a background family to counts in the masked bins."""
+    fn = FAMILIES[family]
+    mask = sideband_mask(edges) if mask is None else mask
+    observed = counts[mask]
+    start_norm = max(float(counts[mask].sum()) / max(mask.mean(), 1e-6), 1.0)
+
+    def nll(*args):
+        norm, params = args[0], args[1:]
+        expected = norm * normalised_shape(lambda m: fn.density(m, params), edges)
+        return _poisson_nll(observed, expected[mask])
+
+    names = ["norm"] + [f"p{i}" for i in range(fn.n_params)]
+    minuit = Minuit(nll, start_norm, *fn.start, name=names)
+    minuit.errordef = Minuit.LIKELIHOOD
+    minuit.limits["norm"] = (0, None)
+    minuit.migrad()
+    minuit.hesse()
+    params = [float(minuit.values[f"p{i}"]) for i in range(fn.n_params)]
+    fit = BackgroundFit(family, params, float(minuit.values["norm"]), float(minuit.errors["norm"]), 0.0, 0, 1.0,
+                        bool(minuit.valid))
+    chi2, n = pearson_chi2(counts, fit.expected(edges), edges, mask)
+    fit.chi2, fit.ndf = chi2, n - (fn.n_params + 1)
+    fit.p_value = float(stats.chi2.sf(chi2, fit.ndf)) if fit.ndf > 0 else float("nan")
+    return fit
+
+
+# --------------------------------------------------------------------------- spurious signal
+
+
+@dataclass
+class SpuriousSignal:
+    family: str
+    max_abs_signal: float
+    max_relative_to_expected: float
+    max_relative_to_error: float
+    passed: bool
+    scan: list[dict[str, float]] = field(default_factory=list)
+
+
+def _fit_s_plus_b_chi2(template: np.ndarray, variance: np.ndarray, edges: np.ndarray, family: str,
+                       signal_shape: np.ndarray) -> tuple[float, float]:
+    """(fitted signal yield, its error) of a S+B chi2 fit to a background-only template."""
+    fn = FAMILIES[family]
+    use = variance > 0
+
+    def chi2(s, norm, *params):
+        expected = s * signal_shape + norm * normalised_shape(lambda m: fn.density(m, params), edges)
+        return float(np.sum((template[use] - expected[use]) ** 2 / variance[use]))
+
+    names = ["s", "norm"] + [f"p{i}" for i in range(fn.n_params)]
+    minuit = Minuit(chi2, 0.0, float(template.sum()), *fn.start, name=names)
+    minuit.errordef = Minuit.LEAST_SQUARES
+    minuit.migrad()
+    minuit.hesse()
+    return float(minuit.values["s"]), float(minuit.errors["s"])
+
+
+def spurious_signal(template: np.ndarray, variance: np.ndarray, edges: np.ndarray, family: str,
+                    signal: SignalModel, expected_signal: float, data_signal_error: float,
+                    masses: np.ndarray = np.arange(121.0, 129.5, 1.0)) -> SpuriousSignal:
+    """ATLAS spurious-signal test: max |S| over m_H in 121-129 GeV below 10% of the expected signal
+    or below 20% of the signal's statistical uncertainty in data."""
+    scan = []
+    for mass in masses:
+        s, err = _fit_s_plus_b_chi2(template, variance, edges, family, signal.shape(edges, mass))
+        scan.append({"m_H": float(mass), "signal": s, "error": err})
+    worst = max(abs(x["signal"]) for x in scan)
+    rel_expected = worst / expected_signal if expected_signal > 0 else float("inf")
+    rel_error = worst / data_signal_error if data_signal_error > 0 else float("inf")
+    return SpuriousSignal(family, worst, rel_expected, rel_error, bool(rel_expected < 0.10 or rel_error < 0.20), scan)
+
+
+# --------------------------------------------------------------------------- S+B, significance
+
+
+@dataclass
+class CategoryModel:
+    """Everything one category contributes to the S+B likelihood."""
+
+    name: str
+    observed: np.ndarray      # data counts (blinded: Asimov)
+    signal: np.ndarray        # expected signal per bin at mu = 1
+    resonant: np.ndarray      # expected resonant (non-ttH Higgs) background per bin, fixed
+    family: str
+    start: BackgroundFit
+
+
+def _category_nll(cat: CategoryModel, edges: np.ndarray, mu: float, norm: float, params) -> float:
+    fn = FAMILIES[cat.family]
+    expected = mu * cat.signal + cat.resonant + norm * normalised_shape(lambda m: fn.density(m, params), edges)
+    return _poisson_nll(cat.observed, expected)
+
+
+def fit_signal_strength(categories: list[CategoryModel], edges: np.ndarray, fix_mu: float | None = None
+                        ) -> tuple[float, float, float]:
+    """Simultaneous fit with a common mu: returns (mu, mu error, minimum NLL)."""
+    names, start = ["mu"], [1.0]
+    for i, cat in enumerate(categories):
+        names += [f"norm_{i}"] + [f"p{i}_{j}" for j in range(FAMILIES[cat.family].n_params)]
+        start += [cat.start.norm] + list(cat.start.params)
+
+    def nll(*args):
+        total, pos = 0.0, 1
+        for cat in categories:
+            n = FAMILIES[cat.family].n_params
+            total += _category_nll(cat, edges, args[0], args[pos], args[pos + 1:pos + 1 + n])
+            pos += 1 + n
+        return total
+
+    minuit = Minuit(nll, *start, name=names)
+    minuit.errordef = Minuit.LIKELIHOOD
+    for i in range(len(categories)):
+        minuit.limits[f"norm_{i}"] = (0, None)
+    if fix_mu is not None:
+        minuit.values["mu"] = fix_mu
+        minuit.fixed["mu"] = True
+    minuit.migrad()
+    if fix_mu is None:
+        minuit.hesse()
+    return float(minuit.values["mu"]), float(minuit.errors["mu"]), float(minuit.fval)
+
+
+def expected_significance(categories: list[CategoryModel], edges: np.ndarray) -> dict[str, float]:
+    """Discovery significance sqrt(q0) and the fitted mu with its error."""
+    mu, mu_err, nll_free = fit_signal_strength(categories, edges)
+    _, _, nll_zero = fit_signal_strength(categories, edges, fix_mu=0.0)
+    q0 = max(2.0 * (nll_zero - nll_free), 0.0) if mu > 0 else 0.0
+    return {"significance": math.sqrt(q0), "mu": mu, "mu_error": mu_err}
+
+
+def asimov(background: np.ndarray, signal: np.ndarray, resonant: np.ndarray, mu: float = 1.0) -> np.ndarray:
+    """Asimov data: the expectation itself."""
+    return background + mu * signal + resonant
+
+
+def asimov_significance(s: float, b: float) -> float:
+    """Counting-experiment Asimov significance sqrt(2((s+b) ln(1+s/b) - s))."""
+    if b <= 0 or s <= 0:
+        return 0.0
+    return math.sqrt(2 * ((s + b) * math.log1p(s / b) - s))
