@@ -2,8 +2,8 @@
 
 Signal: the configured signal datasets in the TI region.  Background: NTNI data (seed 000's
 data-driven background model), TI diphoton MC, or both.  Only nominal rows, and events with at
-least ``min_jets`` selected jets.  Event weights are normalised so each class sums to its
-number of events (MC normalisation kept within a class; negative weights kept).  Folds come
+least ``min_jets`` selected jets.  Event weights are normalised so each class sums to half the
+number of events (balanced classes; MC normalisation kept within a class; negative weights kept).  Folds come
 from ``eventNumber % n_folds``; the validation split inside a training fold from a hash of
 ``eventNumber``, so both are reproducible and independent of row order.
 """
@@ -86,7 +86,7 @@ def load_training_data(dump_dir: str | Path, config: DataConfig) -> TrainingData
     weight = table["weight"].to_numpy().astype(np.float64)
     for cls in (0, 1):
         sel = y == cls
-        weight[sel] *= sel.sum() / weight[sel].sum()
+        weight[sel] *= 0.5 * len(y) / weight[sel].sum()
     X = np.stack([table[n].to_numpy() for n in names], axis=1).astype(np.float32)
     return TrainingData(X, y, table["mgg"].to_numpy().astype(np.float64), weight,
                         table["eventNumber"].to_numpy().astype(np.int64),

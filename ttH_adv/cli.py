@@ -53,13 +53,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .manifest import load_manifest
 
     config = load_config(args.config)
+    if args.categories:
+        from .categorize import read_categories
+        from .config import with_categories
+
+        config = with_categories(config, read_categories(args.categories))
     manifest = load_manifest(args.datasets)
     if args.only:
         manifest = manifest.select(args.only)
     options = RunOptions(executor=args.executor, workers=args.workers, chunksize=args.chunksize,
                          maxchunks=args.maxchunks, scheduler=args.scheduler, systematics=args.systematics,
                          dump_dir=args.dump_features, unblind=args.unblind, skip_bad_files=args.skip_bad_files,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, model_path=args.model)
     output = run_analysis(manifest, config, options)
     path = save_output(output, output_path(args.out))
     print(summary(output))
@@ -73,6 +78,35 @@ def cmd_export_root(args: argparse.Namespace) -> int:
 
     path = export_root(load_output(output_path(args.input)), args.out)
     print(f"ROOT histograms: {path}")
+    return 0
+
+
+def cmd_categorize(args: argparse.Namespace) -> int:
+    """Optimise score-category boundaries per channel for the combined expected significance."""
+    from .categorize import categorize, write_categories
+
+    result = categorize(args.features, {"had": args.had, "lep": args.lep}, args.min_sideband)
+    path = write_categories(result, args.out)
+    for channel, bounds in result["categories"].items():
+        z = result["details"][channel]["category_z"]
+        print(f"{channel}: boundaries {[round(b, 4) for b in bounds]}  Z per category {[round(x, 2) for x in z]}")
+    print(f"combined expected Z (counting, quadrature) {result['combined_z']:.2f} -> {path}")
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    """Sideband fits, spurious-signal test, signal model, significance and the pyhf workspace."""
+    from processors.run import load_output
+
+    from .fit_analysis import category_table, run_fits, write_fit_results
+    from .workspace import build_workspace, write_workspace
+
+    output = load_output(output_path(args.histograms))
+    result = run_fits(output, unblind=args.unblind)
+    path = write_fit_results(result, args.out)
+    workspace = write_workspace(build_workspace(output, result, args.unblind), Path(args.out) / "workspace.json")
+    print(category_table(result))
+    print(f"fits: {path}\npyhf workspace: {workspace}")
     return 0
 
 
@@ -176,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--skip-bad-files", action="store_true",
                    help="skip unreadable files or files lacking branches (listed in the output); default: stop")
     r.add_argument("--only", nargs="+", default=None, metavar="DATASET", help="process only these datasets")
+    r.add_argument("--model", default=None, help="ONNX model to score inside the processor (checked first)")
+    r.add_argument("--categories", default=None, help="categories.json of 'tth-adv categorize' (needs --model)")
 
     e = add("export-root", cmd_export_root, "write the m_yy histograms of an output to a ROOT file")
     e.add_argument("--input", required=True, help="output of 'tth-adv run' (.coffea file or its folder)")
@@ -197,6 +233,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--layers", type=int, nargs="+", default=None, help="classifier hidden widths (override)")
     t.add_argument("--feature-set", default=None, help="feature set: seed, scaled or extended (override)")
     t.add_argument("--background", default=None, choices=["ntni_data", "mc", "both"], help="background sample")
+
+    c = add("categorize", cmd_categorize, "optimise score categories (Had 1..N, Lep 1..M) for expected significance")
+    c.add_argument("--features", required=True, help="feature dump of a run with --model (has the score)")
+    c.add_argument("--out", required=True, help="categories.json to write")
+    c.add_argument("--had", type=int, default=4, help="hadronic categories (default 4, as seed 000)")
+    c.add_argument("--lep", type=int, default=3, help="leptonic categories (default 3, as seed 000)")
+    c.add_argument("--min-sideband", type=int, default=10, help="minimum TI data sideband events per category")
+
+    f = add("fit", cmd_fit, "sideband fits, spurious signal, signal model, significance; pyhf workspace")
+    f.add_argument("--histograms", required=True, help="output of 'tth-adv run' (.coffea file or its folder)")
+    f.add_argument("--out", required=True, help="folder for fits.json and workspace.json")
+    f.add_argument("--unblind", action="store_true", help="fit the data in the signal region (default: Asimov)")
 
     d = add("demo", cmd_demo, "run the analysis chain on the embedded default synthetic data")
     d.add_argument("--out", default="tth-demo", help="output folder (default: tth-demo); reruns reuse it")

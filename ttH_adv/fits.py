@@ -26,6 +26,7 @@ from scipy import special, stats
 LOW, HIGH = 105.0, 160.0
 BLIND = (120.0, 130.0)
 CHI2_BIN_WIDTH = 2.5
+SPURIOUS_MASSES = tuple(float(m) for m in range(121, 130))  # m_H scan of the spurious-signal test, GeV
 
 
 def _x(m: np.ndarray) -> np.ndarray:
@@ -242,7 +243,7 @@ def _fit_s_plus_b_chi2(template: np.ndarray, variance: np.ndarray, edges: np.nda
 
 def spurious_signal(template: np.ndarray, variance: np.ndarray, edges: np.ndarray, family: str,
                     signal: SignalModel, expected_signal: float, data_signal_error: float,
-                    masses: np.ndarray = np.arange(121.0, 129.5, 1.0)) -> SpuriousSignal:
+                    masses: tuple[float, ...] = SPURIOUS_MASSES) -> SpuriousSignal:
     """ATLAS spurious-signal test: max |S| over m_H in 121-129 GeV below 10% of the expected signal
     or below 20% of the signal's statistical uncertainty in data."""
     scan = []

@@ -1,0 +1,128 @@
+"""Score categories that maximise the combined expected significance (``tth-adv categorize``).
+
+Per channel, boundaries are searched on a grid of signal-score quantiles.  For a category the
+expected signal s is the ttH MC (TI) yield in the 120-130 GeV window; the background b is the
+continuum in the window, estimated from the TI data sidebands of that category times the
+window/sideband ratio of an exponential fitted to the channel's TI data sidebands, plus the
+resonant Higgs MC in the window.  Each category's Asimov significance
+Z = sqrt(2((s+b) ln(1+s/b) - s)) is summed in quadrature; a category needs at least
+``min_sideband`` data events in the sidebands.  The search is exhaustive over the grid.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+
+from .dump import read_dump
+from .errors import TthAdvError
+from .fit_analysis import RESONANT, SIGNAL
+from .fits import BLIND, HIGH, LOW, asimov_significance
+
+
+def window_over_sideband(mass: np.ndarray) -> float:
+    """Expected window/sideband ratio for an exponential fitted (unbinned ML) to sideband masses."""
+    from scipy import optimize
+
+    side = mass[(mass < BLIND[0]) | (mass > BLIND[1])]
+
+    def integral(a: float, lo: float, hi: float) -> float:
+        return (np.exp(a * hi) - np.exp(a * lo)) / a if abs(a) > 1e-9 else hi - lo
+
+    def nll(a: float) -> float:
+        norm = integral(a, LOW, BLIND[0]) + integral(a, BLIND[1], HIGH)
+        return -np.sum(a * side) + len(side) * np.log(norm)
+
+    a = optimize.minimize_scalar(nll, bounds=(-0.2, 0.05), method="bounded").x
+    return integral(a, *BLIND) / (integral(a, LOW, BLIND[0]) + integral(a, BLIND[1], HIGH))
+
+
+def _in_window(mass: np.ndarray) -> np.ndarray:
+    return (mass > BLIND[0]) & (mass < BLIND[1])
+
+
+def _interval_sums(scores: np.ndarray, values: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Cumulative sums of values for score >= each candidate (candidates descending)."""
+    # index = how many candidates lie strictly above the score: 0 means score >= candidates[0]
+    index = np.searchsorted(-candidates, -scores, side="left")
+    sums = np.bincount(index, weights=values, minlength=len(candidates) + 1)
+    return np.cumsum(sums)[: len(candidates)]
+
+
+def _between(cumulative: np.ndarray, combo: tuple[int, ...]) -> np.ndarray:
+    """Per-category sums from cumulative sums at the chosen boundary indices."""
+    take = np.asarray(combo)
+    previous = np.r_[-1, take[:-1]]
+    return cumulative[take] - np.where(previous >= 0, cumulative[np.maximum(previous, 0)], 0.0)
+
+
+def optimise_channel(score_s, weight_s, score_r, weight_r, score_d, mass_d, mass_r, mass_s, n_categories: int,
+                     min_sideband: int, grid: int = 25) -> dict:
+    """Best descending boundaries for one channel and their significances (exhaustive over the grid)."""
+    ratio = window_over_sideband(mass_d)
+    candidates = np.unique(np.quantile(score_s, np.linspace(0.02, 0.98, grid)))[::-1]
+    # Cumulative (score >= candidate) sums of each ingredient; a category is a difference of two.
+    signal = _interval_sums(score_s, weight_s * _in_window(mass_s), candidates)
+    sideband = _interval_sums(score_d, (~_in_window(mass_d)).astype(float), candidates)
+    resonant = _interval_sums(score_r, weight_r * _in_window(mass_r), candidates)
+    best = {"z": -1.0}
+    for combo in itertools.combinations(range(len(candidates)), n_categories):
+        side = _between(sideband, combo)
+        if np.any(side < min_sideband):
+            continue
+        zs = [asimov_significance(s_, b_) for s_, b_ in
+              zip(_between(signal, combo), side * ratio + _between(resonant, combo), strict=True)]
+        z = float(np.sqrt(np.sum(np.square(zs))))
+        if z > best["z"]:
+            best = {"z": z, "boundaries": [float(candidates[i]) for i in combo], "category_z": zs,
+                    "sideband_events": side.tolist()}
+    if best["z"] < 0:
+        raise TthAdvError(f"no {n_categories} categories with >= {min_sideband} sideband events each")
+    best["window_over_sideband"] = ratio
+    return best
+
+
+def categorize(dump_dir: str | Path, n_categories: dict[str, int], min_sideband: int = 10) -> dict:
+    """Optimise boundaries per channel from a dump that carries scores."""
+    table = read_dump(dump_dir, columns=["score", "mgg", "weight", "dataset", "region", "channel", "systematic"])
+    if "score" not in table.column_names:
+        raise TthAdvError(f"feature dump {dump_dir} has no 'score' column: run the processor with --model")
+    table = table.filter(pc.and_(pc.equal(table["systematic"], "nominal"), pc.equal(table["region"], "TI")))
+    frame = table.to_pandas()
+    result = {}
+    for channel, n in n_categories.items():
+        rows = frame[frame.channel == channel]
+        sig = rows[rows.dataset.isin(SIGNAL)]
+        res = rows[rows.dataset.isin(RESONANT)]
+        data = rows[rows.dataset == "data"]
+        if len(sig) == 0 or len(data) == 0:
+            raise TthAdvError(f"channel {channel!r}: no signal or no data rows in {dump_dir}")
+        result[channel] = optimise_channel(sig.score.to_numpy(), sig.weight.to_numpy(), res.score.to_numpy(),
+                                           res.weight.to_numpy(), data.score.to_numpy(), data.mgg.to_numpy(),
+                                           res.mgg.to_numpy(), sig.mgg.to_numpy(), n, min_sideband)
+    combined = float(np.sqrt(sum(r["z"] ** 2 for r in result.values())))
+    return {"categories": {c: r["boundaries"] for c, r in result.items()}, "details": result,
+            "combined_z": combined, "min_sideband": min_sideband}
+
+
+def write_categories(result: dict, path: str | Path) -> Path:
+    """categories.json, readable by ``tth-adv run --categories``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    return path
+
+
+def read_categories(path: str | Path) -> dict[str, list[float]]:
+    """The boundaries of a categories.json."""
+    path = Path(path)
+    if not path.is_file():
+        raise TthAdvError(f"categories file not found: {path}")
+    data = json.loads(path.read_text())
+    if "categories" not in data:
+        raise TthAdvError(f"{path} has no 'categories' key (write it with 'tth-adv categorize')")
+    return data["categories"]

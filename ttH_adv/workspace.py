@@ -1,0 +1,80 @@
+"""Export the statistical model as a pyhf (HistFactory JSON) workspace.
+
+One channel per category with the m_yy bins.  Samples: ``signal`` (ttH MC, normfactor ``mu``),
+``resonant`` (other Higgs modes, fixed), ``background`` (the chosen sideband fit evaluated per
+bin, with a free normalisation ``bkg_norm_<category>``).  The histograms' systematic variations
+become modifiers of the MC samples: weight variations as ``normsys``, object variations as
+``histosys``.  The background shape is fixed to its sideband fit: HistFactory has no analytic
+functions, which is the usual limitation of this export.  Observations are the Asimov data
+(blinded) or the data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import fits
+from .fit_analysis import RESONANT, SIGNAL, _slice, category_inputs
+
+
+def _modifiers(h, datasets, category: str, nominal: np.ndarray) -> list[dict]:
+    mods = []
+    systematics = [s for s in h.axes["systematic"] if s.endswith("_up")]
+    for up_name in systematics:
+        base = up_name[: -len("_up")]
+        up, _ = _slice(h, datasets, "TI", category, up_name)
+        down, _ = _slice(h, datasets, "TI", category, f"{base}_down")
+        if up.sum() == 0 and down.sum() == 0:
+            continue
+        total = nominal.sum()
+        if np.allclose(up, nominal * up.sum() / total) and np.allclose(down, nominal * down.sum() / total):
+            mods.append({"name": base, "type": "normsys", "data": {"hi": float(up.sum() / total),
+                                                                   "lo": float(down.sum() / total)}})
+        else:
+            mods.append({"name": base, "type": "histosys", "data": {"hi_data": up.tolist(), "lo_data": down.tolist()}})
+    return mods
+
+
+def build_workspace(output: dict, fit_result: dict, unblind: bool = False) -> dict:
+    """The HistFactory JSON specification for every fitted category."""
+    h = output["histograms"]["mgg"]
+    channels, observations = [], []
+    for record in fit_result["categories"]:
+        if "chosen_family" not in record:
+            continue
+        category = record["category"]
+        inputs = category_inputs(output, category)
+        edges = inputs["edges"]
+        fit = record["sideband_fits"][record["chosen_family"]]
+        background = fits.BackgroundFit(record["chosen_family"], fit["params"], fit["norm"], 0.0, 0.0, 0, 1.0,
+                                        True).expected(edges)
+        signal = inputs["signal"]
+        samples = [
+            {"name": "signal", "data": signal.tolist(),
+             "modifiers": [{"name": "mu", "type": "normfactor", "data": None}, *_modifiers(h, SIGNAL, category, signal)]},
+            {"name": "background", "data": background.tolist(),
+             "modifiers": [{"name": f"bkg_norm_{category}", "type": "normfactor", "data": None}]},
+        ]
+        if inputs["resonant"].sum() > 0:
+            samples.append({"name": "resonant", "data": inputs["resonant"].tolist(),
+                            "modifiers": _modifiers(h, RESONANT, category, inputs["resonant"])})
+        observed = inputs["data_ti"] if unblind else fits.asimov(background, signal, inputs["resonant"])
+        channels.append({"name": category, "samples": samples})
+        observations.append({"name": category, "data": np.asarray(observed, dtype=float).tolist()})
+    parameters = [{"name": f"bkg_norm_{c['name']}", "bounds": [[0.0, 10.0]], "inits": [1.0]} for c in channels]
+    return {
+        "version": "1.0.0",
+        "channels": channels,
+        "observations": observations,
+        "measurements": [{"name": "ttH_yy", "config": {"poi": "mu", "parameters": parameters}}],
+    }
+
+
+def write_workspace(spec: dict, path: str | Path) -> Path:
+    """Write the workspace JSON."""
+    path = Path(path)
+    path.write_text(json.dumps(spec) + "\n")
+    return path
