@@ -70,15 +70,29 @@ def train_one(data: TrainingData, config: TrainingConfig, method: str, lam: floa
     result = evaluate_scores(scores, data.y, data.mass, data.weight)
     result["seconds_per_epoch_per_100k"] = float(np.mean(epoch_events)) if epoch_events else float("nan")
     result["training_seconds"] = train_seconds
-    result["overtraining_ks"] = _overtraining(models[0], data, n_folds)
+    result["overtraining_ks"], result["score_histograms"] = _overtraining(models[0], data, n_folds)
     result["dropped_features"] = getattr(models[0], "dropped", [])
+    result["roc"] = _roc_points(scores, data.y, data.weight)
     return MethodResult(method, lam, result, histories), models[0]
 
 
-def _overtraining(model: DecorrelatedClassifier, data: TrainingData, n_folds: int) -> dict[str, dict]:
+def _roc_points(scores: np.ndarray, y: np.ndarray, weight: np.ndarray, points: int = 200) -> dict[str, list]:
+    """The out-of-fold ROC curve, thinned to at most ``points`` points, for plots."""
+    eff_b, eff_s, _ = metrics.roc_curve(scores, y, weight)
+    keep = np.unique(np.linspace(0, len(eff_s) - 1, points).astype(int))
+    return {"signal_efficiency": eff_s[keep].tolist(), "background_efficiency": eff_b[keep].tolist()}
+
+
+def _overtraining(model: DecorrelatedClassifier, data: TrainingData, n_folds: int) -> tuple[dict, dict]:
+    """KS train/test comparison of the fold-0 model, and its score histograms (40 bins in [0, 1])."""
     train, test = data.fold(0, n_folds)
-    return {label: metrics.overtraining_ks(model.predict(train.X[train.y == cls]), model.predict(test.X[test.y == cls]))
-            for label, cls in (("signal", 1), ("background", 0))}
+    ks, histograms = {}, {}
+    for label, cls in (("signal", 1), ("background", 0)):
+        s_train, s_test = model.predict(train.X[train.y == cls]), model.predict(test.X[test.y == cls])
+        ks[label] = metrics.overtraining_ks(s_train, s_test)
+        histograms[label] = {"train": np.histogram(s_train, 40, (0, 1), density=True)[0].tolist(),
+                             "test": np.histogram(s_test, 40, (0, 1), density=True)[0].tolist()}
+    return ks, histograms
 
 
 def choose(results: list[MethodResult], jsd_ratio_max: float) -> MethodResult:

@@ -152,18 +152,27 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Run the analysis chain on the default synthetic data, reusing finished stages."""
+    """Run the whole chain on the default synthetic data, reusing finished stages."""
+    import json
+
     from processors.run import load_output, summary
 
     from .demo import DemoSettings, run_demo
-    from .summary import summarise_manifest
+    from .fit_analysis import category_table
 
     settings = DemoSettings(Path(args.out), args.events, args.seed, args.executor, args.workers,
                             progress=not args.no_progress)
+    if args.quick:
+        settings.training = {"classifier": {"layers": [32, 32]},
+                             "schedule": {"pretrain_classifier_epochs": 1, "pretrain_adversary_epochs": 1,
+                                          "epochs": 2, "patience": 2}}
+        settings.had_categories, settings.lep_categories, settings.min_sideband = 2, 1, 5
     run_demo(settings)
-    print(summarise_manifest(settings.manifest))
-    print(summary(load_output(settings.histograms)))
-    print(f"outputs in {settings.out}/")
+    print(summary(load_output(settings.path("histograms") / "output.coffea")))
+    training = json.loads((settings.path("model") / "results.json").read_text())
+    print(training["table"])
+    print(category_table(json.loads((settings.path("fits") / "fits.json").read_text())))
+    print(f"report: {settings.path('report') / 'report.md'}")
     return 0
 
 
@@ -253,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--executor", choices=["iterative", "futures", "dask"], default="futures",
                    help="executor for the processing stages (default futures)")
     d.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    d.add_argument("--quick", action="store_true", help="tiny network and few categories (for tests, not physics)")
     return parser
 
 

@@ -75,10 +75,17 @@ def bin_integrals(density: Callable[[np.ndarray], np.ndarray], edges: np.ndarray
 
 
 def normalised_shape(density: Callable[[np.ndarray], np.ndarray], edges: np.ndarray) -> np.ndarray:
-    """Fraction of the density in each bin (normalised over the given bins)."""
-    integrals = bin_integrals(density, edges)
-    total = integrals.sum()
-    return integrals / total if total > 0 else np.full(len(integrals), 1.0 / len(integrals))
+    """Fraction of the density in each bin (normalised over the given bins).
+
+    Minimisers probe extreme parameters; overflowing shapes come back as NaN, which the
+    likelihoods below turn into a huge penalty rather than a warning.
+    """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        integrals = bin_integrals(density, edges)
+        total = integrals.sum()
+        if not np.isfinite(total) or total <= 0:
+            return np.full(len(integrals), np.nan)
+        return integrals / total
 
 
 # --------------------------------------------------------------------------- signal model
@@ -120,7 +127,8 @@ def fit_signal(counts: np.ndarray, variances: np.ndarray, edges: np.ndarray) -> 
 
     def chi2(mu, sigma, alpha_lo, n_lo, alpha_hi, n_hi):
         expected = total * normalised_shape(lambda m: dscb(m, mu, sigma, alpha_lo, n_lo, alpha_hi, n_hi), edges)
-        return float(np.sum((counts[use] - expected[use]) ** 2 / variances[use]))
+        value = float(np.sum((counts[use] - expected[use]) ** 2 / variances[use]))
+        return value if np.isfinite(value) else 1e30
 
     minuit = Minuit(chi2, mu=125.0, sigma=1.7, alpha_lo=1.5, n_lo=5.0, alpha_hi=1.5, n_hi=5.0)
     minuit.errordef = Minuit.LEAST_SQUARES
@@ -162,6 +170,8 @@ class BackgroundFit:
 
 
 def _poisson_nll(observed: np.ndarray, expected: np.ndarray) -> float:
+    if not np.all(np.isfinite(expected)):
+        return 1e30
     expected = np.maximum(expected, 1e-12)
     return float(np.sum(expected - observed * np.log(expected)))
 
@@ -231,7 +241,8 @@ def _fit_s_plus_b_chi2(template: np.ndarray, variance: np.ndarray, edges: np.nda
 
     def chi2(s, norm, *params):
         expected = s * signal_shape + norm * normalised_shape(lambda m: fn.density(m, params), edges)
-        return float(np.sum((template[use] - expected[use]) ** 2 / variance[use]))
+        value = float(np.sum((template[use] - expected[use]) ** 2 / variance[use]))
+        return value if np.isfinite(value) else 1e30
 
     names = ["s", "norm"] + [f"p{i}" for i in range(fn.n_params)]
     minuit = Minuit(chi2, 0.0, float(template.sum()), *fn.start, name=names)

@@ -1,0 +1,213 @@
+"""Plots (matplotlib + mplhep, the ``plot`` extra) and the Markdown report.
+
+Every function writes one PNG and returns its path; inputs are the saved outputs of the other
+steps (processor output, feature dump, training results, fit results), so plots can be redone
+without rerunning anything.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import fits
+from .fit_analysis import category_inputs, category_table
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    plt.style.use(mplhep.style.ATLAS)
+    return plt
+
+
+def plot_category_fit(output: dict, record: dict, path: Path) -> Path:
+    """m_yy of one category: TI data (sidebands), chosen background fit, expected signal, residuals."""
+    plt = _pyplot()
+    inputs = category_inputs(output, record["category"])
+    edges = inputs["edges"]
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    fit = record["sideband_fits"][record["chosen_family"]]
+    background = fits.BackgroundFit(record["chosen_family"], fit["params"], fit["norm"], 0, 0, 0, 1, True).expected(edges)
+    # 2.5 GeV bins for display
+    group = 5
+    c = centres.reshape(-1, group).mean(1)
+    data = inputs["data_ti"].reshape(-1, group).sum(1)
+    bkg = background.reshape(-1, group).sum(1)
+    sig = (inputs["signal"] + inputs["resonant"]).reshape(-1, group).sum(1)
+    side = (c < fits.BLIND[0]) | (c > fits.BLIND[1])
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]}, figsize=(8, 7))
+    top.errorbar(c[side], data[side], yerr=np.sqrt(data[side]), fmt="ko", label="data (TI, sidebands)")
+    top.plot(c, bkg, "b-", label=f"background fit ({record['chosen_family']})")
+    top.plot(c, bkg + sig, "r--", label="background + Higgs (expected)")
+    top.axvspan(*fits.BLIND, color="grey", alpha=0.15, label="blinded")
+    top.set_ylabel("events / 2.5 GeV")
+    top.legend(fontsize=10)
+    top.set_title(f"category {record['category']}: chi2/ndf = {fit['chi2_ndf']:.2f}", fontsize=12)
+    residual = np.where(side & (bkg > 0), (data - bkg) / np.sqrt(np.maximum(bkg, 1e-9)), np.nan)
+    bottom.axhline(0, color="b")
+    bottom.plot(c, residual, "ko")
+    bottom.set_ylabel("(data-fit)/sqrt(fit)")
+    bottom.set_xlabel("m_yy [GeV]")
+    return _save(fig, path)
+
+
+def plot_sculpting(dump_dir: str | Path, path: Path) -> Path:
+    """NTNI data m_yy shape before and after the classifier's 50%-signal-efficiency cut (normalised)."""
+    import pyarrow.compute as pc
+
+    from . import metrics
+    from .dump import read_dump
+
+    plt = _pyplot()
+    table = read_dump(dump_dir, columns=["score", "mgg", "weight", "dataset", "region", "systematic"])
+    table = table.filter(pc.equal(table["systematic"], "nominal")).to_pandas()
+    sig = table[(table.dataset == "ttH") & (table.region == "TI")]
+    bkg = table[(table.dataset == "data") & (table.region == "NTNI")]
+    threshold = float(np.quantile(sig.score, 0.5))
+    passed = bkg.score >= threshold
+    edges = metrics.DEFAULT_BINNING.edges
+    fig, ax = plt.subplots(figsize=(8, 6))
+    for label, mass, style in (("all NTNI data", bkg.mgg, "k-"), ("pass (50% signal eff.)", bkg.mgg[passed], "r-"),
+                               ("fail", bkg.mgg[~passed], "b--")):
+        h, _ = np.histogram(mass, edges, density=True)
+        ax.step(edges[:-1], h, style, where="post", label=label)
+    value = metrics.pass_fail_jsd(bkg.mgg.to_numpy(), passed.to_numpy())
+    floor = metrics.jsd_floor(bkg.mgg.to_numpy(), float(passed.mean()), toys=20).mean
+    ax.set_title(f"JSD(pass, fail) = {value:.2e} = {value / floor:.1f} x floor", fontsize=12)
+    ax.set_xlabel("m_yy [GeV]")
+    ax.set_ylabel("normalised")
+    ax.legend(fontsize=10)
+    return _save(fig, path)
+
+
+def plot_roc(results: dict, path: Path) -> Path:
+    """Out-of-fold ROC curves of every trained method."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 6))
+    for r in results["results"]:
+        roc = r["metrics"].get("roc")
+        if roc:
+            ax.plot(roc["signal_efficiency"], roc["background_efficiency"], label=_label(r))
+    ax.set_yscale("log")
+    ax.set_xlabel("signal efficiency")
+    ax.set_ylabel("background efficiency")
+    ax.legend(fontsize=9)
+    return _save(fig, path)
+
+
+def plot_pareto(results: dict, path: Path) -> Path:
+    """Rejection R50 against 1/JSD50 for every method, with the statistical floor."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 6))
+    floors = []
+    for r in results["results"]:
+        m = r["metrics"]
+        ax.plot(m["inverse_jsd50"], m["r50"], "o", label=_label(r))
+        floors.append(m["floor50"])
+    ax.axvline(1 / np.mean(floors), color="grey", ls="--", label="1 / floor (random selection)")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"1 / JSD50  ({results.get('jsd_binning', '')})")
+    ax.set_ylabel("R50 (1 / bkg. eff. at 50% sig. eff.)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_scores(results: dict, path: Path) -> Path:
+    """Train/test score distributions of the chosen model (fold 0)."""
+    plt = _pyplot()
+    chosen = next(r for r in results["results"] if r["method"] == results["chosen"]["method"]
+                  and r["lambda"] == results["chosen"]["lambda"])
+    histograms = chosen["metrics"].get("score_histograms", {})
+    fig, ax = plt.subplots(figsize=(7, 6))
+    edges = np.linspace(0, 1, 41)
+    for label, colour in (("signal", "r"), ("background", "b")):
+        h = histograms.get(label)
+        if h:
+            ax.step(edges[:-1], h["train"], colour + "-", where="post", label=f"{label} train")
+            ax.step(edges[:-1], h["test"], colour + ":", where="post", label=f"{label} test")
+    ax.set_xlabel("score")
+    ax.set_ylabel("normalised")
+    ax.set_title(f"chosen: {_label(chosen)}", fontsize=12)
+    ax.legend(fontsize=9)
+    return _save(fig, path)
+
+
+def plot_cutflow(output: dict, path: Path) -> Path:
+    """Fraction of events after each cutflow step, per dataset."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(10, 6))
+    for name, cutflow in sorted(output["cutflow"].items()):
+        steps = list(cutflow)
+        total = cutflow["all"]["events"] or 1
+        ax.plot(range(len(steps)), [cutflow[s]["events"] / total for s in steps], "o-", label=name)
+    ax.set_xticks(range(len(steps)))
+    ax.set_xticklabels(steps, rotation=60, fontsize=9)
+    ax.set_yscale("log")
+    ax.set_ylabel("fraction of events")
+    ax.legend(fontsize=8, ncol=2)
+    return _save(fig, path)
+
+
+def _label(result: dict) -> str:
+    return result["method"] + (f" (lambda {result['lambda']:g})" if result["method"] == "adversarial" else "")
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def write_report(out: Path, output: dict, fit_result: dict, training: dict, dump_dir: Path | None) -> Path:
+    """All plots plus report.md with the numbers a physicist reads first."""
+    out = Path(out)
+    images = [("Cutflow", plot_cutflow(output, out / "cutflow.png"))]
+    if training:
+        images += [("Rejection vs sculpting (Pareto plane)", plot_pareto(training, out / "pareto.png")),
+                   ("ROC curves", plot_roc(training, out / "roc.png")),
+                   ("Score distributions, train vs test", plot_scores(training, out / "scores.png"))]
+    if dump_dir is not None:
+        images.append(("Background shape before/after the classifier cut", plot_sculpting(dump_dir, out / "sculpting.png")))
+    for record in fit_result["categories"]:
+        if "chosen_family" in record:
+            images.append((f"Category {record['category']}",
+                           plot_category_fit(output, record, out / f"fit_{record['category']}.png")))
+    lines = ["# ttH(yy) analysis report", ""]
+    combined = fit_result.get("combined") or {}
+    if combined:
+        lines += [f"**Expected significance (all categories): {combined['significance']:.2f} sigma; "
+                  f"mu = {combined['mu']:.2f} +/- {combined['mu_error']:.2f}** "
+                  f"({'unblinded data' if fit_result['unblinded'] else 'Asimov, blinded'})", ""]
+    lines += ["## Categories", "", "```", category_table(fit_result), "```", ""]
+    if training:
+        chosen = training["chosen"]
+        lines += ["## Classifier", "", f"Chosen: {chosen['method']} (lambda {chosen['lambda']:g}); rule: {chosen['rule']}.",
+                  f"JSD binning: {training.get('jsd_binning', '')}; out-of-fold metrics.", "", "```",
+                  training["table"], "```", ""]
+    meta = output.get("metadata", {})
+    if meta:
+        lines += ["## Processing", "", f"Events read: {sum(meta.get('events_read', {}).values()):,}; files: "
+                  f"{len(meta.get('files_processed', []))}; skipped: {len(meta.get('files_skipped', []))}; "
+                  f"model: {(meta.get('model') or {}).get('path', 'none')}", ""]
+    lines += ["## Plots", ""] + [f"### {title}\n\n![{title}]({p.name})\n" for title, p in images]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def load_training_results(model_dir: str | Path) -> dict:
+    """results.json of a training folder ({} if absent)."""
+    path = Path(model_dir) / "results.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
