@@ -65,10 +65,78 @@ def cmd_run(args: argparse.Namespace) -> int:
                          maxchunks=args.maxchunks, scheduler=args.scheduler, systematics=args.systematics,
                          dump_dir=args.dump_features, unblind=args.unblind, skip_bad_files=args.skip_bad_files,
                          progress=not args.no_progress, model_path=args.model)
-    output = run_analysis(manifest, config, options)
+    if args.cluster == "condor":
+        output = _run_on_condor(manifest, config, options)
+    else:
+        output = run_analysis(manifest, config, options)
     path = save_output(output, output_path(args.out))
     print(summary(output))
     print(f"output: {path}")
+    return 0
+
+
+def _run_on_condor(manifest, config, options):
+    """Run through an adaptive HTCondorCluster (dask-jobqueue); the model is shipped to the workers."""
+    from distributed import Client
+
+    from condor.cluster import htcondor_cluster, ship_model
+    from processors.run import run_analysis
+
+    options.executor = "dask"
+    with htcondor_cluster(config.cluster) as cluster, Client(cluster) as client:
+        if options.model_path:
+            ship_model(client, options.model_path)
+        options.client = client
+        return run_analysis(manifest, config, options)
+
+
+def cmd_condor_submit(args: argparse.Namespace) -> int:
+    """Split the work into slices, write the HTCondor submission and submit it (or only write it)."""
+    import json
+
+    from condor.batch import PLAN, missing_slices, submit, write_submission
+
+    from .config import load_config
+    from .manifest import load_manifest
+
+    config = load_config(args.config)
+    out = Path(args.out)
+    if args.resubmit_missing:
+        plan = json.loads((out / PLAN).read_text())
+        todo = missing_slices(out)
+        if not todo:
+            print(f"every slice of {out} has its partial output: nothing to resubmit")
+            return 0
+        path = write_submission(None, config, out, plan["n_slices"], only=todo, previous_plan=plan)
+        print(f"resubmitting slices {todo}")
+    else:
+        path = write_submission(load_manifest(args.datasets), config, out, args.jobs, chunksize=args.chunksize,
+                                systematics=args.systematics, model=args.model)
+    print(f"submit description: {path}")
+    if not args.dry_run:
+        print(submit(path))
+    return 0
+
+
+def cmd_condor_job(args: argparse.Namespace) -> int:
+    """Process one slice of a plan (what each batch job runs)."""
+    from condor.batch import run_slice
+
+    print(run_slice(args.plan, int(args.slice), args.out))
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """Merge batch partial outputs; refuse missing or duplicated slices."""
+    from condor.batch import merge_partials
+    from processors.run import save_output, summary
+
+    partials = sorted(Path(args.partials).glob("partial_*.coffea")) if Path(args.partials).is_dir() else \
+        [Path(p) for p in args.partials.split(",")]
+    merged = merge_partials(args.plan, partials)
+    path = save_output(merged, output_path(args.out))
+    print(summary(merged))
+    print(f"merged output: {path}")
     return 0
 
 
@@ -220,7 +288,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip unreadable files or files lacking branches (listed in the output); default: stop")
     r.add_argument("--only", nargs="+", default=None, metavar="DATASET", help="process only these datasets")
     r.add_argument("--model", default=None, help="ONNX model to score inside the processor (checked first)")
+    r.add_argument("--cluster", choices=["local", "condor"], default="local",
+                   help="with --executor dask: a LocalCluster (default) or an adaptive HTCondorCluster")
     r.add_argument("--categories", default=None, help="categories.json of 'tth-adv categorize' (needs --model)")
+
+    cs = add("condor", lambda a: 0, "plain HTCondor batch: submit slices, run one slice")
+    csub = cs.add_subparsers(dest="condor_command", required=True, metavar="ACTION")
+    s1 = csub.add_parser("submit", help="split into slices, write job.sub and submit (or --dry-run)")
+    s1.set_defaults(func=cmd_condor_submit)
+    s1.add_argument("--datasets", help="datasets manifest")
+    s1.add_argument("--jobs", type=int, default=10, help="number of slices/jobs (default 10)")
+    s1.add_argument("--out", required=True, help="submit folder")
+    s1.add_argument("--config", default=None, help="analysis configuration YAML")
+    s1.add_argument("--chunksize", type=int, default=100_000, help="events per chunk (default 100000)")
+    s1.add_argument("--systematics", choices=["none", "weights", "all"], default="none")
+    s1.add_argument("--model", default=None, help="ONNX model to score")
+    s1.add_argument("--dry-run", action="store_true", help="write the submission without submitting")
+    s1.add_argument("--resubmit-missing", action="store_true", help="resubmit only slices without a partial output")
+    s2 = csub.add_parser("job", help="process one slice (run by each batch job)")
+    s2.set_defaults(func=cmd_condor_job)
+    s2.add_argument("--plan", required=True, help="plan.json of the submit folder")
+    s2.add_argument("--slice", required=True, help="slice number")
+    s2.add_argument("--out", required=True, help="partial output to write")
+
+    m = add("merge", cmd_merge, "merge batch partial outputs (refuses missing or duplicated slices)")
+    m.add_argument("--plan", required=True, help="plan.json of the submit folder")
+    m.add_argument("--partials", required=True, help="folder of partial_*.coffea, or a comma-separated list")
+    m.add_argument("--out", required=True, help="merged output (.coffea file or folder)")
 
     e = add("export-root", cmd_export_root, "write the m_yy histograms of an output to a ROOT file")
     e.add_argument("--input", required=True, help="output of 'tth-adv run' (.coffea file or its folder)")

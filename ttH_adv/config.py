@@ -96,6 +96,21 @@ class SystematicsConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    cores: int
+    memory: str
+    disk: str
+    minimum_jobs: int
+    maximum_jobs: int
+    job_extra_directives: dict[str, str]
+    setup: tuple[str, ...]
+    container_image: str | None
+    proxy: str | None
+    python: str
+    log_directory: str
+
+
+@dataclass(frozen=True)
 class CollectionMap:
     prefix: str
     fields: dict[str, str]
@@ -134,6 +149,7 @@ class AnalysisConfig:
     weights: WeightConfig
     categories: dict[str, tuple[float, ...]]
     systematics: SystematicsConfig
+    cluster: ClusterConfig
     branches: BranchMap = field(repr=False)
 
     def category_names(self) -> list[str]:

@@ -57,10 +57,26 @@ def _new_session(path: str):
     return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
 
 
+def _local_copy(path: str, sha256: str) -> str:
+    """The model file on this machine: the given path, or a copy uploaded to this Dask worker."""
+    if os.path.isfile(path):
+        return path
+    try:
+        from distributed import get_worker
+
+        candidate = os.path.join(get_worker().local_directory, os.path.basename(path))
+    except (ImportError, ValueError):
+        candidate = ""
+    if candidate and os.path.isfile(candidate) and file_sha256(candidate) == sha256:
+        return candidate
+    raise TthAdvError(f"model file {path} is not on this worker (ship it with condor.cluster.ship_model "
+                      "or put it on a shared file system)")
+
+
 def session(path: str, sha256: str):
     """The process-wide onnxruntime session for a model file (created on first use)."""
     if sha256 not in _SESSIONS:
-        _SESSIONS[sha256] = _new_session(path)
+        _SESSIONS[sha256] = _new_session(_local_copy(path, sha256))
     return _SESSIONS[sha256]
 
 

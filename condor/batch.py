@@ -1,0 +1,228 @@
+"""Plain HTCondor batch: plan slices of chunks, write the submission, run a slice, merge partials.
+
+``tth-adv condor submit`` checks every input file, cuts the files into chunks, spreads the
+chunks over N slices and writes into the submit folder:
+
+    plan.json            every slice's chunks, the options, the manifest path
+    analysis.yaml        the effective analysis configuration
+    model.onnx           the model, when one is scored
+    slices.txt           one line per slice: its id (the submit file's queue)
+    run_slice.sh         the job: `tth-adv condor job --plan plan.json --slice ID`
+    job.sub              the HTCondor submit description (one job per slice)
+    partials/            where each job's partial output lands
+
+Each job writes an unnormalised partial output.  ``merge`` refuses, listing them, when a slice
+is missing or a chunk appears twice or not at all, then adds the partials exactly and
+normalises once, so the merged result equals a single run bit for bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from coffea import processor
+
+from processors.run import config_hash, normalise, preflight
+from processors.tth import TthProcessor
+from ttH_adv.config import AnalysisConfig, load_config
+from ttH_adv.errors import TthAdvError
+from ttH_adv.manifest import Manifest, load_manifest
+from ttH_adv.schema import branch_map_dict
+
+PLAN = "plan.json"
+
+
+def chunk_id(path: str, start: int, stop: int) -> str:
+    """The identifier a processed chunk is recorded under (as ``processors.tth`` records it)."""
+    return f"{path}:{start}-{stop}"
+
+
+def plan_slices(manifest: Manifest, config: AnalysisConfig, n_jobs: int, chunksize: int) -> list[list[dict]]:
+    """Cut every file into chunks and spread them over at most n_jobs contiguous slices."""
+    if n_jobs < 1:
+        raise TthAdvError(f"--jobs must be at least 1, got {n_jobs}")
+    checked = preflight(manifest, config, skip_bad_files=False)
+    chunks = []
+    for (dataset, path, tree), meta in sorted(checked.file_metadata.items()):
+        n = meta["numentries"]
+        edges = list(range(0, n, chunksize)) + [n]
+        chunks += [{"dataset": dataset, "file": path, "tree": tree, "start": a, "stop": b}
+                   for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    groups = np.array_split(np.arange(len(chunks)), min(n_jobs, max(len(chunks), 1)))
+    return [[chunks[i] for i in group] for group in groups]
+
+
+def _submit_description(config: AnalysisConfig, extra_inputs: list[str]) -> str:
+    cluster = config.cluster
+    lines = [
+        "# HTCondor submit description written by `tth-adv condor submit`: one job per slice",
+        "executable = run_slice.sh",
+        "arguments = $(slice_id)",
+        "transfer_input_files = " + ", ".join(["plan.json", "analysis.yaml", *extra_inputs]),
+        "transfer_output_files = partials/partial_$(slice_id).coffea",
+        "should_transfer_files = YES",
+        "when_to_transfer_output = ON_EXIT",
+        f"output = {cluster.log_directory}/slice_$(slice_id).out",
+        f"error = {cluster.log_directory}/slice_$(slice_id).err",
+        f"log = {cluster.log_directory}/jobs.log",
+        f"request_cpus = {cluster.cores}",
+        f"request_memory = {cluster.memory}",
+        f"request_disk = {cluster.disk}",
+    ]
+    if cluster.container_image:
+        lines.append(f'+SingularityImage = "{cluster.container_image}"')
+    if cluster.proxy:
+        lines += [f"x509userproxy = {cluster.proxy}", "use_x509userproxy = true"]
+    lines += [f"{k} = {v}" for k, v in cluster.job_extra_directives.items()]
+    lines.append("queue slice_id from slices.txt")
+    return "\n".join(lines) + "\n"
+
+
+def _job_script(config: AnalysisConfig) -> str:
+    setup = "\n".join(config.cluster.setup)
+    return ("#!/bin/bash\n# One slice of the ttH(yy) processing (written by `tth-adv condor submit`).\nset -euo pipefail\n"
+            f"{setup}\nmkdir -p partials\n"
+            f"exec {config.cluster.python} -m ttH_adv.cli --no-progress condor job --plan plan.json --slice \"$1\" "
+            "--out \"partials/partial_$1.coffea\"\n")
+
+
+def write_submission(manifest: Manifest, config: AnalysisConfig, out_dir: str | Path, n_jobs: int, *,
+                     chunksize: int = 100_000, systematics: str = "none", model: str | None = None,
+                     only: list[int] | None = None, previous_plan: dict | None = None) -> Path:
+    """Write the submit folder; returns the submit description's path."""
+    out = Path(out_dir)
+    (out / "partials").mkdir(parents=True, exist_ok=True)
+    (out / config.cluster.log_directory).mkdir(parents=True, exist_ok=True)
+    if previous_plan is None:
+        slices = plan_slices(manifest, config, n_jobs, chunksize)
+        plan = {"manifest": str(manifest.path.resolve()), "n_slices": len(slices), "chunksize": chunksize,
+                "systematics": systematics, "model": "model.onnx" if model else None,
+                "config_hash": config_hash(config), "slices": slices}
+        (out / PLAN).write_text(json.dumps(plan, indent=1) + "\n")
+        config_data = dataclasses.asdict(config)
+        (out / "analysis.yaml").write_text(yaml.safe_dump(_plain(config_data), sort_keys=False))
+        if model:
+            shutil.copy(model, out / "model.onnx")
+    else:
+        plan = previous_plan
+    ids = range(plan["n_slices"]) if only is None else only
+    (out / "slices.txt").write_text("".join(f"{i:04d}\n" for i in ids))
+    script = out / "run_slice.sh"
+    script.write_text(_job_script(config))
+    script.chmod(0o755)
+    submit = out / "job.sub"
+    submit.write_text(_submit_description(config, ["model.onnx"] if plan["model"] else []))
+    return submit
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def submit(submit_file: Path) -> str:
+    """Hand the description to condor_submit (needs an HTCondor pool)."""
+    if shutil.which("condor_submit") is None:
+        raise TthAdvError("condor_submit is not available here: use --dry-run and submit "
+                          f"{submit_file} from a machine of the pool (condor/README.md)")
+    result = subprocess.run(["condor_submit", submit_file.name], cwd=submit_file.parent, capture_output=True,
+                            text=True, check=False)
+    if result.returncode != 0:
+        raise TthAdvError(f"condor_submit failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def missing_slices(out_dir: str | Path) -> list[int]:
+    """Slices without a partial output in the submit folder (to resubmit alone)."""
+    out = Path(out_dir)
+    plan = json.loads((out / PLAN).read_text())
+    return [i for i in range(plan["n_slices"]) if not (out / "partials" / f"partial_{i:04d}.coffea").is_file()]
+
+
+def run_slice(plan_path: str | Path, slice_id: int, out: str | Path) -> Path:
+    """Process one slice's chunks with the processor; save the unnormalised partial output."""
+    from coffea.nanoevents import NanoEventsFactory
+    from coffea.util import save
+
+    from ttH_adv.schema import FlatNtupleSchema
+
+    plan_path = Path(plan_path)
+    folder = plan_path.parent
+    plan = json.loads(plan_path.read_text())
+    if not 0 <= slice_id < plan["n_slices"]:
+        raise TthAdvError(f"slice {slice_id} is not in {plan_path} (0..{plan['n_slices'] - 1})")
+    config = load_config(folder / "analysis.yaml")
+    manifest = load_manifest(plan["manifest"], check_files=False)
+    model = str(folder / plan["model"]) if plan["model"] else None
+    proc = TthProcessor(config, systematics=plan["systematics"], model_path=model)
+    bmap = branch_map_dict(config.branches)
+    output = None
+    for chunk in plan["slices"][slice_id]:
+        metadata = {**manifest.datasets[chunk["dataset"]].metadata(), "dataset": chunk["dataset"],
+                    "filename": chunk["file"], "treename": chunk["tree"], "entrystart": chunk["start"],
+                    "entrystop": chunk["stop"], "branch_map": bmap}
+        events = NanoEventsFactory.from_root({chunk["file"]: chunk["tree"]}, schemaclass=FlatNtupleSchema,
+                                             metadata=metadata, mode="virtual", entry_start=chunk["start"],
+                                             entry_stop=chunk["stop"]).events()
+        part = proc.process(events)
+        output = part if output is None else processor.accumulate([output, part])
+    output = output or {"histograms": {}, "cutflow": {}, "events_read": {}, "chunks": {}}
+    output["slice"] = slice_id
+    output["config_hash"] = plan["config_hash"]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save(output, str(out))
+    return out
+
+
+def merge_partials(plan_path: str | Path, partial_files: list[str | Path]) -> dict:
+    """Merge partial outputs exactly; refuse a missing or duplicated slice or chunk."""
+    from coffea.util import load
+
+    plan = json.loads(Path(plan_path).read_text())
+    partials = [load(str(p)) for p in partial_files]
+    seen = [p["slice"] for p in partials]
+    missing = sorted(set(range(plan["n_slices"])) - set(seen))
+    duplicated = sorted({s for s in seen if seen.count(s) > 1})
+    expected = {chunk_id(c["file"], c["start"], c["stop"]) for s in plan["slices"] for c in s}
+    counts: dict[str, int] = {}
+    for p in partials:
+        for chunks in p["chunks"].values():
+            for cid, n in chunks.items():
+                counts[cid] = counts.get(cid, 0) + n
+    twice = sorted(c for c, n in counts.items() if n > 1)
+    absent = sorted(expected - set(counts)) if not missing else []
+    problems = []
+    if missing:
+        problems.append(f"missing slice(s) {missing} (resubmit them: tth-adv condor submit --resubmit-missing)")
+    if duplicated:
+        problems.append(f"slice(s) {duplicated} given more than once")
+    if twice:
+        problems.append(f"chunk(s) processed twice: {twice[:5]}{' ...' if len(twice) > 5 else ''}")
+    if absent:
+        problems.append(f"chunk(s) never processed: {absent[:5]}")
+    if any(p["config_hash"] != plan["config_hash"] for p in partials):
+        problems.append("a partial was made with another configuration than the plan's")
+    if problems:
+        raise TthAdvError("refusing to merge: " + "; ".join(problems))
+    fields = ("histograms", "cutflow", "events_read", "chunks")
+    merged = processor.accumulate([{k: p[k] for k in fields} for p in partials])
+    manifest = load_manifest(plan["manifest"], check_files=False)
+    normalise(merged, manifest)
+    merged["metadata"] = {"events_read": merged.pop("events_read"),
+                          "chunks": {k: sorted(v) for k, v in merged.pop("chunks").items()},
+                          "files_processed": sorted({c["file"] for s in plan["slices"] for c in s}),
+                          "files_skipped": [], "executor": "condor-batch", "slices": plan["n_slices"],
+                          "systematics": plan["systematics"], "config_hash": plan["config_hash"],
+                          "wall_seconds": 0.0, "model": plan["model"]}
+    return merged
