@@ -37,6 +37,7 @@ class AdversaryConfig:
     components: int
     layers: tuple[int, ...]
     learning_rate: float
+    classifier_learning_rate: float
     steps_per_classifier_step: int
     input: str
 

@@ -5,7 +5,11 @@ trains one model; ``predict(X)`` gives the signal score.  Methods:
 
 * ``adversarial`` -- seed 000's min-max: the classifier minimises L_clf - lambda * L_adv while a
   Gaussian-mixture adversary minimises L_adv = -log p(m_yy | classifier output) on background
-  (seeds 002/004).  Pretrain the classifier, pretrain the adversary, then alternate with separate
+  (seeds 002/004).  The classifier's penalty is lambda * max(0, H(m) - L_adv): the information
+  the adversary extracts beyond the marginal m_yy density (H(m), its no-information NLL,
+  measured on the training background).  While the adversary learns something this has the
+  same gradient as -lambda * L_adv; the floor removes the reward for *fooling* a lagging
+  adversary (driving its NLL above H(m)), which otherwise collapses the classifier.  Pretrain the classifier, pretrain the adversary, then alternate with separate
   optimisers and learning rates, ``steps_per_classifier_step`` adversary updates per classifier
   update (seeds 002/003).  The adversary sees the classifier's logit by default: the DESIGN
   prototype showed a classifier hiding m_yy in the saturated tail of the sigmoid from an
@@ -82,6 +86,13 @@ def selection_key(record: EpochRecord, jsd_ratio_max: float, decorrelating: bool
     return (1, record.r50) if qualifies else (0, -record.ratio50)
 
 
+def marginal_nll(mass: np.ndarray, weights: np.ndarray, bins: int = 50) -> float:
+    """No-information NLL H(m): -<log p(m)> under the weighted histogram density of m itself."""
+    density, edges = np.histogram(mass, bins=bins, weights=weights, density=True)
+    index = np.clip(np.digitize(mass, edges) - 1, 0, bins - 1)
+    return float(-np.average(np.log(np.maximum(density[index], 1e-12)), weights=weights))
+
+
 def correlated_features(X: np.ndarray, mass: np.ndarray, names: list[str], threshold: float) -> list[str]:
     """Features whose |Pearson correlation| with m_yy exceeds the threshold."""
     corr = [abs(np.corrcoef(X[:, i], mass)[0, 1]) if X[:, i].std() > 0 else 0.0 for i in range(X.shape[1])]
@@ -135,6 +146,7 @@ class DecorrelatedClassifier:
         if self.method == "reweight":
             weights = mass_reweighting(protected, y, weights)
         self.standardiser = Standardiser.fit(X)
+        self.marginal_nll = marginal_nll(standardised_mass(protected[y == 0]), weights[y == 0])
         self.classifier = build_classifier(len(self.kept), cfg.classifier, cfg.schedule.seed)
         self.adversary = build_adversary(cfg.adversary, cfg.schedule.seed)
         self._build_steps()
@@ -178,9 +190,15 @@ class DecorrelatedClassifier:
         cfg = self.config
         clf, adv = self.classifier, self.adversary
         clf_opt = _adam(cfg.classifier.learning_rate)
+        # Two timescales (seed 003): in the adversarial phase a slower classifier optimiser
+        # faces the faster adversary.  Built eagerly so each traced step may use its own.
+        clf_adv_opt = _adam(cfg.adversary.classifier_learning_rate)
         adv_opt = _adam(cfg.adversary.learning_rate)
+        for optimiser, model in ((clf_opt, clf), (clf_adv_opt, clf), (adv_opt, adv)):
+            optimiser.build(model.trainable_variables)
         use_logit = cfg.adversary.input == "logit"
         method, lam, alpha = self.method, self.lam, cfg.baselines.disco_alpha
+        marginal = float(self.marginal_nll)
 
         def adversary_input(logits):
             return logits[:, None] if use_logit else tf.sigmoid(logits)[:, None]
@@ -192,12 +210,13 @@ class DecorrelatedClassifier:
                 loss = binary_cross_entropy(y, logits, w)
                 total = loss
                 if method == "adversarial" and penalised:
-                    nll = mixture_nll(adv(adversary_input(logits), training=False), m)
-                    total = loss - lam * weighted_mean(nll, w * bkg)
+                    nll = weighted_mean(mixture_nll(adv(adversary_input(logits), training=False), m), w * bkg)
+                    total = loss + lam * tf.nn.relu(marginal - nll)
                 elif method == "disco":
                     total = loss + alpha * distance_correlation_squared(tf.sigmoid(logits), m, w * bkg)
             grads = tape.gradient(total, clf.trainable_variables)
-            clf_opt.apply_gradients(zip(grads, clf.trainable_variables, strict=True))
+            optimiser = clf_adv_opt if penalised else clf_opt  # a Python bool: one trace per phase
+            optimiser.apply_gradients(zip(grads, clf.trainable_variables, strict=True))
             return loss
 
         @tf.function
@@ -229,7 +248,7 @@ class DecorrelatedClassifier:
                 if phase == "pretrain_adversary":
                     losses.append(float(adv_loss))
                     continue
-            losses.append(float(self._classifier_step(*args, tf.constant(phase == "adversarial"))))
+            losses.append(float(self._classifier_step(*args, phase == "adversarial")))
         seconds = time.perf_counter() - start
         record = self._validate(validation, phase, epoch, float(np.mean(losses)), seconds)
         return record
