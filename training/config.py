@@ -56,6 +56,7 @@ class ScheduleConfig:
 class SelectionConfig:
     jsd_ratio_max: float
     jsd_toys: int
+    jsd_bins: int
 
 
 @dataclass(frozen=True)

@@ -257,7 +257,9 @@ class DecorrelatedClassifier:
         if validation is None:
             return None
         Xv, yv, mv, wv = validation
-        m = evaluate_scores(self.predict(Xv), yv, mv, wv, toys=self.config.selection.jsd_toys)
+        selection = self.config.selection
+        binning = metrics.MassBinning(bins=selection.jsd_bins)
+        m = evaluate_scores(self.predict(Xv), yv, mv, wv, toys=selection.jsd_toys, binning=binning)
         record = EpochRecord(epoch, phase, loss, m["auc"], m["r50"], m["jsd50"], m["floor50"], m["ratio50"], seconds)
         self.history.append(record)
         log.info("%s %-20s epoch %2d loss %.4f AUC %.3f R50 %.1f JSD50/floor %.1f (%.1f s)", self.method, phase,
@@ -288,14 +290,14 @@ def _adam(learning_rate: float):
 
 
 def evaluate_scores(scores: np.ndarray, y: np.ndarray, mass: np.ndarray, weights: np.ndarray,
-                    toys: int = 20) -> dict[str, float]:
+                    toys: int = 20, binning: metrics.MassBinning = metrics.DEFAULT_BINNING) -> dict[str, float]:
     """AUC, R50, R80 and background sculpting at the 50% and 80% signal-efficiency cuts."""
     result = {"auc": metrics.auc(scores, y, weights)}
     bkg = y == 0
     for eff in (50, 80):
         eff_b, threshold = metrics.background_efficiency_at(scores, y, eff / 100, weights)
         result[f"r{eff}"] = 1.0 / eff_b if eff_b > 0 else float("inf")
-        s = metrics.jsd_at_signal_efficiency(scores[bkg], mass[bkg], threshold, weights[bkg], toys=toys)
+        s = metrics.jsd_at_signal_efficiency(scores[bkg], mass[bkg], threshold, weights[bkg], binning, toys)
         result.update({f"jsd{eff}": s["jsd"], f"floor{eff}": s["floor"], f"floor{eff}_std": s["floor_std"],
                        f"ratio{eff}": s["ratio"], f"inverse_jsd{eff}": s["inverse_jsd"],
                        f"threshold{eff}": threshold})
