@@ -67,17 +67,27 @@ def _signal_model():
 
 
 def test_spurious_signal_passes_a_true_exponential():
-    template = _exponential(5000)  # high-statistics: the expectation itself, with its Poisson variance
-    test = fits.spurious_signal(template, template, EDGES, "exponential", _signal_model(), 30.0, 10.0)
-    assert test.passed and test.max_abs_signal < 1.0
+    template = _exponential(5000)  # high statistics: the expectation itself
+    test = fits.spurious_signal(template, 0.1, EDGES, "exponential", _signal_model(), 30.0, 10.0)
+    assert test.passed and test.max_abs_signal < 0.1
 
 
 def test_spurious_signal_fails_a_badly_wrong_function():
     curved = 5000 * fits.normalised_shape(lambda m: fits.FAMILIES["exppoly2"].density(m, [-1.5, 1.2]), EDGES)
-    wrong = fits.spurious_signal(curved, curved, EDGES, "exponential", _signal_model(), 30.0, 10.0)
-    right = fits.spurious_signal(curved, curved, EDGES, "exppoly2", _signal_model(), 30.0, 10.0)
+    wrong = fits.spurious_signal(curved, 1.0, EDGES, "exponential", _signal_model(), 30.0, 10.0)
+    right = fits.spurious_signal(curved, 1.0, EDGES, "exppoly2", _signal_model(), 30.0, 10.0)
     assert not wrong.passed and wrong.max_relative_to_expected > 0.1
     assert right.passed
+
+
+def test_spurious_signal_on_a_sparse_template_is_not_pinned_to_zero():
+    """Empty bins of a low-statistics template must not force S = 0 with a tiny error."""
+    rng = np.random.default_rng(15)
+    sparse = rng.poisson(_exponential(120)).astype(float)  # ~1 event per bin, many empty
+    test = fits.spurious_signal(sparse, 1.0, EDGES, "exponential", _signal_model(), 30.0, 10.0)
+    errors = [x["error"] for x in test.scan]
+    assert min(errors) > 1.0  # ~ sqrt(background under the peak), not ~0
+    assert test.max_abs_signal > 0.05
 
 
 def test_asimov_significance_matches_counting_formula_for_a_clean_peak():

@@ -4,10 +4,11 @@ Per category of the processor output (TI region, nominal):
 
 1. signal model: double-sided Crystal Ball fitted to ttH MC; the resonant background is the
    other Higgs modes (their MC histograms, fixed);
-2. background function: the spurious-signal test on a high-statistics background-only template,
-   the NTNI data of the same category scaled to the TI sideband yield (seed 000's data-driven
-   background model); the passing family with the fewest parameters is chosen (if none passes,
-   the one with the smallest spurious signal, flagged);
+2. background function: the spurious-signal test on a background-only template, the NTNI data
+   of the same category (Poisson fits to its raw counts, scaled to the TI sideband yield; seed
+   000's data-driven background model); the passing family with the fewest parameters is chosen
+   (if none passes, the one with the smallest spurious signal).  The template's event count is
+   recorded: with few events the test has little power, which fits.json lets a reader judge;
 3. sideband fit of TI data (120-130 GeV excluded) with every family, chi2/ndf and p-value;
 4. Asimov data (blinded: chosen sideband fit + expected signal + resonant) or the data
    (``--unblind``); S+B fits give the expected significance per category and combined, and mu.
@@ -53,29 +54,27 @@ def category_inputs(output: dict, category: str) -> dict[str, np.ndarray]:
             "signal_variance": signal_var, "resonant": resonant}
 
 
-def background_template(inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, float]:
-    """NTNI data scaled to the TI sideband yield: (template, variance, scale)."""
+def template_scale(inputs: dict[str, np.ndarray]) -> float:
+    """Factor bringing the NTNI data template to the TI sideband yield."""
     side = fits.sideband_mask(inputs["edges"])
-    ti_side, ntni_side = inputs["data_ti"][side].sum(), inputs["data_ntni"][side].sum()
-    scale = ti_side / ntni_side if ntni_side > 0 else 0.0
-    return scale * inputs["data_ntni"], scale**2 * inputs["data_ntni"], scale
+    ntni_side = inputs["data_ntni"][side].sum()
+    return float(inputs["data_ti"][side].sum() / ntni_side) if ntni_side > 0 else 0.0
 
 
 def choose_background(inputs: dict[str, np.ndarray], signal: fits.SignalModel, families=fits.FAMILY_ORDER
                       ) -> tuple[str, list[dict]]:
     """Run the spurious-signal test for each family; return the chosen family and all results."""
-    template, variance, _ = background_template(inputs)
+    template, scale = inputs["data_ntni"], template_scale(inputs)
     edges = inputs["edges"]
     if template.sum() <= 0:
         return "exponential", [{"note": "no NTNI template events: exponential by default"}]
-    # The signal's statistical uncertainty in data-like conditions (Poisson errors at the template's yield).
-    _, data_error = fits._fit_s_plus_b_chi2(template, np.maximum(template, 1e-3), edges, "exponential",
-                                            signal.shape(edges))
+    # The signal's statistical uncertainty in data: a Poisson S+B fit to the template at the data's yield.
+    _, data_error = fits.fit_s_plus_b_poisson(scale * template, edges, "exponential", signal.shape(edges))
     results = []
     for family in families:
-        test = fits.spurious_signal(template, np.maximum(variance, 1e-6), edges, family, signal, signal.yield_,
-                                    data_error)
-        results.append({k: v for k, v in asdict(test).items() if k != "scan"} | {"scan": test.scan})
+        test = fits.spurious_signal(template, scale, edges, family, signal, signal.yield_, data_error)
+        results.append({k: v for k, v in asdict(test).items() if k != "scan"}
+                       | {"scan": test.scan, "template_events": float(template.sum())})
     passing = [r for r in results if r["passed"]]
     chosen = passing[0] if passing else min(results, key=lambda r: r["max_relative_to_expected"])
     return chosen["family"], results

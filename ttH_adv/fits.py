@@ -5,8 +5,8 @@ Conventions (README, "Fits"):
 * histograms are m_yy counts in 0.5 GeV bins over 105-160 GeV; shapes are integrated over each
   bin (5-point Simpson) and normalised over the full range, so a sideband fit predicts the
   blinded window too;
-* ``Poisson`` likelihoods for data and Asimov data; ``chi2`` (bin variances) for weighted
-  templates (the spurious-signal test);
+* ``Poisson`` likelihoods for data, Asimov data and the spurious-signal template (raw counts,
+  scaled to the data afterwards); ``chi2`` with bin variances for the weighted signal MC;
 * chi2/ndf and its p-value use Pearson's chi2 on 2.5 GeV bins of the fitted region;
 * the signal model is a double-sided Crystal Ball fitted to the ttH MC in each category;
 * expected significance: the profile-likelihood q0 on Asimov data built from the sideband fit
@@ -233,34 +233,38 @@ class SpuriousSignal:
     scan: list[dict[str, float]] = field(default_factory=list)
 
 
-def _fit_s_plus_b_chi2(template: np.ndarray, variance: np.ndarray, edges: np.ndarray, family: str,
-                       signal_shape: np.ndarray) -> tuple[float, float]:
-    """(fitted signal yield, its error) of a S+B chi2 fit to a background-only template."""
-    fn = FAMILIES[family]
-    use = variance > 0
+def fit_s_plus_b_poisson(counts: np.ndarray, edges: np.ndarray, family: str,
+                         signal_shape: np.ndarray) -> tuple[float, float]:
+    """(signal yield, its error) of a binned Poisson S+B fit; S may go negative.
 
-    def chi2(s, norm, *params):
+    Used for the spurious-signal test on templates, whose empty bins a chi2 cannot handle.
+    """
+    fn = FAMILIES[family]
+
+    def nll(s, norm, *params):
         expected = s * signal_shape + norm * normalised_shape(lambda m: fn.density(m, params), edges)
-        value = float(np.sum((template[use] - expected[use]) ** 2 / variance[use]))
-        return value if np.isfinite(value) else 1e30
+        if np.any(expected <= 0):
+            return 1e30
+        return _poisson_nll(counts, expected)
 
     names = ["s", "norm"] + [f"p{i}" for i in range(fn.n_params)]
-    minuit = Minuit(chi2, 0.0, float(template.sum()), *fn.start, name=names)
-    minuit.errordef = Minuit.LEAST_SQUARES
+    minuit = Minuit(nll, 0.0, max(float(counts.sum()), 1.0), *fn.start, name=names)
+    minuit.errordef = Minuit.LIKELIHOOD
     minuit.migrad()
     minuit.hesse()
     return float(minuit.values["s"]), float(minuit.errors["s"])
 
 
-def spurious_signal(template: np.ndarray, variance: np.ndarray, edges: np.ndarray, family: str,
+def spurious_signal(template: np.ndarray, scale: float, edges: np.ndarray, family: str,
                     signal: SignalModel, expected_signal: float, data_signal_error: float,
                     masses: tuple[float, ...] = SPURIOUS_MASSES) -> SpuriousSignal:
-    """ATLAS spurious-signal test: max |S| over m_H in 121-129 GeV below 10% of the expected signal
-    or below 20% of the signal's statistical uncertainty in data."""
+    """ATLAS spurious-signal test on a background-only template of raw counts, normalised to the
+    data by ``scale``: max |S| over m_H in 121-129 GeV below 10% of the expected signal or below
+    20% of the signal's statistical uncertainty in data."""
     scan = []
     for mass in masses:
-        s, err = _fit_s_plus_b_chi2(template, variance, edges, family, signal.shape(edges, mass))
-        scan.append({"m_H": float(mass), "signal": s, "error": err})
+        s, err = fit_s_plus_b_poisson(template, edges, family, signal.shape(edges, mass))
+        scan.append({"m_H": float(mass), "signal": scale * s, "error": scale * err})
     worst = max(abs(x["signal"]) for x in scan)
     rel_expected = worst / expected_signal if expected_signal > 0 else float("inf")
     rel_error = worst / data_signal_error if data_signal_error > 0 else float("inf")
