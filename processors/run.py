@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from coffea import processor
 from coffea.util import load, save
 
@@ -252,8 +251,3 @@ def summary(output: dict) -> str:
         lines.append(f"SKIPPED {len(meta['files_skipped'])} bad file(s):")
         lines += [f"  {s['dataset']}: {s['reason']}" for s in meta["files_skipped"]]
     return "\n".join(lines)
-
-
-def histogram_array(output: dict, **selection: str) -> np.ndarray:
-    """Bin values of the m_yy histogram for one (dataset, region, category, systematic)."""
-    return output["histograms"]["mgg"][selection].values()

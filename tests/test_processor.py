@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import uproot
 
-from processors.run import export_root
+from processors.run import export_root, merge_outputs
 from processors.tth import COMMON_STEPS, quantise
 from ttH_adv.dump import read_dump
 
@@ -178,3 +178,12 @@ def test_export_to_root(nominal, tmp_path):
         ref = nominal["histograms"]["mgg"][{"dataset": "ttH", "region": "TI", "category": "had", "systematic": "nominal"}]
         assert np.allclose(h.values(), ref.values()) and np.allclose(h.errors() ** 2, ref.variances())
         assert h.axis().edges()[0] == 105 and h.axis().edges()[-1] == 160
+
+
+def test_outputs_of_separate_runs_merge(small_manifest, config, nominal):
+    """Runs over disjoint datasets add up to the run over all of them."""
+    names = list(small_manifest.datasets)
+    parts = [run(small_manifest.select(names[:4]), config), run(small_manifest.select(names[4:]), config)]
+    merged = merge_outputs(parts)
+    _assert_identical(merged, nominal)
+    assert len(merged["metadata"]["merged_from"]) == 2
