@@ -93,10 +93,13 @@ def _job_script(config: AnalysisConfig) -> str:
             "--out \"partials/partial_$1.coffea\"\n")
 
 
-def write_submission(manifest: Manifest, config: AnalysisConfig, out_dir: str | Path, n_jobs: int, *,
+def write_submission(manifest: Manifest | None, config: AnalysisConfig, out_dir: str | Path, n_jobs: int, *,
                      chunksize: int = 100_000, systematics: str = "none", model: str | None = None,
                      only: list[int] | None = None, previous_plan: dict | None = None) -> Path:
-    """Write the submit folder; returns the submit description's path."""
+    """Write the submit folder; returns the submit description's path.
+
+    With ``previous_plan`` (resubmission) the plan is kept and only ``only``'s slices are queued.
+    """
     out = Path(out_dir)
     (out / "partials").mkdir(parents=True, exist_ok=True)
     (out / config.cluster.log_directory).mkdir(parents=True, exist_ok=True)

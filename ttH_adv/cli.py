@@ -110,6 +110,8 @@ def cmd_condor_submit(args: argparse.Namespace) -> int:
         path = write_submission(None, config, out, plan["n_slices"], only=todo, previous_plan=plan)
         print(f"resubmitting slices {todo}")
     else:
+        if not args.datasets:
+            raise TthAdvError("condor submit needs --datasets (or --resubmit-missing for an existing folder)")
         path = write_submission(load_manifest(args.datasets), config, out, args.jobs, chunksize=args.chunksize,
                                 systematics=args.systematics, model=args.model)
     print(f"submit description: {path}")
