@@ -31,25 +31,33 @@ RESONANT = ("ggH", "VBF", "WH", "ZH", "tH")
 SIGNAL = ("ttH",)
 
 
-def _slice(h, datasets, region: str, category: str, systematic: str = "nominal") -> tuple[np.ndarray, np.ndarray]:
-    present = [d for d in datasets if d in h.axes["dataset"]]
-    if not present:
-        size = h.axes["mgg"].size
-        return np.zeros(size), np.zeros(size)
-    values = sum(h[{"dataset": d, "region": region, "category": category, "systematic": systematic}].values()
-                 for d in present)
-    variances = sum(h[{"dataset": d, "region": region, "category": category, "systematic": systematic}].variances()
-                    for d in present)
-    return np.asarray(values, dtype=float), np.asarray(variances, dtype=float)
+def category_slice(h, datasets, region: str, category: str, systematic: str = "nominal"
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Summed m_yy bin values and variances of the given datasets (zeros for absent ones)."""
+    size = h.axes["mgg"].size
+    values, variances = np.zeros(size), np.zeros(size)
+    for d in datasets:
+        if d in h.axes["dataset"]:
+            part = h[{"dataset": d, "region": region, "category": category, "systematic": systematic}]
+            values += part.values()
+            variances += part.variances()
+    return values, variances
+
+
+def chosen_background(record: dict, edges: np.ndarray) -> np.ndarray:
+    """Expected background per bin from a category record's chosen sideband fit."""
+    fit = record["sideband_fits"][record["chosen_family"]]
+    return fits.BackgroundFit(record["chosen_family"], fit["params"], fit["norm"], 0.0, 0.0, 0, 1.0,
+                              True).expected(edges)
 
 
 def category_inputs(output: dict, category: str) -> dict[str, np.ndarray]:
     """The histograms one category's fits need."""
     h = output["histograms"]["mgg"]
-    data_ti, _ = _slice(h, ["data"], "TI", category)
-    data_ntni, _ = _slice(h, ["data"], "NTNI", category)
-    signal, signal_var = _slice(h, SIGNAL, "TI", category)
-    resonant, _ = _slice(h, RESONANT, "TI", category)
+    data_ti, _ = category_slice(h, ["data"], "TI", category)
+    data_ntni, _ = category_slice(h, ["data"], "NTNI", category)
+    signal, signal_var = category_slice(h, SIGNAL, "TI", category)
+    resonant, _ = category_slice(h, RESONANT, "TI", category)
     return {"edges": h.axes["mgg"].edges, "data_ti": data_ti, "data_ntni": data_ntni, "signal": signal,
             "signal_variance": signal_var, "resonant": resonant}
 

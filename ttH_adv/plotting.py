@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import fits
-from .fit_analysis import category_inputs, category_table
+from .fit_analysis import category_inputs, category_table, chosen_background
 
 
 def _pyplot():
@@ -34,7 +34,7 @@ def plot_category_fit(output: dict, record: dict, path: Path) -> Path:
     edges = inputs["edges"]
     centres = 0.5 * (edges[:-1] + edges[1:])
     fit = record["sideband_fits"][record["chosen_family"]]
-    background = fits.BackgroundFit(record["chosen_family"], fit["params"], fit["norm"], 0, 0, 0, 1, True).expected(edges)
+    background = chosen_background(record, edges)
     # 2.5 GeV bins for display
     group = 5
     c = centres.reshape(-1, group).mean(1)

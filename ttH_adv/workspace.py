@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import fits
-from .fit_analysis import RESONANT, SIGNAL, _slice, category_inputs
+from .fit_analysis import RESONANT, SIGNAL, category_inputs, category_slice, chosen_background
 
 
 def _modifiers(h, datasets, category: str, nominal: np.ndarray) -> list[dict]:
@@ -25,8 +25,8 @@ def _modifiers(h, datasets, category: str, nominal: np.ndarray) -> list[dict]:
     systematics = [s for s in h.axes["systematic"] if s.endswith("_up")]
     for up_name in systematics:
         base = up_name[: -len("_up")]
-        up, _ = _slice(h, datasets, "TI", category, up_name)
-        down, _ = _slice(h, datasets, "TI", category, f"{base}_down")
+        up, _ = category_slice(h, datasets, "TI", category, up_name)
+        down, _ = category_slice(h, datasets, "TI", category, f"{base}_down")
         if up.sum() == 0 and down.sum() == 0:
             continue
         total = nominal.sum()
@@ -48,9 +48,7 @@ def build_workspace(output: dict, fit_result: dict, unblind: bool = False) -> di
         category = record["category"]
         inputs = category_inputs(output, category)
         edges = inputs["edges"]
-        fit = record["sideband_fits"][record["chosen_family"]]
-        background = fits.BackgroundFit(record["chosen_family"], fit["params"], fit["norm"], 0.0, 0.0, 0, 1.0,
-                                        True).expected(edges)
+        background = chosen_background(record, edges)
         signal = inputs["signal"]
         samples = [
             {"name": "signal", "data": signal.tolist(),
