@@ -235,12 +235,14 @@ class TthProcessor(processor.ProcessorABC):
         features = self.compute_features(dp, jets, n_b, leptons, objs.met[idx], dp.mass)
         score = self.score(features)
         category = self.assign_category(channel, score)
+        in_channel = {}
+        for name in self.channels:  # per-event channel masks over the whole chunk
+            in_channel[name] = np.zeros(len(passed), bool)
+            in_channel[name][idx] = channel == name
         for region, in_region in (("TI", is_ti), ("NTNI", ~is_ti)):
             steps[region] = passed & in_region
             for name in self.channels:
-                full = np.zeros(len(passed), bool)
-                full[idx] = channel == name
-                steps[f"{region}_{name}"] = steps[region] & full
+                steps[f"{region}_{name}"] = steps[region] & in_channel[name]
         return Selection(d.mass, steps, passed, is_ti, channel, features, category, score)
 
     def raw_weights(self, events: ak.Array, info: ChunkInfo) -> np.ndarray:
