@@ -41,9 +41,13 @@ class TrainingData:
         return TrainingData(self.X[mask], self.y[mask], self.mass[mask], self.weight[mask], self.event_number[mask],
                             self.dataset[mask], self.features)
 
+    def test_mask(self, k: int, n_folds: int) -> np.ndarray:
+        """Rows in fold k's test set: eventNumber % n_folds == k."""
+        return self.event_number % n_folds == k
+
     def fold(self, k: int, n_folds: int) -> tuple[TrainingData, TrainingData]:
-        """(train, test) for fold k: test holds eventNumber % n_folds == k."""
-        test = self.event_number % n_folds == k
+        """(train, test) for fold k."""
+        test = self.test_mask(k, n_folds)
         return self.subset(~test), self.subset(test)
 
     def split_validation(self, fraction: float) -> tuple[TrainingData, TrainingData]:

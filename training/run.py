@@ -64,7 +64,7 @@ def train_one(data: TrainingData, config: TrainingConfig, method: str, lam: floa
         train_seconds += time.perf_counter() - start
         main_phase = [r for r in model.history if r.phase in ("adversarial", "train")]
         epoch_events += [r.seconds / len(fit) * 1e5 for r in main_phase]
-        scores[data.event_number % n_folds == k] = model.predict(test.X)
+        scores[data.test_mask(k, n_folds)] = model.predict(test.X)
         histories.append(model.history_dicts())
         models.append(model)
     result = evaluate_scores(scores, data.y, data.mass, data.weight)
