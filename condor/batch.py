@@ -29,7 +29,7 @@ import numpy as np
 import yaml
 from coffea import processor
 
-from processors.run import config_hash, normalise, preflight
+from processors.run import config_hash, normalise, pop_bookkeeping, preflight
 from processors.tth import TthProcessor
 from ttH_adv.config import AnalysisConfig, load_config
 from ttH_adv.errors import TthAdvError
@@ -222,8 +222,7 @@ def merge_partials(plan_path: str | Path, partial_files: list[str | Path]) -> di
     merged = processor.accumulate([{k: p[k] for k in fields} for p in partials])
     manifest = load_manifest(plan["manifest"], check_files=False)
     normalise(merged, manifest)
-    merged["metadata"] = {"events_read": merged.pop("events_read"),
-                          "chunks": {k: sorted(v) for k, v in merged.pop("chunks").items()},
+    merged["metadata"] = {**pop_bookkeeping(merged),
                           "files_processed": sorted({c["file"] for s in plan["slices"] for c in s}),
                           "files_skipped": [], "executor": "condor-batch", "slices": plan["n_slices"],
                           "systematics": plan["systematics"], "config_hash": plan["config_hash"],

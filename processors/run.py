@@ -179,8 +179,7 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
     wall = time.perf_counter() - start
     processed = sorted(f for d in checked.fileset.values() for f in d["files"])
     output["metadata"] = {
-        "events_read": dict(output.pop("events_read")),
-        "chunks": {k: sorted(v) for k, v in output.pop("chunks").items()},
+        **pop_bookkeeping(output),
         "files_processed": processed,
         "files_skipped": checked.skipped,
         "entries_in_files": checked.entries,
@@ -193,6 +192,12 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
         "wall_seconds": wall,
     }
     return output
+
+
+def pop_bookkeeping(output: dict) -> dict:
+    """Move the accumulated events-read and chunk records out of an output, for its metadata."""
+    return {"events_read": dict(output.pop("events_read")),
+            "chunks": {k: sorted(v) for k, v in output.pop("chunks").items()}}
 
 
 def merge_outputs(outputs: list[dict]) -> dict:
