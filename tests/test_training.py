@@ -14,6 +14,7 @@ from training.config import load_training_config  # noqa: E402
 from training.data import load_training_data  # noqa: E402
 from training.export import export_onnx  # noqa: E402
 from training.methods import DecorrelatedClassifier, correlated_features, mass_reweighting  # noqa: E402
+from training.models import mixture_information, tf  # noqa: E402
 from ttH_adv import metrics  # noqa: E402
 from ttH_adv.features import FEATURE_SET_VERSION, feature_names  # noqa: E402
 from ttH_adv.inference import ModelMismatchError, OnnxScorer, check_model, load_model_info  # noqa: E402
@@ -38,6 +39,40 @@ def _bkg_dcor(model, X, y, m):
     return metrics.distance_correlation(model.predict(X[y == 0]), m[y == 0])
 
 
+def _gaussian_conditional(s, rho, components=1):
+    """Mixture parameters of q(m | s) = N(rho s, 1 - rho^2), the exact conditional of a unit bivariate normal."""
+    n = len(s)
+    means = np.repeat((rho * s)[:, None], components, axis=1)
+    log_sigmas = np.full((n, components), 0.5 * np.log(1 - rho**2))
+    return [tf.constant(a, tf.float32) for a in (means, log_sigmas, np.zeros((n, components)))]
+
+
+def test_adversary_information_matches_the_analytic_mutual_information():
+    rng = np.random.default_rng(4)
+    s, noise = rng.normal(size=(2, 3000))
+    rho = 0.6
+    m = rho * s + np.sqrt(1 - rho**2) * noise
+    ones = tf.ones(len(s))
+    estimate = float(mixture_information(_gaussian_conditional(s, rho), tf.constant(m, tf.float32), ones))
+    assert estimate == pytest.approx(-0.5 * np.log(1 - rho**2), abs=0.02)  # 0.223 nats
+    unrelated = float(mixture_information(_gaussian_conditional(s, rho), tf.constant(rng.permutation(m), tf.float32),
+                                          ones))
+    assert unrelated < 0.0  # a conditional that does not hold scores worse than its own marginal
+
+
+def test_adversary_information_is_zero_when_the_mixture_ignores_the_score():
+    """A mixture that fits the m_yy shape badly but does not use the score extracts no information.
+
+    The old penalty, H(m) from a histogram minus the mixture's NLL, was blind to sculpting below
+    the mixture's misfit of the marginal; against its own implied marginal the baseline is exact.
+    """
+    rng = np.random.default_rng(5)
+    m = 105 + rng.exponential(25, 2000)
+    params = [tf.constant(np.full((2000, 2), v), tf.float32) for v in (0.0, 0.3, 0.0)]
+    info = float(mixture_information(params, tf.constant((m - 132.5) / 15.9, tf.float32), tf.ones(2000)))
+    assert info == pytest.approx(0.0, abs=1e-6)
+
+
 def test_adversary_lowers_score_mass_correlation():
     X, y, m, w = _toy()
     train, valid = slice(0, 12_000), slice(12_000, None)
@@ -48,6 +83,20 @@ def test_adversary_lowers_score_mass_correlation():
         model.fit(X[train], y[train], m[train], w[train], (X[valid], y[valid], m[valid], w[valid]))
         results[lam] = _bkg_dcor(model, X[valid], y[valid], m[valid])
     assert results[10.0] < 0.6 * results[0.0]
+
+
+def test_penalty_sees_the_inference_score_not_a_dropout_sample():
+    """With dropout active the adversary would face a scrambled score; the penalty must not."""
+    X, y, m, w = _toy(4_000, seed=6)
+    config = load_training_config(overrides={**TINY, "classifier": {"layers": [32, 32], "dropout": 0.5},
+                                             "schedule": {**TINY["schedule"], "epochs": 1}})
+    model = DecorrelatedClassifier(config, "adversarial", 10.0, ["x1", "x2"])
+    model.fit(X, y, m, w)
+    bkg = y == 0
+    first, second = (model.decorrelation_penalty(X[bkg][:1000], m[bkg][:1000], w[bkg][:1000]) for _ in range(2))
+    assert first == second
+    with pytest.raises(ValueError, match="no decorrelation penalty"):
+        DecorrelatedClassifier(config, "classifier").decorrelation_penalty(X, m, w)
 
 
 def test_disco_and_baselines_run_with_the_same_interface():

@@ -4,23 +4,27 @@
 trains one model; ``predict(X)`` gives the signal score.  Methods:
 
 * ``adversarial`` -- seed 000's min-max: the classifier minimises L_clf - lambda * L_adv while a
-  Gaussian-mixture adversary minimises L_adv = -log p(m_yy | classifier output) on background
-  (seeds 002/004).  The classifier's penalty is lambda * max(0, H(m) - L_adv): the information
-  the adversary extracts beyond the marginal m_yy density (H(m), its no-information NLL,
-  measured on the training background).  While the adversary learns something this has the
-  same gradient as -lambda * L_adv; the floor removes the reward for *fooling* a lagging
-  adversary (driving its NLL above H(m)), which otherwise collapses the classifier.  Pretrain the classifier, pretrain the adversary, then alternate with separate
-  optimisers and learning rates, ``steps_per_classifier_step`` adversary updates per classifier
-  update (seeds 002/003).  The adversary sees the classifier's logit by default: the DESIGN
-  prototype showed a classifier hiding m_yy in the saturated tail of the sigmoid from an
-  adversary fed the raw score.
+  Gaussian-mixture adversary minimises L_adv = -log q(m_yy | classifier output) on background
+  (seeds 002/004).  The classifier's penalty is lambda * max(0, I_adv): the mutual information
+  between score and m_yy that the adversary extracts, <log q(m|s)> - <log q_bar(m)>, where
+  q_bar is the marginal the adversary itself implies (its mixture averaged over the batch's
+  scores).  This is L_adv measured against the adversary's own no-information NLL, so the
+  mixture's imperfect fit of the m_yy shape cannot hide sculpting; the floor at zero removes
+  the reward for *fooling* a lagging adversary, which otherwise collapses the classifier.
+  The adversary and the penalty see background-only batches (``batch_size`` background events
+  drawn per step), not the ~10% background of a mixed batch.  Pretrain the classifier,
+  pretrain the adversary, then alternate, with separate optimisers and learning rates,
+  ``steps_per_classifier_step`` adversary updates per classifier update (seeds 002/003).  The
+  adversary sees the classifier's logit by default: the DESIGN prototype showed a classifier
+  hiding m_yy in the saturated tail of the sigmoid from an adversary fed the raw score.
 * ``classifier`` -- the unconstrained classifier (lambda = 0, no adversary).
 * ``drop-correlated`` -- the classifier without the features whose |Pearson correlation| with
   m_yy on the training background exceeds ``baselines.drop_correlation_max`` (as ATLAS did).
 * ``reweight`` -- background weights reweighted so its m_yy distribution matches the signal's
   (seed 001's mass reweighting; with a narrow resonance it is the background that must take
   the signal's shape, since the signal has no support outside the peak).
-* ``disco`` -- BCE plus alpha x distance-correlation^2 of score and m_yy on background (DisCo).
+* ``disco`` -- BCE plus alpha x distance-correlation^2 of score and m_yy on a background batch
+  (DisCo).
 
 Model selection (documented in README): after every epoch the validation set gives AUC, R50 and
 the JSD at 50% signal efficiency with its floor.  For the decorrelating methods (adversarial,
@@ -46,6 +50,7 @@ from .models import (
     build_adversary,
     build_classifier,
     distance_correlation_squared,
+    mixture_information,
     mixture_nll,
     standardised_mass,
     tf,
@@ -62,6 +67,7 @@ class EpochRecord:
     epoch: int
     phase: str
     loss: float
+    penalty: float          # mean decorrelation term: I_adv in nats (adversarial), dCor^2 (DisCo), else 0
     auc: float
     r50: float
     jsd50: float
@@ -84,13 +90,6 @@ def selection_key(record: EpochRecord, jsd_ratio_max: float, decorrelating: bool
         return (record.auc,)
     qualifies = record.ratio50 <= jsd_ratio_max
     return (1, record.r50) if qualifies else (0, -record.ratio50)
-
-
-def marginal_nll(mass: np.ndarray, weights: np.ndarray, bins: int = 50) -> float:
-    """No-information NLL H(m): -<log p(m)> under the weighted histogram density of m itself."""
-    density, edges = np.histogram(mass, bins=bins, weights=weights, density=True)
-    index = np.clip(np.digitize(mass, edges) - 1, 0, bins - 1)
-    return float(-np.average(np.log(np.maximum(density[index], 1e-12)), weights=weights))
 
 
 def correlated_features(X: np.ndarray, mass: np.ndarray, names: list[str], threshold: float) -> list[str]:
@@ -146,7 +145,6 @@ class DecorrelatedClassifier:
         if self.method == "reweight":
             weights = mass_reweighting(protected, y, weights)
         self.standardiser = Standardiser.fit(X)
-        self.marginal_nll = marginal_nll(standardised_mass(protected[y == 0]), weights[y == 0])
         self.classifier = build_classifier(len(self.kept), cfg.classifier, cfg.schedule.seed)
         self.adversary = build_adversary(cfg.adversary, cfg.schedule.seed)
         self._build_steps()
@@ -184,7 +182,13 @@ class DecorrelatedClassifier:
         Xs = self.standardiser(X)[:, self.kept]
         return {"x": Xs.astype(np.float32), "y": y.astype(np.float32),
                 "m": standardised_mass(protected.astype(np.float32)),
-                "w": weights.astype(np.float32), "bkg": (y == 0).astype(np.float32)}
+                "w": weights.astype(np.float32), "background_rows": np.flatnonzero(y == 0)}
+
+    def _background_batch(self, data, rng) -> list:
+        """batch_size background events drawn with replacement, for the adversary and the penalty."""
+        rows = data["background_rows"]
+        idx = rows[rng.integers(0, len(rows), self.config.schedule.batch_size)]
+        return [tf.constant(data[k][idx]) for k in ("x", "m", "w")]
 
     def _build_steps(self) -> None:
         cfg = self.config
@@ -198,72 +202,81 @@ class DecorrelatedClassifier:
             optimiser.build(model.trainable_variables)
         use_logit = cfg.adversary.input == "logit"
         method, lam, alpha = self.method, self.lam, cfg.baselines.disco_alpha
-        marginal = float(self.marginal_nll)
 
         def adversary_input(logits):
             return logits[:, None] if use_logit else tf.sigmoid(logits)[:, None]
 
-        @tf.function
-        def classifier_step(x, y, m, w, bkg, penalised):
-            with tf.GradientTape() as tape:
-                logits = clf(x, training=True)[:, 0]
-                loss = binary_cross_entropy(y, logits, w)
-                total = loss
-                if method == "adversarial" and penalised:
-                    nll = weighted_mean(mixture_nll(adv(adversary_input(logits), training=False), m), w * bkg)
-                    total = loss + lam * tf.nn.relu(marginal - nll)
-                elif method == "disco":
-                    total = loss + alpha * distance_correlation_squared(tf.sigmoid(logits), m, w * bkg)
-            grads = tape.gradient(total, clf.trainable_variables)
-            optimiser = clf_adv_opt if penalised else clf_opt  # a Python bool: one trace per phase
-            optimiser.apply_gradients(zip(grads, clf.trainable_variables, strict=True))
-            return loss
+        def decorrelation_term(xb, mb, wb):
+            """I_adv (adversarial) or dCor^2 (DisCo) of score and m_yy on a background batch."""
+            # Inference-mode logits: the score that is cut on, and the one the adversary learnt.
+            # With dropout active the adversary would see a scrambled score and find nothing.
+            logits = clf(xb, training=False)[:, 0]
+            if method == "adversarial":
+                return mixture_information(adv(adversary_input(logits), training=False), mb, wb)
+            return distance_correlation_squared(tf.sigmoid(logits), mb, wb)
 
         @tf.function
-        def adversary_step(x, m, w, bkg):
+        def classifier_step(x, y, w, xb, mb, wb, penalised):
+            with tf.GradientTape() as tape:
+                loss = binary_cross_entropy(y, clf(x, training=True)[:, 0], w)
+                term = decorrelation_term(xb, mb, wb) if penalised else tf.constant(0.0)
+                total = loss + (lam * tf.nn.relu(term) if method == "adversarial" else alpha * term)
+            grads = tape.gradient(total, clf.trainable_variables)
+            # a Python bool: one trace per phase; the adversarial phase has its own slower optimiser
+            optimiser = clf_adv_opt if penalised and method == "adversarial" else clf_opt
+            optimiser.apply_gradients(zip(grads, clf.trainable_variables, strict=True))
+            return loss, term
+
+        @tf.function
+        def adversary_step(x, m, w):
             logits = clf(x, training=False)[:, 0]
             with tf.GradientTape() as tape:
-                nll = mixture_nll(adv(adversary_input(logits), training=True), m)
-                loss = weighted_mean(nll, w * bkg)
+                loss = weighted_mean(mixture_nll(adv(adversary_input(logits), training=True), m), w)
             grads = tape.gradient(loss, adv.trainable_variables)
             adv_opt.apply_gradients(zip(grads, adv.trainable_variables, strict=True))
             return loss
 
         self._classifier_step, self._adversary_step = classifier_step, adversary_step
+        self._decorrelation_term = decorrelation_term
 
     def _epoch(self, data, rng, phase: str, epoch: int, validation) -> EpochRecord | None:
         start = time.perf_counter()
         n = len(data["y"])
         batch = self.config.schedule.batch_size
         order = rng.permutation(n)
-        losses = []
-        adv_steps = self.config.adversary.steps_per_classifier_step
+        losses, terms = [], []
+        penalised = phase == "adversarial" or self.method == "disco"
+        adv_steps = self.config.adversary.steps_per_classifier_step if phase == "adversarial" else 1
         for first in range(0, n, batch):
-            idx = order[first:first + batch]
-            args = [tf.constant(data[k][idx]) for k in ("x", "y", "m", "w", "bkg")]
             if phase in ("pretrain_adversary", "adversarial"):
-                for _ in range(adv_steps if phase == "adversarial" else 1):
-                    extra = rng.integers(0, n, batch) if phase == "adversarial" else idx
-                    adv_loss = self._adversary_step(*[tf.constant(data[k][extra]) for k in ("x", "m", "w", "bkg")])
+                for _ in range(adv_steps):
+                    adv_loss = self._adversary_step(*self._background_batch(data, rng))
                 if phase == "pretrain_adversary":
                     losses.append(float(adv_loss))
                     continue
-            losses.append(float(self._classifier_step(*args, phase == "adversarial")))
+            idx = order[first:first + batch]
+            background = self._background_batch(data, rng) if penalised else (None, None, None)
+            loss, term = self._classifier_step(*[tf.constant(data[k][idx]) for k in ("x", "y", "w")], *background,
+                                               penalised)
+            losses.append(float(loss))
+            terms.append(float(term))
         seconds = time.perf_counter() - start
-        record = self._validate(validation, phase, epoch, float(np.mean(losses)), seconds)
-        return record
+        penalty = float(np.mean(terms)) if terms else 0.0
+        return self._validate(validation, phase, epoch, float(np.mean(losses)), penalty, seconds)
 
-    def _validate(self, validation, phase: str, epoch: int, loss: float, seconds: float) -> EpochRecord | None:
+    def _validate(self, validation, phase: str, epoch: int, loss: float, penalty: float,
+                  seconds: float) -> EpochRecord | None:
         if validation is None:
             return None
         Xv, yv, mv, wv = validation
         selection = self.config.selection
         binning = metrics.MassBinning(bins=selection.jsd_bins)
         m = evaluate_scores(self.predict(Xv), yv, mv, wv, toys=selection.jsd_toys, binning=binning)
-        record = EpochRecord(epoch, phase, loss, m["auc"], m["r50"], m["jsd50"], m["floor50"], m["ratio50"], seconds)
+        record = EpochRecord(epoch, phase, loss, penalty, m["auc"], m["r50"], m["jsd50"], m["floor50"], m["ratio50"],
+                             seconds)
         self.history.append(record)
-        log.info("%s %-20s epoch %2d loss %.4f AUC %.3f R50 %.1f JSD50/floor %.1f (%.1f s)", self.method, phase,
-                 epoch, loss, record.auc, record.r50, record.ratio50, seconds)
+        log.info("%s %-20s epoch %2d loss %.4f penalty %.4f AUC %.3f R50 %.1f JSD50/floor %.1f (%.1f s)",
+                 self.method, phase, epoch, loss, penalty, record.auc, record.r50, record.ratio50, seconds)
         return record
 
     # ------------------------------------------------------------------ using
@@ -277,6 +290,18 @@ class DecorrelatedClassifier:
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Signal score in [0, 1]."""
         return 1.0 / (1.0 + np.exp(-self.logits(X).astype(np.float64)))
+
+    def decorrelation_penalty(self, X: np.ndarray, protected: np.ndarray, weights: np.ndarray) -> float:
+        """The training penalty's term on these background events: I_adv in nats, or DisCo's dCor^2.
+
+        Computed as in training, on inference-mode scores; it is pairwise in the events, so pass
+        a few thousand.
+        """
+        if self.method not in DECORRELATING:
+            raise ValueError(f"method {self.method!r} has no decorrelation penalty")
+        Xs = self.standardiser(X)[:, self.kept]
+        m = standardised_mass(protected.astype(np.float32))
+        return float(self._decorrelation_term(tf.constant(Xs), tf.constant(m), tf.constant(weights, tf.float32)))
 
     def history_dicts(self) -> list[dict]:
         """The training history as plain dicts."""

@@ -57,6 +57,25 @@ def mixture_nll(params: list[tf.Tensor], target: tf.Tensor) -> tf.Tensor:
     return -tf.reduce_logsumexp(log_mix + log_norm, axis=-1)
 
 
+def mixture_information(params: list[tf.Tensor], target: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    """The adversary's estimate of I(m; score) in nats on one batch: <log q(m|s) - log q_bar(m)>.
+
+    q_bar(m) = sum_j w_j q(m | s_j) / sum_j w_j is the marginal the adversary itself implies, so
+    a mixture that cannot fit the marginal m_yy shape exactly still measures zero information
+    for a score independent of m_yy (a histogram-based H(m) would hide sculpting below its gap).
+    """
+    means, log_sigmas, mix_logits = params
+    log_sigmas = tf.clip_by_value(log_sigmas, -5.0, 3.0)
+    log_mix = tf.nn.log_softmax(mix_logits, axis=-1)
+    # [event i, condition j, component k]: the density of m_i under the mixture of event j's score
+    z = (target[:, None, None] - means[None]) / tf.exp(log_sigmas)[None]
+    log_pair = tf.reduce_logsumexp(log_mix[None] - 0.5 * z**2 - log_sigmas[None] - 0.5 * math.log(2 * math.pi), -1)
+    positive = tf.maximum(weights, 0.0)  # negative-weight MC events cannot weight a density
+    log_w = tf.math.log(positive / tf.reduce_sum(positive))
+    log_marginal = tf.reduce_logsumexp(log_pair + log_w[None, :], axis=1)
+    return weighted_mean(tf.linalg.diag_part(log_pair) - log_marginal, weights)
+
+
 def weighted_mean(values: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
     """sum(w x) / sum(w), safe for an all-zero weight batch."""
     return tf.math.divide_no_nan(tf.reduce_sum(values * weights), tf.reduce_sum(weights))
