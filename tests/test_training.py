@@ -13,7 +13,13 @@ from processors.tth import TthProcessor  # noqa: E402
 from training.config import load_training_config  # noqa: E402
 from training.data import load_training_data  # noqa: E402
 from training.export import export_onnx  # noqa: E402
-from training.methods import DecorrelatedClassifier, correlated_features, mass_reweighting  # noqa: E402
+from training.methods import (  # noqa: E402
+    DecorrelatedClassifier,
+    EpochRecord,
+    correlated_features,
+    mass_reweighting,
+    selection_key,
+)
 from training.models import mixture_information, tf  # noqa: E402
 from ttH_adv import metrics  # noqa: E402
 from ttH_adv.features import FEATURE_SET_VERSION, feature_names  # noqa: E402
@@ -97,6 +103,15 @@ def test_penalty_sees_the_inference_score_not_a_dropout_sample():
     assert first == second
     with pytest.raises(ValueError, match="no decorrelation penalty"):
         DecorrelatedClassifier(config, "classifier").decorrelation_penalty(X, m, w)
+
+
+def test_epoch_selection_keeps_the_least_sculpted_epoch_for_decorrelating_methods():
+    def record(epoch, auc, r50, ratio):
+        return EpochRecord(epoch, "adversarial", 0.5, 0.0, auc, r50, ratio * 0.003, 0.003, ratio, 1.0)
+
+    history = [record(0, 0.80, 6.1, 1.9), record(1, 0.74, 5.0, 0.7), record(2, 0.75, 5.2, 0.7), record(3, 0.78, 5.6, 1.2)]
+    assert max(history, key=selection_key).epoch == 2  # lowest JSD ratio; R50 breaks the tie
+    assert max(history, key=lambda r: selection_key(r, decorrelating=False)).epoch == 0  # best AUC
 
 
 def test_disco_and_baselines_run_with_the_same_interface():
