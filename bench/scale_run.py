@@ -1,11 +1,12 @@
 """Scale run standing for the full Run-2 ntuples: many events over many files through Dask.
 
-    python bench/scale_run.py [--events 20000000] [--files-per-sample 12] [--workers 2]
+    python bench/scale_run.py [--events 20000000] [--files-per-sample 12] [--workers 2 [4 ...]]
                               [--chunksize 100000] [--keep DIR]
 
 Generates the dataset (or reuses --keep DIR if it already holds one), runs the processor on a
-Dask LocalCluster, and reports the event rate and each worker's peak resident memory (read on
-the workers from getrusage at the end).  Run it at two sizes to see memory stay flat.
+Dask LocalCluster for each worker count in turn, and reports the event rate, the speed-up over
+the first worker count, and the workers' peak resident memory (read on the workers from
+getrusage at the end).  Run it at two sizes to see memory stay flat.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000_000)
     parser.add_argument("--files-per-sample", type=int, default=12)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, nargs="+", default=[2])
     parser.add_argument("--chunksize", type=int, default=100_000)
     parser.add_argument("--keep", default=None, help="folder for the generated files (kept for reuse)")
     args = parser.parse_args()
@@ -58,12 +59,17 @@ def main() -> None:
         manifest = load_manifest(manifest_path)
         n_files = sum(len(d.files) for d in manifest.datasets.values())
         n_events = sum(d.n_events for d in manifest.datasets.values())
-        seconds, memory = run_on_cluster(manifest, args.workers, args.chunksize)
-    print(f"{n_events:,} events in {n_files} files (generated in {generation:.0f} s)")
-    print(f"dask LocalCluster, {args.workers} workers, chunksize {args.chunksize:,}: {seconds:.1f} s, "
-          f"{n_events / seconds:,.0f} events/s")
-    for worker, mb in sorted(memory.items()):
-        print(f"  peak RSS {worker}: {mb:,.0f} MB")
+        print(f"{n_events:,} events in {n_files} files (generated in {generation:.0f} s), chunksize "
+              f"{args.chunksize:,}, dask LocalCluster")
+        print(f"{'workers':>8}{'seconds':>9}{'events/s':>12}{'speed-up':>10}{'RSS max MB':>12}{'RSS mean MB':>12}")
+        first_rate = None
+        for workers in args.workers:
+            seconds, memory = run_on_cluster(manifest, workers, args.chunksize)
+            rate = n_events / seconds
+            first_rate = first_rate or rate
+            rss = list(memory.values())
+            print(f"{workers:>8}{seconds:>9.1f}{rate:>12,.0f}{rate / first_rate:>9.2f}x{max(rss):>12,.0f}"
+                  f"{sum(rss) / len(rss):>12,.0f}", flush=True)
 
 
 if __name__ == "__main__":
