@@ -78,9 +78,8 @@ def plot_sculpting(dump_dir: str | Path, path: Path) -> Path:
                                ("fail", bkg.mgg[~passed], "b--")):
         h, _ = np.histogram(mass, edges, density=True)
         ax.step(edges[:-1], h, style, where="post", label=label)
-    value = metrics.pass_fail_jsd(bkg.mgg.to_numpy(), passed.to_numpy())
-    floor = metrics.jsd_floor(bkg.mgg.to_numpy(), float(passed.mean()), toys=20).mean
-    ax.set_title(f"JSD(pass, fail) = {value:.2e} = {value / floor:.1f} x floor", fontsize=12)
+    sculpting = metrics.jsd_at_signal_efficiency(bkg.score.to_numpy(), bkg.mgg.to_numpy(), threshold, toys=20)
+    ax.set_title(f"JSD(pass, fail) = {sculpting['jsd']:.2e} = {sculpting['ratio']:.1f} x floor", fontsize=12)
     ax.set_xlabel("m_yy [GeV]")
     ax.set_ylabel("normalised")
     ax.legend(fontsize=10)
