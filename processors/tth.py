@@ -35,6 +35,7 @@ from ttH_adv.config import AnalysisConfig
 from ttH_adv.errors import TthAdvError
 from ttH_adv.features import all_features, feature_matrix
 from ttH_adv.inference import OnnxScorer
+from ttH_adv.manifest import normalisation
 from ttH_adv.systematics import Variation, shift_collection, variations
 
 REGIONS = ("TI", "NTNI")
@@ -65,10 +66,8 @@ class ChunkInfo:
     @classmethod
     def from_metadata(cls, metadata: dict) -> ChunkInfo:
         """Chunk facts from the events' metadata (set by coffea's Runner and the manifest)."""
-        is_data = bool(metadata.get("is_data", False))
-        norm = 1.0 if is_data else metadata["luminosity_pb"] * metadata["xsec_pb"] / metadata["sum_weights"]
-        return cls(metadata["dataset"], is_data, metadata.get("filename", ""),
-                   int(metadata.get("entrystart", 0)), int(metadata.get("entrystop", 0)), norm)
+        return cls(metadata["dataset"], bool(metadata.get("is_data", False)), metadata.get("filename", ""),
+                   int(metadata.get("entrystart", 0)), int(metadata.get("entrystop", 0)), normalisation(metadata))
 
 
 @dataclass

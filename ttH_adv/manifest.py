@@ -25,6 +25,13 @@ DATASET_KEYS = {"files", "treename", "metadata"}
 METADATA_KEYS = {"is_data", "kind", "xsec_pb", "sum_weights", "luminosity_pb", "year", "n_events", "dsid"}
 
 
+def normalisation(metadata: dict[str, Any]) -> float:
+    """Per-event factor luminosity x cross-section / sum of weights from dataset metadata (1 for data)."""
+    if metadata.get("is_data", False):
+        return 1.0
+    return metadata["luminosity_pb"] * metadata["xsec_pb"] / metadata["sum_weights"]
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     name: str
@@ -41,9 +48,7 @@ class DatasetInfo:
     @property
     def norm(self) -> float:
         """Per-event normalisation factor luminosity x cross-section / sum of weights (1 for data)."""
-        if self.is_data:
-            return 1.0
-        return self.luminosity_pb * self.xsec_pb / self.sum_weights
+        return normalisation(self.metadata())
 
     def metadata(self) -> dict[str, Any]:
         """Metadata as handed to the processor for every chunk of this dataset."""
