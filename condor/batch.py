@@ -30,18 +30,13 @@ import yaml
 from coffea import processor
 
 from processors.run import config_hash, normalise, pop_bookkeeping, preflight
-from processors.tth import TthProcessor
+from processors.tth import TthProcessor, chunk_id
 from ttH_adv.config import AnalysisConfig, load_config
 from ttH_adv.errors import TthAdvError
 from ttH_adv.manifest import Manifest, load_manifest
 from ttH_adv.schema import branch_map_dict
 
 PLAN = "plan.json"
-
-
-def chunk_id(path: str, start: int, stop: int) -> str:
-    """The identifier a processed chunk is recorded under (as ``processors.tth`` records it)."""
-    return f"{path}:{start}-{stop}"
 
 
 def plan_slices(manifest: Manifest, config: AnalysisConfig, n_jobs: int, chunksize: int) -> list[list[dict]]:

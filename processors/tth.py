@@ -49,6 +49,11 @@ def cutflow_steps(channels: tuple[str, ...]) -> tuple[str, ...]:
     return COMMON_STEPS + tuple(s for r in REGIONS for s in (r, *(f"{r}_{c}" for c in channels)))
 
 
+def chunk_id(path: str, start: int, stop: int) -> str:
+    """The identifier a processed chunk is recorded under in the output's bookkeeping."""
+    return f"{path}:{start}-{stop}"
+
+
 def quantise(weights: np.ndarray) -> np.ndarray:
     """Round weights to multiples of 2^-24 so that sums of them are exact in float64."""
     return np.round(np.asarray(weights, dtype=np.float64) / WEIGHT_QUANTUM) * WEIGHT_QUANTUM
@@ -258,7 +263,7 @@ class TthProcessor(processor.ProcessorABC):
         info = ChunkInfo.from_metadata(events.metadata)
         out = self.empty_output(info.dataset)
         out["events_read"][info.dataset] = len(events)
-        out["chunks"][info.dataset] = {f"{info.filename}:{info.entry_start}-{info.entry_stop}": 1}
+        out["chunks"][info.dataset] = {chunk_id(info.filename, info.entry_start, info.entry_stop): 1}
         objs = self.build_objects(events, info)
         weights = self.raw_weights(events, info)
         event_number = ak.to_numpy(events[self.config.branches.event["event_number"]]) if self.dump_dir else None
