@@ -134,19 +134,30 @@ def check_model(info: ModelInfo) -> None:
 
 
 class OnnxScorer:
-    """Scores feature matrices with a checked model; pickles as (path, hash), one session per process."""
+    """Scores feature matrices with a checked model.
+
+    It holds only the model's ``ModelInfo`` (path, hash, metadata), so it pickles without a
+    session; each process opens its own on first use.
+    """
 
     def __init__(self, path: str | Path) -> None:
-        info = load_model_info(path)
-        check_model(info)
-        self.path, self.sha256, self.feature_set = info.path, info.sha256, info.feature_set
-        self.info = info
+        self.info = load_model_info(path)
+        check_model(self.info)
 
-    def __getstate__(self) -> dict:
-        return {"path": self.path, "sha256": self.sha256, "feature_set": self.feature_set, "info": self.info}
+    @property
+    def path(self) -> str:
+        """The model file."""
+        return self.info.path
 
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
+    @property
+    def sha256(self) -> str:
+        """The model file's SHA-256 (the session cache key)."""
+        return self.info.sha256
+
+    @property
+    def feature_set(self) -> str:
+        """The feature set the model was trained on."""
+        return self.info.feature_set
 
     def __call__(self, X: np.ndarray, batch: int = 65536) -> np.ndarray:
         """Signal scores for a float32 [N, n_features] matrix."""
