@@ -24,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from training.config import load_training_config  # noqa: E402
 from training.data import load_training_data  # noqa: E402
 from training.run import train_one  # noqa: E402
+from ttH_adv.cli import training_runs  # noqa: E402
 
 
 def main() -> None:
@@ -35,7 +36,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["adversarial", "drop-correlated", "disco"])
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    runs = [(m, lam) for m in args.methods for lam in (args.lambdas if m == "adversarial" else [0.0])]
+    runs = training_runs(args.methods, 0.0, args.lambdas)
     data = load_training_data(args.features, load_training_config(args.config).data)
     print(f"{int(data.y.sum())} signal, {int((1 - data.y).sum())} background events; seeds {args.seeds}")
     print(f"{'method':<16}{'lambda':>7}{'R50 mean':>10}{'std':>6}{'JSD50/fl mean':>15}{'std':>6}"
