@@ -7,8 +7,11 @@ import pytest
 
 from ttH_adv import fits
 from ttH_adv.categorize import optimise_channel
+from ttH_adv.config import load_config
 
-EDGES = np.linspace(105, 160, 111)
+WINDOW = load_config().mass
+EDGES = WINDOW.edges()
+SCAN = WINDOW.scan_masses()
 CENTRES = 0.5 * (EDGES[:-1] + EDGES[1:])
 SIGNAL_PARAMS = {"mu": 125.0, "sigma": 1.7, "alpha_lo": 1.5, "n_lo": 5.0, "alpha_hi": 1.5, "n_hi": 5.0}
 
@@ -18,7 +21,7 @@ def _signal_shape():
 
 
 def _exponential(total=2000.0, slope=-1.2):
-    return total * fits.normalised_shape(lambda m: fits.FAMILIES["exponential"].density(m, [slope]), EDGES)
+    return total * fits.normalised_shape(lambda m: fits.FAMILIES["exponential"].density(m, [slope], 105, 160), EDGES)
 
 
 @pytest.mark.slow
@@ -40,10 +43,10 @@ def test_signal_yield_pulls_over_toys():
 
 def test_sideband_fit_of_a_true_exponential():
     rng = np.random.default_rng(12)
-    window = ~fits.sideband_mask(EDGES)
+    window = ~WINDOW.sideband_bins(EDGES)
     chi2_ndf, slopes, predicted = [], [], []
     for _ in range(20):
-        fit = fits.fit_background(rng.poisson(_exponential(20_000)), EDGES, "exponential")
+        fit = fits.fit_background(rng.poisson(_exponential(20_000)), EDGES, "exponential", ~window, 2.5)
         assert fit.converged and fit.ndf == 16  # 22 bins of 2.5 GeV, 4 in the window, 2 parameters
         chi2_ndf.append(fit.chi2_ndf)
         slopes.append(fit.params[0])
@@ -57,7 +60,7 @@ def test_signal_model_fit_recovers_the_peak():
     rng = np.random.default_rng(13)
     expected = 5000 * _signal_shape()
     counts = rng.poisson(expected).astype(float)
-    model = fits.fit_signal(counts, np.maximum(counts, 1), EDGES)
+    model = fits.fit_signal(counts, np.maximum(counts, 1), EDGES, WINDOW)
     assert model.params["mu"] == pytest.approx(125.0, abs=0.1)
     assert model.params["sigma"] == pytest.approx(1.7, abs=0.15)
 
@@ -68,14 +71,14 @@ def _signal_model():
 
 def test_spurious_signal_passes_a_true_exponential():
     template = _exponential(5000)  # high statistics: the expectation itself
-    test = fits.spurious_signal(template, 0.1, EDGES, "exponential", _signal_model(), 30.0, 10.0)
+    test = fits.spurious_signal(template, 0.1, EDGES, "exponential", _signal_model(), 30.0, 10.0, SCAN)
     assert test.passed and test.max_abs_signal < 0.1
 
 
 def test_spurious_signal_fails_a_badly_wrong_function():
-    curved = 5000 * fits.normalised_shape(lambda m: fits.FAMILIES["exppoly2"].density(m, [-1.5, 1.2]), EDGES)
-    wrong = fits.spurious_signal(curved, 1.0, EDGES, "exponential", _signal_model(), 30.0, 10.0)
-    right = fits.spurious_signal(curved, 1.0, EDGES, "exppoly2", _signal_model(), 30.0, 10.0)
+    curved = 5000 * fits.normalised_shape(lambda m: fits.FAMILIES["exppoly2"].density(m, [-1.5, 1.2], 105, 160), EDGES)
+    wrong = fits.spurious_signal(curved, 1.0, EDGES, "exponential", _signal_model(), 30.0, 10.0, SCAN)
+    right = fits.spurious_signal(curved, 1.0, EDGES, "exppoly2", _signal_model(), 30.0, 10.0, SCAN)
     assert not wrong.passed and wrong.max_relative_to_expected > 0.1
     assert right.passed
 
@@ -84,7 +87,7 @@ def test_spurious_signal_on_a_sparse_template_is_not_pinned_to_zero():
     """Empty bins of a low-statistics template must not force S = 0 with a tiny error."""
     rng = np.random.default_rng(15)
     sparse = rng.poisson(_exponential(120)).astype(float)  # ~1 event per bin, many empty
-    test = fits.spurious_signal(sparse, 1.0, EDGES, "exponential", _signal_model(), 30.0, 10.0)
+    test = fits.spurious_signal(sparse, 1.0, EDGES, "exponential", _signal_model(), 30.0, 10.0, SCAN)
     errors = [x["error"] for x in test.scan]
     assert min(errors) > 1.0  # ~ sqrt(background under the peak), not ~0
     assert test.max_abs_signal > 0.05
@@ -103,7 +106,7 @@ def test_pyhf_workspace_loads_and_fits(small_manifest, config):
     from conftest import run
 
     output = run(small_manifest, config, systematics="all")
-    result = run_fits(output)
+    result = run_fits(output, config.mass)
     spec = build_workspace(output, result)
     workspace = pyhf.Workspace(spec)
     model = workspace.model()
@@ -120,12 +123,12 @@ def test_categorize_finds_the_pure_region_and_respects_the_sideband_minimum():
     mass_d = np.where(mass_d < 160, mass_d, 150)
     mass_s = rng.normal(125, 1.7, 5000)
     empty = np.zeros(0)
-    best = optimise_channel(score_s, np.full(5000, 0.01), empty, empty, score_d, mass_d, empty, mass_s, 2, 10)
+    best = optimise_channel(score_s, np.full(5000, 0.01), empty, empty, score_d, mass_d, empty, mass_s, 2, 10, WINDOW)
     assert len(best["boundaries"]) == 2 and best["boundaries"][0] > best["boundaries"][1] > 0.4
     assert min(best["sideband_events"]) >= 10
-    strict = optimise_channel(score_s, np.full(5000, 0.01), empty, empty, score_d, mass_d, empty, mass_s, 2, 1000)
+    strict = optimise_channel(score_s, np.full(5000, 0.01), empty, empty, score_d, mass_d, empty, mass_s, 2, 1000, WINDOW)
     assert min(strict["sideband_events"]) >= 1000 and strict["z"] <= best["z"]
     from ttH_adv.errors import TthAdvError
 
     with pytest.raises(TthAdvError, match="no 2 categories with >= 50000 sideband events"):
-        optimise_channel(score_s, np.full(5000, 0.01), empty, empty, score_d, mass_d, empty, mass_s, 2, 50_000)
+        optimise_channel(score_s, np.full(5000, 0.01), empty, empty, score_d, mass_d, empty, mass_s, 2, 50_000, WINDOW)

@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 
 from ttH_adv import metrics as M
+from ttH_adv.config import load_config
+
+BINNING = M.mass_binning(load_config().mass)  # 105-160 GeV in 1 GeV bins, from the configuration
 
 
 def test_auc_hand_computed_and_weights_act_as_duplicates():
@@ -47,26 +50,39 @@ def test_pass_fail_jsd_and_its_floor():
     mass = 105 + rng.exponential(30, 200_000)
     mass = mass[mass < 160]
     random_cut = rng.random(len(mass)) < 0.3
-    floor = M.jsd_floor(mass, 0.3, toys=20)
+    floor = M.jsd_floor(mass, 0.3, None, BINNING, toys=20)
     assert floor.mean > 0 and floor.std < floor.mean
-    assert M.pass_fail_jsd(mass, random_cut) == pytest.approx(floor.mean, abs=5 * floor.std)
+    assert M.pass_fail_jsd(mass, random_cut, None, BINNING) == pytest.approx(floor.mean, abs=5 * floor.std)
     sculpting = np.abs(mass - 125) < 5  # keeps a peak: far above the floor
-    assert M.pass_fail_jsd(mass, sculpting) > 100 * floor.mean
-    result = M.jsd_at_signal_efficiency(-np.abs(mass - 125), mass, threshold=-5)
+    assert M.pass_fail_jsd(mass, sculpting, None, BINNING) > 100 * floor.mean
+    result = M.jsd_at_signal_efficiency(-np.abs(mass - 125), mass, -5, None, BINNING)
     assert result["ratio"] > 100 and result["binning"] == "105-160 GeV, 55 bins"
+
+
+def test_binnings_from_the_window_and_from_quantiles():
+    assert BINNING.bins == 55 and BINNING.edges[0] == 105 and BINNING.edges[-1] == 160
+    coarse = BINNING.coarsened(11)
+    assert coarse.describe() == "105-160 GeV, 11 bins" and np.allclose(np.diff(coarse.edges), 5.0)
+    z = np.random.default_rng(0).normal(size=10_000)
+    q = M.Binning.quantiles(z, 20)
+    counts = np.histogram(z, q.edges)[0]
+    assert q.bins == 20 and counts.min() >= 490 and counts.max() <= 510  # equal shares
+    assert q.coarsened(5).bins == 5 and "quantile bins" in q.describe()
+    with pytest.raises(ValueError, match="single value"):
+        M.Binning.quantiles(np.ones(10), 5)
 
 
 def test_floor_shrinks_with_statistics():
     rng = np.random.default_rng(2)
-    small = M.jsd_floor(rng.uniform(105, 160, 2_000), 0.5, toys=20).mean
-    large = M.jsd_floor(rng.uniform(105, 160, 200_000), 0.5, toys=20).mean
+    small = M.jsd_floor(rng.uniform(105, 160, 2_000), 0.5, None, BINNING, toys=20).mean
+    large = M.jsd_floor(rng.uniform(105, 160, 200_000), 0.5, None, BINNING, toys=20).mean
     assert large < small / 30  # JSD of pure noise falls like 1/N
 
 
 def test_scaled_jsd_is_zero_for_identical_shapes():
     mass = np.linspace(105, 160, 1000)
-    assert M.scaled_jsd(mass[::2], mass) == pytest.approx(0.0, abs=1e-3)
-    assert M.scaled_jsd(mass[mass < 120], mass) > 0.2
+    assert M.scaled_jsd(mass[::2], mass, None, None, BINNING) == pytest.approx(0.0, abs=1e-3)
+    assert M.scaled_jsd(mass[mass < 120], mass, None, None, BINNING) > 0.2
 
 
 def _textbook_dcor(x, y):

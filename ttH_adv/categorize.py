@@ -1,7 +1,7 @@
 """Score categories that maximise the combined expected significance (``tth-adv categorize``).
 
 Per channel, boundaries are searched on a grid of signal-score quantiles.  For a category the
-expected signal s is the ttH MC (TI) yield in the 120-130 GeV window; the background b is the
+expected signal s is the ttH MC (TI) yield in the signal window (``mass.blind_low``-``blind_high``); the background b is the
 continuum in the window, estimated from the TI data sidebands of that category times the
 window/sideband ratio of an exponential fitted to the channel's TI data sidebands, plus the
 resonant Higgs MC in the window.  Each category's Asimov significance
@@ -18,31 +18,29 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
+from .config import MassWindow
 from .dump import read_dump
 from .errors import TthAdvError
 from .fit_analysis import RESONANT, SIGNAL
-from .fits import BLIND, HIGH, LOW, asimov_significance
+from .fits import asimov_significance
 
 
-def window_over_sideband(mass: np.ndarray) -> float:
+def window_over_sideband(mass: np.ndarray, window: MassWindow) -> float:
     """Expected window/sideband ratio for an exponential fitted (unbinned ML) to sideband masses."""
     from scipy import optimize
 
-    side = mass[(mass < BLIND[0]) | (mass > BLIND[1])]
+    low, high, blind = window.low, window.high, window.blind
+    side = mass[~window.in_window(mass)]
 
     def integral(a: float, lo: float, hi: float) -> float:
         return (np.exp(a * hi) - np.exp(a * lo)) / a if abs(a) > 1e-9 else hi - lo
 
     def nll(a: float) -> float:
-        norm = integral(a, LOW, BLIND[0]) + integral(a, BLIND[1], HIGH)
+        norm = integral(a, low, blind[0]) + integral(a, blind[1], high)
         return -np.sum(a * side) + len(side) * np.log(norm)
 
     a = optimize.minimize_scalar(nll, bounds=(-0.2, 0.05), method="bounded").x
-    return integral(a, *BLIND) / (integral(a, LOW, BLIND[0]) + integral(a, BLIND[1], HIGH))
-
-
-def _in_window(mass: np.ndarray) -> np.ndarray:
-    return (mass > BLIND[0]) & (mass < BLIND[1])
+    return integral(a, *blind) / (integral(a, low, blind[0]) + integral(a, blind[1], high))
 
 
 def _interval_sums(scores: np.ndarray, values: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -61,14 +59,14 @@ def _between(cumulative: np.ndarray, combo: tuple[int, ...]) -> np.ndarray:
 
 
 def optimise_channel(score_s, weight_s, score_r, weight_r, score_d, mass_d, mass_r, mass_s, n_categories: int,
-                     min_sideband: int, grid: int = 25) -> dict:
+                     min_sideband: int, window: MassWindow, grid: int = 25) -> dict:
     """Best descending boundaries for one channel and their significances (exhaustive over the grid)."""
-    ratio = window_over_sideband(mass_d)
+    ratio = window_over_sideband(mass_d, window)
     candidates = np.unique(np.quantile(score_s, np.linspace(0.02, 0.98, grid)))[::-1]
     # Cumulative (score >= candidate) sums of each ingredient; a category is a difference of two.
-    signal = _interval_sums(score_s, weight_s * _in_window(mass_s), candidates)
-    sideband = _interval_sums(score_d, (~_in_window(mass_d)).astype(float), candidates)
-    resonant = _interval_sums(score_r, weight_r * _in_window(mass_r), candidates)
+    signal = _interval_sums(score_s, weight_s * window.in_window(mass_s), candidates)
+    sideband = _interval_sums(score_d, (~window.in_window(mass_d)).astype(float), candidates)
+    resonant = _interval_sums(score_r, weight_r * window.in_window(mass_r), candidates)
     best = {"z": -1.0}
     for combo in itertools.combinations(range(len(candidates)), n_categories):
         side = _between(sideband, combo)
@@ -86,7 +84,8 @@ def optimise_channel(score_s, weight_s, score_r, weight_r, score_d, mass_d, mass
     return best
 
 
-def categorize(dump_dir: str | Path, n_categories: dict[str, int], min_sideband: int = 10) -> dict:
+def categorize(dump_dir: str | Path, n_categories: dict[str, int], window: MassWindow, min_sideband: int = 10
+               ) -> dict:
     """Optimise boundaries per channel from a dump that carries scores."""
     table = read_dump(dump_dir, columns=["score", "mgg", "weight", "dataset", "region", "channel", "systematic"])
     if "score" not in table.column_names:
@@ -103,7 +102,7 @@ def categorize(dump_dir: str | Path, n_categories: dict[str, int], min_sideband:
             raise TthAdvError(f"channel {channel!r}: no signal or no data rows in {dump_dir}")
         result[channel] = optimise_channel(sig.score.to_numpy(), sig.weight.to_numpy(), res.score.to_numpy(),
                                            res.weight.to_numpy(), data.score.to_numpy(), data.mgg.to_numpy(),
-                                           res.mgg.to_numpy(), sig.mgg.to_numpy(), n, min_sideband)
+                                           res.mgg.to_numpy(), sig.mgg.to_numpy(), n, min_sideband, window)
     combined = float(np.sqrt(sum(r["z"] ** 2 for r in result.values())))
     return {"categories": {c: r["boundaries"] for c, r in result.items()}, "details": result,
             "combined_z": combined, "min_sideband": min_sideband}

@@ -154,8 +154,10 @@ def cmd_export_root(args: argparse.Namespace) -> int:
 def cmd_categorize(args: argparse.Namespace) -> int:
     """Optimise score-category boundaries per channel for the combined expected significance."""
     from .categorize import categorize, write_categories
+    from .config import load_config
 
-    result = categorize(args.features, {"had": args.had, "lep": args.lep}, args.min_sideband)
+    result = categorize(args.features, {"had": args.had, "lep": args.lep}, load_config(args.config).mass,
+                        args.min_sideband)
     path = write_categories(result, args.out)
     for channel, bounds in result["categories"].items():
         z = result["details"][channel]["category_z"]
@@ -168,11 +170,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
     """Sideband fits, spurious-signal test, signal model, significance and the pyhf workspace."""
     from processors.run import load_output
 
+    from .config import load_config
     from .fit_analysis import category_table, run_fits, write_fit_results
     from .workspace import build_workspace, write_workspace
 
     output = load_output(output_path(args.histograms))
-    result = run_fits(output, unblind=args.unblind)
+    result = run_fits(output, load_config(args.config).mass, unblind=args.unblind)
     path = write_fit_results(result, args.out)
     workspace = write_workspace(build_workspace(output, result, args.unblind), Path(args.out) / "workspace.json")
     print(category_table(result))
@@ -345,11 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--had", type=int, default=4, help="hadronic categories (default 4, as seed 000)")
     c.add_argument("--lep", type=int, default=3, help="leptonic categories (default 3, as seed 000)")
     c.add_argument("--min-sideband", type=int, default=10, help="minimum TI data sideband events per category")
+    c.add_argument("--config", default=None, help="analysis configuration YAML (its mass window) used for the run")
 
     f = add("fit", cmd_fit, "sideband fits, spurious signal, signal model, significance; pyhf workspace")
     f.add_argument("--histograms", required=True, help="output of 'tth-adv run' (.coffea file or its folder)")
     f.add_argument("--out", required=True, help="folder for fits.json and workspace.json")
     f.add_argument("--unblind", action="store_true", help="fit the data in the signal region (default: Asimov)")
+    f.add_argument("--config", default=None, help="analysis configuration YAML (its mass window) used for the run")
 
     d = add("demo", cmd_demo, "run the analysis chain on the embedded default synthetic data")
     d.add_argument("--out", default="tth-demo", help="output folder (default: tth-demo); reruns reuse it")

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from .errors import ConfigError
@@ -37,11 +38,46 @@ class MassWindow:
     bin_width: float
     blind_low: float
     blind_high: float
+    higgs: float
+    signal_scan: tuple[float, float]
+    jsd_bin_width: float
+    gof_bin_width: float
 
     @property
     def n_bins(self) -> int:
         """Number of m_yy bins in [low, high]."""
         return round((self.high - self.low) / self.bin_width)
+
+    @property
+    def blind(self) -> tuple[float, float]:
+        """The blinded signal window (blind_low, blind_high)."""
+        return (self.blind_low, self.blind_high)
+
+    def edges(self) -> np.ndarray:
+        """The histograms' m_yy bin edges."""
+        return np.linspace(self.low, self.high, self.n_bins + 1)
+
+    def in_window(self, mass: np.ndarray) -> np.ndarray:
+        """Events inside the blinded signal window."""
+        mass = np.asarray(mass)
+        return (mass > self.blind_low) & (mass < self.blind_high)
+
+    def sideband_bins(self, edges: np.ndarray) -> np.ndarray:
+        """Bins whose centre lies outside the signal window."""
+        centres = 0.5 * (edges[:-1] + edges[1:])
+        return (centres < self.blind_low) | (centres > self.blind_high)
+
+    def scan_masses(self) -> tuple[float, ...]:
+        """m_H values of the spurious-signal scan, 1 GeV apart."""
+        low, high = self.signal_scan
+        return tuple(float(m) for m in np.arange(low, high + 0.5, 1.0))
+
+    def check_edges(self, edges: np.ndarray, what: str) -> None:
+        """Refuse histograms binned for another m_yy window than this configuration's."""
+        if len(edges) != self.n_bins + 1 or not np.allclose([edges[0], edges[-1]], [self.low, self.high]):
+            raise ConfigError(f"{what} has m_yy bins {edges[0]:g}-{edges[-1]:g} GeV ({len(edges) - 1} bins), "
+                              f"the configuration's mass window is {self.low:g}-{self.high:g} GeV "
+                              f"({self.n_bins} bins): pass the --config the histograms were made with")
 
 
 @dataclass(frozen=True)
@@ -253,10 +289,23 @@ def load_config(path: str | Path | None = None) -> AnalysisConfig:
         data = merge_overrides(data, user)
     try:
         config = build_section(AnalysisConfig, data, "config")
+        _check_mass_window(config.mass)
         _check_categories(config)
     except ConfigError as exc:
         raise ConfigError(f"{path or 'packaged defaults'}: {exc}") from exc
     return config
+
+
+def _check_mass_window(window: MassWindow) -> None:
+    inside = window.low < window.blind_low < window.blind_high < window.high
+    scan = window.blind_low <= window.signal_scan[0] <= window.signal_scan[1] <= window.blind_high
+    if not inside or not scan or not window.blind_low < window.higgs < window.blind_high:
+        raise ConfigError("'mass' needs low < blind_low < higgs < blind_high < high and the signal_scan "
+                          f"inside the blinded window, got {window}")
+    for name in ("bin_width", "jsd_bin_width", "gof_bin_width"):
+        ratio = (window.high - window.low) / getattr(window, name)
+        if getattr(window, name) <= 0 or abs(ratio - round(ratio)) > 1e-6:
+            raise ConfigError(f"'mass.{name}' must divide the window {window.low:g}-{window.high:g} GeV")
 
 
 def _check_categories(config: AnalysisConfig) -> None:

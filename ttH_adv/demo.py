@@ -86,19 +86,22 @@ def _train(s: DemoSettings) -> None:
 def _categorize(s: DemoSettings) -> None:
     from .categorize import categorize, write_categories
 
+    from .config import load_config
+
     result = categorize(s.path("scored_features"), {"had": s.had_categories, "lep": s.lep_categories},
-                        s.min_sideband)
+                        load_config().mass, s.min_sideband)
     write_categories(result, s.path("categories.json"))
 
 
 def _fit(s: DemoSettings) -> None:
     from processors.run import load_output
 
+    from .config import load_config
     from .fit_analysis import run_fits, write_fit_results
     from .workspace import build_workspace, write_workspace
 
     output = load_output(s.path("histograms") / "output.coffea")
-    result = run_fits(output)
+    result = run_fits(output, load_config().mass)
     write_fit_results(result, s.path("fits"))
     write_workspace(build_workspace(output, result), s.path("fits") / "workspace.json")
 
@@ -108,12 +111,13 @@ def _report(s: DemoSettings) -> None:
 
     from processors.run import load_output
 
+    from .config import load_config
     from .plotting import load_training_results, write_report
 
     output = load_output(s.path("histograms") / "output.coffea")
     fit_result = json.loads((s.path("fits") / "fits.json").read_text())
     write_report(s.path("report"), output, fit_result, load_training_results(s.path("model")),
-                 s.path("scored_features"))
+                 s.path("scored_features"), load_config().mass)
 
 
 def demo_stages(s: DemoSettings) -> list[Stage]:

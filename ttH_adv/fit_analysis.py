@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import fits
+from .config import MassWindow
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +63,17 @@ def category_inputs(output: dict, category: str) -> dict[str, np.ndarray]:
             "signal_variance": signal_var, "resonant": resonant}
 
 
-def template_scale(inputs: dict[str, np.ndarray]) -> float:
+def template_scale(inputs: dict[str, np.ndarray], window: MassWindow) -> float:
     """Factor bringing the NTNI data template to the TI sideband yield."""
-    side = fits.sideband_mask(inputs["edges"])
+    side = window.sideband_bins(inputs["edges"])
     ntni_side = inputs["data_ntni"][side].sum()
     return float(inputs["data_ti"][side].sum() / ntni_side) if ntni_side > 0 else 0.0
 
 
-def choose_background(inputs: dict[str, np.ndarray], signal: fits.SignalModel, families=fits.FAMILY_ORDER
-                      ) -> tuple[str, list[dict]]:
+def choose_background(inputs: dict[str, np.ndarray], signal: fits.SignalModel, window: MassWindow,
+                      families=fits.FAMILY_ORDER) -> tuple[str, list[dict]]:
     """Run the spurious-signal test for each family; return the chosen family and all results."""
-    template, scale = inputs["data_ntni"], template_scale(inputs)
+    template, scale = inputs["data_ntni"], template_scale(inputs, window)
     edges = inputs["edges"]
     if template.sum() <= 0:
         return "exponential", [{"note": "no NTNI template events: exponential by default"}]
@@ -80,7 +81,8 @@ def choose_background(inputs: dict[str, np.ndarray], signal: fits.SignalModel, f
     _, data_error = fits.fit_s_plus_b_poisson(scale * template, edges, "exponential", signal.shape(edges))
     results = []
     for family in families:
-        test = fits.spurious_signal(template, scale, edges, family, signal, signal.yield_, data_error)
+        test = fits.spurious_signal(template, scale, edges, family, signal, signal.yield_, data_error,
+                                    window.scan_masses())
         results.append({k: v for k, v in asdict(test).items() if k != "scan"}
                        | {"scan": test.scan, "template_events": float(template.sum())})
     passing = [r for r in results if r["passed"]]
@@ -88,48 +90,52 @@ def choose_background(inputs: dict[str, np.ndarray], signal: fits.SignalModel, f
     return chosen["family"], results
 
 
-def fit_category(output: dict, category: str, unblind: bool) -> tuple[dict, fits.CategoryModel | None]:
+def fit_category(output: dict, category: str, window: MassWindow, unblind: bool
+                 ) -> tuple[dict, fits.CategoryModel | None]:
     """All fits of one category; returns its JSON record and its S+B model (None if empty)."""
     inputs = category_inputs(output, category)
     edges = inputs["edges"]
-    record: dict = {"category": category, "data_ti_sideband": float(inputs["data_ti"][fits.sideband_mask(edges)].sum()),
+    side = window.sideband_bins(edges)
+    record: dict = {"category": category, "data_ti_sideband": float(inputs["data_ti"][side].sum()),
                     "expected_signal": float(inputs["signal"].sum()), "resonant": float(inputs["resonant"].sum())}
     if record["data_ti_sideband"] < 1 or inputs["signal"].sum() <= 0:
         record["note"] = "no sideband data or no signal: not fitted"
         return record, None
-    signal = fits.fit_signal(inputs["signal"], np.maximum(inputs["signal_variance"], 1e-12), edges)
+    signal = fits.fit_signal(inputs["signal"], np.maximum(inputs["signal_variance"], 1e-12), edges, window)
     record["signal_model"] = {"params": signal.params, "chi2_ndf": signal.chi2_ndf}
-    family, spurious = choose_background(inputs, signal)
+    family, spurious = choose_background(inputs, signal, window)
     record["spurious_signal"] = spurious
     record["chosen_family"] = family
-    sideband = {name: fits.fit_background(inputs["data_ti"], edges, name) for name in fits.FAMILY_ORDER}
+    sideband = {name: fits.fit_background(inputs["data_ti"], edges, name, side, window.gof_bin_width)
+                for name in fits.FAMILY_ORDER}
     record["sideband_fits"] = {name: {"params": f.params, "norm": f.norm, "chi2": f.chi2, "ndf": f.ndf,
                                       "chi2_ndf": f.chi2_ndf, "p_value": f.p_value, "converged": f.converged}
                                for name, f in sideband.items()}
     chosen = sideband[family]
     background = chosen.expected(edges)
-    window = ~fits.sideband_mask(edges)
-    record["background_in_window"] = float(background[window].sum())
-    record["signal_in_window"] = float(inputs["signal"][window].sum())
+    record["background_in_window"] = float(background[~side].sum())
+    record["signal_in_window"] = float(inputs["signal"][~side].sum())
     observed = inputs["data_ti"] if unblind else fits.asimov(background, inputs["signal"], inputs["resonant"])
     model = fits.CategoryModel(category, observed, inputs["signal"], inputs["resonant"], family, chosen)
     record.update({f"expected_{k}": v for k, v in fits.expected_significance([model], edges).items()})
     return record, model
 
 
-def run_fits(output: dict, unblind: bool = False) -> dict:
-    """Fit every category and all together."""
+def run_fits(output: dict, window: MassWindow, unblind: bool = False) -> dict:
+    """Fit every category and all together, in the configured mass window."""
     h = output["histograms"]["mgg"]
+    window.check_edges(h.axes["mgg"].edges, "the histograms")
     records, models = [], []
     for category in h.axes["category"]:
-        record, model = fit_category(output, category, unblind)
+        record, model = fit_category(output, category, window, unblind)
         records.append(record)
         if model is not None:
             models.append(model)
         log.info("category %s: %s", category, record.get("chosen_family", record.get("note")))
     combined = fits.expected_significance(models, h.axes["mgg"].edges) if models else {}
     return {"categories": records, "combined": combined, "unblinded": unblind,
-            "conventions": {"chi2_bin_width_gev": fits.CHI2_BIN_WIDTH, "blind_window": list(fits.BLIND),
+            "conventions": {"chi2_bin_width_gev": window.gof_bin_width, "blind_window": list(window.blind),
+                            "mass_window": [window.low, window.high], "signal_scan": list(window.signal_scan),
                             "signal": list(SIGNAL), "resonant": list(RESONANT),
                             "template": "NTNI data in the category scaled to the TI sideband yield",
                             "family_order": list(fits.FAMILY_ORDER)}}

@@ -2,12 +2,13 @@
 
 Conventions (README, "Fits"):
 
-* histograms are m_yy counts in 0.5 GeV bins over 105-160 GeV; shapes are integrated over each
+* histograms are m_yy counts in the configured window and bins (``config.mass``; the histogram
+  edges carry the range, the window gives the blinded region); shapes are integrated over each
   bin (5-point Simpson) and normalised over the full range, so a sideband fit predicts the
   blinded window too;
 * ``Poisson`` likelihoods for data, Asimov data and the spurious-signal template (raw counts,
   scaled to the data afterwards); ``chi2`` with bin variances for the weighted signal MC;
-* chi2/ndf and its p-value use Pearson's chi2 on 2.5 GeV bins of the fitted region;
+* chi2/ndf and its p-value use Pearson's chi2 on ``mass.gof_bin_width`` bins of the fitted region;
 * the signal model is a double-sided Crystal Ball fitted to the ttH MC in each category;
 * expected significance: the profile-likelihood q0 on Asimov data built from the sideband fit
   plus the expected signal (mu = 1), per category and for all categories together.
@@ -23,33 +24,30 @@ import numpy as np
 from iminuit import Minuit
 from scipy import special, stats
 
-LOW, HIGH = 105.0, 160.0
-BLIND = (120.0, 130.0)
-CHI2_BIN_WIDTH = 2.5
-SPURIOUS_MASSES = tuple(float(m) for m in range(121, 130))  # m_H scan of the spurious-signal test, GeV
+from .config import MassWindow
 
 
-def _x(m: np.ndarray) -> np.ndarray:
-    """m_yy mapped onto [-1, 1]."""
-    return (np.asarray(m) - 0.5 * (LOW + HIGH)) / (0.5 * (HIGH - LOW))
+def _x(m: np.ndarray, low: float, high: float) -> np.ndarray:
+    """m_yy mapped onto [-1, 1] over the fit range."""
+    return (np.asarray(m) - 0.5 * (low + high)) / (0.5 * (high - low))
 
 
-def _t(m: np.ndarray) -> np.ndarray:
-    """m_yy mapped onto [0, 1]."""
-    return (np.asarray(m) - LOW) / (HIGH - LOW)
+def _t(m: np.ndarray, low: float, high: float) -> np.ndarray:
+    """m_yy mapped onto [0, 1] over the fit range."""
+    return (np.asarray(m) - low) / (high - low)
 
 
 @dataclass(frozen=True)
 class BackgroundFunction:
     name: str
     n_params: int
-    density: Callable[[np.ndarray, np.ndarray], np.ndarray]  # unnormalised, positive
+    density: Callable[..., np.ndarray]  # (m, params, low, high): unnormalised, positive
     start: tuple[float, ...]
 
 
 def _bernstein(order: int) -> BackgroundFunction:
-    def density(m, p):
-        t = _t(m)
+    def density(m, p, low, high):
+        t = _t(m, low, high)
         coeffs = np.r_[1.0, np.asarray(p) ** 2]  # first coefficient fixed: normalisation is separate
         return sum(c * special.comb(order, i) * t**i * (1 - t) ** (order - i) for i, c in enumerate(coeffs))
 
@@ -57,9 +55,10 @@ def _bernstein(order: int) -> BackgroundFunction:
 
 
 FAMILIES: dict[str, BackgroundFunction] = {
-    "exponential": BackgroundFunction("exponential", 1, lambda m, p: np.exp(p[0] * _x(m)), (-0.5,)),
-    "exppoly2": BackgroundFunction("exppoly2", 2, lambda m, p: np.exp(p[0] * _x(m) + p[1] * _x(m) ** 2), (-0.5, 0.0)),
-    "powerlaw": BackgroundFunction("powerlaw", 1, lambda m, p: (np.asarray(m) / LOW) ** p[0], (-3.0,)),
+    "exponential": BackgroundFunction("exponential", 1, lambda m, p, lo, hi: np.exp(p[0] * _x(m, lo, hi)), (-0.5,)),
+    "exppoly2": BackgroundFunction(
+        "exppoly2", 2, lambda m, p, lo, hi: np.exp(p[0] * _x(m, lo, hi) + p[1] * _x(m, lo, hi) ** 2), (-0.5, 0.0)),
+    "powerlaw": BackgroundFunction("powerlaw", 1, lambda m, p, lo, hi: (np.asarray(m) / lo) ** p[0], (-3.0,)),
     **{f"bernstein{n}": _bernstein(n) for n in range(2, 6)},
 }
 # Fewest parameters first: the spurious-signal test picks the first family that passes.
@@ -86,6 +85,12 @@ def normalised_shape(density: Callable[[np.ndarray], np.ndarray], edges: np.ndar
         if not np.isfinite(total) or total <= 0:
             return np.full(len(integrals), np.nan)
         return integrals / total
+
+
+def family_shape(family: str, params, edges: np.ndarray) -> np.ndarray:
+    """Fraction of a background family's density in each bin, normalised over the edges' range."""
+    fn = FAMILIES[family]
+    return normalised_shape(lambda m: fn.density(m, params, edges[0], edges[-1]), edges)
 
 
 # --------------------------------------------------------------------------- signal model
@@ -120,8 +125,8 @@ class SignalModel:
         return normalised_shape(lambda m: dscb(m, **p), edges)
 
 
-def fit_signal(counts: np.ndarray, variances: np.ndarray, edges: np.ndarray) -> SignalModel:
-    """Fit a double-sided Crystal Ball to a (weighted) signal MC histogram by chi2."""
+def fit_signal(counts: np.ndarray, variances: np.ndarray, edges: np.ndarray, window: MassWindow) -> SignalModel:
+    """Fit a double-sided Crystal Ball to a (weighted) signal MC histogram by chi2 (peak inside the window)."""
     total = float(counts.sum())
     use = variances > 0
 
@@ -130,9 +135,9 @@ def fit_signal(counts: np.ndarray, variances: np.ndarray, edges: np.ndarray) -> 
         value = float(np.sum((counts[use] - expected[use]) ** 2 / variances[use]))
         return value if np.isfinite(value) else 1e30
 
-    minuit = Minuit(chi2, mu=125.0, sigma=1.7, alpha_lo=1.5, n_lo=5.0, alpha_hi=1.5, n_hi=5.0)
+    minuit = Minuit(chi2, mu=window.higgs, sigma=1.7, alpha_lo=1.5, n_lo=5.0, alpha_hi=1.5, n_hi=5.0)
     minuit.errordef = Minuit.LEAST_SQUARES
-    minuit.limits = [(120, 130), (0.5, 5), (0.3, 5), (1.01, 50), (0.3, 5), (1.01, 50)]
+    minuit.limits = [window.blind, (0.5, 5), (0.3, 5), (1.01, 50), (0.3, 5), (1.01, 50)]
     minuit.migrad()
     ndf = max(int(use.sum()) - 6, 1)
     return SignalModel({k: float(minuit.values[k]) for k in minuit.parameters}, total, float(minuit.fval) / ndf)
@@ -141,17 +146,11 @@ def fit_signal(counts: np.ndarray, variances: np.ndarray, edges: np.ndarray) -> 
 # --------------------------------------------------------------------------- background fits
 
 
-def sideband_mask(edges: np.ndarray, blind: tuple[float, float] = BLIND) -> np.ndarray:
-    """Bins entirely outside the blinding window."""
-    centres = 0.5 * (edges[:-1] + edges[1:])
-    return (centres < blind[0]) | (centres > blind[1])
-
-
 @dataclass
 class BackgroundFit:
     family: str
     params: list[float]
-    norm: float              # events over the full range 105-160
+    norm: float              # events over the full fit range
     norm_error: float
     chi2: float
     ndf: int
@@ -165,8 +164,7 @@ class BackgroundFit:
 
     def expected(self, edges: np.ndarray) -> np.ndarray:
         """Expected background per bin."""
-        fn = FAMILIES[self.family]
-        return self.norm * normalised_shape(lambda m: fn.density(m, self.params), edges)
+        return self.norm * family_shape(self.family, self.params, edges)
 
 
 def _poisson_nll(observed: np.ndarray, expected: np.ndarray) -> float:
@@ -177,7 +175,7 @@ def _poisson_nll(observed: np.ndarray, expected: np.ndarray) -> float:
 
 
 def pearson_chi2(observed: np.ndarray, expected: np.ndarray, edges: np.ndarray, mask: np.ndarray,
-                 width: float = CHI2_BIN_WIDTH) -> tuple[float, int]:
+                 width: float) -> tuple[float, int]:
     """Pearson chi2 and the number of bins used, after merging to ``width`` GeV bins inside ``mask``."""
     group = np.floor((edges[:-1] - edges[0]) / width + 1e-9).astype(int)
     chi2, n = 0.0, 0
@@ -192,17 +190,19 @@ def pearson_chi2(observed: np.ndarray, expected: np.ndarray, edges: np.ndarray, 
     return chi2, n
 
 
-def fit_background(counts: np.ndarray, edges: np.ndarray, family: str, mask: np.ndarray | None = None
+def fit_background(counts: np.ndarray, edges: np.ndarray, family: str, mask: np.ndarray, gof_width: float
                    ) -> BackgroundFit:
-    """Binned Poisson likelihood fit of a background family to counts in the masked bins."""
+    """Binned Poisson likelihood fit of a background family to counts in the masked bins.
+
+    Goodness of fit: Pearson chi2 on ``gof_width`` GeV bins inside the mask.
+    """
     fn = FAMILIES[family]
-    mask = sideband_mask(edges) if mask is None else mask
     observed = counts[mask]
     start_norm = max(float(counts[mask].sum()) / max(mask.mean(), 1e-6), 1.0)
 
     def nll(*args):
         norm, params = args[0], args[1:]
-        expected = norm * normalised_shape(lambda m: fn.density(m, params), edges)
+        expected = norm * family_shape(family, params, edges)
         return _poisson_nll(observed, expected[mask])
 
     names = ["norm"] + [f"p{i}" for i in range(fn.n_params)]
@@ -214,7 +214,7 @@ def fit_background(counts: np.ndarray, edges: np.ndarray, family: str, mask: np.
     params = [float(minuit.values[f"p{i}"]) for i in range(fn.n_params)]
     fit = BackgroundFit(family, params, float(minuit.values["norm"]), float(minuit.errors["norm"]), 0.0, 0, 1.0,
                         bool(minuit.valid))
-    chi2, n = pearson_chi2(counts, fit.expected(edges), edges, mask)
+    chi2, n = pearson_chi2(counts, fit.expected(edges), edges, mask, gof_width)
     fit.chi2, fit.ndf = chi2, n - (fn.n_params + 1)
     fit.p_value = float(stats.chi2.sf(chi2, fit.ndf)) if fit.ndf > 0 else float("nan")
     return fit
@@ -242,7 +242,7 @@ def fit_s_plus_b_poisson(counts: np.ndarray, edges: np.ndarray, family: str,
     fn = FAMILIES[family]
 
     def nll(s, norm, *params):
-        expected = s * signal_shape + norm * normalised_shape(lambda m: fn.density(m, params), edges)
+        expected = s * signal_shape + norm * family_shape(family, params, edges)
         if np.any(expected <= 0):
             return 1e30
         return _poisson_nll(counts, expected)
@@ -257,10 +257,10 @@ def fit_s_plus_b_poisson(counts: np.ndarray, edges: np.ndarray, family: str,
 
 def spurious_signal(template: np.ndarray, scale: float, edges: np.ndarray, family: str,
                     signal: SignalModel, expected_signal: float, data_signal_error: float,
-                    masses: tuple[float, ...] = SPURIOUS_MASSES) -> SpuriousSignal:
+                    masses: tuple[float, ...]) -> SpuriousSignal:
     """ATLAS spurious-signal test on a background-only template of raw counts, normalised to the
-    data by ``scale``: max |S| over m_H in 121-129 GeV below 10% of the expected signal or below
-    20% of the signal's statistical uncertainty in data."""
+    data by ``scale``: max |S| over the m_H scan (``MassWindow.scan_masses``) below 10% of the
+    expected signal or below 20% of the signal's statistical uncertainty in data."""
     scan = []
     for mass in masses:
         s, err = fit_s_plus_b_poisson(template, edges, family, signal.shape(edges, mass))
@@ -287,8 +287,7 @@ class CategoryModel:
 
 
 def _category_nll(cat: CategoryModel, edges: np.ndarray, mu: float, norm: float, params) -> float:
-    fn = FAMILIES[cat.family]
-    expected = mu * cat.signal + cat.resonant + norm * normalised_shape(lambda m: fn.density(m, params), edges)
+    expected = mu * cat.signal + cat.resonant + norm * family_shape(cat.family, params, edges)
     return _poisson_nll(cat.observed, expected)
 
 

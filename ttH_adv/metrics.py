@@ -4,8 +4,9 @@ Conventions:
 
 * scores: larger means more signal-like; a cut keeps ``score >= threshold``;
 * all functions take optional per-event weights (default 1);
-* JSD is base 2, reported as a fraction in [0, 1]; the m_yy binning is part of every JSD result
-  (``MassBinning``, default 105-160 GeV in 55 bins of 1 GeV);
+* JSD is base 2, reported as a fraction in [0, 1]; the binning of the protected variable is part
+  of every JSD result (``Binning``; for m_yy ``mass_binning(config.mass)``: the configured window
+  in ``jsd_bin_width`` bins, one source of truth);
 * the statistical floor of a JSD is the same JSD for random selections with the same
   efficiency (mean and spread over toys): sculpting is only meaningful relative to it.
 """
@@ -19,22 +20,55 @@ from scipy import stats
 
 
 @dataclass(frozen=True)
-class MassBinning:
-    low: float = 105.0
-    high: float = 160.0
-    bins: int = 55
+class Binning:
+    """Bin edges of the protected variable (m_yy or any other): part of every JSD result."""
+
+    boundaries: tuple[float, ...]
+    regular: bool = False
+    unit: str = ""
+
+    @classmethod
+    def uniform(cls, low: float, high: float, bins: int, unit: str = "GeV") -> Binning:
+        """``bins`` equal bins over [low, high]."""
+        return cls(tuple(np.linspace(low, high, bins + 1).tolist()), True, unit)
+
+    @classmethod
+    def quantiles(cls, values: np.ndarray, bins: int) -> Binning:
+        """Bins holding equal shares of ``values`` (for a protected variable without a configured range)."""
+        edges = np.unique(np.quantile(np.asarray(values, dtype=np.float64), np.linspace(0, 1, bins + 1)))
+        if len(edges) < 2:
+            raise ValueError("the protected variable takes a single value: it cannot be binned")
+        return cls(tuple(edges.tolist()))
 
     @property
     def edges(self) -> np.ndarray:
-        """Bin edges in GeV."""
-        return np.linspace(self.low, self.high, self.bins + 1)
+        """Bin edges."""
+        return np.asarray(self.boundaries)
+
+    @property
+    def bins(self) -> int:
+        """Number of bins."""
+        return len(self.boundaries) - 1
+
+    def coarsened(self, bins: int) -> Binning:
+        """At most ``bins`` bins, each a union of adjacent bins of this binning."""
+        if bins >= self.bins:
+            return self
+        take = np.unique(np.round(np.linspace(0, self.bins, bins + 1)).astype(int))
+        return Binning(tuple(self.edges[take].tolist()), self.regular and self.bins % bins == 0, self.unit)
 
     def describe(self) -> str:
-        """E.g. '105-160 GeV, 55 bins'."""
-        return f"{self.low:g}-{self.high:g} GeV, {self.bins} bins"
+        """E.g. '105-160 GeV, 55 bins' or '20 quantile bins over -3.1-2.9'."""
+        low, high = self.boundaries[0], self.boundaries[-1]
+        unit = f" {self.unit}" if self.unit else ""
+        if self.regular:
+            return f"{low:g}-{high:g}{unit}, {self.bins} bins"
+        return f"{self.bins} quantile bins over {low:.4g}-{high:.4g}{unit}"
 
 
-DEFAULT_BINNING = MassBinning()
+def mass_binning(window) -> Binning:
+    """The m_yy binning of JSD figures: the configured window in ``jsd_bin_width`` bins."""
+    return Binning.uniform(window.low, window.high, round((window.high - window.low) / window.jsd_bin_width))
 
 
 def _weights(values: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
@@ -95,14 +129,12 @@ def jsd(p: np.ndarray, q: np.ndarray) -> float:
     return 0.5 * kl(p) + 0.5 * kl(q)
 
 
-def mass_histogram(mass: np.ndarray, weights: np.ndarray | None = None,
-                   binning: MassBinning = DEFAULT_BINNING) -> np.ndarray:
+def mass_histogram(mass: np.ndarray, weights: np.ndarray | None, binning: Binning) -> np.ndarray:
     """Weighted m_yy histogram with the given binning."""
     return np.histogram(mass, bins=binning.edges, weights=_weights(mass, weights))[0]
 
 
-def pass_fail_jsd(mass: np.ndarray, passed: np.ndarray, weights: np.ndarray | None = None,
-                  binning: MassBinning = DEFAULT_BINNING) -> float:
+def pass_fail_jsd(mass: np.ndarray, passed: np.ndarray, weights: np.ndarray | None, binning: Binning) -> float:
     """JSD between the m_yy shapes of events passing and failing a selection."""
     w = _weights(mass, weights)
     passed = np.asarray(passed, dtype=bool)
@@ -116,8 +148,8 @@ class JsdFloor:
     toys: int
 
 
-def jsd_floor(mass: np.ndarray, efficiency: float, weights: np.ndarray | None = None,
-              binning: MassBinning = DEFAULT_BINNING, toys: int = 50, seed: int = 0) -> JsdFloor:
+def jsd_floor(mass: np.ndarray, efficiency: float, weights: np.ndarray | None, binning: Binning,
+              toys: int = 50, seed: int = 0) -> JsdFloor:
     """JSD of random selections keeping a fraction ``efficiency`` of events: the statistical floor."""
     rng = np.random.default_rng(seed)
     values = [pass_fail_jsd(mass, rng.random(len(mass)) < efficiency, weights, binning) for _ in range(toys)]
@@ -125,8 +157,7 @@ def jsd_floor(mass: np.ndarray, efficiency: float, weights: np.ndarray | None = 
 
 
 def jsd_at_signal_efficiency(scores_bkg: np.ndarray, mass_bkg: np.ndarray, threshold: float,
-                             weights: np.ndarray | None = None, binning: MassBinning = DEFAULT_BINNING,
-                             toys: int = 50) -> dict[str, float]:
+                             weights: np.ndarray | None, binning: Binning, toys: int = 50) -> dict[str, float]:
     """Sculpting of a cut ``score >= threshold`` on background: JSD, its floor and their ratio."""
     passed = np.asarray(scores_bkg) >= threshold
     w = _weights(mass_bkg, weights)
@@ -138,8 +169,8 @@ def jsd_at_signal_efficiency(scores_bkg: np.ndarray, mass_bkg: np.ndarray, thres
             "binning": binning.describe()}
 
 
-def scaled_jsd(mass_category: np.ndarray, mass_all: np.ndarray, weights_category: np.ndarray | None = None,
-               weights_all: np.ndarray | None = None, binning: MassBinning = DEFAULT_BINNING) -> float:
+def scaled_jsd(mass_category: np.ndarray, mass_all: np.ndarray, weights_category: np.ndarray | None,
+               weights_all: np.ndarray | None, binning: Binning) -> float:
     """Seed 000's per-category "scaled JSD": a category's m_yy shape against the inclusive one, both unit-normalised."""
     return jsd(mass_histogram(mass_category, weights_category, binning), mass_histogram(mass_all, weights_all, binning))
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import fits
+from .config import MassWindow
 from .fit_analysis import category_inputs, category_table, chosen_background
 
 
@@ -27,7 +27,7 @@ def _pyplot():
     return plt
 
 
-def plot_category_fit(output: dict, record: dict, path: Path) -> Path:
+def plot_category_fit(output: dict, record: dict, window: MassWindow, path: Path) -> Path:
     """m_yy of one category: TI data (sidebands), chosen background fit, expected signal, residuals."""
     plt = _pyplot()
     inputs = category_inputs(output, record["category"])
@@ -41,12 +41,12 @@ def plot_category_fit(output: dict, record: dict, path: Path) -> Path:
     data = inputs["data_ti"].reshape(-1, group).sum(1)
     bkg = background.reshape(-1, group).sum(1)
     sig = (inputs["signal"] + inputs["resonant"]).reshape(-1, group).sum(1)
-    side = (c < fits.BLIND[0]) | (c > fits.BLIND[1])
+    side = ~window.in_window(c)
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]}, figsize=(8, 7))
     top.errorbar(c[side], data[side], yerr=np.sqrt(data[side]), fmt="ko", label="data (TI, sidebands)")
     top.plot(c, bkg, "b-", label=f"background fit ({record['chosen_family']})")
     top.plot(c, bkg + sig, "r--", label="background + Higgs (expected)")
-    top.axvspan(*fits.BLIND, color="grey", alpha=0.15, label="blinded")
+    top.axvspan(*window.blind, color="grey", alpha=0.15, label="blinded")
     top.set_ylabel("events / 2.5 GeV")
     top.legend(fontsize=10)
     top.set_title(f"category {record['category']}: chi2/ndf = {fit['chi2_ndf']:.2f}", fontsize=12)
@@ -58,7 +58,7 @@ def plot_category_fit(output: dict, record: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_sculpting(dump_dir: str | Path, path: Path) -> Path:
+def plot_sculpting(dump_dir: str | Path, window: MassWindow, path: Path) -> Path:
     """NTNI data m_yy shape before and after the classifier's 50%-signal-efficiency cut (normalised)."""
     import pyarrow.compute as pc
 
@@ -72,13 +72,15 @@ def plot_sculpting(dump_dir: str | Path, path: Path) -> Path:
     bkg = table[(table.dataset == "data") & (table.region == "NTNI")]
     threshold = float(np.quantile(sig.score, 0.5))
     passed = bkg.score >= threshold
-    edges = metrics.DEFAULT_BINNING.edges
+    binning = metrics.mass_binning(window)
+    edges = binning.edges
     fig, ax = plt.subplots(figsize=(8, 6))
     for label, mass, style in (("all NTNI data", bkg.mgg, "k-"), ("pass (50% signal eff.)", bkg.mgg[passed], "r-"),
                                ("fail", bkg.mgg[~passed], "b--")):
         h, _ = np.histogram(mass, edges, density=True)
         ax.step(edges[:-1], h, style, where="post", label=label)
-    sculpting = metrics.jsd_at_signal_efficiency(bkg.score.to_numpy(), bkg.mgg.to_numpy(), threshold, toys=20)
+    sculpting = metrics.jsd_at_signal_efficiency(bkg.score.to_numpy(), bkg.mgg.to_numpy(), threshold, None, binning,
+                                                 toys=20)
     ax.set_title(f"JSD(pass, fail) = {sculpting['jsd']:.2e} = {sculpting['ratio']:.1f} x floor", fontsize=12)
     ax.set_xlabel("m_yy [GeV]")
     ax.set_ylabel("normalised")
@@ -169,7 +171,8 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def write_report(out: Path, output: dict, fit_result: dict, training: dict, dump_dir: Path | None) -> Path:
+def write_report(out: Path, output: dict, fit_result: dict, training: dict, dump_dir: Path | None,
+                 window: MassWindow) -> Path:
     """All plots plus report.md with the numbers a physicist reads first."""
     out = Path(out)
     images = [("Cutflow", plot_cutflow(output, out / "cutflow.png"))]
@@ -178,11 +181,11 @@ def write_report(out: Path, output: dict, fit_result: dict, training: dict, dump
                    ("ROC curves", plot_roc(training, out / "roc.png")),
                    ("Score distributions, train vs test", plot_scores(training, out / "scores.png"))]
     if dump_dir is not None:
-        images.append(("Background shape before/after the classifier cut", plot_sculpting(dump_dir, out / "sculpting.png")))
+        images.append(("Background shape before/after the classifier cut", plot_sculpting(dump_dir, window, out / "sculpting.png")))
     for record in fit_result["categories"]:
         if "chosen_family" in record:
             images.append((f"Category {record['category']}",
-                           plot_category_fit(output, record, out / f"fit_{record['category']}.png")))
+                           plot_category_fit(output, record, window, out / f"fit_{record['category']}.png")))
     lines = ["# ttH(yy) analysis report", ""]
     combined = fit_result.get("combined") or {}
     if combined:
