@@ -85,7 +85,6 @@ def _train(s: DemoSettings) -> None:
 
 def _categorize(s: DemoSettings) -> None:
     from .categorize import categorize, write_categories
-
     from .config import load_config
 
     result = categorize(s.path("scored_features"), {"had": s.had_categories, "lep": s.lep_categories},
