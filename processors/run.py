@@ -186,12 +186,25 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
         "executor": options.executor, "workers": options.workers, "chunksize": options.chunksize,
         "maxchunks": options.maxchunks, "systematics": options.systematics, "unblinded": options.unblind,
         "dump_dir": options.dump_dir, "version": ttH_adv.__version__, "config_hash": config_hash(config),
-        "model": ({"path": proc.scorer.path, "sha256": proc.scorer.sha256, "method": proc.scorer.info.method,
-                   "lambda": proc.scorer.info.lam} if proc.scorer else None),
+        "model": model_metadata(proc, manifest),
         "categories": {k: list(v) for k, v in config.categories.items()},
         "wall_seconds": wall,
     }
     return output
+
+
+def model_metadata(proc: TthProcessor, manifest: Manifest) -> dict | None:
+    """The scored model in the output's metadata; warns when a model trained on all events scores its training datasets."""
+    if proc.scorer is None:
+        return None
+    info = proc.scorer.info
+    in_sample = sorted(set(info.training_datasets()) & set(manifest.datasets)) if info.trained_on_all_events else []
+    if in_sample:
+        log.warning("model %s was trained on all events of %s: their scores are in-sample (train k-fold models "
+                    "for out-of-fold scores)", info.path, ", ".join(in_sample))
+    return {"path": info.path, "sha256": info.sha256, "method": info.method, "lambda": info.lam,
+            "n_folds": info.n_folds, "scores": "in-sample for " + ", ".join(in_sample) if in_sample else
+            ("out-of-fold" if info.n_folds > 1 else "all-events model, no training dataset processed")}
 
 
 def pop_bookkeeping(output: dict) -> dict:

@@ -82,6 +82,7 @@ class PhysicsObjects:
     leptons: Collection
     met: np.ndarray
     trigger: np.ndarray
+    event_number: np.ndarray   # selects a k-fold model's network; keys the feature dump
 
 
 @dataclass
@@ -151,6 +152,7 @@ class TthProcessor(processor.ProcessorABC):
             **obj.collections(events, bmap, extra),
             met=ak.to_numpy(events.met.et).astype(np.float64) * bmap.energy_scale,
             trigger=ak.to_numpy(events[bmap.event["trigger"]]).astype(bool),
+            event_number=ak.to_numpy(events[bmap.event["event_number"]]).astype(np.int64),
         )
 
     def select_diphoton(self, objs: PhysicsObjects, info: ChunkInfo) -> tuple[sel.Diphoton, dict[str, np.ndarray]]:
@@ -198,11 +200,15 @@ class TthProcessor(processor.ProcessorABC):
         """Every classifier feature (``ttH_adv.features``) for the given events."""
         return all_features(d.lead, d.sublead, mass, jets, n_b, leptons, met)
 
-    def score(self, features: dict[str, np.ndarray]) -> np.ndarray | None:
-        """The model's signal score per event (None without a model), from the same features as the dump."""
+    def score(self, features: dict[str, np.ndarray], event_number: np.ndarray, mass: np.ndarray) -> np.ndarray | None:
+        """The model's signal score per event (None without a model), from the same features as the dump.
+
+        A k-fold model scores each event with the network that did not train on it (chosen by
+        its event number inside the graph), so every score written is out-of-fold.
+        """
         if self.scorer is None:
             return None
-        return self.scorer(feature_matrix(features, self.scorer.feature_set))
+        return self.scorer(feature_matrix(features, self.scorer.feature_set), event_number, mass)
 
     def assign_category(self, channel: np.ndarray, score: np.ndarray | None) -> np.ndarray:
         """<channel>_<i> from the score boundaries (1 = most signal-like), the channel without them."""
@@ -237,7 +243,7 @@ class TthProcessor(processor.ProcessorABC):
         jets, leptons, n_b = self.select_jets_and_leptons(objs.jets.take_events(idx), objs.leptons.take_events(idx), dp)
         channel = self.assign_channel(leptons.counts, jets.counts, n_b)
         features = self.compute_features(dp, jets, n_b, leptons, objs.met[idx], dp.mass)
-        score = self.score(features)
+        score = self.score(features, objs.event_number[idx], dp.mass)
         category = self.assign_category(channel, score)
         in_channel = {}
         for name in self.channels:  # per-event channel masks over the whole chunk
@@ -266,7 +272,6 @@ class TthProcessor(processor.ProcessorABC):
         out["chunks"][info.dataset] = {chunk_id(info.filename, info.entry_start, info.entry_stop): 1}
         objs = self.build_objects(events, info)
         weights = self.raw_weights(events, info)
-        event_number = ak.to_numpy(events[self.config.branches.event["event_number"]]) if self.dump_dir else None
         run_variations = [v for v in self.variations if v.kind == "nominal" or not info.is_data]
         nominal: Selection | None = None
         for variation in run_variations:
@@ -280,7 +285,7 @@ class TthProcessor(processor.ProcessorABC):
                 nominal = selection
                 out["cutflow"][info.dataset] = self.cutflow(selection, weights)
             if self.dump_dir and variation.kind != "weight":
-                self.dump(info, selection, weights, event_number, variation)
+                self.dump(info, selection, weights, objs.event_number, variation)
         return out
 
     def fill(self, out: dict, info: ChunkInfo, s: Selection, w: np.ndarray, systematic: str) -> None:

@@ -33,7 +33,8 @@ def test_scores_inside_the_processor_equal_offline_scores(small_manifest, config
     run(small_manifest, config, model_path=model_path, dump_dir=str(tmp_path / "dump"), chunksize=4_000)
     table = read_dump(tmp_path / "dump").to_pandas()
     assert table.score.between(0, 1).all() and table.score.std() > 0
-    offline = OnnxScorer(model_path)(feature_matrix({n: table[n].to_numpy() for n in feature_names("seed")}))
+    offline = OnnxScorer(model_path)(feature_matrix({n: table[n].to_numpy() for n in feature_names("seed")}),
+                                     table.eventNumber.to_numpy())
     assert np.allclose(offline, table.score.to_numpy(), atol=1e-6)
 
 

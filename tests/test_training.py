@@ -22,9 +22,11 @@ from training.methods import (  # noqa: E402
 )
 from training.models import mixture_information, tf  # noqa: E402
 from ttH_adv import metrics  # noqa: E402
+from ttH_adv.config import load_config  # noqa: E402
 from ttH_adv.features import FEATURE_SET_VERSION, feature_names  # noqa: E402
 from ttH_adv.inference import ModelMismatchError, OnnxScorer, check_model, load_model_info  # noqa: E402
 
+BINNING = metrics.mass_binning(load_config().mass)
 TINY = {"classifier": {"layers": [32, 32], "dropout": 0.0},
         "adversary": {"layers": [16]},
         "schedule": {"epochs": 6, "pretrain_classifier_epochs": 2, "pretrain_adversary_epochs": 2,
@@ -75,7 +77,7 @@ def test_adversary_information_is_zero_when_the_mixture_ignores_the_score():
     rng = np.random.default_rng(5)
     m = 105 + rng.exponential(25, 2000)
     params = [tf.constant(np.full((2000, 2), v), tf.float32) for v in (0.0, 0.3, 0.0)]
-    info = float(mixture_information(params, tf.constant((m - 132.5) / 15.9, tf.float32), tf.ones(2000)))
+    info = float(mixture_information(params, tf.constant((m - m.mean()) / m.std(), tf.float32), tf.ones(2000)))
     assert info == pytest.approx(0.0, abs=1e-6)
 
 
@@ -89,6 +91,41 @@ def test_adversary_lowers_score_mass_correlation():
         model.fit(X[train], y[train], m[train], w[train], (X[valid], y[valid], m[valid], w[valid]))
         results[lam] = _bkg_dcor(model, X[valid], y[valid], m[valid])
     assert results[10.0] < 0.6 * results[0.0]
+
+
+def _pivot_toy(n, rng, z=None):
+    """Louppe, Kagan & Cranmer (2017), section 5.1: the background's x2 is shifted by a nuisance z ~ N(0, 1)."""
+    y = (rng.random(n) < 0.5).astype(np.int8)
+    z = rng.normal(size=n) if z is None else np.full(n, float(z))
+    signal = rng.multivariate_normal([0, 0], [[1, -0.5], [-0.5, 1]], n)
+    background = rng.normal(size=(n, 2)) + np.stack([np.ones(n), 1 + z], axis=1)
+    return np.where(y[:, None] == 1, signal, background).astype(np.float32), y, z
+
+
+def test_any_protected_variable_the_pivot_toy():
+    """The protected variable need not be m_yy: z ~ N(0, 1) with no configured range.
+
+    Background score densities at z = -1 and z = +1 (independent samples) must agree for the
+    adversarial model and the fixed-efficiency map, while the AUC stays useful.
+    """
+    rng = np.random.default_rng(0)
+    X, y, z = _pivot_toy(20_000, rng)
+    Xv, yv, zv = _pivot_toy(10_000, rng)
+    at = {v: _pivot_toy(40_000, rng, v) for v in (-1.0, 1.0)}
+    test_X, test_y, test_z = _pivot_toy(20_000, rng)
+    config = load_training_config(overrides={**TINY, "schedule": {**TINY["schedule"], "epochs": 10, "patience": 10}})
+    jsd, auc = {}, {}
+    for method, lam in (("classifier", 0.0), ("adversarial", 30.0), ("ddt", 0.0)):
+        model = DecorrelatedClassifier(config, method, lam, ["x1", "x2"])
+        model.fit(X, y, z, np.ones(len(y)), (Xv, yv, zv, np.ones(len(yv))))
+        assert model.binning.bins == 50 and not model.binning.regular  # quantiles of the training background
+        scores = {v: model.predict(Xz[yz == 0], zz[yz == 0]) for v, (Xz, yz, zz) in at.items()}
+        bins = metrics.Binning.quantiles(np.concatenate(list(scores.values())), 20).edges
+        jsd[method] = metrics.jsd(*(np.histogram(s, bins)[0] for s in scores.values()))
+        auc[method] = metrics.auc(model.predict(test_X, test_z), test_y)
+    assert jsd["classifier"] > 0.2 and auc["classifier"] > 0.83  # the unconstrained score follows z
+    assert jsd["adversarial"] < 0.25 * jsd["classifier"] and auc["adversarial"] > 0.72
+    assert jsd["ddt"] < 0.1 * jsd["classifier"] and auc["ddt"] > 0.75
 
 
 def test_penalty_sees_the_inference_score_not_a_dropout_sample():
@@ -130,11 +167,22 @@ def test_disco_and_baselines_run_with_the_same_interface():
 
 def test_mass_reweighting_gives_background_the_signal_shape():
     _, y, m, w = _toy(20_000, seed=2)
-    rw = mass_reweighting(m, y, w)
-    sig = metrics.mass_histogram(m[y == 1], w[y == 1])
-    bkg = metrics.mass_histogram(m[y == 0], rw[y == 0])
+    rw = mass_reweighting(m, y, w, BINNING)
+    sig = metrics.mass_histogram(m[y == 1], w[y == 1], BINNING)
+    bkg = metrics.mass_histogram(m[y == 0], rw[y == 0], BINNING)
     assert metrics.jsd(sig, bkg) < 0.01
     assert rw[y == 0].sum() == pytest.approx(w[y == 0].sum())
+
+
+def _two_fold_models(method, X, y, mass, event_number):
+    config = load_training_config(overrides={**TINY, "schedule": {**TINY["schedule"], "epochs": 1}})
+    models = []
+    for fold in (0, 1):
+        train = event_number % 2 != fold
+        model = DecorrelatedClassifier(config, method, 10.0, feature_names("seed"))
+        model.fit(X[train], y[train], mass[train], np.ones(int(train.sum())))
+        models.append(model)
+    return models
 
 
 @pytest.fixture(scope="module")
@@ -143,26 +191,59 @@ def exported(tmp_path_factory):
     rng = np.random.default_rng(3)
     X = rng.normal(size=(10_000, len(names))).astype(np.float32) * 30 + 50
     y = (X[:, 0] + rng.normal(0, 10, len(X)) > 50).astype(np.int8)
-    model = DecorrelatedClassifier(load_training_config(overrides={**TINY, "schedule": {"epochs": 1}}),
-                                   "drop-correlated", 0, names)
-    model.fit(X, y, rng.uniform(105, 160, len(X)), np.ones(len(X)))
-    path = export_onnx(model, tmp_path_factory.mktemp("model") / "m.onnx", "seed", names,
+    mass = rng.uniform(105, 160, len(X))
+    event_number = rng.permutation(10**6)[: len(X)].astype(np.int64)
+    models = _two_fold_models("drop-correlated", X, y, mass, event_number)
+    path = export_onnx(models, tmp_path_factory.mktemp("model") / "m.onnx", "seed", names,
                        {"ttH_adv.training_samples": {"signal": ["ttH"]}})
-    return model, path, X
+    return models, path, X, event_number
 
 
-def test_onnx_matches_keras_on_10k_events(exported):
-    model, path, X = exported
+def test_kfold_onnx_matches_keras_fold_by_fold_on_10k_events(exported):
+    models, path, X, event_number = exported
     import onnx
 
     onnx.checker.check_model(onnx.load(str(path)))
     scorer = OnnxScorer(path)
-    assert np.max(np.abs(scorer(X) - model.predict(X))) < 1e-5
-    assert scorer(X[:1]).shape == (1,)  # dynamic batch
+    own = np.where(event_number % 2 == 0, models[0].predict(X), models[1].predict(X))
+    other = np.where(event_number % 2 == 0, models[1].predict(X), models[0].predict(X))
+    scores = scorer(X, event_number)
+    assert np.max(np.abs(scores - own)) < 1e-5
+    assert np.max(np.abs(scores - other)) > 1e-3  # the folds' networks differ: the selection matters
+    assert scorer(X[:1], event_number[:1]).shape == (1,)  # dynamic batch
     info = load_model_info(path)
     assert info.features == feature_names("seed") and info.feature_set_version == FEATURE_SET_VERSION["seed"]
-    assert info.method == "drop-correlated" and info.lam == 0.0
+    assert info.method == "drop-correlated" and info.lam == 0.0 and info.n_folds == 2
     assert json.loads(info.metadata["ttH_adv.training_samples"]) == {"signal": ["ttH"]}
+    with pytest.raises(Exception, match="needs the input 'event_number'"):
+        scorer(X)
+
+
+def test_ddt_map_inside_the_graph_flattens_background_efficiency(tmp_path):
+    """The fixed-efficiency map: a cut keeps the same background fraction in every protected bin."""
+    rng = np.random.default_rng(8)
+    n = 12_000
+    y = (rng.random(n) < 0.5).astype(np.int8)
+    mass = np.where(y == 1, rng.normal(125, 2, n), 105 + rng.exponential(25, n)).clip(105, 159.9)
+    names = feature_names("seed")
+    X = rng.normal(size=(n, len(names))).astype(np.float32)
+    X[:, 0] += y + (mass - 130) / 10  # discriminating and m_yy-correlated
+    event_number = np.arange(n, dtype=np.int64)
+    models = _two_fold_models("ddt", X, y, mass, event_number)
+    path = export_onnx(models, tmp_path / "ddt.onnx", "seed", names)
+    scorer = OnnxScorer(path)
+    assert scorer.needs_protected and scorer.needs_event_number
+    scores = scorer(X, event_number, mass)
+    own = np.where(event_number % 2 == 0, models[0].predict(X, mass), models[1].predict(X, mass))
+    assert np.max(np.abs(scores - own)) < 1e-5
+    bkg = y == 0
+    thirds = np.quantile(mass[bkg], [1 / 3, 2 / 3])
+    bins = np.digitize(mass[bkg], thirds)
+    kept = [np.mean(scores[bkg][bins == b] >= 0.7) for b in range(3)]
+    assert np.allclose(kept, 0.3, atol=0.04)  # flat in m_yy (out-of-fold: each network's own map)
+    unmapped = models[0].logits(X[bkg])  # the same cut on the logit itself is far from flat
+    cut = np.quantile(unmapped, 0.7)
+    assert np.ptp([np.mean(unmapped[bins == b] >= cut) for b in range(3)]) > 0.15
 
 
 def _relabelled(path, tmp_path, **changes):
@@ -178,13 +259,14 @@ def _relabelled(path, tmp_path, **changes):
 
 
 def test_mismatched_models_are_refused_with_a_clear_message(exported, tmp_path, config):
-    _, path, _ = exported
+    _, path, _, _ = exported
     names = feature_names("seed")
     swapped = names[:]
     swapped[0], swapped[1] = swapped[1], swapped[0]
     cases = {
         "ttH_adv.features": (json.dumps(swapped), "feature order differs from position 0"),
         "ttH_adv.feature_set_version": ("seed-v0", "feature-set version 'seed-v0'"),
+        "ttH_adv.folds": (json.dumps({"n_folds": 1}), "metadata says 1 fold.*graph has an 'event_number' input"),
     }
     for key, (value, message) in cases.items():
         bad = _relabelled(path, tmp_path, **{key: value})

@@ -57,12 +57,15 @@ class SelectionConfig:
     jsd_ratio_max: float
     jsd_toys: int
     jsd_bins: int
+    quantile_bins: int
 
 
 @dataclass(frozen=True)
 class BaselineConfig:
     drop_correlation_max: float
     disco_alpha: float
+    ddt_bins: int
+    ddt_levels: int
 
 
 @dataclass(frozen=True)
@@ -92,4 +95,6 @@ def load_training_config(path: str | Path | None = None, overrides: dict | None 
         raise ConfigError(f"training.adversary.input must be 'logit' or 'score', got {config.adversary.input!r}")
     if config.data.n_folds < 2:
         raise ConfigError("training.data.n_folds must be at least 2")
+    if config.baselines.ddt_bins < 1 or config.baselines.ddt_levels < 2:
+        raise ConfigError("training.baselines needs ddt_bins >= 1 and ddt_levels >= 2")
     return config

@@ -1,4 +1,13 @@
-"""ONNX export of a trained classifier: standardisation inside the graph, metadata per DESIGN.md."""
+"""ONNX export: all k fold networks of a result in one graph, standardisation inside, metadata per DESIGN.md.
+
+Graph inputs: ``features`` float32 [N, n_features]; ``event_number`` int64 [N] for a k-fold
+model (each event is scored by network f = eventNumber mod k, the one that did not train on it;
+``training.data.TrainingData.test_mask`` is the same rule); ``protected`` float32 [N] (m_yy) for
+methods whose output map needs it (``ddt``).  Output ``score`` float32 [N].  Inside the graph
+each fold's events are gathered, scored by their own network only and scattered back, so one
+onnxruntime call scores a chunk at the cost of one network per event.
+A model trained on all events (one network, no ``event_number`` input) is marked as such.
+"""
 
 from __future__ import annotations
 
@@ -15,42 +24,82 @@ from .methods import DecorrelatedClassifier
 from .models import tf
 
 OPSET = 17
+FOLD_RULE = "eventNumber % n_folds == f is scored by network f, which trained on the other folds"
 
 
-def _serving_function(model: DecorrelatedClassifier, n_features: int):
+def _network_score(model: DecorrelatedClassifier, features, protected):
+    """One fold's score: standardise, keep its features, classify, apply its method's output map."""
     # numpy closures become graph constants (captured tf tensors would become extra inputs)
-    mean = np.asarray(model.standardiser.mean, dtype=np.float32)
-    std = np.asarray(model.standardiser.std, dtype=np.float32)
-    kept = np.asarray(model.kept, dtype=np.int32)
-    classifier = model.classifier
-    spec = [tf.TensorSpec([None, n_features], tf.float32, name="features")]
-
-    @tf.function(input_signature=spec)
-    def score(features):
-        x = tf.gather((features - tf.constant(mean)) / tf.constant(std), tf.constant(kept), axis=1)
-        return tf.identity(tf.reshape(tf.sigmoid(classifier(x, training=False)), [-1]), name="score")
-
-    return score, spec
+    mean = tf.constant(np.asarray(model.standardiser.mean, dtype=np.float32))
+    std = tf.constant(np.asarray(model.standardiser.std, dtype=np.float32))
+    x = tf.gather((features - mean) / std, tf.constant(np.asarray(model.kept, dtype=np.int32)), axis=1)
+    return tf.cast(model.strategy.score(model.classifier(x, training=False)[:, 0], protected), tf.float32)
 
 
-def export_onnx(model: DecorrelatedClassifier, path: str | Path, feature_set: str, feature_names: list[str],
-                extra_metadata: dict[str, Any] | None = None) -> Path:
-    """Write the model as ONNX (opset 17, dynamic batch, float32 [N, n_features] -> score [N])."""
+def _input_specs(models: list[DecorrelatedClassifier], n_features: int, kfold: bool) -> list:
+    specs = [tf.TensorSpec([None, n_features], tf.float32, name=inf.INPUT_FEATURES)]
+    if kfold:
+        specs.append(tf.TensorSpec([None], tf.int64, name=inf.INPUT_EVENT_NUMBER))
+    if models[0].strategy.uses_protected_input:
+        specs.append(tf.TensorSpec([None], tf.float32, name=inf.INPUT_PROTECTED))
+    return specs
+
+
+def _serving_function(models: list[DecorrelatedClassifier], n_features: int, kfold: bool):
+    specs = _input_specs(models, n_features, kfold)
+    names = [s.name for s in specs]
+    k = len(models)
+
+    @tf.function(input_signature=specs)
+    def score(*inputs):
+        given = dict(zip(names, inputs, strict=True))
+        features, protected = given[inf.INPUT_FEATURES], given.get(inf.INPUT_PROTECTED)
+        if not kfold:
+            return tf.identity(_network_score(models[0], features, protected), name="score")
+        fold = tf.math.floormod(given[inf.INPUT_EVENT_NUMBER], k)   # numpy's % for negative numbers too
+        size = tf.shape(features, out_type=tf.int64)[:1]
+        total = tf.zeros(size, tf.float32)
+        for f, model in enumerate(models):
+            rows = tf.where(tf.equal(fold, f))                       # [n_f, 1]
+            mine = None if protected is None else tf.gather_nd(protected, rows)
+            total += tf.scatter_nd(rows, _network_score(model, tf.gather_nd(features, rows), mine), size)
+        return tf.identity(total, name="score")
+
+    return score, specs
+
+
+def export_onnx(models: list[DecorrelatedClassifier], path: str | Path, feature_set: str, feature_names: list[str],
+                extra_metadata: dict[str, Any] | None = None, all_events: bool = False) -> Path:
+    """Write the fold networks of one result as ONNX (opset 17, dynamic batch).
+
+    ``models[f]`` is the network trained without fold f.  ``all_events=True`` takes a single
+    network trained on every event (no out-of-fold guarantee; marked in the metadata).
+    """
     import onnx
     import tf2onnx
 
-    score, spec = _serving_function(model, len(feature_names))
-    proto, _ = tf2onnx.convert.from_function(score, input_signature=spec, opset=OPSET)
+    if all_events != (len(models) == 1):
+        raise ValueError("a k-fold export takes k >= 2 networks; an all-events export exactly one")
+    score, specs = _serving_function(models, len(feature_names), kfold=not all_events)
+    proto, _ = tf2onnx.convert.from_function(score, input_signature=specs, opset=OPSET)
+    first = models[0]
+    folds = ({"n_folds": 1, "trained_on": "all events", "inputs": [s.name for s in specs]} if all_events else
+             {"n_folds": len(models), "rule": FOLD_RULE, "inputs": [s.name for s in specs]})
     metadata = {
         inf.KEY_FEATURES: json.dumps(feature_names),
         inf.KEY_FEATURE_SET: feature_set,
         inf.KEY_FEATURE_SET_VERSION: FEATURE_SET_VERSION[feature_set],
-        inf.KEY_SCALING: json.dumps({"inside_graph": True, "mean": model.standardiser.mean.tolist(),
-                                     "std": model.standardiser.std.tolist()}),
-        inf.KEY_METHOD: model.method,
-        inf.KEY_LAMBDA: repr(model.lam),
-        "ttH_adv.dropped_features": json.dumps(getattr(model, "dropped", [])),
+        inf.KEY_SCALING: json.dumps({"inside_graph": True,
+                                     "folds": [{"mean": m.standardiser.mean.tolist(), "std": m.standardiser.std.tolist()}
+                                               for m in models]}),
+        inf.KEY_METHOD: first.method,
+        inf.KEY_LAMBDA: repr(first.lam),
+        inf.KEY_FOLDS: json.dumps(folds),
+        "ttH_adv.dropped_features": json.dumps([m.dropped for m in models]),
+        "ttH_adv.method_settings": json.dumps([m.strategy.metadata() for m in models]),
     }
+    if first.strategy.uses_protected_input:
+        metadata[inf.KEY_PROTECTED] = "mgg"
     for key, value in (extra_metadata or {}).items():
         metadata[key] = value if isinstance(value, str) else json.dumps(value, default=float)
     for key, value in metadata.items():

@@ -1,40 +1,38 @@
-"""The adversarially decorrelated classifier and its baselines, behind one interface.
+"""The decorrelated classifier and its baselines: one training loop, one small class per method.
 
-``DecorrelatedClassifier(config, method, lam).fit(X, y, protected, weights, validation)``
-trains one model; ``predict(X)`` gives the signal score.  Methods:
+``DecorrelatedClassifier(config, method, lam).fit(X, y, protected, weights, validation)`` trains
+one model; ``predict(X, protected)`` gives the signal score.  The protected variable is any real
+number per event (m_yy in the analysis): it is standardised with the mean and spread of the
+training background, and its JSD binning is given (m_yy: the configured window) or taken from
+quantiles of the training background.  Methods (``METHODS``, name -> class):
 
-* ``adversarial`` -- seed 000's min-max: the classifier minimises L_clf - lambda * L_adv while a
-  Gaussian-mixture adversary minimises L_adv = -log q(m_yy | classifier output) on background
-  (seeds 002/004).  The classifier's penalty is lambda * max(0, I_adv): the mutual information
-  between score and m_yy that the adversary extracts, <log q(m|s)> - <log q_bar(m)>, where
-  q_bar is the marginal the adversary itself implies (its mixture averaged over the batch's
-  scores).  This is L_adv measured against the adversary's own no-information NLL, so the
-  mixture's imperfect fit of the m_yy shape cannot hide sculpting; the floor at zero removes
-  the reward for *fooling* a lagging adversary, which otherwise collapses the classifier.
-  The adversary and the penalty see background-only batches (``batch_size`` background events
-  drawn per step), not the ~10% background of a mixed batch.  Pretrain the classifier,
-  pretrain the adversary, then alternate, with separate optimisers and learning rates,
-  ``steps_per_classifier_step`` adversary updates per classifier update (seeds 002/003).  The
-  adversary sees the classifier's logit by default: the DESIGN prototype showed a classifier
-  hiding m_yy in the saturated tail of the sigmoid from an adversary fed the raw score.
-* ``classifier`` -- the unconstrained classifier (lambda = 0, no adversary).
-* ``drop-correlated`` -- the classifier without the features whose |Pearson correlation| with
-  m_yy on the training background exceeds ``baselines.drop_correlation_max`` (as ATLAS did).
-* ``reweight`` -- background weights reweighted so its m_yy distribution matches the signal's
-  (seed 001's mass reweighting; with a narrow resonance it is the background that must take
-  the signal's shape, since the signal has no support outside the peak).
-* ``disco`` -- BCE plus alpha x distance-correlation^2 of score and m_yy on a background batch
-  (DisCo).
+* ``classifier`` (``Unconstrained``) -- the unconstrained classifier.
+* ``drop-correlated`` (``DropCorrelated``) -- without the features whose |Pearson correlation|
+  with the protected variable on the training background exceeds ``baselines.drop_correlation_max``
+  (as ATLAS did).
+* ``reweight`` (``Reweight``) -- background weights reweighted so its protected-variable
+  distribution takes the signal's shape (seed 001; with a narrow resonance it is the background
+  that must take the signal's shape, the signal has no support outside the peak).
+* ``disco`` (``DisCo``) -- BCE plus alpha x distance-correlation^2 of score and protected variable
+  on a background batch.
+* ``adversarial`` (``Adversarial``) -- seed 000's min-max: the classifier minimises
+  L_clf - lambda * L_adv while a Gaussian-mixture adversary minimises L_adv = -log q(z | logit) on
+  background (seeds 002/004).  The penalty is lambda * max(0, I_adv), the mutual information the
+  adversary extracts, <log q(z|s)> - <log q_bar(z)>, with q_bar the marginal the adversary itself
+  implies: a mixture that misfits the marginal cannot hide sculpting, and the floor at zero
+  removes the reward for fooling a lagging adversary.  Background-only batches, inference-mode
+  logits, pretrain the classifier, pretrain the adversary, then alternate with two timescales
+  (seeds 002/003).
+* ``ddt`` (``FixedEfficiency``) -- seed 002's fixed-efficiency baseline (DDT / k-NN style): the
+  unconstrained classifier's logit replaced by its percentile among training-background events
+  in the same bin of the protected variable, so a cut on it keeps the background efficiency
+  flat in that variable.  The map is piecewise linear between quantile nodes and lives inside
+  the exported graph.
 
-Model selection (documented in README): after every epoch the validation set gives AUC, R50 and
-the JSD at 50% signal efficiency with its floor.  The decorrelating methods (adversarial, DisCo)
-keep the epoch with the lowest validation JSD50/floor: the validation background is a fifth of
-what the out-of-fold JSD uses, too little to resolve sculpting at the 2x-floor level, and
-"highest R50 among epochs under 2x the floor" kept picking epochs early in the adversarial
-phase that were still sculpting (validation 1.4x, out-of-fold 3.9x).  The rejection-sculpting
-trade-off is made across lambda, on the out-of-fold scores (``training.run.choose``).  The other
-baselines take the epoch with the highest validation AUC.  Training stops after ``patience``
-epochs without a new best.  The protected variable is generic: any array can stand in for m_yy.
+Model selection (README): after every epoch the validation set gives AUC, R50 and JSD50/floor.
+Decorrelating methods keep the epoch with the lowest validation JSD50/floor (the rejection-
+sculpting trade-off is made across lambda on out-of-fold scores, ``training.run.choose``); the
+others keep the best validation AUC.  Training stops after ``patience`` epochs without a new best.
 """
 
 from __future__ import annotations
@@ -56,14 +54,11 @@ from .models import (
     distance_correlation_squared,
     mixture_information,
     mixture_nll,
-    standardised_mass,
     tf,
     weighted_mean,
 )
 
 log = logging.getLogger(__name__)
-
-METHODS = ("adversarial", "classifier", "drop-correlated", "reweight", "disco")
 
 
 @dataclass
@@ -80,7 +75,14 @@ class EpochRecord:
     seconds: float
 
 
-DECORRELATING = ("adversarial", "disco")
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    epochs: int
+    selects: bool = False         # epochs of this phase compete in model selection (with early stopping)
+    trains_classifier: bool = True
+    penalised: bool = False       # the classifier loss carries the decorrelation term
+    adversary_steps: int = 0      # adversary updates before each classifier batch
 
 
 def selection_key(record: EpochRecord, decorrelating: bool = True) -> tuple:
@@ -95,19 +97,19 @@ def selection_key(record: EpochRecord, decorrelating: bool = True) -> tuple:
     return (-record.ratio50, record.r50)
 
 
-def correlated_features(X: np.ndarray, mass: np.ndarray, names: list[str], threshold: float) -> list[str]:
-    """Features whose |Pearson correlation| with m_yy exceeds the threshold."""
-    corr = [abs(np.corrcoef(X[:, i], mass)[0, 1]) if X[:, i].std() > 0 else 0.0 for i in range(X.shape[1])]
+def correlated_features(X: np.ndarray, protected: np.ndarray, names: list[str], threshold: float) -> list[str]:
+    """Features whose |Pearson correlation| with the protected variable exceeds the threshold."""
+    corr = [abs(np.corrcoef(X[:, i], protected)[0, 1]) if X[:, i].std() > 0 else 0.0 for i in range(X.shape[1])]
     return [n for n, c in zip(names, corr, strict=True) if c > threshold]
 
 
-def mass_reweighting(mass: np.ndarray, y: np.ndarray, weights: np.ndarray,
-                     binning: metrics.MassBinning = metrics.DEFAULT_BINNING) -> np.ndarray:
-    """Background weights scaled so the background m_yy histogram takes the signal's shape."""
-    sig = metrics.mass_histogram(mass[y == 1], weights[y == 1], binning)
-    bkg = metrics.mass_histogram(mass[y == 0], weights[y == 0], binning)
+def mass_reweighting(protected: np.ndarray, y: np.ndarray, weights: np.ndarray,
+                     binning: metrics.Binning) -> np.ndarray:
+    """Background weights scaled so the background's protected-variable histogram takes the signal's shape."""
+    sig = metrics.mass_histogram(protected[y == 1], weights[y == 1], binning)
+    bkg = metrics.mass_histogram(protected[y == 0], weights[y == 0], binning)
     ratio = np.divide(sig / sig.sum(), bkg / bkg.sum(), out=np.zeros_like(sig, dtype=float), where=bkg > 0)
-    idx = np.clip(np.digitize(mass, binning.edges) - 1, 0, binning.bins - 1)
+    idx = np.clip(np.digitize(protected, binning.edges) - 1, 0, binning.bins - 1)
     out = weights.copy()
     bkg_rows = y == 0
     out[bkg_rows] = weights[bkg_rows] * ratio[idx[bkg_rows]]
@@ -115,76 +117,298 @@ def mass_reweighting(mass: np.ndarray, y: np.ndarray, weights: np.ndarray,
     return out
 
 
+# --------------------------------------------------------------------------- methods
+
+
+class Unconstrained:
+    """The plain classifier.  Subclasses change one thing each: features, weights, loss or output."""
+
+    name = "classifier"
+    decorrelating = False     # epochs selected on validation JSD (True) or AUC (False)
+    uses_protected_input = False  # the exported graph takes the protected variable as an input
+
+    def __init__(self, config: TrainingConfig, lam: float = 0.0) -> None:
+        self.config = config
+        self.lam = 0.0
+
+    def dropped_features(self, X_bkg: np.ndarray, protected_bkg: np.ndarray, names: list[str]) -> list[str]:
+        """Features left out of the network (none)."""
+        return []
+
+    def training_weights(self, protected: np.ndarray, y: np.ndarray, weights: np.ndarray,
+                         binning: metrics.Binning) -> np.ndarray:
+        """Per-event training weights (unchanged)."""
+        return weights
+
+    def phases(self) -> list[Phase]:
+        """The training schedule."""
+        return [Phase("train", self.config.schedule.epochs, selects=True)]
+
+    def build(self, classifier) -> None:
+        """Build method-specific networks and optimisers around the classifier (none)."""
+
+    def penalised_learning_rate(self) -> float:
+        """The classifier's learning rate in penalised phases."""
+        return self.config.classifier.learning_rate
+
+    def penalty(self, logits: tf.Tensor, protected: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+        """The decorrelation term on a background batch (penalised methods only)."""
+        raise ValueError(f"method {self.name!r} has no decorrelation penalty")
+
+    def penalty_loss(self, term: tf.Tensor) -> tf.Tensor:
+        """What the decorrelation term adds to the classifier loss."""
+        return tf.constant(0.0)
+
+    def adversary_step(self, logits: tf.Tensor, protected: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+        """One adversary update (adversarial method only)."""
+        raise NotImplementedError
+
+    def fit_output(self, logits_bkg: np.ndarray, protected_bkg: np.ndarray, weights_bkg: np.ndarray) -> None:
+        """Fit a map of the logit applied after training (none)."""
+
+    def score(self, logits: tf.Tensor, protected: tf.Tensor | None) -> tf.Tensor:
+        """The signal score in [0, 1] from the logit (TensorFlow ops: also the exported graph's)."""
+        return tf.sigmoid(logits)
+
+    def metadata(self) -> dict:
+        """Method-specific facts for the model file."""
+        return {}
+
+
+class DropCorrelated(Unconstrained):
+    name = "drop-correlated"
+
+    def dropped_features(self, X_bkg: np.ndarray, protected_bkg: np.ndarray, names: list[str]) -> list[str]:
+        """Features correlated with the protected variable on the training background."""
+        return correlated_features(X_bkg, protected_bkg, names, self.config.baselines.drop_correlation_max)
+
+
+class Reweight(Unconstrained):
+    name = "reweight"
+
+    def training_weights(self, protected: np.ndarray, y: np.ndarray, weights: np.ndarray,
+                         binning: metrics.Binning) -> np.ndarray:
+        """Background reweighted to the signal's protected-variable shape."""
+        return mass_reweighting(protected, y, weights, binning)
+
+
+class DisCo(Unconstrained):
+    name = "disco"
+    decorrelating = True
+
+    def phases(self) -> list[Phase]:
+        """Penalised from the first epoch."""
+        return [Phase("train", self.config.schedule.epochs, selects=True, penalised=True)]
+
+    def penalty(self, logits: tf.Tensor, protected: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+        """dCor^2 of score and protected variable."""
+        return distance_correlation_squared(tf.sigmoid(logits), protected, weights)
+
+    def penalty_loss(self, term: tf.Tensor) -> tf.Tensor:
+        """alpha x dCor^2."""
+        return self.config.baselines.disco_alpha * term
+
+
+class Adversarial(Unconstrained):
+    name = "adversarial"
+    decorrelating = True
+
+    def __init__(self, config: TrainingConfig, lam: float = 0.0) -> None:
+        super().__init__(config, lam)
+        self.lam = float(lam)
+        self.adversary = None
+        self._optimiser = None
+
+    def phases(self) -> list[Phase]:
+        """Pretrain the classifier, pretrain the adversary, then alternate."""
+        schedule = self.config.schedule
+        return [Phase("pretrain_classifier", schedule.pretrain_classifier_epochs),
+                Phase("pretrain_adversary", schedule.pretrain_adversary_epochs, trains_classifier=False,
+                      adversary_steps=1),
+                Phase("adversarial", schedule.epochs, selects=True, penalised=True,
+                      adversary_steps=self.config.adversary.steps_per_classifier_step)]
+
+    def build(self, classifier) -> None:
+        """The mixture-density adversary and its (faster) optimiser."""
+        self.adversary = build_adversary(self.config.adversary, self.config.schedule.seed)
+        self._optimiser = _adam(self.config.adversary.learning_rate)
+        self._optimiser.build(self.adversary.trainable_variables)
+
+    def penalised_learning_rate(self) -> float:
+        """Two timescales (seed 003): a slower classifier faces the faster adversary."""
+        return self.config.adversary.classifier_learning_rate
+
+    def _adversary_input(self, logits: tf.Tensor) -> tf.Tensor:
+        # The logit keeps the sigmoid's saturated tail resolvable (DESIGN prototype).
+        return logits[:, None] if self.config.adversary.input == "logit" else tf.sigmoid(logits)[:, None]
+
+    def penalty(self, logits: tf.Tensor, protected: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+        """I_adv: the information about the protected variable the adversary extracts, in nats."""
+        return mixture_information(self.adversary(self._adversary_input(logits), training=False), protected, weights)
+
+    def penalty_loss(self, term: tf.Tensor) -> tf.Tensor:
+        """lambda x max(0, I_adv)."""
+        return self.lam * tf.nn.relu(term)
+
+    def adversary_step(self, logits: tf.Tensor, protected: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+        """One update of the adversary's NLL of the protected variable given the (fixed) logit."""
+        with tf.GradientTape() as tape:
+            params = self.adversary(self._adversary_input(logits), training=True)
+            loss = weighted_mean(mixture_nll(params, protected), weights)
+        grads = tape.gradient(loss, self.adversary.trainable_variables)
+        self._optimiser.apply_gradients(zip(grads, self.adversary.trainable_variables, strict=True))
+        return loss
+
+    def metadata(self) -> dict:
+        """The adversary's settings."""
+        return {"adversary_input": self.config.adversary.input, "components": self.config.adversary.components}
+
+
+class FixedEfficiency(Unconstrained):
+    """DDT / k-NN style: the logit's background percentile within bins of the protected variable."""
+
+    name = "ddt"
+    uses_protected_input = True
+
+    def __init__(self, config: TrainingConfig, lam: float = 0.0) -> None:
+        super().__init__(config, lam)
+        self.inner_edges: np.ndarray | None = None  # protected-variable bin boundaries (without the outer two)
+        self.nodes: np.ndarray | None = None        # [bins, levels] logit quantiles of the training background
+
+    def fit_output(self, logits_bkg: np.ndarray, protected_bkg: np.ndarray, weights_bkg: np.ndarray) -> None:
+        """Quantile nodes of the background logit in each quantile bin of the protected variable."""
+        baselines = self.config.baselines
+        edges = metrics.Binning.quantiles(protected_bkg, baselines.ddt_bins).edges
+        self.inner_edges = edges[1:-1].astype(np.float32)
+        levels = np.linspace(0.0, 1.0, baselines.ddt_levels)
+        index = np.searchsorted(self.inner_edges, protected_bkg, side="right")
+        nodes = [_weighted_quantiles(logits_bkg[index == b], weights_bkg[index == b], levels)
+                 for b in range(len(edges) - 1)]
+        # strictly increasing nodes: the interpolation divides by their spacing
+        self.nodes = (np.asarray(nodes) + np.arange(len(levels)) * 1e-4).astype(np.float32)
+
+    def score(self, logits: tf.Tensor, protected: tf.Tensor | None) -> tf.Tensor:
+        """Fraction of training background below this logit in the event's protected bin (before the map
+        is fitted: the sigmoid, which epoch selection uses)."""
+        if self.nodes is None:
+            return tf.sigmoid(logits)
+        if protected is None:
+            raise ValueError("the ddt method needs the protected variable to score events")
+        # float32 throughout, as in the exported graph
+        logits, protected = tf.cast(logits, tf.float32), tf.cast(protected, tf.float32)
+        above = tf.cast(protected[:, None] >= tf.constant(self.inner_edges)[None, :], tf.int32)
+        nodes = tf.gather(tf.constant(self.nodes), tf.reduce_sum(above, axis=1))   # [N, levels]
+        low, width = nodes[:, :-1], nodes[:, 1:] - nodes[:, :-1]
+        fraction = tf.clip_by_value((logits[:, None] - low) / width, 0.0, 1.0)
+        return tf.reduce_sum(fraction, axis=1) / float(self.nodes.shape[1] - 1)
+
+    def metadata(self) -> dict:
+        """The map's size."""
+        return {"ddt_bins": int(self.nodes.shape[0]), "ddt_levels": int(self.nodes.shape[1]),
+                "ddt_edges": self.inner_edges.tolist()}
+
+
+def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Quantiles of weighted values (negative weights count as zero)."""
+    if len(values) == 0:
+        raise ValueError("a protected-variable bin holds no training background")
+    order = np.argsort(values)
+    cumulative = np.cumsum(np.maximum(weights[order], 0.0))
+    position = (cumulative - 0.5 * np.maximum(weights[order], 0.0)) / cumulative[-1]
+    return np.interp(levels, position, values[order])
+
+
+METHODS: dict[str, type[Unconstrained]] = {cls.name: cls for cls in (
+    Adversarial, Unconstrained, DropCorrelated, Reweight, DisCo, FixedEfficiency)}
+
+
+# --------------------------------------------------------------------------- the shared loop
+
+
 class DecorrelatedClassifier:
-    """One classifier (and adversary) for one method and lambda."""
+    """One classifier for one method and lambda, trained by one loop whatever the method."""
 
     def __init__(self, config: TrainingConfig, method: str = "adversarial", lam: float = 0.0,
                  feature_names: list[str] | None = None) -> None:
         if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; known: {METHODS}")
+            raise ValueError(f"unknown method {method!r}; known: {list(METHODS)}")
         self.config = config
-        self.method = method
-        self.lam = float(lam) if method == "adversarial" else 0.0
+        self.strategy = METHODS[method](config, lam)
         self.feature_names = feature_names
         self.kept: list[int] = []
+        self.dropped: list[str] = []
         self.standardiser: Standardiser | None = None
+        self.protected_scaler: Standardiser | None = None
+        self.binning: metrics.Binning | None = None
         self.classifier = None
-        self.adversary = None
         self.history: list[EpochRecord] = []
+        self.best_epoch: int | None = None
+
+    @property
+    def method(self) -> str:
+        """The method's name."""
+        return self.strategy.name
+
+    @property
+    def lam(self) -> float:
+        """The adversary strength (0 for the other methods)."""
+        return self.strategy.lam
 
     # ------------------------------------------------------------------ fitting
 
     def fit(self, X: np.ndarray, y: np.ndarray, protected: np.ndarray, weights: np.ndarray,
-            validation: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None) -> list[EpochRecord]:
-        """Train on (X, y) decorrelating from ``protected``; validate on (X, y, protected, weights)."""
-        cfg = self.config
+            validation: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+            binning: metrics.Binning | None = None) -> list[EpochRecord]:
+        """Train on (X, y) decorrelating from ``protected``; validate on (X, y, protected, weights).
+
+        ``binning`` is the protected variable's JSD binning (m_yy: the configured window); by
+        default quantile bins of the training background.
+        """
+        cfg, method = self.config, self.strategy
         tf.random.set_seed(cfg.schedule.seed)
         names = self.feature_names or [f"f{i}" for i in range(X.shape[1])]
-        dropped = set()
-        if self.method == "drop-correlated":
-            dropped = set(correlated_features(X[y == 0], protected[y == 0], names, cfg.baselines.drop_correlation_max))
-        self.kept = [i for i, n in enumerate(names) if n not in dropped]
-        self.dropped = sorted(dropped)
-        if self.method == "reweight":
-            weights = mass_reweighting(protected, y, weights)
+        bkg = y == 0
+        self.binning = binning or metrics.Binning.quantiles(protected[bkg], cfg.selection.quantile_bins)
+        self.dropped = sorted(method.dropped_features(X[bkg], protected[bkg], names))
+        self.kept = [i for i, n in enumerate(names) if n not in self.dropped]
+        weights = method.training_weights(protected, y, weights, self.binning)
         self.standardiser = Standardiser.fit(X)
+        self.protected_scaler = Standardiser.fit(protected[bkg, None])
         self.classifier = build_classifier(len(self.kept), cfg.classifier, cfg.schedule.seed)
-        self.adversary = build_adversary(cfg.adversary, cfg.schedule.seed)
+        method.build(self.classifier)
         self._build_steps()
         data = self._tensors(X, y, protected, weights)
         rng = np.random.default_rng(cfg.schedule.seed)
-        if self.method == "adversarial":
-            for epoch in range(cfg.schedule.pretrain_classifier_epochs):
-                self._epoch(data, rng, "pretrain_classifier", epoch, validation)
-            for epoch in range(cfg.schedule.pretrain_adversary_epochs):
-                self._epoch(data, rng, "pretrain_adversary", epoch, validation)
-        self._train_with_selection(data, rng, validation)
+        for phase in method.phases():
+            self._run_phase(phase, data, rng, validation)
+        method.fit_output(self.logits(X[bkg]), protected[bkg], weights[bkg])
         return self.history
 
-    def _train_with_selection(self, data, rng, validation) -> None:
-        cfg = self.config
-        phase = "adversarial" if self.method == "adversarial" else "train"
+    def _run_phase(self, phase: Phase, data, rng, validation) -> None:
+        """Epochs of one phase; a selecting phase keeps its best epoch and stops early."""
         best_key, best_weights, since_best = None, None, 0
-        for epoch in range(cfg.schedule.epochs):
-            record = self._epoch(data, rng, phase, epoch, validation)
-            if record is None:
+        for epoch in range(phase.epochs):
+            record = self._epoch(phase, data, rng, epoch, validation)
+            if not phase.selects or record is None:
                 continue
-            key = selection_key(record, self.method in DECORRELATING)
+            key = selection_key(record, self.strategy.decorrelating)
             if best_key is None or key > best_key:
                 best_key, best_weights, since_best = key, self.classifier.get_weights(), 0
                 self.best_epoch = epoch
             else:
                 since_best += 1
-                if since_best >= cfg.schedule.patience:
+                if since_best >= self.config.schedule.patience:
                     log.info("early stop after epoch %d (best %d)", epoch, self.best_epoch)
                     break
         if best_weights is not None:
             self.classifier.set_weights(best_weights)
 
+    def _scaled_protected(self, protected: np.ndarray) -> np.ndarray:
+        return self.protected_scaler(np.asarray(protected, dtype=np.float64)[:, None])[:, 0]
+
     def _tensors(self, X, y, protected, weights) -> dict[str, np.ndarray]:
         Xs = self.standardiser(X)[:, self.kept]
-        return {"x": Xs.astype(np.float32), "y": y.astype(np.float32),
-                "m": standardised_mass(protected.astype(np.float32)),
+        return {"x": Xs.astype(np.float32), "y": y.astype(np.float32), "m": self._scaled_protected(protected),
                 "w": weights.astype(np.float32), "background_rows": np.flatnonzero(y == 0)}
 
     def _background_batch(self, data, rng) -> list:
@@ -194,78 +418,57 @@ class DecorrelatedClassifier:
         return [tf.constant(data[k][idx]) for k in ("x", "m", "w")]
 
     def _build_steps(self) -> None:
-        cfg = self.config
-        clf, adv = self.classifier, self.adversary
-        clf_opt = _adam(cfg.classifier.learning_rate)
-        # Two timescales (seed 003): in the adversarial phase a slower classifier optimiser
-        # faces the faster adversary.  Built eagerly so each traced step may use its own.
-        clf_adv_opt = _adam(cfg.adversary.classifier_learning_rate)
-        adv_opt = _adam(cfg.adversary.learning_rate)
-        for optimiser, model in ((clf_opt, clf), (clf_adv_opt, clf), (adv_opt, adv)):
-            optimiser.build(model.trainable_variables)
-        use_logit = cfg.adversary.input == "logit"
-        method, lam, alpha = self.method, self.lam, cfg.baselines.disco_alpha
-
-        def adversary_input(logits):
-            return logits[:, None] if use_logit else tf.sigmoid(logits)[:, None]
+        clf, method = self.classifier, self.strategy
+        plain_opt = _adam(self.config.classifier.learning_rate)
+        penalised_opt = _adam(method.penalised_learning_rate())
+        for optimiser in (plain_opt, penalised_opt):
+            optimiser.build(clf.trainable_variables)
 
         def decorrelation_term(xb, mb, wb):
-            """I_adv (adversarial) or dCor^2 (DisCo) of score and m_yy on a background batch."""
-            # Inference-mode logits: the score that is cut on, and the one the adversary learnt.
-            # With dropout active the adversary would see a scrambled score and find nothing.
-            logits = clf(xb, training=False)[:, 0]
-            if method == "adversarial":
-                return mixture_information(adv(adversary_input(logits), training=False), mb, wb)
-            return distance_correlation_squared(tf.sigmoid(logits), mb, wb)
+            # Inference-mode logits: the score that is cut on.  With dropout active an adversary
+            # would see a scrambled score and find nothing.
+            return method.penalty(clf(xb, training=False)[:, 0], mb, wb)
 
         @tf.function
         def classifier_step(x, y, w, xb, mb, wb, penalised):
             with tf.GradientTape() as tape:
                 loss = binary_cross_entropy(y, clf(x, training=True)[:, 0], w)
                 term = decorrelation_term(xb, mb, wb) if penalised else tf.constant(0.0)
-                total = loss + (lam * tf.nn.relu(term) if method == "adversarial" else alpha * term)
+                total = loss + (method.penalty_loss(term) if penalised else 0.0)
             grads = tape.gradient(total, clf.trainable_variables)
-            # a Python bool: one trace per phase; the adversarial phase has its own slower optimiser
-            optimiser = clf_adv_opt if penalised and method == "adversarial" else clf_opt
+            # a Python bool: one trace per kind of phase, each with its own optimiser
+            optimiser = penalised_opt if penalised else plain_opt
             optimiser.apply_gradients(zip(grads, clf.trainable_variables, strict=True))
             return loss, term
 
         @tf.function
         def adversary_step(x, m, w):
-            logits = clf(x, training=False)[:, 0]
-            with tf.GradientTape() as tape:
-                loss = weighted_mean(mixture_nll(adv(adversary_input(logits), training=True), m), w)
-            grads = tape.gradient(loss, adv.trainable_variables)
-            adv_opt.apply_gradients(zip(grads, adv.trainable_variables, strict=True))
-            return loss
+            return method.adversary_step(clf(x, training=False)[:, 0], m, w)
 
         self._classifier_step, self._adversary_step = classifier_step, adversary_step
         self._decorrelation_term = decorrelation_term
 
-    def _epoch(self, data, rng, phase: str, epoch: int, validation) -> EpochRecord | None:
+    def _epoch(self, phase: Phase, data, rng, epoch: int, validation) -> EpochRecord | None:
         start = time.perf_counter()
         n = len(data["y"])
         batch = self.config.schedule.batch_size
         order = rng.permutation(n)
         losses, terms = [], []
-        penalised = phase == "adversarial" or self.method == "disco"
-        adv_steps = self.config.adversary.steps_per_classifier_step if phase == "adversarial" else 1
         for first in range(0, n, batch):
-            if phase in ("pretrain_adversary", "adversarial"):
-                for _ in range(adv_steps):
-                    adv_loss = self._adversary_step(*self._background_batch(data, rng))
-                if phase == "pretrain_adversary":
-                    losses.append(float(adv_loss))
-                    continue
+            for _ in range(phase.adversary_steps):
+                adversary_loss = self._adversary_step(*self._background_batch(data, rng))
+            if not phase.trains_classifier:
+                losses.append(float(adversary_loss))
+                continue
             idx = order[first:first + batch]
-            background = self._background_batch(data, rng) if penalised else (None, None, None)
+            background = self._background_batch(data, rng) if phase.penalised else (None, None, None)
             loss, term = self._classifier_step(*[tf.constant(data[k][idx]) for k in ("x", "y", "w")], *background,
-                                               penalised)
+                                               phase.penalised)
             losses.append(float(loss))
             terms.append(float(term))
         seconds = time.perf_counter() - start
         penalty = float(np.mean(terms)) if terms else 0.0
-        return self._validate(validation, phase, epoch, float(np.mean(losses)), penalty, seconds)
+        return self._validate(validation, phase.name, epoch, float(np.mean(losses)), penalty, seconds)
 
     def _validate(self, validation, phase: str, epoch: int, loss: float, penalty: float,
                   seconds: float) -> EpochRecord | None:
@@ -273,8 +476,8 @@ class DecorrelatedClassifier:
             return None
         Xv, yv, mv, wv = validation
         selection = self.config.selection
-        binning = metrics.MassBinning(bins=selection.jsd_bins)
-        m = evaluate_scores(self.predict(Xv), yv, mv, wv, toys=selection.jsd_toys, binning=binning)
+        m = evaluate_scores(self.predict(Xv, mv), yv, mv, wv, self.binning.coarsened(selection.jsd_bins),
+                            toys=selection.jsd_toys)
         record = EpochRecord(epoch, phase, loss, penalty, m["auc"], m["r50"], m["jsd50"], m["floor50"], m["ratio50"],
                              seconds)
         self.history.append(record)
@@ -290,9 +493,11 @@ class DecorrelatedClassifier:
         out = [self.classifier(Xs[i:i + batch], training=False).numpy()[:, 0] for i in range(0, len(Xs), batch)]
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Signal score in [0, 1]."""
-        return 1.0 / (1.0 + np.exp(-self.logits(X).astype(np.float64)))
+    def predict(self, X: np.ndarray, protected: np.ndarray | None = None) -> np.ndarray:
+        """Signal score in [0, 1] (the ``ddt`` method also needs the protected variable)."""
+        logits = tf.constant(self.logits(X).astype(np.float64))
+        protected = None if protected is None else tf.constant(np.asarray(protected, dtype=np.float64))
+        return self.strategy.score(logits, protected).numpy()
 
     def decorrelation_penalty(self, X: np.ndarray, protected: np.ndarray, weights: np.ndarray) -> float:
         """The training penalty's term on these background events: I_adv in nats, or DisCo's dCor^2.
@@ -300,10 +505,10 @@ class DecorrelatedClassifier:
         Computed as in training, on inference-mode scores; it is pairwise in the events, so pass
         a few thousand.
         """
-        if self.method not in DECORRELATING:
+        if not self.strategy.decorrelating:
             raise ValueError(f"method {self.method!r} has no decorrelation penalty")
         Xs = self.standardiser(X)[:, self.kept]
-        m = standardised_mass(protected.astype(np.float32))
+        m = self._scaled_protected(protected)
         return float(self._decorrelation_term(tf.constant(Xs), tf.constant(m), tf.constant(weights, tf.float32)))
 
     def history_dicts(self) -> list[dict]:
@@ -317,18 +522,19 @@ def _adam(learning_rate: float):
     return keras.optimizers.Adam(learning_rate)
 
 
-def evaluate_scores(scores: np.ndarray, y: np.ndarray, mass: np.ndarray, weights: np.ndarray,
-                    toys: int = 20, binning: metrics.MassBinning = metrics.DEFAULT_BINNING) -> dict[str, float]:
-    """AUC, R50, R80 and background sculpting at the 50% and 80% signal-efficiency cuts."""
+def evaluate_scores(scores: np.ndarray, y: np.ndarray, protected: np.ndarray, weights: np.ndarray,
+                    binning: metrics.Binning, toys: int = 20) -> dict[str, float]:
+    """AUC, R50, R80 and background sculpting (JSD in ``binning``) at the 50% and 80% signal-efficiency cuts."""
     result = {"auc": metrics.auc(scores, y, weights)}
     bkg = y == 0
     for eff in (50, 80):
         eff_b, threshold = metrics.background_efficiency_at(scores, y, eff / 100, weights)
         result[f"r{eff}"] = 1.0 / eff_b if eff_b > 0 else float("inf")
-        s = metrics.jsd_at_signal_efficiency(scores[bkg], mass[bkg], threshold, weights[bkg], binning, toys)
+        s = metrics.jsd_at_signal_efficiency(scores[bkg], protected[bkg], threshold, weights[bkg], binning, toys)
         result.update({f"jsd{eff}": s["jsd"], f"floor{eff}": s["floor"], f"floor{eff}_std": s["floor_std"],
                        f"ratio{eff}": s["ratio"], f"inverse_jsd{eff}": s["inverse_jsd"],
                        f"threshold{eff}": threshold})
-    result["jsd_binning"] = metrics.DEFAULT_BINNING.describe()
-    result.update({f"{k}_correlation": v for k, v in metrics.correlations(scores[bkg], mass[bkg], weights[bkg]).items()})
+    result["jsd_binning"] = binning.describe()
+    result.update({f"{k}_correlation": v
+                   for k, v in metrics.correlations(scores[bkg], protected[bkg], weights[bkg]).items()})
     return result

@@ -12,8 +12,6 @@ import tensorflow as tf  # noqa: E402
 
 from .config import AdversaryConfig, ClassifierConfig  # noqa: E402
 
-MASS_CENTRE, MASS_SCALE = 132.5, 15.9  # m_yy standardisation for the adversary (105-160 GeV)
-
 
 def build_classifier(n_features: int, config: ClassifierConfig, seed: int) -> keras.Model:
     """MLP with ReLU and dropout; outputs the logit (the score is its sigmoid)."""
@@ -29,7 +27,8 @@ def build_classifier(n_features: int, config: ClassifierConfig, seed: int) -> ke
 
 
 def build_adversary(config: AdversaryConfig, seed: int) -> keras.Model:
-    """Mixture density network: (logit or score) -> K means, log-widths and mixture logits for m_yy."""
+    """Mixture density network: (logit or score) -> K means, log-widths and mixture logits of the
+    standardised protected variable (m_yy)."""
     init = keras.initializers.GlorotUniform(seed=seed + 100)
     inputs = keras.Input((1,), name="classifier_output")
     x = inputs
@@ -40,11 +39,6 @@ def build_adversary(config: AdversaryConfig, seed: int) -> keras.Model:
     log_sigmas = keras.layers.Dense(k, kernel_initializer=init, name="log_sigmas")(x)
     mix_logits = keras.layers.Dense(k, kernel_initializer=init, name="mix_logits")(x)
     return keras.Model(inputs, [means, log_sigmas, mix_logits], name="adversary")
-
-
-def standardised_mass(mass: tf.Tensor) -> tf.Tensor:
-    """m_yy mapped to roughly unit scale."""
-    return (mass - MASS_CENTRE) / MASS_SCALE
 
 
 def mixture_nll(params: list[tf.Tensor], target: tf.Tensor) -> tf.Tensor:

@@ -7,8 +7,14 @@ score-m_yy correlations on background, a KS overtraining check, and the training
 
 The chosen model follows the selection rule (``selection`` in the configuration): among
 results with JSD50 <= jsd_ratio_max x floor the highest R50, else the lowest JSD50/floor.
-Its fold-0 model is exported as ``MODELDIR/model.onnx``; every result's fold-0 model is kept
-in ``MODELDIR/models/`` and the table in ``MODELDIR/results.json``.
+Every result is exported with all k fold networks in one ONNX file (``MODELDIR/models/``; each
+event is scored by the network that did not train on it, ``training.export``); the chosen one is
+``MODELDIR/model.onnx`` and its out-of-fold scores of every training event are
+``MODELDIR/out_of_fold.parquet`` (dataset, eventNumber, score), which ``tth-adv run --model``
+reproduces.  The table is in ``MODELDIR/results.json``.  JSD figures use the m_yy binning of the
+analysis configuration's mass window.  With ``all_events`` the chosen (method, lambda) is also
+trained once on every event, ``MODELDIR/model_all_events.onnx``, for data no fold has seen: it
+is marked in its metadata, and the processor warns when it scores its own training datasets.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ttH_adv import metrics
+from ttH_adv.config import AnalysisConfig, load_config
 
 from .config import TrainingConfig
 from .data import TrainingData, load_training_data
@@ -49,31 +56,38 @@ class MethodResult:
         return self.method if self.method != "adversarial" else f"adversarial_lam{self.lam:g}"
 
 
-def train_one(data: TrainingData, config: TrainingConfig, method: str, lam: float
-              ) -> tuple[MethodResult, DecorrelatedClassifier]:
-    """k-fold training of one (method, lambda); returns the result and the fold-0 model."""
+def fit_network(data: TrainingData, config: TrainingConfig, method: str, lam: float,
+                binning: metrics.Binning) -> tuple[DecorrelatedClassifier, float, int]:
+    """One network on ``data`` (early stopping and selection on its validation split); its seconds and events."""
+    fit, validation = data.split_validation(config.data.validation_fraction)
+    model = DecorrelatedClassifier(config, method, lam, data.features)
+    start = time.perf_counter()
+    model.fit(fit.X, fit.y, fit.mass, fit.weight, (validation.X, validation.y, validation.mass, validation.weight),
+              binning)
+    return model, time.perf_counter() - start, len(fit)
+
+
+def train_one(data: TrainingData, config: TrainingConfig, method: str, lam: float, binning: metrics.Binning
+              ) -> tuple[MethodResult, list[DecorrelatedClassifier], np.ndarray]:
+    """k-fold training of one (method, lambda): the result, the k fold models, the out-of-fold scores."""
     n_folds = config.data.n_folds
     scores = np.zeros(len(data))
     models, histories, train_seconds, epoch_events = [], [], 0.0, []
     for k in range(n_folds):
         train, test = data.fold(k, n_folds)
-        fit, validation = train.split_validation(config.data.validation_fraction)
-        model = DecorrelatedClassifier(config, method, lam, data.features)
-        start = time.perf_counter()
-        model.fit(fit.X, fit.y, fit.mass, fit.weight, (validation.X, validation.y, validation.mass, validation.weight))
-        train_seconds += time.perf_counter() - start
-        main_phase = [r for r in model.history if r.phase in ("adversarial", "train")]
-        epoch_events += [r.seconds / len(fit) * 1e5 for r in main_phase]
-        scores[data.test_mask(k, n_folds)] = model.predict(test.X)
+        model, seconds, fit_events = fit_network(train, config, method, lam, binning)
+        train_seconds += seconds
+        epoch_events += [r.seconds / fit_events * 1e5 for r in model.history if r.phase in ("adversarial", "train")]
+        scores[data.test_mask(k, n_folds)] = model.predict(test.X, test.mass)
         histories.append(model.history_dicts())
         models.append(model)
-    result = evaluate_scores(scores, data.y, data.mass, data.weight)
+    result = evaluate_scores(scores, data.y, data.mass, data.weight, binning)
     result["seconds_per_epoch_per_100k"] = float(np.mean(epoch_events)) if epoch_events else float("nan")
     result["training_seconds"] = train_seconds
     result["overtraining_ks"], result["score_histograms"] = _overtraining(models[0], data, n_folds)
-    result["dropped_features"] = getattr(models[0], "dropped", [])
+    result["dropped_features"] = models[0].dropped
     result["roc"] = _roc_points(scores, data.y, data.weight)
-    return MethodResult(method, lam, result, histories), models[0]
+    return MethodResult(method, lam, result, histories), models, scores
 
 
 def _roc_points(scores: np.ndarray, y: np.ndarray, weight: np.ndarray, points: int = 200) -> dict[str, list]:
@@ -88,7 +102,8 @@ def _overtraining(model: DecorrelatedClassifier, data: TrainingData, n_folds: in
     train, test = data.fold(0, n_folds)
     ks, histograms = {}, {}
     for label, cls in (("signal", 1), ("background", 0)):
-        s_train, s_test = model.predict(train.X[train.y == cls]), model.predict(test.X[test.y == cls])
+        s_train = model.predict(train.X[train.y == cls], train.mass[train.y == cls])
+        s_test = model.predict(test.X[test.y == cls], test.mass[test.y == cls])
         ks[label] = metrics.overtraining_ks(s_train, s_test)
         histograms[label] = {"train": np.histogram(s_train, 40, (0, 1), density=True)[0].tolist(),
                              "test": np.histogram(s_test, 40, (0, 1), density=True)[0].tolist()}
@@ -118,32 +133,54 @@ def format_table(results: list[MethodResult]) -> str:
     return "\n".join(lines)
 
 
+def training_samples(data: TrainingData, config: TrainingConfig) -> dict:
+    """What trained a model, for its metadata: classes, datasets, counts, folds."""
+    return {"signal": list(config.data.signal), "background": config.data.background,
+            "datasets": sorted(set(data.dataset.tolist())), "min_jets": config.data.min_jets,
+            "n_signal": int(data.y.sum()), "n_background": int((1 - data.y).sum()), "n_folds": config.data.n_folds}
+
+
+def write_out_of_fold(path: Path, data: TrainingData, scores: np.ndarray) -> Path:
+    """out_of_fold.parquet: (dataset, eventNumber, score) of every training event."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"dataset": data.dataset.astype(str), "eventNumber": data.event_number,
+                             "score": np.asarray(scores, dtype=np.float64)}), path)
+    return path
+
+
 def run_training(features_dir: str | Path, out_dir: str | Path, config: TrainingConfig,
-                 runs: list[tuple[str, float]]) -> dict:
-    """Train every (method, lambda) in ``runs``; write results.json, models/ and model.onnx."""
+                 runs: list[tuple[str, float]], analysis: AnalysisConfig | None = None,
+                 all_events: bool = False) -> dict:
+    """Train every (method, lambda) in ``runs``; write results.json, models/, model.onnx, out_of_fold.parquet."""
     out = Path(out_dir)
     (out / "models").mkdir(parents=True, exist_ok=True)
+    binning = metrics.mass_binning((analysis or load_config()).mass)
     data = load_training_data(features_dir, config.data)
     log.info("training data: %d signal, %d background events, %d features (%s)", int(data.y.sum()),
              int((1 - data.y).sum()), len(data.features), config.data.feature_set)
-    results = []
+    samples = training_samples(data, config)
+    results, out_of_fold = [], {}
     for method, lam in runs:
         log.info("training %s (lambda %g), %d folds", method, lam, config.data.n_folds)
-        result, model = train_one(data, config, method, lam)
-        samples = {"signal": list(config.data.signal), "background": config.data.background,
-                   "min_jets": config.data.min_jets, "n_signal": int(data.y.sum()),
-                   "n_background": int((1 - data.y).sum()), "fold": 0, "n_folds": config.data.n_folds,
-                   "trained_on": f"eventNumber % {config.data.n_folds} != 0"}
-        path = export_onnx(model, out / "models" / f"{result.name}.onnx", config.data.feature_set, data.features,
+        result, models, scores = train_one(data, config, method, lam, binning)
+        path = export_onnx(models, out / "models" / f"{result.name}.onnx", config.data.feature_set, data.features,
                            {"ttH_adv.training_samples": samples,
                             "ttH_adv.validation_metrics": {k: v for k, v in result.metrics.items()
                                                            if isinstance(v, float)}})
         result.model_file = str(path)
         results.append(result)
+        out_of_fold[result.name] = scores
         log.info("%s: AUC %.3f R50 %.1f JSD50/floor %.1f", result.name, result.metrics["auc"], result.metrics["r50"],
                  result.metrics["ratio50"])
     chosen = choose(results, config.selection.jsd_ratio_max)
     shutil.copy(chosen.model_file, out / "model.onnx")
+    write_out_of_fold(out / "out_of_fold.parquet", data, out_of_fold[chosen.name])
+    if all_events:
+        model, _, _ = fit_network(data, config, chosen.method, chosen.lam, binning)
+        export_onnx([model], out / "model_all_events.onnx", config.data.feature_set, data.features,
+                    {"ttH_adv.training_samples": {**samples, "n_folds": 1}}, all_events=True)
     table = format_table(results)
     summary = {
         "results": [{"method": r.method, "lambda": r.lam, "model": r.model_file, "metrics": r.metrics,
@@ -153,7 +190,8 @@ def run_training(features_dir: str | Path, out_dir: str | Path, config: Training
                            "else lowest JSD50/floor"},
         "table": table,
         "n_signal": int(data.y.sum()), "n_background": int((1 - data.y).sum()),
-        "feature_set": config.data.feature_set, "jsd_binning": metrics.DEFAULT_BINNING.describe(),
+        "feature_set": config.data.feature_set, "jsd_binning": binning.describe(),
+        "out_of_fold": str(out / "out_of_fold.parquet"), "all_events_model": all_events,
     }
     (out / "results.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
     return summary

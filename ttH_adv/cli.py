@@ -217,10 +217,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from training.run import run_training
 
     config = load_training_config(args.config, training_overrides(args))
-    summary = run_training(args.features, args.out, config, training_runs(args.method, args.lam, args.lambda_scan))
+    from .config import load_config
+
+    summary = run_training(args.features, args.out, config, training_runs(args.method, args.lam, args.lambda_scan),
+                           load_config(args.analysis_config), all_events=args.all_events)
     print(summary["table"])
     chosen = summary["chosen"]
     print(f"chosen: {chosen['method']} (lambda {chosen['lambda']:g}) -> {chosen['model']}  [{chosen['rule']}]")
+    print(f"out-of-fold scores of the training events: {summary['out_of_fold']}")
     return 0
 
 
@@ -330,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--features", required=True, help="feature dump folder of 'tth-adv run --dump-features'")
     t.add_argument("--out", required=True, help="model folder: model.onnx (chosen), models/, results.json")
     t.add_argument("--method", nargs="+", default=["adversarial"],
-                   choices=["adversarial", "classifier", "drop-correlated", "reweight", "disco", "all"],
+                   choices=["adversarial", "classifier", "drop-correlated", "reweight", "disco", "ddt", "all"],
                    help="methods to train (default adversarial; 'all' for every method)")
     t.add_argument("--lambda", dest="lam", type=float, default=30.0, help="adversary strength (default 30)")
     t.add_argument("--lambda-scan", type=float, nargs="+", default=None, metavar="L",
@@ -341,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--layers", type=int, nargs="+", default=None, help="classifier hidden widths (override)")
     t.add_argument("--feature-set", default=None, help="feature set: seed, scaled or extended (override)")
     t.add_argument("--background", default=None, choices=["ntni_data", "mc", "both"], help="background sample")
+    t.add_argument("--analysis-config", default=None,
+                   help="analysis configuration YAML (its mass window bins the JSD figures)")
+    t.add_argument("--all-events", action="store_true",
+                   help="also train the chosen method once on all events: model_all_events.onnx, for data no "
+                        "fold has seen (it scores its own training events in-sample)")
 
     c = add("categorize", cmd_categorize, "optimise score categories (Had 1..N, Lep 1..M) for expected significance")
     c.add_argument("--features", required=True, help="feature dump of a run with --model (has the score)")

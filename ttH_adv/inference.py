@@ -1,9 +1,11 @@
 """Scoring exported models with onnxruntime (never TensorFlow), checked against our features.
 
 A model file carries ``metadata_props`` (written by ``training.export``) naming its features in
-order and the feature-set version.  ``load_model_info`` reads them with onnxruntime and
-``check_model`` refuses a model whose features differ from ``ttH_adv.features`` before a single
-event is read.  ``OnnxScorer`` is what processors hold: it pickles as (path, hash) and opens one
+order, the feature-set version and its folds.  ``load_model_info`` reads them with onnxruntime and
+``check_model`` refuses a model whose features differ from ``ttH_adv.features`` (or whose graph
+input disagrees with its own metadata) before a single event is read.  A k-fold model takes the
+events' ``event_number`` and scores each with the network that did not train on it; a ``ddt``
+model also takes the protected variable (m_yy).  ``OnnxScorer`` is what processors hold: it pickles as (path, hash) and opens one
 ``InferenceSession`` per worker process, lazily, cached by the file's SHA-256.
 """
 
@@ -29,7 +31,11 @@ KEY_METHOD = "ttH_adv.method"
 KEY_LAMBDA = "ttH_adv.lambda"
 KEY_TRAINING_SAMPLES = "ttH_adv.training_samples"
 KEY_METRICS = "ttH_adv.validation_metrics"
-REQUIRED_KEYS = (KEY_FEATURES, KEY_FEATURE_SET, KEY_FEATURE_SET_VERSION, KEY_SCALING, KEY_METHOD, KEY_LAMBDA)
+KEY_FOLDS = "ttH_adv.folds"
+KEY_PROTECTED = "ttH_adv.protected"
+REQUIRED_KEYS = (KEY_FEATURES, KEY_FEATURE_SET, KEY_FEATURE_SET_VERSION, KEY_SCALING, KEY_METHOD, KEY_LAMBDA,
+                 KEY_FOLDS)
+INPUT_FEATURES, INPUT_EVENT_NUMBER, INPUT_PROTECTED = "features", "event_number", "protected"
 
 _SESSIONS: dict[str, Any] = {}  # per process: file SHA-256 -> onnxruntime.InferenceSession
 
@@ -89,7 +95,19 @@ class ModelInfo:
     feature_set_version: str
     method: str
     lam: float
+    n_folds: int                      # 1: one network trained on all events
+    inputs: dict[str, list]           # graph input name -> shape (None for a dynamic dimension)
     metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def trained_on_all_events(self) -> bool:
+        """One network trained on every event: it scores its own training events in-sample."""
+        return self.n_folds == 1
+
+    def training_datasets(self) -> list[str]:
+        """Datasets whose events trained the model (from its metadata)."""
+        samples = json.loads(self.metadata.get(KEY_TRAINING_SAMPLES, "{}"))
+        return list(samples.get("datasets", []))
 
 
 def load_model_info(path: str | Path) -> ModelInfo:
@@ -99,14 +117,17 @@ def load_model_info(path: str | Path) -> ModelInfo:
         raise TthAdvError(f"model file not found: {path}")
     sha = file_sha256(path)
     try:
-        meta = dict(session(str(path), sha).get_modelmeta().custom_metadata_map)
+        sess = session(str(path), sha)
+        meta = dict(sess.get_modelmeta().custom_metadata_map)
     except Exception as exc:
         raise TthAdvError(f"cannot load ONNX model {path}: {exc}") from exc
     missing = [k for k in REQUIRED_KEYS if k not in meta]
     if missing:
         raise ModelMismatchError(f"model {path} lacks metadata {missing}; export it with training.export")
+    inputs = {i.name: [d if isinstance(d, int) else None for d in i.shape] for i in sess.get_inputs()}
     return ModelInfo(str(path), sha, json.loads(meta[KEY_FEATURES]), meta[KEY_FEATURE_SET],
-                     meta[KEY_FEATURE_SET_VERSION], meta[KEY_METHOD], float(meta[KEY_LAMBDA]), meta)
+                     meta[KEY_FEATURE_SET_VERSION], meta[KEY_METHOD], float(meta[KEY_LAMBDA]),
+                     int(json.loads(meta[KEY_FOLDS])["n_folds"]), inputs, meta)
 
 
 def check_model(info: ModelInfo) -> None:
@@ -131,6 +152,22 @@ def check_model(info: ModelInfo) -> None:
     if problems:
         raise ModelMismatchError(f"model {info.path} does not match feature set {info.feature_set!r}: "
                                  + "; ".join(problems))
+    _check_graph_inputs(info)
+
+
+def _check_graph_inputs(info: ModelInfo) -> None:
+    """The graph's inputs must agree with the metadata: width, and the event number of a k-fold model."""
+    width = (info.inputs.get(INPUT_FEATURES) or [None, None])[-1]
+    if INPUT_FEATURES not in info.inputs or width != len(info.features):
+        raise ModelMismatchError(f"model {info.path}: graph input {INPUT_FEATURES!r} has shape "
+                                 f"{info.inputs.get(INPUT_FEATURES)}, its metadata lists {len(info.features)} features")
+    if (INPUT_EVENT_NUMBER in info.inputs) != (info.n_folds > 1):
+        raise ModelMismatchError(f"model {info.path}: metadata says {info.n_folds} fold(s) but the graph "
+                                 f"{'has' if INPUT_EVENT_NUMBER in info.inputs else 'lacks'} an "
+                                 f"{INPUT_EVENT_NUMBER!r} input")
+    unknown = set(info.inputs) - {INPUT_FEATURES, INPUT_EVENT_NUMBER, INPUT_PROTECTED}
+    if unknown:
+        raise ModelMismatchError(f"model {info.path}: unknown graph inputs {sorted(unknown)}")
 
 
 class OnnxScorer:
@@ -159,12 +196,28 @@ class OnnxScorer:
         """The feature set the model was trained on."""
         return self.info.feature_set
 
-    def __call__(self, X: np.ndarray, batch: int = 65536) -> np.ndarray:
-        """Signal scores for a float32 [N, n_features] matrix."""
+    @property
+    def needs_event_number(self) -> bool:
+        """A k-fold model: each event's network is chosen by its event number."""
+        return INPUT_EVENT_NUMBER in self.info.inputs
+
+    @property
+    def needs_protected(self) -> bool:
+        """The model's output map takes the protected variable (m_yy)."""
+        return INPUT_PROTECTED in self.info.inputs
+
+    def __call__(self, X: np.ndarray, event_number: np.ndarray | None = None, protected: np.ndarray | None = None,
+                 batch: int = 65536) -> np.ndarray:
+        """Signal scores for a float32 [N, n_features] matrix (plus event numbers and m_yy where the model takes them)."""
+        columns = {INPUT_FEATURES: np.asarray(X, dtype=np.float32)}
+        for name, values, dtype in ((INPUT_EVENT_NUMBER, event_number, np.int64), (INPUT_PROTECTED, protected, np.float32)):
+            if name in self.info.inputs:
+                if values is None:
+                    raise TthAdvError(f"model {self.path} needs the input {name!r}")
+                columns[name] = np.asarray(values, dtype=dtype)
         if len(X) == 0:
             return np.zeros(0, np.float32)
         sess = session(self.path, self.sha256)
-        name = sess.get_inputs()[0].name
-        out = [sess.run(None, {name: X[i:i + batch].astype(np.float32)})[0].reshape(-1)
+        out = [sess.run(None, {k: v[i:i + batch] for k, v in columns.items()})[0].reshape(-1)
                for i in range(0, len(X), batch)]
         return np.concatenate(out)
