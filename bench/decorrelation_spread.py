@@ -1,14 +1,14 @@
 """Run-to-run spread of the decorrelation table: every method retrained with several seeds.
 
     python bench/decorrelation_spread.py --features DIR [--config training/small.yaml]
-        [--seeds 1 2 3 4 5] [--lambdas 10 30 100] [--methods adversarial drop-correlated disco]
+        [--seeds 1 2 3 4 5] [--lambdas 10 30 100] [--methods adversarial drop-correlated disco ddt]
 
 One training seed moves a result by more than the differences between methods on ~10^4
 background events, so a single table cannot say which method is better.  This trains each
 (method, lambda) k-fold once per seed (the seed sets initial weights, dropout, batch order and
 adversary batches; folds and data stay fixed) and prints, per result, the mean and standard
-deviation over seeds of R50 and JSD50/floor (out-of-fold, 55 bins of 1 GeV), and how many seeds
-put it within 2x the floor.
+deviation over seeds of R50 and JSD50/floor (out-of-fold, m_yy in the configured window's JSD
+bins), and how many seeds put it within 2x the floor.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from training.config import load_training_config  # noqa: E402
 from training.data import load_training_data  # noqa: E402
 from training.run import train_one  # noqa: E402
+from ttH_adv import metrics  # noqa: E402
 from ttH_adv.cli import training_runs  # noqa: E402
+from ttH_adv.config import load_config  # noqa: E402
 
 
 def main() -> None:
@@ -33,11 +35,13 @@ def main() -> None:
     parser.add_argument("--config", default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--lambdas", type=float, nargs="+", default=[10.0, 30.0, 100.0])
-    parser.add_argument("--methods", nargs="+", default=["adversarial", "drop-correlated", "disco"])
+    parser.add_argument("--methods", nargs="+", default=["adversarial", "drop-correlated", "disco", "ddt"])
+    parser.add_argument("--analysis-config", default=None, help="analysis configuration (its mass window)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     runs = training_runs(args.methods, 0.0, args.lambdas)
     data = load_training_data(args.features, load_training_config(args.config).data)
+    binning = metrics.mass_binning(load_config(args.analysis_config).mass)
     print(f"{int(data.y.sum())} signal, {int((1 - data.y).sum())} background events; seeds {args.seeds}")
     print(f"{'method':<16}{'lambda':>7}{'R50 mean':>10}{'std':>6}{'JSD50/fl mean':>15}{'std':>6}"
           f"{'<= 2x':>7}   per seed (R50 @ JSD50/floor)")
@@ -45,7 +49,7 @@ def main() -> None:
         r50, ratio = [], []
         for seed in args.seeds:
             config = load_training_config(args.config, {"schedule": {"seed": seed}})
-            result, _ = train_one(data, config, method, lam)
+            result, _, _ = train_one(data, config, method, lam, binning)
             r50.append(result.metrics["r50"])
             ratio.append(result.metrics["ratio50"])
         within = sum(r <= 2.0 for r in ratio)

@@ -62,7 +62,8 @@ def main() -> None:
         keras_model = DecorrelatedClassifier(cfg, "classifier", 0, data.features)
         keras_model.fit(data.X[:5000], data.y[:5000], data.mass[:5000], data.weight[:5000])
         scorer = OnnxScorer(model)
-        onnx_time = timed(lambda: scorer(X))
+        event_number = np.arange(len(X))  # the k-fold model picks each event's network by this
+        onnx_time = timed(lambda: scorer(X, event_number))
         keras_time = timed(lambda: keras_model.classifier.predict(keras_model.standardiser(X), batch_size=65536,
                                                                   verbose=0))
     n = sum(d.n_events for d in manifest.datasets.values())
