@@ -73,7 +73,7 @@ def test_every_stage_follows_the_moved_window(small_manifest, moved, tmp_path):
     assert ratio != pytest.approx(window_over_sideband(had_data, load_config().mass), rel=0.05)
 
     # fits: sidebands, goodness-of-fit bins and spurious-signal scan in the moved window
-    fits_result = run_fits(output, moved.mass)
+    fits_result = run_fits(output, moved)
     conventions = fits_result["conventions"]
     assert conventions["mass_window"] == [100.0, 170.0] and conventions["blind_window"] == [118.0, 132.0]
     fitted = next(c for c in fits_result["categories"] if "chosen_family" in c)
@@ -82,4 +82,4 @@ def test_every_stage_follows_the_moved_window(small_manifest, moved, tmp_path):
     scan = [point["m_H"] for point in fitted["spurious_signal"][0]["scan"]]
     assert scan == list(np.arange(120.0, 131.0))
     with pytest.raises(ConfigError, match="mass window is 105-160 GeV"):
-        run_fits(output, load_config().mass)  # histograms of another window are refused, not misread
+        run_fits(output, load_config())  # histograms of another window are refused, not misread

@@ -39,16 +39,28 @@ def test_demo_runs_end_to_end_and_continues(tmp_path, capsys):
     args = ["--no-progress", "demo", "--out", str(tmp_path), "--events", "300000", "--quick"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "combined" in out and "adversarial" in out and "report:" in out
-    for produced in ("ntuples/datasets.json", "model/model.onnx", "model/results.json", "categories.json",
-                     "histograms/output.coffea", "fits/fits.json", "fits/workspace.json", "report/report.md",
-                     "report/pareto.png", "report/sculpting.png", "report/fit_had_1.png"):
+    assert "combined" in out and "adversarial" in out and "report:" in out and "unconstrained classifier" in out
+    for produced in ("ntuples/datasets.json", "model/model.onnx", "model/out_of_fold.parquet", "model/results.json",
+                     "categories.json", "categories_unconstrained.json", "histograms/output.coffea",
+                     "fits/fits.json", "fits/workspace.json", "fits_unconstrained/fits.json", "report/report.md",
+                     "report/pareto.png", "report/sculpting.png"):
         assert (tmp_path / produced).is_file(), produced
-    fit = json.loads((tmp_path / "fits" / "fits.json").read_text())
-    assert {c["category"] for c in fit["categories"]} == {"had_1", "had_2", "lep_1"}
-    assert fit["combined"]["significance"] > 0
+    manifest = json.loads((tmp_path / "ntuples" / "datasets.json").read_text())
+    assert manifest["yyjets"]["metadata"]["n_events"] == 2 * round(300_000 * 0.15)  # oversampled continuum MC
+    for folder in ("fits", "fits_unconstrained"):
+        fit = json.loads((tmp_path / folder / "fits.json").read_text())
+        assert {c["category"] for c in fit["categories"]} == {"had_1", "had_2", "lep_1"}
+        for record in fit["categories"]:
+            assert {"chosen_family", "spurious_signal", "sideband_fits", "template"} <= set(record)
+            assert {"family", "passed", "delta_mc"} <= set(record["spurious_signal"][0])
+        fitted = [c["category"] for c in fit["categories"] if c["chosen_family"]]
+        assert sorted(fitted + fit["without_function"]) == ["had_1", "had_2", "lep_1"]
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "| category | model | function |" in report and "| unconstrained |" in report
     records = {p.stem for p in (tmp_path / ".stages").glob("*.json")}
-    assert records == {"generate", "process", "train", "score", "categorize", "categories", "fit", "report"}
+    assert records == {"generate", "process", "train", "score", "categorize", "categories", "fit", "report",
+                       "score_unconstrained", "categorize_unconstrained", "categories_unconstrained",
+                       "fit_unconstrained"}
     mtimes = {p.stem: p.stat().st_mtime_ns for p in (tmp_path / ".stages").glob("*.json")}
     assert main(args) == 0  # second run reuses every stage
     assert mtimes == {p.stem: p.stat().st_mtime_ns for p in (tmp_path / ".stages").glob("*.json")}

@@ -172,14 +172,23 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     from .config import load_config
     from .fit_analysis import category_table, run_fits, write_fit_results
-    from .workspace import build_workspace, write_workspace
+    from .workspace import build_workspace, compare_with_pyhf, write_workspace
 
     output = load_output(output_path(args.histograms))
-    result = run_fits(output, load_config(args.config).mass, unblind=args.unblind)
+    result = run_fits(output, load_config(args.config), unblind=args.unblind)
+    spec = build_workspace(output, result, args.unblind)
+    result["pyhf"] = compare_with_pyhf(result, spec)
     path = write_fit_results(result, args.out)
-    workspace = write_workspace(build_workspace(output, result, args.unblind), Path(args.out) / "workspace.json")
+    workspace = write_workspace(spec, Path(args.out) / "workspace.json")
     print(category_table(result))
+    if result["pyhf"]:
+        p, own = result["pyhf"]["pyhf"], result["pyhf"]["own"]
+        print(f"pyhf cross-check: Z {p['significance']:.2f} (own {own['significance']:.2f}), expected mu_95 "
+              f"{p['upper_limit']:.2f} (own {own['upper_limit']:.2f})")
     print(f"fits: {path}\npyhf workspace: {workspace}")
+    if args.strict and result["without_function"]:
+        log.error("--strict: no acceptable background function in %s", ", ".join(result["without_function"]))
+        return 1
     return 0
 
 
@@ -234,7 +243,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from processors.run import load_output, summary
 
-    from .demo import DemoSettings, run_demo
+    from .demo import DemoSettings, model_chains, run_demo
     from .fit_analysis import category_table
 
     settings = DemoSettings(Path(args.out), args.events, args.seed, args.executor, args.workers,
@@ -244,11 +253,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
                              "schedule": {"pretrain_classifier_epochs": 1, "pretrain_adversary_epochs": 1,
                                           "epochs": 2, "patience": 2}}
         settings.had_categories, settings.lep_categories, settings.min_sideband = 2, 1, 5
+        settings.oversample = {"yyjets": 2, "ttyy": 2}
     run_demo(settings)
     print(summary(load_output(settings.path("histograms") / "output.coffea")))
     training = json.loads((settings.path("model") / "results.json").read_text())
     print(training["table"])
-    print(category_table(json.loads((settings.path("fits") / "fits.json").read_text())))
+    for label, suffix, _ in model_chains(settings):
+        print(f"categories of the {label} classifier (out-of-fold scores):")
+        print(category_table(json.loads((settings.path("fits" + suffix) / "fits.json").read_text())))
     print(f"report: {settings.path('report') / 'report.md'}")
     return 0
 
@@ -363,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--histograms", required=True, help="output of 'tth-adv run' (.coffea file or its folder)")
     f.add_argument("--out", required=True, help="folder for fits.json and workspace.json")
     f.add_argument("--unblind", action="store_true", help="fit the data in the signal region (default: Asimov)")
+    f.add_argument("--strict", action="store_true",
+                   help="exit non-zero when a category has no acceptable background function")
     f.add_argument("--config", default=None, help="analysis configuration YAML (its mass window) used for the run")
 
     d = add("demo", cmd_demo, "run the analysis chain on the embedded default synthetic data")

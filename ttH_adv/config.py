@@ -132,6 +132,17 @@ class SystematicsConfig:
 
 
 @dataclass(frozen=True)
+class FitConfig:
+    template_min_statistics: float
+    gp_length_scale: tuple[float, float]
+    spurious_fraction_of_signal: float
+    spurious_fraction_of_error: float
+    min_gof_probability: float
+    f_test_probability: float
+    bias_toys: int
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     cores: int
     memory: str
@@ -185,6 +196,7 @@ class AnalysisConfig:
     weights: WeightConfig
     categories: dict[str, tuple[float, ...]]
     systematics: SystematicsConfig
+    fits: FitConfig
     cluster: ClusterConfig
     branches: BranchMap = field(repr=False)
 

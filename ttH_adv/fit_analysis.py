@@ -1,17 +1,24 @@
-"""``tth-adv fit``: per-category background choice, sideband fits, signal model, significance.
+"""``tth-adv fit``: per-category background model, function choice, bias, signal model, significance.
 
-Per category of the processor output (TI region, nominal):
+Per category of the processor output (TI region, nominal), in the configured mass window:
 
 1. signal model: double-sided Crystal Ball fitted to ttH MC; the resonant background is the
    other Higgs modes (their MC histograms, fixed);
-2. background function: the spurious-signal test on a background-only template, the NTNI data
-   of the same category (Poisson fits to its raw counts, scaled to the TI sideband yield; seed
-   000's data-driven background model); the passing family with the fewest parameters is chosen
-   (if none passes, the one with the smallest spurious signal).  The template's event count is
-   recorded: with few events the test has little power, which fits.json lets a reader judge;
-3. sideband fit of TI data (120-130 GeV excluded) with every family, chi2/ndf and p-value;
-4. Asimov data (blinded: chosen sideband fit + expected signal + resonant) or the data
-   (``--unblind``); S+B fits give the expected significance per category and combined, and mu.
+2. sideband fits of TI data (the signal window excluded) with every family, chi2/ndf and its
+   probability;
+3. the background-only template (``ttH_adv.templates``): continuum yy MC plus the reducible part
+   from NTNI data, in the fraction the TI data sidebands measure; smoothed by a Gaussian process
+   where its statistics are short of ``fits.template_min_statistics`` x the data;
+4. the spurious-signal test of every family on the template, with the relaxed criterion
+   zeta = max(|S_spur| - 2 Delta_MC, 0);
+5. the function: among the families that pass 4 and whose sideband fit has a chi2 probability
+   of at least ``fits.min_gof_probability``, the one with the fewest parameters, unless an F-test
+   asks for a higher order.  A category where nothing qualifies gets no function: it is marked
+   (``chosen_family`` null, ``status``) and left out of the combination, never silently fitted;
+6. bias: background-only toys from the template, S+B fits with the chosen function at m_H;
+7. Asimov data (blinded: chosen sideband fit + expected signal + resonant) or the data
+   (``--unblind``); S+B fits give the expected significance per category and combined, mu, and
+   the expected 95% CL upper limit on mu.
 """
 
 from __future__ import annotations
@@ -24,12 +31,16 @@ from pathlib import Path
 import numpy as np
 
 from . import fits
-from .config import MassWindow
+from .config import AnalysisConfig, FitConfig
+from .templates import Template, build_template
 
 log = logging.getLogger(__name__)
 
+# Sample roles by dataset name, until the manifest carries roles (issue: sample roles are data).
 RESONANT = ("ggH", "VBF", "WH", "ZH", "tH")
 SIGNAL = ("ttH",)
+CONTINUUM = ("yyjets", "ttyy")
+NO_FUNCTION = "no acceptable function"
 
 
 def category_slice(h, datasets, region: str, category: str, systematic: str = "nominal"
@@ -59,58 +70,89 @@ def category_inputs(output: dict, category: str) -> dict[str, np.ndarray]:
     data_ntni, _ = category_slice(h, ["data"], "NTNI", category)
     signal, signal_var = category_slice(h, SIGNAL, "TI", category)
     resonant, _ = category_slice(h, RESONANT, "TI", category)
+    continuum, continuum_var = category_slice(h, CONTINUUM, "TI", category)
     return {"edges": h.axes["mgg"].edges, "data_ti": data_ti, "data_ntni": data_ntni, "signal": signal,
-            "signal_variance": signal_var, "resonant": resonant}
+            "signal_variance": signal_var, "resonant": resonant, "continuum": continuum,
+            "continuum_variance": continuum_var}
 
 
-def template_scale(inputs: dict[str, np.ndarray], window: MassWindow) -> float:
-    """Factor bringing the NTNI data template to the TI sideband yield."""
-    side = window.sideband_bins(inputs["edges"])
-    ntni_side = inputs["data_ntni"][side].sum()
-    return float(inputs["data_ti"][side].sum() / ntni_side) if ntni_side > 0 else 0.0
-
-
-def choose_background(inputs: dict[str, np.ndarray], signal: fits.SignalModel, window: MassWindow,
-                      families=fits.FAMILY_ORDER) -> tuple[str, list[dict]]:
-    """Run the spurious-signal test for each family; return the chosen family and all results."""
-    template, scale = inputs["data_ntni"], template_scale(inputs, window)
-    edges = inputs["edges"]
-    if template.sum() <= 0:
-        return "exponential", [{"note": "no NTNI template events: exponential by default"}]
+def spurious_signal_tests(template: Template, edges: np.ndarray, signal: fits.SignalModel, config: AnalysisConfig
+                          ) -> list[dict]:
+    """The spurious-signal test of every family on the template (relaxed criterion with Delta_MC)."""
     # The signal's statistical uncertainty in data: a Poisson S+B fit to the template at the data's yield.
-    _, data_error = fits.fit_s_plus_b_poisson(scale * template, edges, "exponential", signal.shape(edges))
+    _, data_error = fits.fit_s_plus_b_poisson(template.values, edges, "exponential", signal.shape(edges))
     results = []
-    for family in families:
-        test = fits.spurious_signal(template, scale, edges, family, signal, signal.yield_, data_error,
-                                    window.scan_masses())
-        results.append({k: v for k, v in asdict(test).items() if k != "scan"}
-                       | {"scan": test.scan, "template_events": float(template.sum())})
-    passing = [r for r in results if r["passed"]]
-    chosen = passing[0] if passing else min(results, key=lambda r: r["max_relative_to_expected"])
-    return chosen["family"], results
+    for family in fits.FAMILY_ORDER:
+        test = fits.spurious_signal(template.values, template.fit_variance, edges, family, signal, signal.yield_,
+                                    data_error, config.mass.scan_masses(), config.fits.spurious_fraction_of_signal,
+                                    config.fits.spurious_fraction_of_error)
+        results.append(asdict(test) | {"data_signal_error": data_error})
+    return results
 
 
-def fit_category(output: dict, category: str, window: MassWindow, unblind: bool
+def choose_function(spurious: list[dict], sideband: dict[str, fits.BackgroundFit], config: FitConfig
+                    ) -> tuple[str | None, dict]:
+    """The family with the fewest parameters passing the spurious-signal test and the goodness of fit;
+    a higher order only where the F-test against the chosen one asks for it.  None when nothing qualifies."""
+    passed = {r["family"] for r in spurious if r["passed"]}
+    good = [f for f in fits.FAMILY_ORDER if f in passed and sideband[f].p_value >= config.min_gof_probability]
+    choice: dict = {"spurious_passed": [f for f in fits.FAMILY_ORDER if f in passed], "qualified": good,
+                    "f_tests": []}
+    if not good:
+        return None, choice
+    chosen = good[0]
+    for family in good[1:]:
+        if fits.FAMILIES[family].n_params <= fits.FAMILIES[chosen].n_params:
+            continue
+        probability = fits.f_test_probability(sideband[chosen], sideband[family])
+        choice["f_tests"].append({"low": chosen, "high": family, "probability": probability})
+        if probability < config.f_test_probability:
+            chosen = family
+    return chosen, choice
+
+
+def bias_test(template: Template, edges: np.ndarray, family: str, signal: fits.SignalModel, allowance: float,
+              toys: int) -> dict:
+    """Mean and spread of the signal fitted to background-only toys from the template, against the allowance."""
+    fitted = fits.bias_toys(template.values, edges, family, signal.shape(edges), toys)
+    mean, spread = float(fitted.mean()), float(fitted.std(ddof=1)) if toys > 1 else 0.0
+    return {"toys": toys, "mean_signal": mean, "spread": spread, "mean_error": spread / np.sqrt(max(toys, 1)),
+            "allowance": allowance, "mean_within_allowance": abs(mean) < allowance}
+
+
+def fit_category(output: dict, category: str, config: AnalysisConfig, unblind: bool
                  ) -> tuple[dict, fits.CategoryModel | None]:
-    """All fits of one category; returns its JSON record and its S+B model (None if empty)."""
+    """All fits of one category; returns its JSON record and its S+B model (None if not fitted)."""
+    window = config.mass
     inputs = category_inputs(output, category)
     edges = inputs["edges"]
     side = window.sideband_bins(edges)
     record: dict = {"category": category, "data_ti_sideband": float(inputs["data_ti"][side].sum()),
-                    "expected_signal": float(inputs["signal"].sum()), "resonant": float(inputs["resonant"].sum())}
-    if record["data_ti_sideband"] < 1 or inputs["signal"].sum() <= 0:
-        record["note"] = "no sideband data or no signal: not fitted"
+                    "expected_signal": float(inputs["signal"].sum()), "resonant": float(inputs["resonant"].sum()),
+                    "chosen_family": None}
+    template = build_template(inputs["data_ti"], inputs["continuum"], inputs["continuum_variance"],
+                              inputs["data_ntni"], edges, window, config.fits)
+    if record["data_ti_sideband"] < 1 or inputs["signal"].sum() <= 0 or template is None:
+        record["status"] = record["note"] = "no sideband data, signal or template: not fitted"
         return record, None
     signal = fits.fit_signal(inputs["signal"], np.maximum(inputs["signal_variance"], 1e-12), edges, window)
     record["signal_model"] = {"params": signal.params, "chi2_ndf": signal.chi2_ndf}
-    family, spurious = choose_background(inputs, signal, window)
-    record["spurious_signal"] = spurious
-    record["chosen_family"] = family
     sideband = {name: fits.fit_background(inputs["data_ti"], edges, name, side, window.gof_bin_width)
                 for name in fits.FAMILY_ORDER}
     record["sideband_fits"] = {name: {"params": f.params, "norm": f.norm, "chi2": f.chi2, "ndf": f.ndf,
                                       "chi2_ndf": f.chi2_ndf, "p_value": f.p_value, "converged": f.converged}
                                for name, f in sideband.items()}
+    record["template"] = template.record()
+    record["spurious_signal"] = spurious_signal_tests(template, edges, signal, config)
+    family, record["function_choice"] = choose_function(record["spurious_signal"], sideband, config.fits)
+    if family is None:
+        record["status"] = record["note"] = NO_FUNCTION
+        return record, None
+    record["chosen_family"], record["status"] = family, "ok"
+    spurious = next(r for r in record["spurious_signal"] if r["family"] == family)
+    allowance = max(config.fits.spurious_fraction_of_signal * signal.yield_,
+                    config.fits.spurious_fraction_of_error * spurious["data_signal_error"])
+    record["bias"] = bias_test(template, edges, family, signal, allowance, config.fits.bias_toys)
     chosen = sideband[family]
     background = chosen.expected(edges)
     record["background_in_window"] = float(background[~side].sum())
@@ -118,47 +160,83 @@ def fit_category(output: dict, category: str, window: MassWindow, unblind: bool
     observed = inputs["data_ti"] if unblind else fits.asimov(background, inputs["signal"], inputs["resonant"])
     model = fits.CategoryModel(category, observed, inputs["signal"], inputs["resonant"], family, chosen)
     record.update({f"expected_{k}": v for k, v in fits.expected_significance([model], edges).items()})
+    record["expected_upper_limit"] = fits.expected_upper_limit([model], edges)
     return record, model
 
 
-def run_fits(output: dict, window: MassWindow, unblind: bool = False) -> dict:
+def run_fits(output: dict, config: AnalysisConfig, unblind: bool = False) -> dict:
     """Fit every category and all together, in the configured mass window."""
     h = output["histograms"]["mgg"]
-    window.check_edges(h.axes["mgg"].edges, "the histograms")
+    config.mass.check_edges(h.axes["mgg"].edges, "the histograms")
     records, models = [], []
     for category in h.axes["category"]:
-        record, model = fit_category(output, category, window, unblind)
+        record, model = fit_category(output, category, config, unblind)
         records.append(record)
         if model is not None:
             models.append(model)
-        log.info("category %s: %s", category, record.get("chosen_family", record.get("note")))
-    combined = fits.expected_significance(models, h.axes["mgg"].edges) if models else {}
+        log.info("category %s: %s", category, record["chosen_family"] or record.get("status"))
+    edges = h.axes["mgg"].edges
+    combined = {**fits.expected_significance(models, edges),
+                "upper_limit": fits.expected_upper_limit(models, edges),
+                "categories": [m.name for m in models]} if models else {}
+    window = config.mass
     return {"categories": records, "combined": combined, "unblinded": unblind,
+            "without_function": [r["category"] for r in records if r.get("status") == NO_FUNCTION],
             "conventions": {"chi2_bin_width_gev": window.gof_bin_width, "blind_window": list(window.blind),
                             "mass_window": [window.low, window.high], "signal_scan": list(window.signal_scan),
-                            "signal": list(SIGNAL), "resonant": list(RESONANT),
-                            "template": "NTNI data in the category scaled to the TI sideband yield",
-                            "family_order": list(fits.FAMILY_ORDER)}}
+                            "signal": list(SIGNAL), "resonant": list(RESONANT), "continuum": list(CONTINUUM),
+                            "template": "continuum yy MC (TI) + NTNI data, yy fraction fitted to the TI data "
+                                        "sidebands; Gaussian-process smoothed below "
+                                        f"{config.fits.template_min_statistics:g}x the data statistics",
+                            "fits": asdict(config.fits), "family_order": list(fits.FAMILY_ORDER)}}
+
+
+def _spurious_of(record: dict, family: str) -> dict:
+    return next((s for s in record.get("spurious_signal", []) if s.get("family") == family), {})
+
+
+def category_rows(result: dict) -> list[dict]:
+    """Per category: yields, function, its chi2 probability, spurious signal, bias, significance."""
+    rows = []
+    for r in result["categories"]:
+        row = {"category": r["category"], "function": r["chosen_family"] or r.get("status", ""),
+               "exponential_passes": _spurious_of(r, "exponential").get("passed")}
+        template = r.get("template")
+        if template:
+            row.update(template_ratio=template["effective_over_data"], smoothed=template["smoothed"])
+        if r["chosen_family"]:
+            spur = _spurious_of(r, r["chosen_family"])
+            row.update(signal=r["signal_in_window"], background=r["background_in_window"],
+                       chi2_ndf=r["sideband_fits"][r["chosen_family"]]["chi2_ndf"],
+                       p_value=r["sideband_fits"][r["chosen_family"]]["p_value"],
+                       zeta_over_signal=spur["max_relative_to_expected"],
+                       zeta_over_error=spur["max_relative_to_error"], bias=r["bias"]["mean_signal"],
+                       allowance=r["bias"]["allowance"], z=r["expected_significance"],
+                       upper_limit=r["expected_upper_limit"])
+        rows.append(row)
+    return rows
 
 
 def category_table(result: dict) -> str:
-    """The table a physicist reads first: yields, function, chi2/ndf, spurious signal, significance."""
+    """The table a physicist reads first, as aligned text."""
     lines = [f"{'category':<10}{'S(win)':>8}{'B(win)':>9}{'function':>12}{'chi2/ndf':>9}{'p':>7}"
-             f"{'spur/S':>8}{'spur/dS':>8}{'Z_exp':>7}{'mu':>7}{'dmu':>7}"]
-    for r in result["categories"]:
-        if "chosen_family" not in r:
-            lines.append(f"{r['category']:<10}  {r.get('note', '')}")
+             f"{'zeta/S':>8}{'zeta/dS':>8}{'bias':>7}{'allow':>7}{'tmpl/data':>10}{'Z_exp':>7}{'mu_95':>7}"]
+    for row in category_rows(result):
+        ratio = f"{row['template_ratio']:>9.1f}{'*' if row.get('smoothed') else ' '}" if "template_ratio" in row else ""
+        if "z" not in row:
+            lines.append(f"{row['category']:<10}  {row['function']}  {ratio}")
             continue
-        fam = r["chosen_family"]
-        side = r["sideband_fits"][fam]
-        spur = next((s for s in r["spurious_signal"] if s.get("family") == fam), {})
-        lines.append(f"{r['category']:<10}{r['signal_in_window']:>8.2f}{r['background_in_window']:>9.1f}{fam:>12}"
-                     f"{side['chi2_ndf']:>9.2f}{side['p_value']:>7.2f}{spur.get('max_relative_to_expected', float('nan')):>8.2f}"
-                     f"{spur.get('max_relative_to_error', float('nan')):>8.2f}{r['expected_significance']:>7.2f}"
-                     f"{r['expected_mu']:>7.2f}{r['expected_mu_error']:>7.2f}")
+        lines.append(f"{row['category']:<10}{row['signal']:>8.2f}{row['background']:>9.1f}{row['function']:>12}"
+                     f"{row['chi2_ndf']:>9.2f}{row['p_value']:>7.2f}{row['zeta_over_signal']:>8.2f}"
+                     f"{row['zeta_over_error']:>8.2f}{row['bias']:>7.2f}{row['allowance']:>7.2f}{ratio:>10}"
+                     f"{row['z']:>7.2f}{row['upper_limit']:>7.2f}")
     c = result.get("combined") or {}
     if c:
-        lines.append(f"{'combined':<10}{'':>62}{c['significance']:>7.2f}{c['mu']:>7.2f}{c['mu_error']:>7.2f}")
+        lines.append(f"{'combined':<10}{'':>85}{c['significance']:>7.2f}{c['upper_limit']:>7.2f}"
+                     f"   mu = {c['mu']:.2f} +/- {c['mu_error']:.2f}")
+    if result.get("without_function"):
+        lines.append(f"no acceptable function: {', '.join(result['without_function'])} (left out of the combination)")
+    lines.append("* template smoothed by a Gaussian process; zeta = max(|S_spur| - 2 Delta_MC, 0)")
     return "\n".join(lines)
 
 

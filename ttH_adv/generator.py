@@ -679,14 +679,25 @@ def events_per_sample(n_events: int) -> dict[str, int]:
 
 def generate_dataset(out_dir: str | Path, n_events: int, seed: int = 1, *,
                      files_per_sample: int | None = None, samples: list[str] | None = None,
-                     show_progress: bool = False) -> Path:
-    """Generate the synthetic ntuples and ``datasets.json``; returns the manifest path."""
+                     show_progress: bool = False, oversample: dict[str, int] | None = None) -> Path:
+    """Generate the synthetic ntuples and ``datasets.json``; returns the manifest path.
+
+    ``oversample`` multiplies the event count of MC samples (e.g. ``{"yyjets": 50}`` for
+    background templates with statistics to spare): the model and the luminosity, set by the
+    data count, are unchanged; the first events are those of the plain run (seeded blocks).
+    """
     if n_events < 1:
         raise ValueError(f"--events must be positive, got {n_events}")
+    oversample = oversample or {}
+    unknown = sorted(set(oversample) - set(SAMPLES_BY_NAME))
+    if unknown or any(SAMPLES_BY_NAME[s].is_data or f < 1 for s, f in oversample.items() if s in SAMPLES_BY_NAME):
+        raise ValueError(f"oversample takes MC samples with factors >= 1, got {oversample} (unknown: {unknown})")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     chosen = [SAMPLES_BY_NAME[s] for s in samples] if samples else list(SAMPLES)
     counts = events_per_sample(n_events)
+    luminosity = data_luminosity_pb(counts["data"])
+    counts = {name: n * oversample.get(name, 1) for name, n in counts.items()}
     total = sum(counts[s.name] for s in chosen)
     manifest: dict[str, dict] = {}
     start = time.perf_counter()
@@ -695,8 +706,10 @@ def generate_dataset(out_dir: str | Path, n_events: int, seed: int = 1, *,
             index = SAMPLES.index(spec)
             n = counts[spec.name]
             n_files = min(files_per_sample or spec.n_files, n)
+            if spec.name in oversample:  # about a million events a file, for parallel processing
+                n_files = max(n_files, -(-n // 1_000_000))
             paths, sum_weights = _write_sample(spec, index, n, n_files, seed, out_dir, advance)
-            manifest[spec.name] = _manifest_entry(spec, paths, n, sum_weights, data_luminosity_pb(counts["data"]))
+            manifest[spec.name] = _manifest_entry(spec, paths, n, sum_weights, luminosity)
     elapsed = time.perf_counter() - start
     log.info("generated %d events in %.1f s (%.0f events/s) into %s", total, elapsed, total / elapsed, out_dir)
     path = out_dir / "datasets.json"

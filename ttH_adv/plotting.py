@@ -171,38 +171,93 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def write_report(out: Path, output: dict, fit_result: dict, training: dict, dump_dir: Path | None,
-                 window: MassWindow) -> Path:
-    """All plots plus report.md with the numbers a physicist reads first."""
-    out = Path(out)
-    images = [("Cutflow", plot_cutflow(output, out / "cutflow.png"))]
-    if training:
-        images += [("Rejection vs sculpting (Pareto plane)", plot_pareto(training, out / "pareto.png")),
-                   ("ROC curves", plot_roc(training, out / "roc.png")),
-                   ("Score distributions, train vs test", plot_scores(training, out / "scores.png"))]
-    if dump_dir is not None:
-        images.append(("Background shape before/after the classifier cut", plot_sculpting(dump_dir, window, out / "sculpting.png")))
-    for record in fit_result["categories"]:
-        if "chosen_family" in record:
-            images.append((f"Category {record['category']}",
-                           plot_category_fit(output, record, window, out / f"fit_{record['category']}.png")))
-    lines = ["# ttH(yy) analysis report", ""]
-    combined = fit_result.get("combined") or {}
+def _cell(value, fmt: str = ".2f") -> str:
+    return "–" if value is None else (format(value, fmt) if isinstance(value, float) else str(value))
+
+
+def comparison_table(fits_by_model: dict[str, dict]) -> list[str]:
+    """Markdown rows: per category and model, function, chi2 probability, spurious signal, bias, Z."""
+    from .fit_analysis import category_rows
+
+    lines = ["| category | model | function | exponential passes | chi2 prob. | zeta / S | zeta / dS | "
+             "bias / allowance | template / data | Z_exp |", "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = {label: {r["category"]: r for r in category_rows(result)} for label, result in fits_by_model.items()}
+    categories = list(dict.fromkeys(c for by_category in rows.values() for c in by_category))
+    for category in categories:
+        for label, by_category in rows.items():
+            r = by_category.get(category)
+            if r is None:
+                continue
+            bias = f"{r['bias']:.2f} / {r['allowance']:.2f}" if "bias" in r else "–"
+            ratio = f"{r['template_ratio']:.1f}{' (GP)' if r.get('smoothed') else ''}" if "template_ratio" in r else "–"
+            lines.append(f"| {category} | {label} | {r['function']} | {_cell(r['exponential_passes'])} | "
+                         f"{_cell(r.get('p_value'))} | {_cell(r.get('zeta_over_signal'))} | "
+                         f"{_cell(r.get('zeta_over_error'))} | {bias} | {ratio} | {_cell(r.get('z'))} |")
+    return lines
+
+
+def _combined_lines(label: str, result: dict) -> list[str]:
+    combined = result.get("combined") or {}
+    lines = []
     if combined:
-        lines += [f"**Expected significance (all categories): {combined['significance']:.2f} sigma; "
-                  f"mu = {combined['mu']:.2f} +/- {combined['mu_error']:.2f}** "
-                  f"({'unblinded data' if fit_result['unblinded'] else 'Asimov, blinded'})", ""]
-    lines += ["## Categories", "", "```", category_table(fit_result), "```", ""]
+        lines.append(f"- **{label}**: expected significance {combined['significance']:.2f} sigma, "
+                     f"mu = {combined['mu']:.2f} +/- {combined['mu_error']:.2f}, expected 95% CL limit "
+                     f"mu < {combined['upper_limit']:.2f} ({', '.join(combined['categories'])})")
+    if result.get("without_function"):
+        lines.append(f"  - no acceptable background function, left out: {', '.join(result['without_function'])}")
+    pyhf = result.get("pyhf") or {}
+    if pyhf:
+        p, d = pyhf["pyhf"], pyhf["relative_difference"]
+        lines.append(f"  - pyhf (asymptotics) on the exported workspace: Z = {p['significance']:.2f} "
+                     f"({d['significance']:+.1%}), mu < {p['upper_limit']:.2f} ({d['upper_limit']:+.1%}); {pyhf['note']}")
+    return lines
+
+
+def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], training: dict, dump_dir: Path | None,
+                 window: MassWindow) -> Path:
+    """All plots plus report.md: the models' categories side by side first, then each model's details.
+
+    ``fits_by_model`` maps a label (e.g. decorrelated, unconstrained) to (processor output, fits.json).
+    """
+    out = Path(out)
+    first_output = next(iter(fits_by_model.values()))[0]
+    images = [("Cutflow", plot_cutflow(first_output, out / "cutflow.png"))]
+    if training:
+        images += [("Rejection vs sculpting (Pareto plane, out-of-fold scores)", plot_pareto(training, out / "pareto.png")),
+                   ("ROC curves (out-of-fold scores)", plot_roc(training, out / "roc.png")),
+                   ("Score distributions of fold 0's network on its training and test events", plot_scores(training, out / "scores.png"))]
+    if dump_dir is not None:
+        images.append(("Background shape before/after the classifier cut (out-of-fold scores)",
+                       plot_sculpting(dump_dir, window, out / "sculpting.png")))
+    for label, (output, result) in fits_by_model.items():
+        for record in result["categories"]:
+            if record.get("chosen_family"):
+                name = f"fit_{label}_{record['category']}.png"
+                images.append((f"{label}: category {record['category']}",
+                               plot_category_fit(output, record, window, out / name)))
+    results = {label: result for label, (_, result) in fits_by_model.items()}
+    lines = ["# ttH(yy) analysis report", "",
+             "Every classifier score here is out-of-fold: each event is scored by the fold network that did not "
+             "train on it.", "", "## Background modelling, model by model", ""]
+    lines += comparison_table(results) + [""]
+    for label, result in results.items():
+        lines += _combined_lines(label, result)
+    lines += ["", "zeta = max(|S_spur| - 2 Delta_MC, 0), over the expected signal S and over the signal's statistical "
+              "uncertainty dS; a function passes below 10% or 20%.  Bias: mean signal fitted to background-only toys "
+              "from the template.  (GP): template smoothed by a Gaussian process.", ""]
+    for label, result in results.items():
+        lines += [f"## Categories: {label}", "", "```", category_table(result), "```", ""]
     if training:
         chosen = training["chosen"]
         lines += ["## Classifier", "", f"Chosen: {chosen['method']} (lambda {chosen['lambda']:g}); rule: {chosen['rule']}.",
                   f"JSD binning: {training.get('jsd_binning', '')}; out-of-fold metrics.", "", "```",
                   training["table"], "```", ""]
-    meta = output.get("metadata", {})
+    meta = first_output.get("metadata", {})
     if meta:
         lines += ["## Processing", "", f"Events read: {sum(meta.get('events_read', {}).values()):,}; files: "
                   f"{len(meta.get('files_processed', []))}; skipped: {len(meta.get('files_skipped', []))}; "
-                  f"model: {(meta.get('model') or {}).get('path', 'none')}", ""]
+                  f"model: {(meta.get('model') or {}).get('path', 'none')} "
+                  f"({(meta.get('model') or {}).get('scores', '')})", ""]
     lines += ["## Plots", ""] + [f"### {title}\n\n![{title}]({p.name})\n" for title, p in images]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
