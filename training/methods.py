@@ -27,7 +27,10 @@ quantiles of the training background.  Methods (``METHODS``, name -> class):
   unconstrained classifier's logit replaced by its percentile among training-background events
   in the same bin of the protected variable, so a cut on it keeps the background efficiency
   flat in that variable.  The map is piecewise linear between quantile nodes and lives inside
-  the exported graph.
+  the exported graph.  It is fitted on the validation background, which the network did not
+  train on: fitted on the training background it is flat there but not on new events (3M
+  sample: background efficiency of one cut 0.20/0.26/0.35/0.22 across m_yy quartiles of the
+  test fold, where the training events show 0.20 throughout; JSD50 7.1x against 4.0x the floor).
 
 Model selection (README): after every epoch the validation set gives AUC, R50 and JSD50/floor.
 Decorrelating methods keep the epoch with the lowest validation JSD50/floor (the rejection-
@@ -381,7 +384,9 @@ class DecorrelatedClassifier:
         rng = np.random.default_rng(cfg.schedule.seed)
         for phase in method.phases():
             self._run_phase(phase, data, rng, validation)
-        method.fit_output(self.logits(X[bkg]), protected[bkg], weights[bkg])
+        # A map of the output is fitted on events the network did not train on, where given.
+        Xh, yh, ph, wh = validation if validation is not None else (X, y, protected, weights)
+        method.fit_output(self.logits(Xh[yh == 0]), ph[yh == 0], wh[yh == 0])
         return self.history
 
     def _run_phase(self, phase: Phase, data, rng, validation) -> None:
