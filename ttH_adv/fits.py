@@ -366,12 +366,29 @@ def fit_signal_strength(categories: list[CategoryModel], edges: np.ndarray, fix_
     return float(minuit.values["mu"]), float(minuit.errors["mu"]), float(minuit.fval)
 
 
+def profile_crossing(categories: list[CategoryModel], edges: np.ndarray, start: float, nll_min: float,
+                     target: float, direction: float, scale: float) -> float:
+    """The mu beyond ``start`` (in ``direction``) where 2 (NLL(mu) - nll_min) reaches ``target``, the
+    other parameters profiled.  Robust where HESSE is not (near-degenerate background parameters)."""
+    from scipy import optimize
+
+    def excess(mu: float) -> float:
+        return 2.0 * (fit_signal_strength(categories, edges, fix_mu=mu)[2] - nll_min) - target
+
+    step = max(abs(scale), 1e-2)
+    while excess(start + direction * step) < 0:
+        step *= 2.0
+    return float(optimize.brentq(excess, start, start + direction * step, xtol=1e-3))
+
+
 def expected_significance(categories: list[CategoryModel], edges: np.ndarray) -> dict[str, float]:
-    """Discovery significance sqrt(q0) and the fitted mu with its error."""
-    mu, mu_err, nll_free = fit_signal_strength(categories, edges)
+    """Discovery significance sqrt(q0), the fitted mu and its profile-likelihood error (half the 68% interval)."""
+    mu, hesse_error, nll_free = fit_signal_strength(categories, edges)
     _, _, nll_zero = fit_signal_strength(categories, edges, fix_mu=0.0)
     q0 = max(2.0 * (nll_zero - nll_free), 0.0) if mu > 0 else 0.0
-    return {"significance": math.sqrt(q0), "mu": mu, "mu_error": mu_err}
+    up = profile_crossing(categories, edges, mu, nll_free, 1.0, +1.0, hesse_error)
+    down = profile_crossing(categories, edges, mu, nll_free, 1.0, -1.0, hesse_error)
+    return {"significance": math.sqrt(q0), "mu": mu, "mu_error": 0.5 * (up - down)}
 
 
 def expected_upper_limit(categories: list[CategoryModel], edges: np.ndarray, cl: float = 0.95) -> float:
@@ -380,19 +397,10 @@ def expected_upper_limit(categories: list[CategoryModel], edges: np.ndarray, cl:
     With background-only Asimov data the median limit solves q_mu,A(mu) = Phi^-1(1 - (1 - cl)/2)^2,
     q_mu,A = 2 (NLL(mu) - NLL(mu_hat = 0)), the shape parameters profiled.
     """
-    from scipy import optimize
-
     background_only = [dataclasses.replace(c, observed=c.start.expected(edges) + c.resonant) for c in categories]
     target = stats.norm.ppf(1 - (1 - cl) / 2) ** 2
     _, sigma, best = fit_signal_strength(background_only, edges)  # mu_hat = 0 on these data
-
-    def excess(mu: float) -> float:
-        return 2.0 * (fit_signal_strength(background_only, edges, fix_mu=mu)[2] - best) - target
-
-    high = 2.0 * np.sqrt(target) * max(sigma, 1e-3)
-    while excess(high) < 0:
-        high *= 2.0
-    return float(optimize.brentq(excess, 0.0, high, xtol=1e-3))
+    return profile_crossing(background_only, edges, 0.0, best, target, +1.0, 2.0 * np.sqrt(target) * sigma)
 
 
 def asimov(background: np.ndarray, signal: np.ndarray, resonant: np.ndarray, mu: float = 1.0) -> np.ndarray:
