@@ -172,6 +172,8 @@ def _save(fig, path: Path) -> Path:
 
 
 def _cell(value, fmt: str = ".2f") -> str:
+    if isinstance(value, bool):
+        return "pass" if value else "fail"
     return "–" if value is None else (format(value, fmt) if isinstance(value, float) else str(value))
 
 
