@@ -127,39 +127,68 @@ def test_model_is_shipped_to_workers_and_loaded_there(small_manifest, config, tm
     _same(shipped, reference)
 
 
+FIRST_CHUNK = "ttH-adv-test-first-chunk-done"
+
+
 class SlowProcessor(TthProcessor):
-    """Slow enough that a worker can be killed while chunks are in flight."""
+    """Slow enough that chunks are still in flight when the first one finishes; announces that moment."""
 
     def process(self, events):
         time.sleep(0.15)
-        return super().process(events)
+        output = super().process(events)
+        from distributed import Event
+
+        Event(FIRST_CHUNK).set()  # a worker-side signal the test's killer waits for
+        return output
 
 
-@pytest.mark.slow
-def test_killed_worker_gives_identical_result_or_fails_loudly(small_manifest, config):
+def _kill_a_busy_worker_after_the_first_chunk(client, killed: dict) -> None:
+    """Wait for the first finished chunk, kill a worker that is processing one, wait until it has left."""
+    from distributed import Event
+
+    if not Event(FIRST_CHUNK, client=client).wait(timeout=120):
+        return
+    busy = [w for w, keys in client.processing().items() if keys]
+    if not busy:
+        return
+    killed["worker"] = busy[0]
+    with contextlib.suppress(Exception):  # the connection drops with the worker: expected
+        client.run(os._exit, 1, workers=[busy[0]])
+    deadline = time.monotonic() + 30
+    while busy[0] in client.scheduler_info()["workers"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    killed["left"] = busy[0] not in client.scheduler_info()["workers"]
+
+
+def _run_while_killing(small_manifest, config, retries: int, allowed_failures: int):
+    import dask
     from distributed import Client, LocalCluster
 
     from processors.run import RunOptions, run_analysis
 
-    reference = run(small_manifest, config)
-    killed = {}
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
-        def kill_one():
-            time.sleep(3.0)
-            victim = sorted(client.scheduler_info()["workers"])[0]
-            killed["at"] = time.monotonic()
-            with contextlib.suppress(Exception):  # the connection drops with the worker: expected
-                client.run(os._exit, 1, workers=[victim])
-
-        killer = threading.Thread(target=kill_one)
+    killed: dict = {}
+    with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
+        killer = threading.Thread(target=_kill_a_busy_worker_after_the_first_chunk, args=(client, killed))
         killer.start()
-        options = RunOptions(executor="dask", client=client, chunksize=600, retries=3, progress=False)
         try:
-            result = run_analysis(small_manifest, config, options, processor_instance=SlowProcessor(config))
-            finished = time.monotonic()
-        except Exception as exc:  # failing loudly is acceptable; a silent partial result is not
+            options = RunOptions(executor="dask", client=client, chunksize=600, retries=retries, progress=False)
+            return run_analysis(small_manifest, config, options, processor_instance=SlowProcessor(config)), killed
+        finally:
             killer.join()
-            pytest.skip(f"run failed loudly after the worker was killed: {exc}")
-        killer.join()
-    assert killed["at"] < finished, "the worker must die while the run is in progress"
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_leaves_and_the_result_is_identical(small_manifest, config):
+    reference = run(small_manifest, config)
+    result, killed = _run_while_killing(small_manifest, config, retries=3, allowed_failures=3)
+    assert killed.get("left"), f"a busy worker must be killed after the first chunk and leave the scheduler: {killed}"
     _same(result, reference)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_without_retries_fails_the_run_naming_the_file(small_manifest, config):
+    from ttH_adv.errors import ProcessingError
+
+    with pytest.raises(ProcessingError, match=r"processing stopped: Work item .*filename='[^']+\.root'.*KilledWorker"):
+        _run_while_killing(small_manifest, config, retries=0, allowed_failures=0)

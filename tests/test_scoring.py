@@ -47,19 +47,36 @@ def test_scoring_is_identical_on_every_executor(small_manifest, config, model_pa
     assert iterative["metadata"]["model"]["sha256"] == futures["metadata"]["model"]["sha256"]
 
 
-def test_score_categories_split_each_channel(small_manifest, config, model_path):
-    plain = run(small_manifest, config)
-    categorised = with_categories(config, {"had": [0.8, 0.5, 0.2], "lep": [0.6]})
-    out = run(small_manifest, categorised, model_path=model_path)
-    h = out["histograms"]["mgg"]
+BOUNDARIES = {"had": [0.8, 0.5, 0.2], "lep": [0.6]}
+
+
+def test_categories_follow_the_scores_and_boundaries_on_iterative_and_dask(small_manifest, config, model_path,
+                                                                          tmp_path):
+    categorised = with_categories(config, BOUNDARIES)
+    iterative = run(small_manifest, categorised, model_path=model_path, dump_dir=str(tmp_path / "iterative"))
+    dask = run(small_manifest, categorised, model_path=model_path, executor="dask", workers=2, chunksize=3_000,
+               dump_dir=str(tmp_path / "dask"))
+    a, b = histogram_by_dataset(iterative), histogram_by_dataset(dask)
+    for name in a:
+        assert np.array_equal(a[name][0], b[name][0]) and np.array_equal(a[name][1], b[name][1]), name
+    h = iterative["histograms"]["mgg"]
     assert list(h.axes["category"]) == ["had_1", "had_2", "had_3", "lep_1"]
-    for name in ("ttH", "data"):
-        for region in ("TI", "NTNI"):
-            had = sum(h[{"dataset": name, "region": region, "category": c, "systematic": "nominal"}].sum().value
-                      for c in ("had_1", "had_2", "had_3"))
-            total = plain["histograms"]["mgg"][{"dataset": name, "region": region, "category": "had",
-                                                 "systematic": "nominal"}].sum().value
-            assert had <= total * (1 + 1e-12)  # events below the last boundary are not categorised
+    table = read_dump(tmp_path / "iterative").to_pandas()
+    table = table[table.systematic == "nominal"]
+    for channel, bounds in BOUNDARIES.items():
+        rows = table[table.channel == channel]
+        labels = np.array([f"{channel}_{i + 1}" for i in range(len(bounds))] + ["none"])
+        expected = labels[(rows.score.to_numpy()[:, None] < np.asarray(bounds)[None, :]).sum(axis=1)]
+        assert np.array_equal(rows.category.to_numpy(), expected)  # every event where its score puts it
+        counts = rows.category.value_counts()
+        assert all(counts.get(label, 0) > 0 for label in labels)  # no empty category, some left out
+        in_channel = sum(c[f"{r}_{channel}"]["events"] for c in iterative["cutflow"].values() for r in ("TI", "NTNI"))
+        assert counts.sum() == len(rows) == in_channel  # categorised plus left out: the channel's events
+    # data are unweighted: each category's histogram counts its dump rows
+    data = table[(table.dataset == "data") & (table.region == "TI")]
+    for category in h.axes["category"]:
+        filled = h[{"dataset": "data", "region": "TI", "category": category, "systematic": "nominal"}].sum().value
+        assert filled == (data.category == category).sum()
 
 
 def test_categories_without_a_model_are_refused(small_manifest, config):

@@ -290,3 +290,34 @@ def test_training_data_from_a_dump(small_manifest, config, tmp_path):
     train, test = data.fold(0, 2)
     assert np.all(train.event_number % 2 == 1) and np.all(test.event_number % 2 == 0)
     assert len(train) + len(test) == len(data)
+
+
+def test_unusable_model_files_are_refused_before_any_event(exported, tmp_path, small_manifest, caplog):
+    """Missing file, no metadata, unknown feature set, a graph narrower than its metadata; the CLI exits 2."""
+    import onnx
+
+    from ttH_adv.cli import main
+    from ttH_adv.errors import TthAdvError
+    from ttH_adv.features import FEATURE_SET_VERSION
+
+    _, path, _, _ = exported
+    with pytest.raises(TthAdvError, match=r"model file not found: .*absent\.onnx"):
+        OnnxScorer(tmp_path / "absent.onnx")
+    bare = onnx.load(str(path))
+    del bare.metadata_props[:]
+    onnx.save(bare, str(tmp_path / "bare.onnx"))
+    with pytest.raises(ModelMismatchError, match=r"lacks metadata \['ttH_adv.features'"):
+        OnnxScorer(tmp_path / "bare.onnx")
+    with pytest.raises(ModelMismatchError, match="unknown feature set 'tracks'"):
+        OnnxScorer(_relabelled(path, tmp_path, **{"ttH_adv.feature_set": "tracks"}))
+    # metadata of another, wider feature set on the 23-input graph: caught before onnxruntime sees an event
+    wider = _relabelled(path, tmp_path, **{"ttH_adv.feature_set": "extended",
+                                           "ttH_adv.feature_set_version": FEATURE_SET_VERSION["extended"],
+                                           "ttH_adv.features": json.dumps(feature_names("extended"))})
+    width = len(feature_names("extended"))
+    with pytest.raises(ModelMismatchError, match=rf"graph input 'features' has shape \[None, 23\].*lists {width} features"):
+        OnnxScorer(wider)
+    out = tmp_path / "run"
+    manifest = str(small_manifest.path)
+    assert main(["--no-progress", "run", "--datasets", manifest, "--out", str(out), "--model", str(wider)]) == 2
+    assert f"lists {width} features" in caplog.text and not out.exists()  # nothing processed, nothing written

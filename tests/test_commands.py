@@ -1,0 +1,77 @@
+"""The commands a physicist types, end to end on a small generated dataset, each judged by its output."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import uproot
+
+from processors.run import load_output
+from ttH_adv.cli import main
+
+from conftest import histogram_by_dataset, run
+
+
+def test_condor_slices_resubmission_merge_and_root_export(small_manifest, config, tmp_path, caplog):
+    """submit (dry run) -> job per slice -> a lost slice resubmitted alone -> merge -> export-root."""
+    folder = tmp_path / "submit"
+    manifest = str(small_manifest.path)
+    assert main(["--no-progress", "condor", "submit", "--datasets", manifest, "--jobs", "3", "--out", str(folder),
+                 "--chunksize", "4000", "--dry-run"]) == 0
+    assert (folder / "slices.txt").read_text().split() == ["0000", "0001", "0002"]
+
+    def job(i):
+        partial = folder / "partials" / f"partial_{i:04d}.coffea"
+        assert main(["--no-progress", "condor", "job", "--plan", str(folder / "plan.json"), "--slice", str(i),
+                     "--out", str(partial)]) == 0
+        return partial
+
+    partials = [job(i) for i in range(3)]
+    partials[1].unlink()  # a job lost on the pool
+    assert main(["condor", "submit", "--out", str(folder), "--resubmit-missing", "--dry-run"]) == 0
+    assert (folder / "slices.txt").read_text() == "0001\n"
+    merged = tmp_path / "merged.coffea"
+    assert main(["merge", "--plan", str(folder / "plan.json"), "--partials", str(folder / "partials"),
+                 "--out", str(merged)]) == 2
+    assert "missing slice(s) [1]" in caplog.text and not merged.exists()
+    job(1)
+    assert main(["merge", "--plan", str(folder / "plan.json"), "--partials", str(folder / "partials"),
+                 "--out", str(merged)]) == 0
+    output, single = load_output(merged), run(small_manifest, config)
+    a, b = histogram_by_dataset(output), histogram_by_dataset(single)
+    assert a.keys() == b.keys() and all(np.array_equal(a[d][0], b[d][0]) for d in a)
+    assert output["cutflow"] == single["cutflow"]
+    assert main(["export-root", "--input", str(merged), "--out", str(tmp_path / "h.root")]) == 0
+    h = output["histograms"]["mgg"]
+    with uproot.open(tmp_path / "h.root") as f:
+        for dataset in ("ttH", "data"):
+            written = f[f"{dataset}/TI/had/nominal"]
+            expected = h[{"dataset": dataset, "region": "TI", "category": "had", "systematic": "nominal"}]
+            assert np.allclose(written.values(), expected.values()) and written.values().sum() > 0
+
+
+def test_categorize_command_writes_descending_boundaries_with_enough_sideband(small_manifest, config, tmp_path,
+                                                                              capsys):
+    pytest.importorskip("tensorflow")
+    manifest = str(small_manifest.path)
+    assert main(["--no-progress", "run", "--datasets", manifest, "--out", str(tmp_path / "plain"),
+                 "--dump-features", str(tmp_path / "features")]) == 0
+    assert main(["--no-progress", "train", "--features", str(tmp_path / "features"), "--out", str(tmp_path / "model"),
+                 "--method", "classifier", "--epochs", "1", "--layers", "16"]) == 0
+    assert main(["--no-progress", "run", "--datasets", manifest, "--out", str(tmp_path / "scored"), "--model",
+                 str(tmp_path / "model" / "model.onnx"), "--dump-features", str(tmp_path / "scored_features")]) == 0
+    capsys.readouterr()
+    assert main(["categorize", "--features", str(tmp_path / "scored_features"), "--out", str(tmp_path / "cat.json"),
+                 "--had", "2", "--lep", "1", "--min-sideband", "3"]) == 0
+    assert "combined expected Z" in capsys.readouterr().out
+    result = json.loads((tmp_path / "cat.json").read_text())
+    assert len(result["categories"]["had"]) == 2 and len(result["categories"]["lep"]) == 1
+    assert result["categories"]["had"][0] > result["categories"]["had"][1]
+    assert all(n >= 3 for d in result["details"].values() for n in d["sideband_events"])
+    # the boundaries run through the processor: its categories are the boundaries' categories
+    assert main(["--no-progress", "run", "--datasets", manifest, "--out", str(tmp_path / "categorised"), "--model",
+                 str(tmp_path / "model" / "model.onnx"), "--categories", str(tmp_path / "cat.json")]) == 0
+    h = load_output(tmp_path / "categorised" / "output.coffea")["histograms"]["mgg"]
+    assert list(h.axes["category"]) == ["had_1", "had_2", "lep_1"]
