@@ -95,7 +95,10 @@ def test_chunk_where_nothing_passes(small_manifest, config, tmp_path):
     assert np.all(out["histograms"]["mgg"].values() == 0)
 
 
-def test_corruption_found_while_reading_stops_with_the_file_named(small_manifest, config, tmp_path):
+@pytest.mark.parametrize("skip_bad_files", [False, True])
+def test_corruption_found_while_reading_stops_with_the_file_named(small_manifest, config, tmp_path, skip_bad_files):
+    """The pre-flight check cannot see a damaged basket: the run stops, with or without --skip-bad-files
+    (never a silent partial result), naming the file and the entry range."""
     src = Path(_ttH_file(small_manifest))
     data = bytearray(src.read_bytes())
     middle = len(data) // 2
@@ -104,8 +107,8 @@ def test_corruption_found_while_reading_stops_with_the_file_named(small_manifest
     broken.write_bytes(bytes(data))
     info = small_manifest.datasets["ttH"]
     manifest = Manifest(small_manifest.path, {"ttH": dataclasses.replace(info, files={str(broken): "mini"})})
-    with pytest.raises(ProcessingError, match="zeroed.root"):
-        run(manifest, config)
+    with pytest.raises(ProcessingError, match=r"zeroed\.root.*entrystart=\d+, entrystop=\d+"):
+        run(manifest, config, skip_bad_files=skip_bad_files)
 
 
 def test_cli_names_the_bad_file(small_manifest, damaged, tmp_path, caplog, capsys):

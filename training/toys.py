@@ -19,13 +19,19 @@ def pivot_toy(n: int, rng: np.random.Generator, z: float | None = None
     return np.where(y[:, None] == 1, signal, background).astype(np.float32), y, zs
 
 
+def in_other_units(z: np.ndarray) -> np.ndarray:
+    """The nuisance expressed in other units (1000 z + 5000): decorrelation must not depend on them."""
+    return 1000.0 * np.asarray(z) + 5000.0
+
+
 def score_dependence(model, rng: np.random.Generator, n: int = 40_000, bins: int = 20) -> float:
-    """JSD between the background score densities at z = -1 and z = +1 (quantile bins of the pooled scores)."""
+    """JSD between the background score densities at z = -1 and z = +1 (quantile bins of the pooled scores);
+    the model takes the nuisance in ``in_other_units``."""
     from ttH_adv import metrics
 
     scores = []
     for value in (-1.0, 1.0):
         X, y, z = pivot_toy(n, rng, value)
-        scores.append(model.predict(X[y == 0], z[y == 0]))
+        scores.append(model.predict(X[y == 0], in_other_units(z[y == 0])))
     edges = metrics.Binning.quantiles(np.concatenate(scores), bins).edges
     return metrics.jsd(*(np.histogram(s, edges)[0] for s in scores))
