@@ -175,8 +175,7 @@ class TthProcessor(processor.ProcessorABC):
         """Events hidden by blinding: data, TI, m_yy inside the blinding window."""
         if self.unblind or not info.is_data:
             return np.zeros(len(mass), bool)
-        m = self.config.mass
-        return is_ti & (mass > m.blind_low) & (mass < m.blind_high)
+        return is_ti & self.config.mass.in_window(mass)
 
     def select_jets_and_leptons(self, jets: Collection, leptons: Collection,
                                 d: sel.Diphoton) -> tuple[Collection, Collection, np.ndarray]:

@@ -133,7 +133,7 @@ def fit_category(output: dict, category: str, config: AnalysisConfig, unblind: b
     template = build_template(inputs["data_ti"], inputs["continuum"], inputs["continuum_variance"],
                               inputs["data_ntni"], edges, window, config.fits)
     if record["data_ti_sideband"] < 1 or inputs["signal"].sum() <= 0 or template is None:
-        record["status"] = record["note"] = "no sideband data, signal or template: not fitted"
+        record["status"] = "no sideband data, signal or template: not fitted"
         return record, None
     signal = fits.fit_signal(inputs["signal"], np.maximum(inputs["signal_variance"], 1e-12), edges, window)
     record["signal_model"] = {"params": signal.params, "chi2_ndf": signal.chi2_ndf}
@@ -146,7 +146,7 @@ def fit_category(output: dict, category: str, config: AnalysisConfig, unblind: b
     record["spurious_signal"] = spurious_signal_tests(template, edges, signal, config)
     family, record["function_choice"] = choose_function(record["spurious_signal"], sideband, config.fits)
     if family is None:
-        record["status"] = record["note"] = NO_FUNCTION
+        record["status"] = NO_FUNCTION
         return record, None
     record["chosen_family"], record["status"] = family, "ok"
     spurious = next(r for r in record["spurious_signal"] if r["family"] == family)

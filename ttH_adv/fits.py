@@ -236,23 +236,29 @@ class SpuriousSignal:
     scan: list[dict[str, float]] = field(default_factory=list)
 
 
-def fit_s_plus_b_poisson(counts: np.ndarray, edges: np.ndarray, family: str,
-                         signal_shape: np.ndarray) -> tuple[float, float]:
-    """(signal yield, its error) of a binned Poisson S+B fit; S may go negative."""
+def _fit_signal_yield(cost: Callable[[np.ndarray], float], errordef: float, total: float, edges: np.ndarray,
+                      family: str, signal_shape: np.ndarray) -> tuple[float, float]:
+    """(signal yield, its error) minimising ``cost`` of the expected S+B counts per bin; S may go negative."""
     fn = FAMILIES[family]
 
-    def nll(s, norm, *params):
-        expected = s * signal_shape + norm * family_shape(family, params, edges)
-        if np.any(expected <= 0):
-            return 1e30
-        return _poisson_nll(counts, expected)
+    def objective(s, norm, *params):
+        return cost(s * signal_shape + norm * family_shape(family, params, edges))
 
     names = ["s", "norm"] + [f"p{i}" for i in range(fn.n_params)]
-    minuit = Minuit(nll, 0.0, max(float(counts.sum()), 1.0), *fn.start, name=names)
-    minuit.errordef = Minuit.LIKELIHOOD
+    minuit = Minuit(objective, 0.0, max(total, 1.0), *fn.start, name=names)
+    minuit.errordef = errordef
     minuit.migrad()
     minuit.hesse()
     return float(minuit.values["s"]), float(minuit.errors["s"])
+
+
+def fit_s_plus_b_poisson(counts: np.ndarray, edges: np.ndarray, family: str,
+                         signal_shape: np.ndarray) -> tuple[float, float]:
+    """(signal yield, its error) of a binned Poisson S+B fit; S may go negative."""
+    def nll(expected: np.ndarray) -> float:
+        return 1e30 if np.any(expected <= 0) else _poisson_nll(counts, expected)
+
+    return _fit_signal_yield(nll, Minuit.LIKELIHOOD, float(counts.sum()), edges, family, signal_shape)
 
 
 def fit_s_plus_b_chi2(values: np.ndarray, variance: np.ndarray, edges: np.ndarray, family: str,
@@ -262,19 +268,11 @@ def fit_s_plus_b_chi2(values: np.ndarray, variance: np.ndarray, edges: np.ndarra
     The error is the template's statistical uncertainty on the fitted signal, Delta_MC.  The
     variances must be positive (``Template.fit_variance`` floors empty bins at one event).
     """
-    fn = FAMILIES[family]
-
-    def chi2(s, norm, *params):
-        expected = s * signal_shape + norm * family_shape(family, params, edges)
+    def chi2(expected: np.ndarray) -> float:
         value = float(np.sum((values - expected) ** 2 / variance))
         return value if np.isfinite(value) else 1e30
 
-    names = ["s", "norm"] + [f"p{i}" for i in range(fn.n_params)]
-    minuit = Minuit(chi2, 0.0, max(float(values.sum()), 1.0), *fn.start, name=names)
-    minuit.errordef = Minuit.LEAST_SQUARES
-    minuit.migrad()
-    minuit.hesse()
-    return float(minuit.values["s"]), float(minuit.errors["s"])
+    return _fit_signal_yield(chi2, Minuit.LEAST_SQUARES, float(values.sum()), edges, family, signal_shape)
 
 
 def spurious_signal(template: np.ndarray, variance: np.ndarray, edges: np.ndarray, family: str,
