@@ -188,6 +188,7 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
         "dump_dir": options.dump_dir, "version": ttH_adv.__version__, "config_hash": config_hash(config),
         "model": model_metadata(proc, manifest),
         "categories": {k: list(v) for k, v in config.categories.items()},
+        "luminosity_pb": manifest.luminosity_pb(),
         "wall_seconds": wall,
     }
     return output

@@ -57,6 +57,9 @@ def test_demo_runs_end_to_end_and_continues(tmp_path, capsys):
         assert sorted(fitted + fit["without_function"]) == ["had_1", "had_2", "lep_1"]
     report = (tmp_path / "report" / "report.md").read_text()
     assert "| category | model | function |" in report and "| unconstrained |" in report
+    assert "## Contents" in report and "| category | S (window) |" in report and "```" not in report  # rendered tables
+    pngs = sorted((tmp_path / "report").glob("*.png"))
+    assert len(pngs) >= 6 and all(p.with_suffix(".pdf").is_file() for p in pngs)
     records = {p.stem for p in (tmp_path / ".stages").glob("*.json")}
     assert records == {"generate", "process", "train", "score", "categorize", "categories", "fit", "report",
                        "score_unconstrained", "categorize_unconstrained", "categories_unconstrained",

@@ -64,6 +64,11 @@ class Manifest:
         """The coffea fileset (absolute paths) for ``processor.Runner``."""
         return {name: {"files": dict(d.files), "metadata": d.metadata()} for name, d in self.datasets.items()}
 
+    def luminosity_pb(self) -> float | None:
+        """The integrated luminosity the datasets stand for (the largest one declared; None if none is)."""
+        values = [d.luminosity_pb for d in self.datasets.values() if d.luminosity_pb]
+        return max(values) if values else None
+
     def select(self, names: list[str]) -> Manifest:
         """A manifest with only the named datasets."""
         unknown = [n for n in names if n not in self.datasets]

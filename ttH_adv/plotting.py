@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from .config import MassWindow
-from .fit_analysis import category_inputs, category_table, chosen_background
+from .fit_analysis import category_inputs, chosen_background
+
+EXPERIMENT_TEXT = "Open Data"  # mplhep's ATLAS label: "ATLAS Open Data", "Simulation" added for simulation
 
 
 def _pyplot():
@@ -27,133 +29,222 @@ def _pyplot():
     return plt
 
 
-def plot_category_fit(output: dict, record: dict, window: MassWindow, path: Path) -> Path:
-    """m_yy of one category: TI data (sidebands), chosen background fit, expected signal, residuals."""
+def colours() -> list:
+    """A colour-blind-safe cycle (Petroff 2021, matplotlib's "petroff10"), one colour per dataset."""
+    import matplotlib
+
+    return list(matplotlib.color_sequences["petroff10"])
+
+
+def experiment_label(ax, luminosity_pb: float | None, simulation: bool) -> None:
+    """ATLAS Open Data label with sqrt(s) = 13 TeV and the luminosity ("Simulation" where it is simulation)."""
+    import mplhep
+
+    lumi = None if luminosity_pb is None else round(luminosity_pb / 1000.0, 1)
+    mplhep.atlas.label(text=EXPERIMENT_TEXT, data=not simulation, lumi=lumi, com=13, ax=ax, loc=0)
+
+
+def _luminosity(output: dict) -> float | None:
+    return (output.get("metadata") or {}).get("luminosity_pb")
+
+
+def _rebin(values: np.ndarray, group: int) -> np.ndarray:
+    return values.reshape(-1, group).sum(axis=1)
+
+
+def figure_category_fit(output: dict, record: dict, window: MassWindow):
+    """m_yy of one category: TI data (sidebands), chosen background, background + Higgs, blinded band, pulls."""
     plt = _pyplot()
     inputs = category_inputs(output, record["category"])
     edges = inputs["edges"]
-    centres = 0.5 * (edges[:-1] + edges[1:])
+    group = max(1, round(window.gof_bin_width / (edges[1] - edges[0])))  # display in goodness-of-fit bins
+    coarse = edges[::group]
+    centres = 0.5 * (coarse[:-1] + coarse[1:])
+    data = _rebin(inputs["data_ti"], group)
+    background = _rebin(chosen_background(record, edges), group)
+    higgs = _rebin(inputs["signal"] + inputs["resonant"], group)
+    side = ~window.in_window(centres)
     fit = record["sideband_fits"][record["chosen_family"]]
-    background = chosen_background(record, edges)
-    # 2.5 GeV bins for display
-    group = 5
-    c = centres.reshape(-1, group).mean(1)
-    data = inputs["data_ti"].reshape(-1, group).sum(1)
-    bkg = background.reshape(-1, group).sum(1)
-    sig = (inputs["signal"] + inputs["resonant"]).reshape(-1, group).sum(1)
-    side = ~window.in_window(c)
-    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]}, figsize=(8, 7))
-    top.errorbar(c[side], data[side], yerr=np.sqrt(data[side]), fmt="ko", label="data (TI, sidebands)")
-    top.plot(c, bkg, "b-", label=f"background fit ({record['chosen_family']})")
-    top.plot(c, bkg + sig, "r--", label="background + Higgs (expected)")
-    top.axvspan(*window.blind, color="grey", alpha=0.15, label="blinded")
-    top.set_ylabel("events / 2.5 GeV")
-    top.legend(fontsize=10)
-    top.set_title(f"category {record['category']}: chi2/ndf = {fit['chi2_ndf']:.2f}", fontsize=12)
-    residual = np.where(side & (bkg > 0), (data - bkg) / np.sqrt(np.maximum(bkg, 1e-9)), np.nan)
-    bottom.axhline(0, color="b")
-    bottom.plot(c, residual, "ko")
-    bottom.set_ylabel("(data-fit)/sqrt(fit)")
-    bottom.set_xlabel("m_yy [GeV]")
-    return _save(fig, path)
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05},
+                                      figsize=(8, 7))
+    top.errorbar(centres[side], data[side], yerr=np.sqrt(data[side]), fmt="ko", markersize=4, label="Data (TI)")
+    fine = 0.5 * (edges[:-1] + edges[1:])
+    top.plot(fine, chosen_background(record, edges) * group, "-", color=colours()[0],
+             label=f"Background: {record['chosen_family']}\n$\\chi^2$/ndf = {fit['chi2_ndf']:.2f}, p = {fit['p_value']:.2f}")
+    top.plot(fine, (chosen_background(record, edges) + inputs["signal"] + inputs["resonant"]) * group, "--",
+             color=colours()[1], label="Background + Higgs (S+B, $\\mu$ = 1)")
+    top.axvspan(*window.blind, color="grey", alpha=0.15, label="Blinded")
+    top.set_ylim(0, 1.6 * max(float(np.max(data[side], initial=0)), float(np.max(background + higgs)), 1.0))
+    top.set_ylabel(f"Events / {coarse[1] - coarse[0]:g} GeV")
+    top.legend(title=f"Category {record['category']}", fontsize=10, title_fontsize=11, loc="upper right")
+    experiment_label(top, _luminosity(output), simulation=False)
+    error = np.sqrt(np.maximum(background, 1e-9))
+    pulls = np.where(side & (background > 0), (data - background) / error, np.nan)
+    bottom.axhline(0, color=colours()[0])
+    bottom.plot(centres, pulls, "ko", markersize=4)
+    bottom.axvspan(*window.blind, color="grey", alpha=0.15)
+    bottom.set_ylim(-3.5, 3.5)
+    bottom.set_ylabel("Pull")
+    bottom.set_xlabel("$m_{\\gamma\\gamma}$ [GeV]")
+    bottom.set_xlim(edges[0], edges[-1])
+    return fig
 
 
-def plot_sculpting(dump_dir: str | Path, window: MassWindow, path: Path) -> Path:
-    """NTNI data m_yy shape before and after the classifier's 50%-signal-efficiency cut (normalised)."""
+def plot_category_fit(output: dict, record: dict, window: MassWindow, path: Path) -> Path:
+    """The category's fit plot as PNG and PDF."""
+    return _save(figure_category_fit(output, record, window), path)
+
+
+def sculpting_inputs(dump_dir: str | Path) -> tuple[np.ndarray, np.ndarray, float]:
+    """(NTNI data scores, their m_yy, the score cut at 50% ttH signal efficiency) from a scored dump."""
     import pyarrow.compute as pc
 
-    from . import metrics
     from .dump import read_dump
 
-    plt = _pyplot()
-    table = read_dump(dump_dir, columns=["score", "mgg", "weight", "dataset", "region", "systematic"])
+    table = read_dump(dump_dir, columns=["score", "mgg", "dataset", "region", "systematic"])
     table = table.filter(pc.equal(table["systematic"], "nominal")).to_pandas()
     sig = table[(table.dataset == "ttH") & (table.region == "TI")]
     bkg = table[(table.dataset == "data") & (table.region == "NTNI")]
-    threshold = float(np.quantile(sig.score, 0.5))
-    passed = bkg.score >= threshold
+    return bkg.score.to_numpy(), bkg.mgg.to_numpy(), float(np.quantile(sig.score, 0.5))
+
+
+def figure_sculpting(scores: np.ndarray, mass: np.ndarray, threshold: float, window: MassWindow,
+                     luminosity_pb: float | None):
+    """NTNI data m_yy shape before and after the cut at 50% signal efficiency (normalised), with its JSD."""
+    from . import metrics
+
+    plt = _pyplot()
     binning = metrics.mass_binning(window)
     edges = binning.edges
+    passed = scores >= threshold
     fig, ax = plt.subplots(figsize=(8, 6))
-    for label, mass, style in (("all NTNI data", bkg.mgg, "k-"), ("pass (50% signal eff.)", bkg.mgg[passed], "r-"),
-                               ("fail", bkg.mgg[~passed], "b--")):
-        h, _ = np.histogram(mass, edges, density=True)
-        ax.step(edges[:-1], h, style, where="post", label=label)
-    sculpting = metrics.jsd_at_signal_efficiency(bkg.score.to_numpy(), bkg.mgg.to_numpy(), threshold, None, binning,
-                                                 toys=20)
-    ax.set_title(f"JSD(pass, fail) = {sculpting['jsd']:.2e} = {sculpting['ratio']:.1f} x floor", fontsize=12)
-    ax.set_xlabel("m_yy [GeV]")
-    ax.set_ylabel("normalised")
-    ax.legend(fontsize=10)
-    return _save(fig, path)
+    tallest = 0.0
+    for (label, selected, style), colour in zip((("All NTNI data", np.ones_like(passed), "-"),
+                                                 ("Pass (50% signal eff.)", passed, "-"),
+                                                 ("Fail", ~passed, "--")), colours(), strict=False):
+        h, _ = np.histogram(mass[selected], edges, density=True)
+        tallest = max(tallest, float(h.max(initial=0)))
+        ax.stairs(h, edges, linestyle=style, color=colour, label=label)
+    sculpting = metrics.jsd_at_signal_efficiency(scores, mass, threshold, None, binning, toys=20)
+    ax.set_xlim(edges[0], edges[-1])
+    ax.set_ylim(0, 1.5 * tallest)
+    ax.set_xlabel("$m_{\\gamma\\gamma}$ [GeV]")
+    ax.set_ylabel("Normalised density")
+    ax.ticklabel_format(axis="y", style="plain")  # an offset text would sit on the experiment label
+    ax.legend(title=f"JSD(pass, fail) = {sculpting['jsd']:.1e} = {sculpting['ratio']:.1f}x floor\n"
+                    f"out-of-fold scores; {binning.describe()}", fontsize=10, title_fontsize=10)
+    experiment_label(ax, luminosity_pb, simulation=False)
+    return fig
 
 
-def plot_roc(results: dict, path: Path) -> Path:
+def plot_sculpting(dump_dir: str | Path, window: MassWindow, path: Path, luminosity_pb: float | None = None) -> Path:
+    """The sculpting plot of a scored dump as PNG and PDF."""
+    return _save(figure_sculpting(*sculpting_inputs(dump_dir), window, luminosity_pb), path)
+
+
+def plot_roc(results: dict, path: Path, luminosity_pb: float | None = None) -> Path:
     """Out-of-fold ROC curves of every trained method."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 6))
-    for r in results["results"]:
+    for r, colour in zip(results["results"], colours(), strict=False):
         roc = r["metrics"].get("roc")
         if roc:
-            ax.plot(roc["signal_efficiency"], roc["background_efficiency"], label=_label(r))
+            ax.plot(roc["signal_efficiency"], roc["background_efficiency"], color=colour, label=_label(r))
     ax.set_yscale("log")
-    ax.set_xlabel("signal efficiency")
-    ax.set_ylabel("background efficiency")
-    ax.legend(fontsize=9)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(1e-3, 1.5)
+    ax.set_xlabel("Signal efficiency")
+    ax.set_ylabel("Background efficiency")
+    ax.legend(fontsize=9, loc="lower right")
+    experiment_label(ax, luminosity_pb, simulation=True)
     return _save(fig, path)
 
 
-def plot_pareto(results: dict, path: Path) -> Path:
+def plot_pareto(results: dict, path: Path, luminosity_pb: float | None = None) -> Path:
     """Rejection R50 against 1/JSD50 for every method, with the statistical floor."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 6))
     floors = []
-    for r in results["results"]:
+    for r, colour in zip(results["results"], colours(), strict=False):
         m = r["metrics"]
-        ax.plot(m["inverse_jsd50"], m["r50"], "o", label=_label(r))
+        ax.plot(m["inverse_jsd50"], m["r50"], "o", color=colour, label=_label(r))
         floors.append(m["floor50"])
     ax.axvline(1 / np.mean(floors), color="grey", ls="--", label="1 / floor (random selection)")
     ax.set_xscale("log")
+    ax.set_ylim(0, 1.4 * max(r["metrics"]["r50"] for r in results["results"]))
     ax.set_xlabel(f"1 / JSD50  ({results.get('jsd_binning', '')})")
     ax.set_ylabel("R50 (1 / bkg. eff. at 50% sig. eff.)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, 0.88))
+    experiment_label(ax, luminosity_pb, simulation=True)
     return _save(fig, path)
 
 
-def plot_scores(results: dict, path: Path) -> Path:
-    """Train/test score distributions of the chosen model (fold 0)."""
+def plot_scores(results: dict, path: Path, luminosity_pb: float | None = None) -> Path:
+    """Train/test score distributions of the chosen result's fold-0 network."""
     plt = _pyplot()
     chosen = next(r for r in results["results"] if r["method"] == results["chosen"]["method"]
                   and r["lambda"] == results["chosen"]["lambda"])
     histograms = chosen["metrics"].get("score_histograms", {})
     fig, ax = plt.subplots(figsize=(7, 6))
     edges = np.linspace(0, 1, 41)
-    for label, colour in (("signal", "r"), ("background", "b")):
-        h = histograms.get(label)
+    tallest = 1.0
+    for (label, key), colour in zip((("signal", "signal"), ("background", "background")), colours(), strict=False):
+        h = histograms.get(key)
         if h:
-            ax.step(edges[:-1], h["train"], colour + "-", where="post", label=f"{label} train")
-            ax.step(edges[:-1], h["test"], colour + ":", where="post", label=f"{label} test")
-    ax.set_xlabel("score")
-    ax.set_ylabel("normalised")
-    ax.set_title(f"chosen: {_label(chosen)}", fontsize=12)
-    ax.legend(fontsize=9)
+            ax.stairs(h["train"], edges, color=colour, label=f"{label}, training events")
+            ax.stairs(h["test"], edges, color=colour, linestyle=":", label=f"{label}, test events")
+            tallest = max(tallest, max(h["train"]), max(h["test"]))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.4 * tallest)
+    ax.set_xlabel("Score (fold 0 network)")
+    ax.set_ylabel("Normalised density")
+    ax.legend(title=f"chosen: {_label(chosen)}", fontsize=9, title_fontsize=10)
+    experiment_label(ax, luminosity_pb, simulation=True)
     return _save(fig, path)
+
+
+def figure_cutflow(output: dict):
+    """Left: fraction of events after each sequential step, per dataset; right: the region/channel split."""
+    from processors.tth import COMMON_STEPS
+
+    plt = _pyplot()
+    cutflows = dict(sorted(output["cutflow"].items()))
+    splits = [s for s in next(iter(cutflows.values())) if s not in COMMON_STEPS]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 6), gridspec_kw={"width_ratios": [1, 1.3]})
+    def axis_bottom(steps) -> float:  # each panel's axis follows its content
+        fractions = [c[s]["events"] / (c["all"]["events"] or 1) for c in cutflows.values() for s in steps]
+        return 0.3 * min((f for f in fractions if f > 0), default=1.0)
+
+    bottoms = {"left": axis_bottom(COMMON_STEPS), "right": axis_bottom(splits)}
+    width = 0.8 / max(len(cutflows), 1)
+    for i, ((name, cutflow), colour) in enumerate(zip(cutflows.items(), colours(), strict=False)):
+        total = cutflow["all"]["events"] or 1
+        steps = np.array([cutflow[s]["events"] / total for s in COMMON_STEPS])
+        x = np.arange(len(COMMON_STEPS))
+        left.plot(x[steps > 0], steps[steps > 0], "o-", color=colour, label=name, markersize=4)
+        left.plot(x[steps == 0], np.full((steps == 0).sum(), bottoms["left"]), "v", color=colour, clip_on=False)
+        split = np.array([cutflow[s]["events"] / total for s in splits])
+        positions = np.arange(len(splits)) + (i - (len(cutflows) - 1) / 2) * width
+        right.bar(positions[split > 0], split[split > 0], width=width, color=colour, label=name)
+        right.plot(positions[split == 0], np.full((split == 0).sum(), bottoms["right"]), "v", color=colour,
+                   clip_on=False)
+    for ax, labels, title, bottom in ((left, COMMON_STEPS, "Sequential selection steps", bottoms["left"]),
+                                      (right, splits, "Regions and channels after the selection", bottoms["right"])):
+        ax.set_yscale("log")
+        ax.set_ylim(bottom, 30.0 if bottom < 1e-2 else 3.0)
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=10)
+        ax.set_xlabel(f"{title} (triangles: no event)", fontsize=11)
+        ax.set_ylabel("Fraction of events")
+    right.legend(fontsize=8, ncol=5, loc="upper right")
+    experiment_label(left, _luminosity(output), simulation=True)
+    experiment_label(right, _luminosity(output), simulation=True)
+    return fig
 
 
 def plot_cutflow(output: dict, path: Path) -> Path:
-    """Fraction of events after each cutflow step, per dataset."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(10, 6))
-    for name, cutflow in sorted(output["cutflow"].items()):
-        steps = list(cutflow)
-        total = cutflow["all"]["events"] or 1
-        ax.plot(range(len(steps)), [cutflow[s]["events"] / total for s in steps], "o-", label=name)
-    ax.set_xticks(range(len(steps)))
-    ax.set_xticklabels(steps, rotation=60, fontsize=9)
-    ax.set_yscale("log")
-    ax.set_ylabel("fraction of events")
-    ax.legend(fontsize=8, ncol=2)
-    return _save(fig, path)
+    """The cutflow figure as PNG and PDF."""
+    return _save(figure_cutflow(output), path)
 
 
 def _label(result: dict) -> str:
@@ -161,10 +252,11 @@ def _label(result: dict) -> str:
 
 
 def _save(fig, path: Path) -> Path:
+    """Write the figure as PNG (returned) and PDF beside it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -215,32 +307,58 @@ def _combined_lines(label: str, result: dict) -> list[str]:
     return lines
 
 
+def category_markdown(result: dict) -> list[str]:
+    """One model's categories as a Markdown table."""
+    from .fit_analysis import category_rows
+
+    lines = ["| category | S (window) | B (window) | function | chi2/ndf | p | zeta/S | zeta/dS | bias | allowance | "
+             "template/data | Z_exp | mu_95 |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in category_rows(result):
+        ratio = f"{r['template_ratio']:.1f}{' (GP)' if r.get('smoothed') else ''}" if "template_ratio" in r else "–"
+        cells = [_cell(r.get(k)) for k in ("signal", "background")]
+        cells += [r["function"]] + [_cell(r.get(k)) for k in ("chi2_ndf", "p_value", "zeta_over_signal",
+                                                               "zeta_over_error", "bias", "allowance")]
+        lines.append(f"| {r['category']} | " + " | ".join(cells) + f" | {ratio} | {_cell(r.get('z'))} | "
+                     f"{_cell(r.get('upper_limit'))} |")
+    return lines
+
+
+def _anchor(title: str) -> str:
+    return "".join(c for c in title.lower().replace(" ", "-") if c.isalnum() or c == "-")
+
+
 def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], training: dict, dump_dir: Path | None,
                  window: MassWindow) -> Path:
-    """All plots plus report.md: the models' categories side by side first, then each model's details.
+    """All plots (PNG and PDF) plus report.md: the models' categories side by side first, then each model's details.
 
     ``fits_by_model`` maps a label (e.g. decorrelated, unconstrained) to (processor output, fits.json).
     """
     out = Path(out)
     first_output = next(iter(fits_by_model.values()))[0]
+    lumi = _luminosity(first_output)
     images = [("Cutflow", plot_cutflow(first_output, out / "cutflow.png"))]
     if training:
-        images += [("Rejection vs sculpting (Pareto plane, out-of-fold scores)", plot_pareto(training, out / "pareto.png")),
-                   ("ROC curves (out-of-fold scores)", plot_roc(training, out / "roc.png")),
-                   ("Score distributions of fold 0's network on its training and test events", plot_scores(training, out / "scores.png"))]
+        images += [("Rejection vs sculpting (Pareto plane, out-of-fold scores)",
+                    plot_pareto(training, out / "pareto.png", lumi)),
+                   ("ROC curves (out-of-fold scores)", plot_roc(training, out / "roc.png", lumi)),
+                   ("Score distributions of fold 0's network on its training and test events",
+                    plot_scores(training, out / "scores.png", lumi))]
     if dump_dir is not None:
-        images.append(("Background shape before/after the classifier cut (out-of-fold scores)",
-                       plot_sculpting(dump_dir, window, out / "sculpting.png")))
+        images.append(("Background shape before and after the classifier cut (out-of-fold scores)",
+                       plot_sculpting(dump_dir, window, out / "sculpting.png", lumi)))
     for label, (output, result) in fits_by_model.items():
         for record in result["categories"]:
             if record.get("chosen_family"):
                 name = f"fit_{label}_{record['category']}.png"
-                images.append((f"{label}: category {record['category']}",
+                images.append((f"Fit of category {record['category']}, {label} classifier",
                                plot_category_fit(output, record, window, out / name)))
     results = {label: result for label, (_, result) in fits_by_model.items()}
+    sections = ["Background modelling, model by model", *(f"Categories: {label}" for label in results)]
+    sections += ["Classifier"] * bool(training) + ["Processing", "Plots"]
     lines = ["# ttH(yy) analysis report", "",
              "Every classifier score here is out-of-fold: each event is scored by the fold network that did not "
-             "train on it.", "", "## Background modelling, model by model", ""]
+             "train on it.", "", "## Contents", ""]
+    lines += [f"- [{title}](#{_anchor(title)})" for title in sections] + ["", f"## {sections[0]}", ""]
     lines += comparison_table(results) + [""]
     for label, result in results.items():
         lines += _combined_lines(label, result)
@@ -248,19 +366,23 @@ def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], trainin
               "uncertainty dS; a function passes below 10% or 20%.  Bias: mean signal fitted to background-only toys "
               "from the template.  (GP): template smoothed by a Gaussian process.", ""]
     for label, result in results.items():
-        lines += [f"## Categories: {label}", "", "```", category_table(result), "```", ""]
+        lines += [f"## Categories: {label}", ""] + category_markdown(result) + [""]
+        if result.get("without_function"):
+            lines += [f"No acceptable background function: {', '.join(result['without_function'])}.", ""]
     if training:
         chosen = training["chosen"]
         lines += ["## Classifier", "", f"Chosen: {chosen['method']} (lambda {chosen['lambda']:g}); rule: {chosen['rule']}.",
-                  f"JSD binning: {training.get('jsd_binning', '')}; out-of-fold metrics.", "", "```",
-                  training["table"], "```", ""]
+                  f"JSD binning: {training.get('jsd_binning', '')}; out-of-fold metrics.", "",
+                  "| method | lambda | AUC | R50 | R80 | JSD50/floor | JSD80/floor |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['method']} | {r['lambda']:g} | {r['metrics']['auc']:.3f} | {r['metrics']['r50']:.1f} | "
+                  f"{r['metrics']['r80']:.2f} | {r['metrics']['ratio50']:.1f} | {r['metrics']['ratio80']:.1f} |"
+                  for r in training["results"]] + [""]
     meta = first_output.get("metadata", {})
-    if meta:
-        lines += ["## Processing", "", f"Events read: {sum(meta.get('events_read', {}).values()):,}; files: "
-                  f"{len(meta.get('files_processed', []))}; skipped: {len(meta.get('files_skipped', []))}; "
-                  f"model: {(meta.get('model') or {}).get('path', 'none')} "
-                  f"({(meta.get('model') or {}).get('scores', '')})", ""]
-    lines += ["## Plots", ""] + [f"### {title}\n\n![{title}]({p.name})\n" for title, p in images]
+    lines += ["## Processing", "", f"Events read: {sum(meta.get('events_read', {}).values()):,}; files: "
+              f"{len(meta.get('files_processed', []))}; skipped: {len(meta.get('files_skipped', []))}; "
+              f"model: {(meta.get('model') or {}).get('path', 'none')} "
+              f"({(meta.get('model') or {}).get('scores', '')})", "", "## Plots", ""]
+    lines += [f"### {title}\n\n![{title}]({p.name}) ([PDF]({p.with_suffix('.pdf').name}))\n" for title, p in images]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
