@@ -171,6 +171,8 @@ def plot_pareto(results: dict, path: Path, luminosity_pb: float | None = None) -
         floors.append(m["floor50"])
     ax.axvline(1 / np.mean(floors), color="grey", ls="--", label="1 / floor (random selection)")
     ax.set_xscale("log")
+    xs = [r["metrics"]["inverse_jsd50"] for r in results["results"]] + [1 / np.mean(floors)]
+    ax.set_xlim(0.5 * min(xs), 3.0 * max(xs))  # every point inside, with room
     ax.set_ylim(0, 1.4 * max(r["metrics"]["r50"] for r in results["results"]))
     ax.set_xlabel(f"1 / JSD50  ({results.get('jsd_binning', '')})")
     ax.set_ylabel("R50 (1 / bkg. eff. at 50% sig. eff.)")
