@@ -83,8 +83,8 @@ def export_onnx(models: list[DecorrelatedClassifier], path: str | Path, feature_
     score, specs = _serving_function(models, len(feature_names), kfold=not all_events)
     proto, _ = tf2onnx.convert.from_function(score, input_signature=specs, opset=OPSET)
     first = models[0]
-    folds = ({"n_folds": 1, "trained_on": "all events", "inputs": [s.name for s in specs]} if all_events else
-             {"n_folds": len(models), "rule": FOLD_RULE, "inputs": [s.name for s in specs]})
+    folds = {"n_folds": 1, "trained_on": "all events"} if all_events else {"n_folds": len(models), "rule": FOLD_RULE}
+    folds["inputs"] = [s.name for s in specs]
     metadata = {
         inf.KEY_FEATURES: json.dumps(feature_names),
         inf.KEY_FEATURE_SET: feature_set,

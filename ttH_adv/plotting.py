@@ -61,17 +61,18 @@ def figure_category_fit(output: dict, record: dict, window: MassWindow):
     coarse = edges[::group]
     centres = 0.5 * (coarse[:-1] + coarse[1:])
     data = _rebin(inputs["data_ti"], group)
-    background = _rebin(chosen_background(record, edges), group)
-    higgs = _rebin(inputs["signal"] + inputs["resonant"], group)
+    expected = chosen_background(record, edges)  # per fine bin
+    higgs_fine = inputs["signal"] + inputs["resonant"]
+    background, higgs = _rebin(expected, group), _rebin(higgs_fine, group)
     side = ~window.in_window(centres)
     fit = record["sideband_fits"][record["chosen_family"]]
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05},
                                       figsize=(8, 7))
     top.errorbar(centres[side], data[side], yerr=np.sqrt(data[side]), fmt="ko", markersize=4, label="Data (TI)")
     fine = 0.5 * (edges[:-1] + edges[1:])
-    top.plot(fine, chosen_background(record, edges) * group, "-", color=colours()[0],
+    top.plot(fine, expected * group, "-", color=colours()[0],
              label=f"Background: {record['chosen_family']}\n$\\chi^2$/ndf = {fit['chi2_ndf']:.2f}, p = {fit['p_value']:.2f}")
-    top.plot(fine, (chosen_background(record, edges) + inputs["signal"] + inputs["resonant"]) * group, "--",
+    top.plot(fine, (expected + higgs_fine) * group, "--",
              color=colours()[1], label="Background + Higgs (S+B, $\\mu$ = 1)")
     top.axvspan(*window.blind, color="grey", alpha=0.15, label="Blinded")
     top.set_ylim(0, 1.6 * max(float(np.max(data[side], initial=0)), float(np.max(background + higgs)), 1.0))

@@ -99,10 +99,12 @@ def build_template(data_ti: np.ndarray, mc: np.ndarray, mc_variance: np.ndarray,
     fraction, error, total = measure_photon_fraction(data_ti, photon, reducible, side)
     raw = total * (fraction * photon + (1 - fraction) * reducible)
     mc_weight = float(mc_variance.sum() / mc.sum()) if mc.sum() > 0 else 0.0  # the effective weight of one event
-    variance = total**2 * (fraction**2 * _component_variance(mc, mc_variance, 0.0)
-                           + (1 - fraction) ** 2 * _component_variance(ntni, ntni, 0.0))
-    fit_variance = total**2 * (fraction**2 * _component_variance(mc, mc_variance, mc_weight**2)
-                               + (1 - fraction) ** 2 * _component_variance(ntni, ntni, 1.0))
+
+    def combined_variance(mc_floor: float, ntni_floor: float) -> np.ndarray:
+        return total**2 * (fraction**2 * _component_variance(mc, mc_variance, mc_floor)
+                           + (1 - fraction) ** 2 * _component_variance(ntni, ntni, ntni_floor))
+
+    variance, fit_variance = combined_variance(0.0, 0.0), combined_variance(mc_weight**2, 1.0)
     mc_effective = float(mc.sum() ** 2 / mc_variance.sum()) if mc_variance.sum() > 0 else 0.0
     template = Template(raw, raw, variance, fit_variance, fraction, error, mc_effective, float(ntni.sum()), total,
                         False)
