@@ -53,6 +53,7 @@ class RunOptions:
     model_path: str | None = None
     progress: bool = True
     retries: int = 0
+    align_clusters: bool = True  # chunk edges on basket boundaries: no basket is decompressed twice
     client: Any = None  # an existing dask.distributed Client (the caller owns and closes it)
 
 
@@ -68,8 +69,13 @@ class Preflight:
         return {processor.executor.FileMeta(*key): meta for key, meta in self.file_metadata.items()}
 
 
-def preflight(manifest: Manifest, config: AnalysisConfig, skip_bad_files: bool) -> Preflight:
-    """Check every file before processing; drop (and record) bad ones only if asked to."""
+def preflight(manifest: Manifest, config: AnalysisConfig, skip_bad_files: bool,
+              processor_instance: TthProcessor | None = None) -> Preflight:
+    """Check every file before processing; drop (and record) bad ones only if asked to.
+
+    With a processor, each dataset's entry names the branches it reads (coffea's ``preload``),
+    so each chunk reads them in one call rather than one at a time.
+    """
     result = Preflight()
     required = config.required_branches()
     bmap = branch_map_dict(config.branches)
@@ -90,9 +96,11 @@ def preflight(manifest: Manifest, config: AnalysisConfig, skip_bad_files: bool) 
             if checked.entries:
                 files[path] = tree
                 result.file_metadata[(name, path, tree)] = {**metadata, "numentries": checked.entries,
-                                                            "uuid": checked.uuid}
+                                                            "uuid": checked.uuid, "clusters": list(checked.clusters)}
         if files:
             result.fileset[name] = {"files": files, "metadata": metadata}
+            if processor_instance is not None:
+                result.fileset[name]["preload"] = processor_instance.branches_read(dataset.is_data)
     return result
 
 
@@ -157,13 +165,14 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
     start = time.perf_counter()
     proc = processor_instance or TthProcessor(config, systematics=options.systematics, dump_dir=options.dump_dir,
                                               unblind=options.unblind, model_path=options.model_path)
-    checked = preflight(manifest, config, options.skip_bad_files)
+    checked = preflight(manifest, config, options.skip_bad_files, proc)
     output = empty_output(proc, manifest)
     client = None
     if checked.fileset:
         executor, client = make_executor(options)
         runner = processor.Runner(executor=executor, schema=FlatNtupleSchema, chunksize=options.chunksize,
-                                  maxchunks=options.maxchunks, metadata_cache=checked.metadata_cache())
+                                  maxchunks=options.maxchunks, metadata_cache=checked.metadata_cache(),
+                                  align_clusters=options.align_clusters)
         try:
             result = runner(checked.fileset, processor_instance=proc, treename=config.branches.tree)
         except Exception as exc:  # coffea wraps the cause with the work item (dataset, file, entries)
@@ -184,6 +193,7 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
         "files_skipped": checked.skipped,
         "entries_in_files": checked.entries,
         "executor": options.executor, "workers": options.workers, "chunksize": options.chunksize,
+        "aligned_chunks": options.align_clusters,
         "maxchunks": options.maxchunks, "systematics": options.systematics, "unblinded": options.unblind,
         "dump_dir": options.dump_dir, "version": ttH_adv.__version__, "config_hash": config_hash(config),
         "model": model_metadata(proc, manifest),

@@ -30,7 +30,7 @@ from coffea import processor
 
 from ttH_adv import objects as obj
 from ttH_adv import selections as sel
-from ttH_adv.columns import Collection
+from ttH_adv.columns import Collection, event_column
 from ttH_adv.config import AnalysisConfig
 from ttH_adv.errors import TthAdvError
 from ttH_adv.features import all_features, feature_matrix
@@ -143,16 +143,29 @@ class TthProcessor(processor.ProcessorABC):
 
     # ------------------------------------------------------------------ steps
 
-    def build_objects(self, events: ak.Array, info: ChunkInfo) -> PhysicsObjects:
-        """GeV physics objects; the pT-shift fields only when object variations run."""
+    def object_fields(self, is_data: bool) -> dict[str, tuple[str, ...]]:
+        """The fields read per collection; the pT-shift field only when object variations run on MC."""
+        extra = ("pt_syst",) if not is_data and any(v.kind == "object" for v in self.variations) else ()
+        return {name: (*fields, *extra) for name, fields in obj.BASE_FIELDS.items()}
+
+    def branches_read(self, is_data: bool) -> list[str]:
+        """Every branch ``process`` reads for data or MC (read in one go per chunk: coffea's preload)."""
         bmap = self.config.branches
-        need_syst = not info.is_data and any(v.kind == "object" for v in self.variations)
-        extra = ("pt_syst",) if need_syst else ()
+        names = [bmap.collections[c].branch(f) for c, fields in self.object_fields(is_data).items() for f in fields]
+        names += [bmap.singletons["met"]["et"], bmap.event["trigger"], bmap.event["event_number"]]
+        if not is_data:
+            names += [bmap.event["mc_weight"], *self.config.weights.scale_factors]
+        return names
+
+    def build_objects(self, events: ak.Array, info: ChunkInfo) -> PhysicsObjects:
+        """GeV physics objects from the fields of ``object_fields``."""
+        bmap = self.config.branches
+        fields = self.object_fields(info.is_data)
         return PhysicsObjects(
-            **obj.collections(events, bmap, extra),
-            met=ak.to_numpy(events.met.et).astype(np.float64) * bmap.energy_scale,
-            trigger=ak.to_numpy(events[bmap.event["trigger"]]).astype(bool),
-            event_number=ak.to_numpy(events[bmap.event["event_number"]]).astype(np.int64),
+            **obj.collections(events, bmap, fields),
+            met=event_column(events.met, "et").astype(np.float64) * bmap.energy_scale,
+            trigger=event_column(events, bmap.event["trigger"]).astype(bool),
+            event_number=event_column(events, bmap.event["event_number"]).astype(np.int64),
         )
 
     def select_diphoton(self, objs: PhysicsObjects, info: ChunkInfo) -> tuple[sel.Diphoton, dict[str, np.ndarray]]:
@@ -258,9 +271,9 @@ class TthProcessor(processor.ProcessorABC):
         """mcWeight x scale factors (1 for data), quantised; normalisation comes later."""
         if info.is_data:
             return np.ones(len(events))
-        w = ak.to_numpy(events[self.config.branches.event["mc_weight"]]).astype(np.float64)
+        w = event_column(events, self.config.branches.event["mc_weight"]).astype(np.float64)
         for sf in self.config.weights.scale_factors:
-            w = w * ak.to_numpy(events[sf]).astype(np.float64)
+            w = w * event_column(events, sf).astype(np.float64)
         return quantise(w)
 
     def process(self, events: ak.Array) -> dict:

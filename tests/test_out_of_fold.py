@@ -29,7 +29,8 @@ def trained(dataset_dir, tmp_path_factory):
 
 def _scored(folder, manifest, model, name):
     assert main(["--no-progress", "run", "--datasets", manifest, "--out", str(folder / name), "--model", str(model),
-                 "--dump-features", str(folder / name / "dump"), "--executor", "futures", "--chunksize", "7000"]) == 0
+                 "--dump-features", str(folder / name / "dump"), "--executor", "futures", "--chunksize", "7000",
+                 "--exact-chunks"]) == 0
     table = read_dump(folder / name / "dump", columns=["dataset", "eventNumber", "score", "systematic"]).to_pandas()
     return table[table.systematic == "nominal"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import awkward as ak
 import numpy as np
 import pytest
@@ -10,8 +12,10 @@ import uproot
 from processors.run import export_root, merge_outputs
 from processors.tth import COMMON_STEPS, quantise
 from ttH_adv.dump import read_dump
+from ttH_adv.manifest import Manifest
 
 from conftest import histogram_by_dataset, run
+from helpers import read_all
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +39,35 @@ def test_executors_and_chunk_sizes_agree_bit_for_bit(small_manifest, config, nom
     _assert_identical(nominal, run(small_manifest, config, executor="futures", workers=2, chunksize=1_500))
     _assert_identical(nominal, run(small_manifest, config, executor="dask", workers=2, chunksize=2_500))
     _assert_identical(nominal, run(small_manifest, config, executor="dask", workers=2, chunksize=100_000))
+
+
+def _in_baskets(src, dst, basket):
+    """A copy of a generated file written ``basket`` events at a time (one basket per branch each)."""
+    data = read_all(src)
+    n = len(data["eventNumber"])
+    with uproot.recreate(dst) as f:
+        types = {k: (v.type.content if isinstance(v, ak.Array) else v.type.content) for k, v in data.items()}
+        tree = f.mktree("mini", types, counter_name=lambda c: f"{c}_n")
+        for start in range(0, n, basket):
+            tree.extend({k: v[start:start + basket] for k, v in data.items()})
+    return dst
+
+
+def test_chunks_end_on_basket_boundaries_with_identical_results(small_manifest, config, tmp_path):
+    """Aligned chunks (the default) start where every branch starts a basket; results are unchanged."""
+    info = small_manifest.datasets["data"]
+    files = {str(_in_baskets(path, tmp_path / f"data_{i}.root", 250)): "mini" for i, path in enumerate(info.files)}
+    manifest = Manifest(small_manifest.path, {"data": dataclasses.replace(info, files=files)})
+    aligned = run(manifest, config, chunksize=600, align_clusters=True)
+    exact = run(manifest, config, chunksize=600)
+    _assert_identical(aligned, exact)
+    edges = [tuple(map(int, c.rsplit(":", 1)[1].split("-"))) for c in aligned["metadata"]["chunks"]["data"]]
+    entries = {path: uproot.open(path)["mini"].num_entries for path in files}
+    for start, stop in edges:
+        assert start % 250 == 0 and (stop % 250 == 0 or stop in entries.values())
+    inner = [stop - start for start, stop in edges if stop not in entries.values()]
+    assert len(inner) >= 2 and min(inner) >= 600
+    assert aligned["metadata"]["aligned_chunks"] and not exact["metadata"]["aligned_chunks"]
 
 
 def test_cutflow_steps_nest_and_regions_partition(nominal):

@@ -62,6 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.only:
         manifest = manifest.select(args.only)
     options = RunOptions(executor=args.executor, workers=args.workers, chunksize=args.chunksize,
+                         align_clusters=not args.exact_chunks,
                          maxchunks=args.maxchunks, scheduler=args.scheduler, systematics=args.systematics,
                          dump_dir=args.dump_features, unblind=args.unblind, skip_bad_files=args.skip_bad_files,
                          progress=not args.no_progress, model_path=args.model)
@@ -298,7 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--executor", choices=["iterative", "futures", "dask"], default="iterative",
                    help="iterative (debugging), futures (local processes) or dask (LocalCluster or --scheduler)")
     r.add_argument("--workers", type=int, default=2, help="worker processes for futures/dask (default 2)")
-    r.add_argument("--chunksize", type=int, default=100_000, help="events per chunk (default 100000)")
+    r.add_argument("--chunksize", type=int, default=100_000,
+                   help="events per chunk, at least (default 100000): chunks end where every branch read starts a "
+                        "new basket, so no basket is decompressed twice (--exact-chunks: exactly this size)")
+    r.add_argument("--exact-chunks", action="store_true", help="cut chunks at exactly --chunksize events")
     r.add_argument("--maxchunks", type=int, default=None, help="at most this many chunks per dataset (testing)")
     r.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (tcp://host:port)")
     r.add_argument("--systematics", choices=["none", "weights", "all"], default="none",

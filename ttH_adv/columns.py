@@ -47,15 +47,10 @@ class Collection:
 
     @classmethod
     def from_record(cls, record: ak.Array, fields: Iterable[str], branch_map: BranchMap) -> Collection:
-        """Read fields of a schema record, scaling energy-like ones to GeV."""
-        fields = list(fields)
-        counts = ak.to_numpy(ak.num(record[fields[0]], axis=1)).astype(np.int64)
-        columns = {}
-        for name in fields:
-            values = ak.to_numpy(ak.flatten(record[name], axis=1))
-            if name in branch_map.energy_fields:
-                values = values.astype(np.float64) * branch_map.energy_scale
-            columns[name] = values
+        """Read fields of a schema record (a list of records), scaling energy-like ones to GeV."""
+        counts, raw = record_columns(record, fields)
+        columns = {name: values.astype(np.float64) * branch_map.energy_scale if name in branch_map.energy_fields
+                   else values for name, values in raw.items()}
         return cls(counts, columns)
 
     @property
@@ -107,6 +102,18 @@ class Collection:
         has, index = self._nth_index(n)
         return Record({name: self._take_nth(column, has, index, 0) for name, column in self.columns.items()})
 
+    def leading(self, mask: np.ndarray, n: int) -> tuple[np.ndarray, list[Record]]:
+        """(objects passing ``mask`` per event, the first ``n`` of them as Records), copying only those n."""
+        passing = np.flatnonzero(mask)
+        counts = np.bincount(self.event_index[passing], minlength=self.n_events)
+        starts = np.cumsum(counts) - counts
+        records = []
+        for i in range(n):  # over object positions, not events
+            has = counts > i
+            index = passing[starts[has] + i]
+            records.append(Record({name: self._take_nth(column, has, index, 0) for name, column in self.columns.items()}))
+        return counts, records
+
     def _take_nth(self, column: np.ndarray, has: np.ndarray, index: np.ndarray, fill: float) -> np.ndarray:
         out = np.full(self.n_events, fill, dtype=column.dtype)
         out[has] = column[index]
@@ -119,6 +126,40 @@ class Collection:
     def with_columns(self, **columns: np.ndarray) -> Collection:
         """A copy with some columns replaced."""
         return Collection(self.counts, {**self.columns, **columns})
+
+
+def record_columns(record: ak.Array, fields: Iterable[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(counts per event, {field: flat values}) of a jagged record array such as the schema's photons.
+
+    Reads the shared offsets and each field's content buffer directly where the layout is a
+    list of records of numbers (what the schema builds), which costs a tenth of ``ak.flatten``
+    per field; anything else goes through ``ak.flatten``.
+    """
+    fields = list(fields)
+    layout = ak.to_layout(record)
+    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.RecordArray):
+        contents = {name: layout.content.content(name) for name in fields}
+        if all(isinstance(c, ak.contents.NumpyArray) for c in contents.values()):
+            offsets = _buffer(layout.offsets.data).astype(np.int64, copy=False)
+            start, stop = offsets[0], offsets[-1]
+            return np.diff(offsets), {name: _buffer(c.data)[start:stop] for name, c in contents.items()}
+    counts = ak.to_numpy(ak.num(record[fields[0]], axis=1)).astype(np.int64)
+    return counts, {name: ak.to_numpy(ak.flatten(record[name], axis=1)) for name in fields}
+
+
+def event_column(records: ak.Array, name: str) -> np.ndarray:
+    """One value per event of a field of a record array (the events, or a singleton like MET), as numpy."""
+    layout = ak.to_layout(records)
+    if isinstance(layout, ak.contents.RecordArray):
+        content = layout.content(name)
+        if isinstance(content, ak.contents.NumpyArray):
+            return _buffer(content.data)[: len(layout)]
+    return ak.to_numpy(records[name])
+
+
+def _buffer(data) -> np.ndarray:
+    """A layout buffer as numpy, reading it now if it is still virtual (lazy)."""
+    return data.materialize() if hasattr(data, "materialize") else np.asarray(data)
 
 
 def delta_phi(phi1: np.ndarray, phi2: np.ndarray) -> np.ndarray:

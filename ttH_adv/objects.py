@@ -56,10 +56,14 @@ def met(events: ak.Array, branch_map: BranchMap, extra: Iterable[str] = ()) -> a
     return to_gev(events.met, branch_map, ("et", "phi", *extra), with_name=None)
 
 
-def collections(events: ak.Array, branch_map: BranchMap, extra: Iterable[str] = ()) -> dict[str, Collection]:
-    """Photons, jets and leptons as flat GeV columns (the processor's fast path)."""
+BASE_FIELDS = {"photon": PHOTON_FIELDS, "jet": JET_FIELDS, "lepton": LEPTON_FIELDS}
+
+
+def collections(events: ak.Array, branch_map: BranchMap,
+                fields: dict[str, Iterable[str]] = BASE_FIELDS) -> dict[str, Collection]:
+    """Photons, jets and leptons as flat GeV columns (the processor's fast path), reading ``fields[name]``."""
     return {
-        "photons": Collection.from_record(events.photon, (*PHOTON_FIELDS, *extra), branch_map),
-        "jets": Collection.from_record(events.jet, (*JET_FIELDS, *extra), branch_map),
-        "leptons": Collection.from_record(events.lepton, (*LEPTON_FIELDS, *extra), branch_map),
+        "photons": Collection.from_record(events.photon, fields["photon"], branch_map),
+        "jets": Collection.from_record(events.jet, fields["jet"], branch_map),
+        "leptons": Collection.from_record(events.lepton, fields["lepton"], branch_map),
     }

@@ -97,10 +97,11 @@ def read_events(path: str, tree: str = "mini", branch_map: BranchMap | None = No
 
 @dataclass(frozen=True)
 class FileCheck:
-    """What the check of one file learnt: its entries and ROOT file UUID."""
+    """What the check of one file learnt: its entries, ROOT file UUID and basket-aligned entry offsets."""
 
     entries: int
     uuid: bytes
+    clusters: tuple[int, ...] = ()  # entries where every required branch starts a new basket
 
 
 def check_branches(path: str, tree: str, required: Iterable[str], dataset: str | None = None) -> int:
@@ -138,7 +139,8 @@ def check_file(path: str, tree: str, required: Iterable[str], dataset: str | Non
         if truncated:
             raise InputFileError(f"file {where} is truncated: data of branch(es) {', '.join(truncated[:5])} "
                                  "lie beyond its end", path=path, dataset=dataset)
-        return FileCheck(int(ttree.num_entries), handle.file.fUUID)
+        clusters = ttree.common_entry_offsets(filter_name=list(required)) if required else [0, ttree.num_entries]
+        return FileCheck(int(ttree.num_entries), handle.file.fUUID, tuple(int(c) for c in clusters))
 
 
 def _branches_past_end_of_file(ttree: uproot.TTree, branches: Iterable[str], path: str) -> list[str]:

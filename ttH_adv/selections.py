@@ -49,9 +49,8 @@ class Diphoton:
 
 def leading_diphoton(photons: Collection, cuts: PhotonCuts) -> Diphoton:
     """Pair the two highest-pT photons in acceptance (photons are pT-ordered in the files)."""
-    accepted = photons.select(photon_in_acceptance(photons, cuts))
-    lead, sublead = accepted.nth_record(0), accepted.nth_record(1)
-    has_pair = accepted.counts >= 2
+    n_accepted, (lead, sublead) = photons.leading(photon_in_acceptance(photons, cuts), 2)
+    has_pair = n_accepted >= 2
     mass = np.where(has_pair, invariant_mass(lead, sublead), 0.0)
     return Diphoton(lead, sublead, mass, has_pair)
 
