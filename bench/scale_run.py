@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from processors.run import RunOptions, run_analysis
+from processors.run import RunOptions, local_cluster, run_analysis
 from ttH_adv.config import load_config
 from ttH_adv.generator import generate_dataset
 from ttH_adv.manifest import load_manifest
@@ -30,10 +30,9 @@ def peak_rss_mb() -> float:
 
 def run_on_cluster(manifest, workers: int, chunksize: int) -> tuple[float, dict[str, float]]:
     """Run through a LocalCluster we own, so worker memory can be read afterwards."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with local_cluster(workers) as cluster, Client(cluster) as client:
         start = time.perf_counter()
         run_analysis(manifest, load_config(), RunOptions(executor="dask", workers=workers, chunksize=chunksize,
                                                          progress=False, client=client))

@@ -19,6 +19,9 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,29 +107,67 @@ def preflight(manifest: Manifest, config: AnalysisConfig, skip_bad_files: bool,
     return result
 
 
-def make_executor(options: RunOptions) -> tuple[processor.ExecutorBase, Any]:
-    """The coffea executor for the options, and anything to close afterwards (a Dask client)."""
+def make_executor(options: RunOptions, client: Any = None) -> processor.ExecutorBase:
+    """The coffea executor for the options (a Dask one runs on ``client``)."""
     if options.executor == "iterative":
-        return processor.IterativeExecutor(status=options.progress, retries=options.retries), None
+        return processor.IterativeExecutor(status=options.progress, retries=options.retries)
     if options.executor == "futures":
-        return processor.FuturesExecutor(workers=options.workers, status=options.progress,
-                                         retries=options.retries), None
+        return processor.FuturesExecutor(workers=options.workers, status=options.progress, retries=options.retries)
     if options.executor == "dask":
-        client = options.client or dask_client(options)
-        owned = None if options.client is not None else client
-        return processor.DaskExecutor(client=client, status=options.progress, retries=options.retries), owned
+        return processor.DaskExecutor(client=client, status=options.progress, retries=options.retries)
     raise TthAdvError(f"--executor must be one of {EXECUTORS}, got {options.executor!r}")
+
+
+@contextmanager
+def dask_session(options: RunOptions) -> Iterator[Future | None]:
+    """The Dask client for a run, started in the background (it starts while the files are checked).
+
+    Yields a future of the client (None without Dask); a client this run started is closed at the
+    end, with its LocalCluster; a client passed in ``options.client`` is left to its owner.
+    """
+    if options.executor != "dask":
+        yield None
+        return
+    if options.client is not None:
+        ready: Future = Future()
+        ready.set_result(options.client)
+        yield ready
+        return
+    with ThreadPoolExecutor(1) as pool:
+        starting = pool.submit(dask_client, options)
+        try:
+            yield starting
+        finally:
+            client = starting.result()
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None and not options.scheduler:
+                cluster.close()
 
 
 def dask_client(options: RunOptions):
     """A Dask client: the given scheduler, else a LocalCluster of one-thread workers."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if options.scheduler:
         return Client(options.scheduler)
-    cluster = LocalCluster(n_workers=options.workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None)
-    return Client(cluster)
+    return Client(local_cluster(options.workers))
+
+
+def local_cluster(workers: int):
+    """A LocalCluster of one-thread worker processes with glibc's own memory trimming.
+
+    Dask's nannies set ``MALLOC_TRIM_THRESHOLD_=65536`` for their workers; that fixes glibc's
+    mmap threshold too, so every large numpy temporary becomes a fresh mmap with page faults,
+    and the processor ran ~20% slower per chunk than in a plain process.  Without it the
+    workers match the iterative executor chunk for chunk (bench/processor_throughput.py);
+    their memory is measured in bench/scale_run.py.
+    """
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
 
 
 def config_hash(config: AnalysisConfig) -> str:
@@ -165,25 +206,19 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
     start = time.perf_counter()
     proc = processor_instance or TthProcessor(config, systematics=options.systematics, dump_dir=options.dump_dir,
                                               unblind=options.unblind, model_path=options.model_path)
-    checked = preflight(manifest, config, options.skip_bad_files, proc)
-    output = empty_output(proc, manifest)
-    client = None
-    if checked.fileset:
-        executor, client = make_executor(options)
-        runner = processor.Runner(executor=executor, schema=FlatNtupleSchema, chunksize=options.chunksize,
-                                  maxchunks=options.maxchunks, metadata_cache=checked.metadata_cache(),
-                                  align_clusters=options.align_clusters)
-        try:
-            result = runner(checked.fileset, processor_instance=proc, treename=config.branches.tree)
-        except Exception as exc:  # coffea wraps the cause with the work item (dataset, file, entries)
-            raise ProcessingError(f"processing stopped: {exc}") from exc
-        finally:
-            if client is not None:
-                cluster = getattr(client, "cluster", None)
-                client.close()
-                if cluster is not None and not options.scheduler:
-                    cluster.close()
-        output = processor.accumulate([output, result])
+    with dask_session(options) as client:
+        checked = preflight(manifest, config, options.skip_bad_files, proc)
+        output = empty_output(proc, manifest)
+        if checked.fileset:
+            executor = make_executor(options, client.result() if client else None)
+            runner = processor.Runner(executor=executor, schema=FlatNtupleSchema, chunksize=options.chunksize,
+                                      maxchunks=options.maxchunks, metadata_cache=checked.metadata_cache(),
+                                      align_clusters=options.align_clusters)
+            try:
+                result = runner(checked.fileset, processor_instance=proc, treename=config.branches.tree)
+            except Exception as exc:  # coffea wraps the cause with the work item (dataset, file, entries)
+                raise ProcessingError(f"processing stopped: {exc}") from exc
+            output = processor.accumulate([output, result])
     normalise(output, manifest)
     wall = time.perf_counter() - start
     processed = sorted(f for d in checked.fileset.values() for f in d["files"])
