@@ -33,7 +33,7 @@ from ttH_adv import selections as sel
 from ttH_adv.columns import Collection, event_column
 from ttH_adv.config import AnalysisConfig
 from ttH_adv.errors import TthAdvError
-from ttH_adv.features import all_features, feature_matrix
+from ttH_adv.features import all_features, feature_matrix, feature_names
 from ttH_adv.inference import OnnxScorer
 from ttH_adv.manifest import normalisation
 from ttH_adv.systematics import Variation, shift_collection, variations
@@ -212,15 +212,24 @@ class TthProcessor(processor.ProcessorABC):
         """Every classifier feature (``ttH_adv.features``) for the given events."""
         return all_features(d.lead, d.sublead, mass, jets, n_b, leptons, met)
 
-    def score(self, features: dict[str, np.ndarray], event_number: np.ndarray, mass: np.ndarray) -> np.ndarray | None:
-        """The model's signal score per event (None without a model), from the same features as the dump.
+    def score(self, features: dict[str, np.ndarray], event_number: np.ndarray, mass: np.ndarray,
+              channel: np.ndarray) -> np.ndarray | None:
+        """The model's signal score for events in a channel, NaN for the others (None without a model).
 
-        A k-fold model scores each event with the network that did not train on it (chosen by
-        its event number inside the graph), so every score written is out-of-fold.
+        Only events in a channel are ever categorised, so only they are scored: the model's cost
+        follows the selected fraction.  A k-fold model scores each event with the network that
+        did not train on it (chosen by its event number inside the graph), so every score
+        written is out-of-fold.
         """
         if self.scorer is None:
             return None
-        return self.scorer(feature_matrix(features, self.scorer.feature_set), event_number, mass)
+        scored = np.flatnonzero(channel != NO_CHANNEL)
+        score = np.full(len(channel), np.nan, dtype=np.float32)
+        if len(scored):
+            names = feature_names(self.scorer.feature_set)
+            X = feature_matrix({name: features[name][scored] for name in names}, self.scorer.feature_set)
+            score[scored] = self.scorer(X, event_number[scored], mass[scored])
+        return score
 
     def assign_category(self, channel: np.ndarray, score: np.ndarray | None) -> np.ndarray:
         """<channel>_<i> from the score boundaries (1 = most signal-like), the channel without them."""
@@ -255,7 +264,7 @@ class TthProcessor(processor.ProcessorABC):
         jets, leptons, n_b = self.select_jets_and_leptons(objs.jets.take_events(idx), objs.leptons.take_events(idx), dp)
         channel = self.assign_channel(leptons.counts, jets.counts, n_b)
         features = self.compute_features(dp, jets, n_b, leptons, objs.met[idx], dp.mass)
-        score = self.score(features, objs.event_number[idx], dp.mass)
+        score = self.score(features, objs.event_number[idx], dp.mass, channel)
         category = self.assign_category(channel, score)
         in_channel = {}
         for name in self.channels:  # per-event channel masks over the whole chunk

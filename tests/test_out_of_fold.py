@@ -31,7 +31,8 @@ def _scored(folder, manifest, model, name):
     assert main(["--no-progress", "run", "--datasets", manifest, "--out", str(folder / name), "--model", str(model),
                  "--dump-features", str(folder / name / "dump"), "--executor", "futures", "--chunksize", "7000",
                  "--exact-chunks"]) == 0
-    table = read_dump(folder / name / "dump", columns=["dataset", "eventNumber", "score", "systematic"]).to_pandas()
+    table = read_dump(folder / name / "dump", columns=["dataset", "eventNumber", "score", "systematic", "channel"])
+    table = table.to_pandas()
     return table[table.systematic == "nominal"]
 
 
@@ -43,8 +44,14 @@ def test_processor_reproduces_trainings_out_of_fold_scores(trained):
     assert not oof.duplicated(["dataset", "eventNumber"]).any()
     scored = _scored(folder, manifest, folder / "model" / "model.onnx", "kfold")
     joined = oof.merge(scored, on=["dataset", "eventNumber"], suffixes=("_training", "_processor"))
-    assert len(joined) == len(oof)  # every training event was scored by the processor
-    assert np.max(np.abs(joined.score_training - joined.score_processor)) < 1e-5
+    assert len(joined) == len(oof)  # every training event passed the processor's selection
+    # Only events in a channel are scored (the others are never categorised): exactly those carry a score,
+    # and it is the training's out-of-fold score.
+    in_channel = joined.channel != "none"
+    assert in_channel.sum() > 500 and (~in_channel).sum() > 500
+    assert np.isnan(joined.score_processor[~in_channel]).all()
+    assert np.max(np.abs(joined.score_training[in_channel] - joined.score_processor[in_channel])) < 1e-5
+    assert np.isnan(scored.score[scored.channel == "none"]).all() and np.isfinite(scored.score[scored.channel != "none"]).all()
     summary = json.loads((folder / "model" / "results.json").read_text())
     assert summary["results"][0]["metrics"]["jsd_binning"] == "105-160 GeV, 55 bins"
 
@@ -56,7 +63,7 @@ def test_all_events_model_is_marked_and_differs_from_out_of_fold(trained):
     folder, manifest = trained
     oof = pd.read_parquet(folder / "model" / "out_of_fold.parquet")
     scored = _scored(folder, manifest, folder / "model" / "model_all_events.onnx", "all_events")
-    joined = oof.merge(scored, on=["dataset", "eventNumber"], suffixes=("_training", "_processor"))
+    joined = oof.merge(scored, on=["dataset", "eventNumber"], suffixes=("_training", "_processor")).dropna()
     assert np.max(np.abs(joined.score_training - joined.score_processor)) > 1e-3  # not the out-of-fold scores
     model = load_output(folder / "all_events" / "output.coffea")["metadata"]["model"]
     assert model["n_folds"] == 1 and model["scores"] == "in-sample for data, ttH"

@@ -8,7 +8,9 @@ Columns: every feature of ``ttH_adv.features`` (all named sets), ``mgg``, ``weig
 (normalised: mcWeight x scale factors x L x sigma / sum of weights; 1 for data), one
 ``weight_<variation>`` column per weight systematic, ``region`` (TI/NTNI), ``channel``
 (had/lep/none), ``category``, ``dataset``, ``eventNumber``, ``systematic`` (``nominal`` or an
-object variation, whose rows hold the shifted features), and ``score`` when a model ran.
+object variation, whose rows hold the shifted features), and ``score`` when a model ran: the
+out-of-fold score of events in a channel, NaN for the others (they are never categorised, so
+never scored).
 """
 
 from __future__ import annotations

@@ -97,13 +97,16 @@ def plot_category_fit(output: dict, record: dict, window: MassWindow, path: Path
 
 
 def sculpting_inputs(dump_dir: str | Path) -> tuple[np.ndarray, np.ndarray, float]:
-    """(NTNI data scores, their m_yy, the score cut at 50% ttH signal efficiency) from a scored dump."""
+    """(NTNI data scores, their m_yy, the score cut at 50% ttH signal efficiency) from a scored dump.
+
+    Only events in a channel carry a score (the processor scores what it can categorise).
+    """
     import pyarrow.compute as pc
 
     from .dump import read_dump
 
     table = read_dump(dump_dir, columns=["score", "mgg", "dataset", "region", "systematic"])
-    table = table.filter(pc.equal(table["systematic"], "nominal")).to_pandas()
+    table = table.filter(pc.and_(pc.equal(table["systematic"], "nominal"), pc.is_finite(table["score"]))).to_pandas()
     sig = table[(table.dataset == "ttH") & (table.region == "TI")]
     bkg = table[(table.dataset == "data") & (table.region == "NTNI")]
     return bkg.score.to_numpy(), bkg.mgg.to_numpy(), float(np.quantile(sig.score, 0.5))
@@ -120,7 +123,7 @@ def figure_sculpting(scores: np.ndarray, mass: np.ndarray, threshold: float, win
     passed = scores >= threshold
     fig, ax = plt.subplots(figsize=(8, 6))
     tallest = 0.0
-    for (label, selected, style), colour in zip((("All NTNI data", np.ones_like(passed), "-"),
+    for (label, selected, style), colour in zip((("NTNI data in a channel", np.ones_like(passed), "-"),
                                                  ("Pass (50% signal eff.)", passed, "-"),
                                                  ("Fail", ~passed, "--")), colours(), strict=False):
         h, _ = np.histogram(mass[selected], edges, density=True)
