@@ -5,6 +5,7 @@
 Generates the dataset, trains a network of the seed's size for one epoch (speed does not depend
 on how well it is trained), exports it, then times side by side:
   * the processor without and with the model (iterative, one worker): ratio, goal < 1.3;
+  * the same with the network's static int8 export (``training.quantize``), and its parity;
   * onnxruntime (one thread, as in a worker) against Keras ``predict`` on the same 200k-event batch.
 """
 
@@ -51,19 +52,26 @@ def main() -> None:
                                               "data": {"n_folds": 2}})
         run_training(tmp / "dump", tmp / "model", cfg, [("classifier", 0.0)])
         model = str(tmp / "model" / "model.onnx")
-        plain = timed(lambda: run_analysis(manifest, config, RunOptions(progress=False)))
-        scored = timed(lambda: run_analysis(manifest, config, RunOptions(progress=False, model_path=model)))
-
         from training.data import load_training_data
         from training.methods import DecorrelatedClassifier
+        from training.quantize import quantize_model
+        from ttH_adv.metrics import mass_binning
 
         data = load_training_data(tmp / "dump", cfg.data)
+        int8_model = str(tmp / "model" / "model_int8.onnx")
+        report = quantize_model(model, int8_model, data, mass_binning(config.mass))
+        plain = timed(lambda: run_analysis(manifest, config, RunOptions(progress=False)))
+        scored = timed(lambda: run_analysis(manifest, config, RunOptions(progress=False, model_path=model)))
+        scored_int8 = timed(lambda: run_analysis(manifest, config, RunOptions(progress=False, model_path=int8_model)))
+
         X = np.resize(data.X, (200_000, data.X.shape[1]))
         keras_model = DecorrelatedClassifier(cfg, "classifier", 0, data.features)
         keras_model.fit(data.X[:5000], data.y[:5000], data.mass[:5000], data.weight[:5000])
         scorer = OnnxScorer(model)
         event_number = np.arange(len(X))  # the k-fold model picks each event's network by this
         onnx_time = timed(lambda: scorer(X, event_number))
+        int8_scorer = OnnxScorer(int8_model)
+        int8_time = timed(lambda: int8_scorer(X, event_number))
         keras_time = timed(lambda: keras_model.classifier.predict(keras_model.standardiser(X), batch_size=65536,
                                                                   verbose=0))
     n = sum(d.n_events for d in manifest.datasets.values())
@@ -71,7 +79,14 @@ def main() -> None:
     print(f"  processor without model   {n / plain:>12,.0f} events/s ({plain:.2f} s)")
     print(f"  processor with model      {n / scored:>12,.0f} events/s ({scored:.2f} s)")
     print(f"  slow-down with the model  {scored / plain:>12.2f}x   (goal < 1.3x)")
+    print(f"  processor with int8 model {n / scored_int8:>12,.0f} events/s ({scored_int8:.2f} s)")
+    print(f"  slow-down with the int8 model {scored_int8 / plain:>8.2f}x   (goal < 1.3x)")
     print(f"  onnxruntime, 1 thread     {len(X) / onnx_time:>12,.0f} events/s")
+    print(f"  onnxruntime int8, 1 thread {len(X) / int8_time:>11,.0f} events/s")
+    parity, f, q = report["parity"], report["float"], report["int8"]
+    print(f"  int8 vs float: |score difference| max {parity['max_abs_difference']:.3g}, 99% within "
+          f"{parity['p99_abs_difference']:.3g}; R50 {f['r50']:.2f} -> {q['r50']:.2f}; "
+          f"JSD50/floor {f['ratio50']:.2f} -> {q['ratio50']:.2f} (one-epoch network)")
     print(f"  Keras predict             {len(X) / keras_time:>12,.0f} events/s")
     print(f"  onnxruntime / Keras       {keras_time / onnx_time:>12.2f}x faster")
 

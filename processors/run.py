@@ -32,6 +32,7 @@ from coffea.util import load, save
 import ttH_adv
 from ttH_adv.config import AnalysisConfig
 from ttH_adv.errors import InputFileError, ProcessingError, TthAdvError
+from ttH_adv.inference import KEY_QUANTISATION
 from ttH_adv.manifest import Manifest
 from ttH_adv.schema import FlatNtupleSchema, branch_map_dict, check_file
 
@@ -248,8 +249,9 @@ def model_metadata(proc: TthProcessor, manifest: Manifest) -> dict | None:
     if in_sample:
         log.warning("model %s was trained on all events of %s: their scores are in-sample (train k-fold models "
                     "for out-of-fold scores)", info.path, ", ".join(in_sample))
+    quantisation = json.loads(info.metadata.get(KEY_QUANTISATION, "null"))
     return {"path": info.path, "sha256": info.sha256, "method": info.method, "lambda": info.lam,
-            "n_folds": info.n_folds, "scores": "in-sample for " + ", ".join(in_sample) if in_sample else
+            "n_folds": info.n_folds, "int8": quantisation and {k: quantisation[k] for k in ("kind", "parity")}, "scores": "in-sample for " + ", ".join(in_sample) if in_sample else
             ("out-of-fold" if info.n_folds > 1 else "all-events model, no training dataset processed")}
 
 

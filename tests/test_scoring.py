@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -16,8 +18,8 @@ from conftest import histogram_by_dataset, run  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def model_path(small_manifest, config, tmp_path_factory):
-    """A tiny model trained on the small dataset's dump (seed features)."""
+def trained(small_manifest, config, tmp_path_factory):
+    """A tiny model trained on the small dataset's dump (seed features), with its int8 export."""
     from training.config import load_training_config
     from training.run import run_training
 
@@ -25,8 +27,53 @@ def model_path(small_manifest, config, tmp_path_factory):
     run(small_manifest, config, dump_dir=str(folder / "dump"))
     cfg = load_training_config(overrides={"classifier": {"layers": [16]}, "schedule": {"epochs": 2},
                                           "data": {"min_jets": 2}})
-    run_training(folder / "dump", folder / "model", cfg, [("classifier", 0.0)])
-    return str(folder / "model" / "model.onnx")
+    summary = run_training(folder / "dump", folder / "model", cfg, [("classifier", 0.0)], int8=True)
+    return folder, cfg, summary
+
+
+@pytest.fixture(scope="module")
+def model_path(trained):
+    return str(trained[0] / "model" / "model.onnx")
+
+
+def test_int8_model_is_calibrated_checked_and_recorded(small_manifest, config, trained, tmp_path):
+    """train --int8: static int8 (QDQ) export whose parity, R50 and JSD against the float model are recorded."""
+    import onnx
+
+    from ttH_adv.inference import KEY_QUANTISATION, load_model_info
+
+    folder, _, summary = trained
+    int8_path = folder / "model" / "model_int8.onnx"
+    ops = {node.op_type for node in onnx.load(str(int8_path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # int8 tensors in the graph
+    report = json.loads(load_model_info(int8_path).metadata[KEY_QUANTISATION])
+    assert report == json.loads(json.dumps(summary["int8"]))  # the same record in results.json and the model
+    assert report["calibration_events"] > 1000 and report["float_model"]["sha256"]
+    parity = report["parity"]
+    assert 0 < parity["p99_abs_difference"] <= parity["p99_limit"] and parity["max_abs_difference"] < 0.1
+    assert abs(report["int8"]["r50"] / report["float"]["r50"] - 1) < 0.1
+    out = run(small_manifest, config, model_path=str(int8_path), dump_dir=str(tmp_path / "int8"))
+    assert out["metadata"]["model"]["int8"]["kind"].startswith("onnxruntime static int8")
+    assert out["metadata"]["model"]["n_folds"] == 2  # still the k-fold graph: out-of-fold scores
+    float_out = run(small_manifest, config, model_path=str(folder / "model" / "model.onnx"),
+                    dump_dir=str(tmp_path / "float"))
+    assert float_out["metadata"]["model"]["int8"] is None
+    a = read_dump(tmp_path / "int8", columns=["dataset", "eventNumber", "systematic", "score"]).to_pandas()
+    b = read_dump(tmp_path / "float", columns=["dataset", "eventNumber", "systematic", "score"]).to_pandas()
+    joined = a.merge(b, on=["dataset", "eventNumber", "systematic"]).dropna()
+    assert len(joined) > 100 and np.quantile(np.abs(joined.score_x - joined.score_y), 0.99) <= parity["p99_limit"]
+
+
+def test_int8_model_that_misses_parity_is_refused(trained, config, tmp_path, monkeypatch):
+    from training import quantize
+    from training.data import load_training_data
+    from ttH_adv.metrics import mass_binning
+
+    folder, cfg, _ = trained
+    monkeypatch.setattr(quantize, "MAX_P99_DIFFERENCE", 1e-9)
+    data = load_training_data(folder / "dump", cfg.data)
+    with pytest.raises(quantize.QuantisationError, match="keep the float model"):
+        quantize.quantize_model(folder / "model" / "model.onnx", tmp_path / "bad.onnx", data, mass_binning(config.mass))
 
 
 def test_scores_inside_the_processor_equal_offline_scores(small_manifest, config, model_path, tmp_path):

@@ -152,7 +152,7 @@ def write_out_of_fold(path: Path, data: TrainingData, scores: np.ndarray) -> Pat
 
 def run_training(features_dir: str | Path, out_dir: str | Path, config: TrainingConfig,
                  runs: list[tuple[str, float]], analysis: AnalysisConfig | None = None,
-                 all_events: bool = False) -> dict:
+                 all_events: bool = False, int8: bool = False) -> dict:
     """Train every (method, lambda) in ``runs``; write results.json, models/, model.onnx, out_of_fold.parquet."""
     out = Path(out_dir)
     (out / "models").mkdir(parents=True, exist_ok=True)
@@ -177,6 +177,14 @@ def run_training(features_dir: str | Path, out_dir: str | Path, config: Training
     chosen = choose(results, config.selection.jsd_ratio_max)
     shutil.copy(chosen.model_file, out / "model.onnx")
     write_out_of_fold(out / "out_of_fold.parquet", data, out_of_fold[chosen.name])
+    quantisation = None
+    if int8:
+        from .quantize import quantize_model
+
+        quantisation = quantize_model(out / "model.onnx", out / "model_int8.onnx", data, binning)
+        log.info("int8 model: R50 %.2f -> %.2f, JSD50/floor %.2f -> %.2f, 99%% of scores within %.2g",
+                 quantisation["float"]["r50"], quantisation["int8"]["r50"], quantisation["float"]["ratio50"],
+                 quantisation["int8"]["ratio50"], quantisation["parity"]["p99_abs_difference"])
     if all_events:
         model, _, _ = fit_network(data, config, chosen.method, chosen.lam, binning)
         export_onnx([model], out / "model_all_events.onnx", config.data.feature_set, data.features,
@@ -192,6 +200,7 @@ def run_training(features_dir: str | Path, out_dir: str | Path, config: Training
         "n_signal": int(data.y.sum()), "n_background": int((1 - data.y).sum()),
         "feature_set": config.data.feature_set, "jsd_binning": binning.describe(),
         "out_of_fold": str(out / "out_of_fold.parquet"), "all_events_model": all_events,
+        "int8": quantisation,
     }
     (out / "results.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
     return summary

@@ -230,10 +230,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
 
     summary = run_training(args.features, args.out, config, training_runs(args.method, args.lam, args.lambda_scan),
-                           load_config(args.analysis_config), all_events=args.all_events)
+                           load_config(args.analysis_config), all_events=args.all_events, int8=args.int8)
     print(summary["table"])
     chosen = summary["chosen"]
     print(f"chosen: {chosen['method']} (lambda {chosen['lambda']:g}) -> {chosen['model']}  [{chosen['rule']}]")
+    if summary["int8"]:
+        q = summary["int8"]
+        print(f"int8 model: {Path(args.out) / 'model_int8.onnx'}  R50 {q['float']['r50']:.2f} -> {q['int8']['r50']:.2f}, "
+              f"JSD50/floor {q['float']['ratio50']:.2f} -> {q['int8']['ratio50']:.2f}, 99% of scores within "
+              f"{q['parity']['p99_abs_difference']:.2g} of the float model")
     print(f"out-of-fold scores of the training events: {summary['out_of_fold']}")
     return 0
 
@@ -363,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--background", default=None, choices=["ntni_data", "mc", "both"], help="background sample")
     t.add_argument("--analysis-config", default=None,
                    help="analysis configuration YAML (its mass window bins the JSD figures)")
+    t.add_argument("--int8", action="store_true",
+                   help="also write model_int8.onnx: onnxruntime static int8 quantisation of the chosen model, "
+                        "calibrated on training events, with its parity and R50/JSD against the float model")
     t.add_argument("--all-events", action="store_true",
                    help="also train the chosen method once on all events: model_all_events.onnx, for data no "
                         "fold has seen (it scores its own training events in-sample)")

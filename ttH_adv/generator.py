@@ -39,6 +39,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -666,6 +667,11 @@ def _write_sample(spec: SampleSpec, sample_index: int, n_events: int, n_files: i
     return paths, sum_weights
 
 
+def _write_sample_quietly(job: tuple) -> tuple[list[str], float]:
+    """``_write_sample`` in a worker process (no progress callback)."""
+    return _write_sample(*job, lambda size: None)
+
+
 def _make_tree(file, block: dict[str, object]):
     types = {k: (v.type.content if isinstance(v, ak.Array) else v.dtype) for k, v in block.items()}
     return file.mktree(TREE_NAME, types, title="ttH-adv synthetic Run-2 ntuple (ATLAS Open Data format)",
@@ -679,12 +685,14 @@ def events_per_sample(n_events: int) -> dict[str, int]:
 
 def generate_dataset(out_dir: str | Path, n_events: int, seed: int = 1, *,
                      files_per_sample: int | None = None, samples: list[str] | None = None,
-                     show_progress: bool = False, oversample: dict[str, int] | None = None) -> Path:
+                     show_progress: bool = False, oversample: dict[str, int] | None = None,
+                     workers: int = 1) -> Path:
     """Generate the synthetic ntuples and ``datasets.json``; returns the manifest path.
 
     ``oversample`` multiplies the event count of MC samples (e.g. ``{"yyjets": 50}`` for
     background templates with statistics to spare): the model and the luminosity, set by the
     data count, are unchanged; the first events are those of the plain run (seeded blocks).
+    ``workers > 1`` writes the samples in parallel processes (the same events, no progress bar).
     """
     if n_events < 1:
         raise ValueError(f"--events must be positive, got {n_events}")
@@ -699,17 +707,22 @@ def generate_dataset(out_dir: str | Path, n_events: int, seed: int = 1, *,
     luminosity = data_luminosity_pb(counts["data"])
     counts = {name: n * oversample.get(name, 1) for name, n in counts.items()}
     total = sum(counts[s.name] for s in chosen)
-    manifest: dict[str, dict] = {}
+    jobs = []
+    for spec in chosen:
+        n = counts[spec.name]
+        n_files = min(files_per_sample or spec.n_files, n)
+        if spec.name in oversample:  # about a million events a file, for parallel processing
+            n_files = max(n_files, -(-n // 1_000_000))
+        jobs.append((spec, SAMPLES.index(spec), n, n_files, seed, out_dir))
     start = time.perf_counter()
-    with progress_bar("generating", total, enabled=show_progress) as advance:
-        for spec in chosen:
-            index = SAMPLES.index(spec)
-            n = counts[spec.name]
-            n_files = min(files_per_sample or spec.n_files, n)
-            if spec.name in oversample:  # about a million events a file, for parallel processing
-                n_files = max(n_files, -(-n // 1_000_000))
-            paths, sum_weights = _write_sample(spec, index, n, n_files, seed, out_dir, advance)
-            manifest[spec.name] = _manifest_entry(spec, paths, n, sum_weights, luminosity)
+    if workers > 1:  # one process per sample; the seeded blocks make the files identical to a serial run
+        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+            written = list(pool.map(_write_sample_quietly, jobs))
+    else:
+        with progress_bar("generating", total, enabled=show_progress) as advance:
+            written = [_write_sample(*job, advance) for job in jobs]
+    manifest = {spec.name: _manifest_entry(spec, paths, n, sum_weights, luminosity)
+                for (spec, _, n, _, _, _), (paths, sum_weights) in zip(jobs, written, strict=True)}
     elapsed = time.perf_counter() - start
     log.info("generated %d events in %.1f s (%.0f events/s) into %s", total, elapsed, total / elapsed, out_dir)
     path = out_dir / "datasets.json"
