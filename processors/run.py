@@ -16,11 +16,12 @@ Outputs of separate runs merge with ``merge_outputs``.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
+import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from ttH_adv.config import AnalysisConfig
 from ttH_adv.errors import InputFileError, ProcessingError, TthAdvError
 from ttH_adv.inference import KEY_QUANTISATION
 from ttH_adv.manifest import Manifest
-from ttH_adv.schema import FlatNtupleSchema, branch_map_dict, check_file
+from ttH_adv.schema import FileCheck, FlatNtupleSchema, branch_map_dict, check_file
 
 from .tth import TthProcessor
 
@@ -74,27 +75,31 @@ class Preflight:
 
 
 def preflight(manifest: Manifest, config: AnalysisConfig, skip_bad_files: bool,
-              processor_instance: TthProcessor | None = None) -> Preflight:
+              processor_instance: TthProcessor | None = None, mapper: Callable = map) -> Preflight:
     """Check every file before processing; drop (and record) bad ones only if asked to.
 
+    ``mapper`` runs the per-file checks (``map``: here, one after the other; ``cluster_map``: on
+    the Dask workers, where parsing a hundred TTree headers takes a second in one process).
     With a processor, each dataset's entry names the branches it reads (coffea's ``preload``),
     so each chunk reads them in one call rather than one at a time.
     """
     result = Preflight()
-    required = config.required_branches()
+    required = tuple(config.required_branches())
     bmap = branch_map_dict(config.branches)
+    jobs = [(path, tree, required, name) for name, dataset in manifest.datasets.items()
+            for path, tree in dataset.files.items()]
+    checks = iter(mapper(_check_or_error, jobs))
     for name, dataset in manifest.datasets.items():
         files = {}
         result.entries[name] = 0
         metadata = {**dataset.metadata(), "branch_map": bmap}
         for path, tree in dataset.files.items():
-            try:
-                checked = check_file(path, tree, required, name)
-            except InputFileError as exc:
+            checked = next(checks)
+            if isinstance(checked, InputFileError):
                 if not skip_bad_files:
-                    raise
-                log.warning("skipping bad file: %s", exc)
-                result.skipped.append({"dataset": name, "file": path, "reason": str(exc)})
+                    raise checked
+                log.warning("skipping bad file: %s", checked)
+                result.skipped.append({"dataset": name, "file": path, "reason": str(checked)})
                 continue
             result.entries[name] += checked.entries
             if checked.entries:
@@ -106,6 +111,23 @@ def preflight(manifest: Manifest, config: AnalysisConfig, skip_bad_files: bool,
             if processor_instance is not None:
                 result.fileset[name]["preload"] = processor_instance.branches_read(dataset.is_data)
     return result
+
+
+def _check_or_error(job: tuple) -> FileCheck | InputFileError:
+    """One file's check; a bad file's error is returned (it travels back from a worker) rather than raised."""
+    try:
+        return check_file(*job)
+    except InputFileError as exc:
+        return exc
+
+
+def cluster_map(client: Any) -> Callable:
+    """A ``map`` that runs on the Dask workers (for the per-file checks)."""
+
+    def mapper(function: Callable, jobs: list) -> list:
+        return client.gather(client.map(function, jobs, pure=False))
+
+    return mapper
 
 
 def make_executor(options: RunOptions, client: Any = None) -> processor.ExecutorBase:
@@ -120,30 +142,25 @@ def make_executor(options: RunOptions, client: Any = None) -> processor.Executor
 
 
 @contextmanager
-def dask_session(options: RunOptions) -> Iterator[Future | None]:
-    """The Dask client for a run, started in the background (it starts while the files are checked).
-
-    Yields a future of the client (None without Dask); a client this run started is closed at the
-    end, with its LocalCluster; a client passed in ``options.client`` is left to its owner.
-    """
+def dask_session(options: RunOptions) -> Iterator[Any]:
+    """The Dask client of a run (None without Dask); one this run started is closed with its LocalCluster."""
     if options.executor != "dask":
         yield None
         return
+    # coffea's DaskExecutor imports dask.dataframe (~1 s, unused here): import it while the
+    # cluster starts and the workers check the files, rather than after.
+    threading.Thread(target=importlib.import_module, args=("dask.dataframe",), daemon=True).start()
     if options.client is not None:
-        ready: Future = Future()
-        ready.set_result(options.client)
-        yield ready
+        yield options.client
         return
-    with ThreadPoolExecutor(1) as pool:
-        starting = pool.submit(dask_client, options)
-        try:
-            yield starting
-        finally:
-            client = starting.result()
-            cluster = getattr(client, "cluster", None)
-            client.close()
-            if cluster is not None and not options.scheduler:
-                cluster.close()
+    client = dask_client(options)
+    try:
+        yield client
+    finally:
+        cluster = getattr(client, "cluster", None)
+        client.close()
+        if cluster is not None and not options.scheduler:
+            cluster.close()
 
 
 def dask_client(options: RunOptions):
@@ -208,10 +225,11 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
     proc = processor_instance or TthProcessor(config, systematics=options.systematics, dump_dir=options.dump_dir,
                                               unblind=options.unblind, model_path=options.model_path)
     with dask_session(options) as client:
-        checked = preflight(manifest, config, options.skip_bad_files, proc)
+        mapper = cluster_map(client) if client else map
+        checked = preflight(manifest, config, options.skip_bad_files, proc, mapper)
         output = empty_output(proc, manifest)
         if checked.fileset:
-            executor = make_executor(options, client.result() if client else None)
+            executor = make_executor(options, client)
             runner = processor.Runner(executor=executor, schema=FlatNtupleSchema, chunksize=options.chunksize,
                                       maxchunks=options.maxchunks, metadata_cache=checked.metadata_cache(),
                                       align_clusters=options.align_clusters)

@@ -111,6 +111,17 @@ def test_corruption_found_while_reading_stops_with_the_file_named(small_manifest
         run(manifest, config, skip_bad_files=skip_bad_files)
 
 
+def test_files_checked_on_dask_workers_report_the_same(small_manifest, config, damaged):
+    """With Dask the file checks run on the workers: a bad file's error comes back whole (type, file, dataset)."""
+    path, error, words = damaged["no_branch"]
+    manifest = _with_extra_file(small_manifest, "ttH", path)
+    with pytest.raises(error) as err:
+        run(manifest, config, executor="dask", workers=2)
+    assert err.value.path == str(path) and err.value.dataset == "ttH" and words in str(err.value)
+    out = run(manifest, config, executor="dask", workers=2, skip_bad_files=True)
+    assert [s["file"] for s in out["metadata"]["files_skipped"]] == [str(path)]
+
+
 def test_cli_names_the_bad_file(small_manifest, damaged, tmp_path, caplog, capsys):
     path, _, _ = damaged["truncated"]
     manifest = _with_extra_file(small_manifest, "ttH", path)

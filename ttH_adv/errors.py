@@ -23,6 +23,14 @@ class InputFileError(TthAdvError):
         self.path = path
         self.dataset = dataset
 
+    def __reduce__(self):
+        """Pickle with the keyword fields (a check run on a Dask worker sends the error back)."""
+        return (_rebuild_input_error, (type(self), str(self), self.path, self.dataset))
+
+
+def _rebuild_input_error(cls: type, message: str, path: str, dataset: str | None) -> InputFileError:
+    return cls(message, path=path, dataset=dataset)
+
 
 class MissingBranchError(InputFileError):
     """An input tree lacks branches the analysis needs."""
