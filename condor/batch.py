@@ -221,5 +221,5 @@ def merge_partials(plan_path: str | Path, partial_files: list[str | Path]) -> di
                           "files_processed": sorted({c["file"] for s in plan["slices"] for c in s}),
                           "files_skipped": [], "executor": "condor-batch", "slices": plan["n_slices"],
                           "systematics": plan["systematics"], "config_hash": plan["config_hash"],
-                          "wall_seconds": 0.0, "model": plan["model"]}
+                          "wall_seconds": 0.0, "model": plan["model"], "roles": manifest.roles()}
     return merged

@@ -253,6 +253,7 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
         "model": model_metadata(proc, manifest),
         "categories": {k: list(v) for k, v in config.categories.items()},
         "luminosity_pb": manifest.luminosity_pb(),
+        "roles": manifest.roles(),
         "wall_seconds": wall,
     }
     return output
@@ -282,7 +283,12 @@ def pop_bookkeeping(output: dict) -> dict:
 def merge_outputs(outputs: list[dict]) -> dict:
     """Add the histograms and cutflows of several (normalised) outputs; metadata are listed."""
     merged = processor.accumulate([{k: v for k, v in o.items() if k != "metadata"} for o in outputs])
-    merged["metadata"] = {"merged_from": [o.get("metadata", {}) for o in outputs]}
+    roles: dict[str, str] = {}
+    for o in outputs:
+        for name, role in o.get("metadata", {}).get("roles", {}).items():
+            if roles.setdefault(name, role) != role:
+                raise TthAdvError(f"cannot merge: dataset {name!r} has role {roles[name]!r} in one output, {role!r} in another")
+    merged["metadata"] = {"merged_from": [o.get("metadata", {}) for o in outputs], "roles": roles}
     return merged
 
 
@@ -329,7 +335,7 @@ def summary(output: dict) -> str:
     lines.append(f"{'dataset':<10}" + "".join(f"{s:>12}" for s in steps))
     for name, cutflow in sorted(output["cutflow"].items()):
         lines.append(f"{name:<10}" + "".join(f"{cutflow[s]['events']:>12,d}" for s in steps))
-        if not name.startswith("data"):
+        if meta["roles"].get(name) != "data":
             lines.append(f"{'  yield':<10}" + "".join(f"{cutflow[s]['weighted']:>12.4g}" for s in steps))
     if meta["files_skipped"]:
         lines.append(f"SKIPPED {len(meta['files_skipped'])} bad file(s):")

@@ -67,12 +67,14 @@ class ChunkInfo:
     entry_start: int
     entry_stop: int
     norm: float  # luminosity x cross-section / sum of weights (1 for data)
+    role: str    # data | signal | resonant | continuum (the manifest's)
 
     @classmethod
     def from_metadata(cls, metadata: dict) -> ChunkInfo:
         """Chunk facts from the events' metadata (set by coffea's Runner and the manifest)."""
         return cls(metadata["dataset"], bool(metadata.get("is_data", False)), metadata.get("filename", ""),
-                   int(metadata.get("entrystart", 0)), int(metadata.get("entrystop", 0)), normalisation(metadata))
+                   int(metadata.get("entrystart", 0)), int(metadata.get("entrystop", 0)), normalisation(metadata),
+                   metadata.get("role", ""))
 
 
 @dataclass

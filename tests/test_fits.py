@@ -179,12 +179,14 @@ def test_asimov_significance_matches_counting_formula_for_a_clean_peak():
 
 def test_pyhf_workspace_matches_the_histograms_and_recovers_an_injected_signal(small_manifest, config):
     pyhf = pytest.importorskip("pyhf")
-    from ttH_adv.fit_analysis import RESONANT, SIGNAL, category_slice, chosen_background, run_fits
+    from ttH_adv.fit_analysis import category_slice, chosen_background, datasets_by_role, run_fits
     from ttH_adv.workspace import build_workspace
 
     from conftest import run
 
     output = run(small_manifest, config, systematics="weights")
+    assert datasets_by_role(output) == {"data": ["data"], "signal": ["ttH"], "resonant": ["VBF", "WH", "ZH", "ggH", "tH"],
+                                        "continuum": ["ttyy", "yyjets"]}  # the generator's roles, via the manifest
     result = run_fits(output, config)
     spec = build_workspace(output, result)
     h = output["histograms"]["mgg"]
@@ -192,8 +194,8 @@ def test_pyhf_workspace_matches_the_histograms_and_recovers_an_injected_signal(s
     models, injected = [], []
     for channel in spec["channels"]:
         category, samples = channel["name"], {s["name"]: s for s in channel["samples"]}
-        signal = category_slice(h, SIGNAL, "TI", category)[0]
-        resonant = category_slice(h, RESONANT, "TI", category)[0]
+        signal = category_slice(h, ["ttH"], "TI", category)[0]
+        resonant = category_slice(h, ["ggH", "VBF", "WH", "ZH", "tH"], "TI", category)[0]
         background = chosen_background(records[category], EDGES)
         assert np.allclose(samples["signal"]["data"], signal) and np.allclose(samples["background"]["data"], background)
         assert np.allclose(samples.get("resonant", {"data": 0 * resonant})["data"], resonant)
@@ -276,7 +278,8 @@ def _sculpted_output(tmp_path):
                                         (1, 0): (30 * _signal_shape(), 0.01 * _signal_shape()),
                                         (2, 0): (20_000 * sculpted, 20_000 * sculpted / 50)}.items():
         view["value"][d, r, 0, 0], view["variance"][d, r, 0, 0] = values, variances
-    return save_output({"histograms": {"mgg": h}, "cutflow": {}, "metadata": {}}, tmp_path / "out.coffea")
+    roles = {"data": "data", "ttH": "signal", "yyjets": "continuum"}
+    return save_output({"histograms": {"mgg": h}, "cutflow": {}, "metadata": {"roles": roles}}, tmp_path / "out.coffea")
 
 
 def test_fit_marks_a_category_without_an_acceptable_function_and_strict_fails(tmp_path):

@@ -48,7 +48,8 @@ def _fit_output_and_record() -> tuple[dict, dict]:
     view["value"][0, 0, 0, 0], view["value"][1, 0, 0, 0], view["value"][2, 0, 0, 0] = observed, signal, 0.1 * signal
     record = {"category": "had_1", "chosen_family": "exponential",
               "sideband_fits": {"exponential": {"params": [-0.6], "norm": 600.0, "chi2_ndf": 1.07, "p_value": 0.38}}}
-    return {"histograms": {"mgg": h}, "metadata": {"luminosity_pb": LUMINOSITY_PB}}, record
+    roles = {"data": "data", "ttH": "signal", "ggH": "resonant"}
+    return {"histograms": {"mgg": h}, "metadata": {"luminosity_pb": LUMINOSITY_PB, "roles": roles}}, record
 
 
 @pytest.mark.mpl_image_compare(**COMPARE)

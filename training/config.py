@@ -17,9 +17,7 @@ BACKGROUNDS = ("ntni_data", "mc", "both")
 @dataclass(frozen=True)
 class DataConfig:
     feature_set: str
-    signal: tuple[str, ...]
     background: str
-    background_mc: tuple[str, ...]
     min_jets: int
     n_folds: int
     validation_fraction: float

@@ -1,7 +1,7 @@
 """Training data from the processors' feature dumps.
 
-Signal: the configured signal datasets in the TI region.  Background: NTNI data (seed 000's
-data-driven background model), TI diphoton MC, or both.  Only nominal rows, and events with at
+Signal: the datasets of role ``signal`` in the TI region.  Background: NTNI data (role ``data``,
+seed 000's data-driven background model), TI continuum MC (role ``continuum``), or both.  Only nominal rows, and events with at
 least ``min_jets`` selected jets.  Event weights are normalised so each class sums to half the
 number of events (balanced classes; MC normalisation kept within a class; negative weights kept).  Folds come
 from ``eventNumber % n_folds``; the validation split inside a training fold from a hash of
@@ -58,25 +58,20 @@ class TrainingData:
 
 
 def _class_mask(table, config: DataConfig):
-    datasets = table["dataset"]
+    """(signal, background) row masks from the sample roles: signal TI; NTNI data and/or TI continuum MC."""
+    role = table["role"]
     region = table["region"]
-    signal = pc.and_(pc.is_in(datasets, value_set=_array(config.signal)), pc.equal(region, "TI"))
-    bkg_data = pc.and_(pc.equal(datasets, "data"), pc.equal(region, "NTNI"))
-    bkg_mc = pc.and_(pc.is_in(datasets, value_set=_array(config.background_mc)), pc.equal(region, "TI"))
+    signal = pc.and_(pc.equal(role, "signal"), pc.equal(region, "TI"))
+    bkg_data = pc.and_(pc.equal(role, "data"), pc.equal(region, "NTNI"))
+    bkg_mc = pc.and_(pc.equal(role, "continuum"), pc.equal(region, "TI"))
     background = {"ntni_data": bkg_data, "mc": bkg_mc, "both": pc.or_(bkg_data, bkg_mc)}[config.background]
     return signal, background
-
-
-def _array(values):
-    import pyarrow as pa
-
-    return pa.array(list(values))
 
 
 def load_training_data(dump_dir: str | Path, config: DataConfig) -> TrainingData:
     """Assemble signal and background from a feature dump."""
     names = feature_names(config.feature_set)
-    columns = [*names, "mgg", "weight", "eventNumber", "dataset", "region", "systematic", "n_jets"]
+    columns = [*names, "mgg", "weight", "eventNumber", "dataset", "role", "region", "systematic", "n_jets"]
     table = read_dump(dump_dir, columns=sorted(set(columns)))
     table = table.filter(pc.and_(pc.equal(table["systematic"], "nominal"),
                                  pc.greater_equal(table["n_jets"], config.min_jets)))
@@ -86,7 +81,7 @@ def load_training_data(dump_dir: str | Path, config: DataConfig) -> TrainingData
     y = np.asarray(_class_mask(table, config)[0].to_numpy(zero_copy_only=False), dtype=np.int8)
     if y.sum() == 0 or (1 - y).sum() == 0:
         raise TthAdvError(f"feature dump {dump_dir} has no {'signal' if y.sum() == 0 else 'background'} events for "
-                          f"signal={list(config.signal)}, background={config.background}, min_jets={config.min_jets}")
+                          f"signal (role signal, TI), background={config.background}, min_jets={config.min_jets}")
     weight = table["weight"].to_numpy().astype(np.float64)
     for cls in (0, 1):
         sel = y == cls

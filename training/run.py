@@ -135,7 +135,7 @@ def format_table(results: list[MethodResult]) -> str:
 
 def training_samples(data: TrainingData, config: TrainingConfig) -> dict:
     """What trained a model, for its metadata: classes, datasets, counts, folds."""
-    return {"signal": list(config.data.signal), "background": config.data.background,
+    return {"signal": sorted(set(data.dataset[data.y == 1].tolist())), "background": config.data.background,
             "datasets": sorted(set(data.dataset.tolist())), "min_jets": config.data.min_jets,
             "n_signal": int(data.y.sum()), "n_background": int((1 - data.y).sum()), "n_folds": config.data.n_folds}
 

@@ -21,7 +21,6 @@ import pyarrow.compute as pc
 from .config import MassWindow
 from .dump import read_dump
 from .errors import TthAdvError
-from .fit_analysis import RESONANT, SIGNAL
 from .fits import asimov_significance
 
 
@@ -87,17 +86,15 @@ def optimise_channel(score_s, weight_s, score_r, weight_r, score_d, mass_d, mass
 def categorize(dump_dir: str | Path, n_categories: dict[str, int], window: MassWindow, min_sideband: int = 10
                ) -> dict:
     """Optimise boundaries per channel from a dump that carries scores."""
-    table = read_dump(dump_dir, columns=["score", "mgg", "weight", "dataset", "region", "channel", "systematic"])
-    if "score" not in table.column_names:
-        raise TthAdvError(f"feature dump {dump_dir} has no 'score' column: run the processor with --model")
+    table = read_dump(dump_dir, columns=["score", "mgg", "weight", "role", "region", "channel", "systematic"])
     table = table.filter(pc.and_(pc.equal(table["systematic"], "nominal"), pc.equal(table["region"], "TI")))
     frame = table.to_pandas()
     result = {}
     for channel, n in n_categories.items():
         rows = frame[frame.channel == channel]
-        sig = rows[rows.dataset.isin(SIGNAL)]
-        res = rows[rows.dataset.isin(RESONANT)]
-        data = rows[rows.dataset == "data"]
+        sig = rows[rows.role == "signal"]
+        res = rows[rows.role == "resonant"]
+        data = rows[rows.role == "data"]
         if len(sig) == 0 or len(data) == 0:
             raise TthAdvError(f"channel {channel!r}: no signal or no data rows in {dump_dir}")
         result[channel] = optimise_channel(sig.score.to_numpy(), sig.weight.to_numpy(), res.score.to_numpy(),

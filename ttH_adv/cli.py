@@ -39,6 +39,27 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_manifest(args: argparse.Namespace) -> int:
+    """Build a datasets manifest from Open Data-style ROOT files; print its summary table."""
+    import json
+
+    from .opendata import build_manifest, summary_table
+
+    roles = {}
+    for item in args.role:
+        key, sep, role = item.rpartition("=")
+        if not sep or not key:
+            raise TthAdvError(f"--role takes FILE_OR_DSID=ROLE, got {item!r}")
+        roles[key] = role
+    manifest = build_manifest(args.inputs, args.luminosity_pb, args.tree, roles)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(manifest, indent=2) + "\n")
+    print(summary_table(manifest))
+    print(f"manifest: {out}")
+    return 0
+
+
 def output_path(out: str) -> Path:
     """``--out`` as a file: a ``.coffea`` path as given, otherwise ``<folder>/output.coffea``."""
     path = Path(out)
@@ -293,6 +314,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=1, help="random seed (default 1); same seed, same files")
     g.add_argument("--files-per-sample", type=int, default=None, help="files per sample (default: per-sample value)")
     g.add_argument("--samples", nargs="+", default=None, help="only these samples (default: all)")
+
+    m = add("manifest", cmd_manifest, "build a datasets manifest from ROOT files named like the ATLAS Open Data "
+            "13 TeV GamGam release (data_*.root, mc_<DSID>.*.root): roles from the packaged catalogue, "
+            "cross-sections and sums of weights from the files")
+    m.add_argument("inputs", nargs="+", help="folders (searched recursively), files or globs; root:// and https:// "
+                   "paths are listed without being opened")
+    m.add_argument("--out", required=True, help="manifest to write (JSON)")
+    m.add_argument("--luminosity-pb", type=float, default=None,
+                   help="integrated luminosity of the data in pb^-1 (needed with MC files)")
+    m.add_argument("--tree", default="mini", help="tree name (default mini)")
+    m.add_argument("--role", action="append", default=[], metavar="FILE_OR_DSID=ROLE",
+                   help="the role (data, signal, resonant, continuum) of a DSID or file the catalogue lacks; repeatable")
 
     s = add("summary", cmd_summary, "summarise a datasets manifest: files, events, cross-sections, expected yields")
     s.add_argument("--datasets", required=True, help="datasets manifest (JSON/YAML)")

@@ -7,7 +7,7 @@ second copy, and every file is written to a temporary name and renamed when comp
 Columns: every feature of ``ttH_adv.features`` (all named sets), ``mgg``, ``weight``
 (normalised: mcWeight x scale factors x L x sigma / sum of weights; 1 for data), one
 ``weight_<variation>`` column per weight systematic, ``region`` (TI/NTNI), ``channel``
-(had/lep/none), ``category``, ``dataset``, ``eventNumber``, ``systematic`` (``nominal`` or an
+(had/lep/none), ``category``, ``dataset``, ``role`` (the manifest's sample role), ``eventNumber``, ``systematic`` (``nominal`` or an
 object variation, whose rows hold the shifted features), and ``score`` when a model ran: the
 out-of-fold score of events in a channel, NaN for the others (they are never categorised, so
 never scored).
@@ -25,6 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
+
+from .errors import TthAdvError
 
 
 def chunk_file(dump_dir: str | Path, dataset: str, filename: str, start: int, stop: int, systematic: str) -> Path:
@@ -47,6 +49,7 @@ def write_chunk(dump_dir: str | Path, info: Any, selection: Any, raw_weights: np
     columns["channel"] = np.asarray(selection.channel, dtype=str)
     columns["category"] = np.asarray(selection.category, dtype=str)
     columns["dataset"] = np.full(n, info.dataset)
+    columns["role"] = np.full(n, info.role)
     columns["eventNumber"] = np.asarray(event_number, dtype=np.int64)
     columns["systematic"] = np.full(n, systematic)
     if getattr(selection, "score", None) is not None:
@@ -65,4 +68,9 @@ def read_dump(dump_dir: str | Path, columns: list[str] | None = None, filter_exp
     if not files:
         raise FileNotFoundError(f"no feature dump (*.parquet) under {dump_dir}")
     dataset = pads.dataset(files, format="parquet")
+    missing = sorted(set(columns or []) - set(dataset.schema.names))
+    if missing:
+        hint = ("run the processor with --model" if missing == ["score"] else
+                "written by an older version? rerun tth-adv run --dump-features")
+        raise TthAdvError(f"feature dump {dump_dir} lacks column(s) {missing}: {hint}")
     return dataset.to_table(columns=columns, filter=filter_expression)

@@ -32,14 +32,13 @@ import numpy as np
 
 from . import fits
 from .config import AnalysisConfig, FitConfig
+from .errors import TthAdvError
+from .samples import ROLES
 from .templates import Template, build_template
 
 log = logging.getLogger(__name__)
 
 # Sample roles by dataset name, until the manifest carries roles (issue: sample roles are data).
-RESONANT = ("ggH", "VBF", "WH", "ZH", "tH")
-SIGNAL = ("ttH",)
-CONTINUUM = ("yyjets", "ttyy")
 NO_FUNCTION = "no acceptable function"
 
 
@@ -63,14 +62,23 @@ def chosen_background(record: dict, edges: np.ndarray) -> np.ndarray:
                               True).expected(edges)
 
 
+def datasets_by_role(output: dict) -> dict[str, list[str]]:
+    """The datasets of each role (data, signal, resonant, continuum), from the output's metadata."""
+    roles = output.get("metadata", {}).get("roles")
+    if not roles:
+        raise TthAdvError("the histograms carry no sample roles (made by an older version?): rerun tth-adv run")
+    return {role: sorted(name for name, r in roles.items() if r == role) for role in ROLES}
+
+
 def category_inputs(output: dict, category: str) -> dict[str, np.ndarray]:
-    """The histograms one category's fits need."""
+    """The histograms one category's fits need, each the sum over the datasets of one role."""
     h = output["histograms"]["mgg"]
-    data_ti, _ = category_slice(h, ["data"], "TI", category)
-    data_ntni, _ = category_slice(h, ["data"], "NTNI", category)
-    signal, signal_var = category_slice(h, SIGNAL, "TI", category)
-    resonant, _ = category_slice(h, RESONANT, "TI", category)
-    continuum, continuum_var = category_slice(h, CONTINUUM, "TI", category)
+    by_role = datasets_by_role(output)
+    data_ti, _ = category_slice(h, by_role["data"], "TI", category)
+    data_ntni, _ = category_slice(h, by_role["data"], "NTNI", category)
+    signal, signal_var = category_slice(h, by_role["signal"], "TI", category)
+    resonant, _ = category_slice(h, by_role["resonant"], "TI", category)
+    continuum, continuum_var = category_slice(h, by_role["continuum"], "TI", category)
     return {"edges": h.axes["mgg"].edges, "data_ti": data_ti, "data_ntni": data_ntni, "signal": signal,
             "signal_variance": signal_var, "resonant": resonant, "continuum": continuum,
             "continuum_variance": continuum_var}
@@ -184,7 +192,7 @@ def run_fits(output: dict, config: AnalysisConfig, unblind: bool = False) -> dic
             "without_function": [r["category"] for r in records if r.get("status") == NO_FUNCTION],
             "conventions": {"chi2_bin_width_gev": window.gof_bin_width, "blind_window": list(window.blind),
                             "mass_window": [window.low, window.high], "signal_scan": list(window.signal_scan),
-                            "signal": list(SIGNAL), "resonant": list(RESONANT), "continuum": list(CONTINUUM),
+                            "datasets_by_role": datasets_by_role(output),
                             "template": "continuum yy MC (TI) + NTNI data, yy fraction fitted to the TI data "
                                         "sidebands; Gaussian-process smoothed below "
                                         f"{config.fits.template_min_statistics:g}x the data statistics",

@@ -732,7 +732,7 @@ def generate_dataset(out_dir: str | Path, n_events: int, seed: int = 1, *,
 
 def _manifest_entry(spec: SampleSpec, paths: list[str], n_events: int, sum_weights: float,
                     luminosity_pb: float) -> dict:
-    metadata = {"is_data": spec.is_data, "kind": spec.kind, "year": "run2", "luminosity_pb": luminosity_pb,
+    metadata = {"is_data": spec.is_data, "kind": spec.kind, "role": spec.role, "year": "run2", "luminosity_pb": luminosity_pb,
                 "n_events": n_events}
     if not spec.is_data:
         metadata.update({"xsec_pb": spec.xsec_pb, "sum_weights": sum_weights, "dsid": spec.dsid})

@@ -19,10 +19,19 @@ from typing import Any
 import yaml
 
 from .errors import ManifestError
-from .samples import KINDS
+from .samples import KINDS, ROLES, load_catalogue
 
 DATASET_KEYS = {"files", "treename", "metadata"}
-METADATA_KEYS = {"is_data", "kind", "xsec_pb", "sum_weights", "luminosity_pb", "year", "n_events", "dsid"}
+METADATA_KEYS = {"is_data", "kind", "role", "xsec_pb", "sum_weights", "luminosity_pb", "year", "n_events", "dsid"}
+ROLE_KIND = {"data": "data", "signal": "signal", "resonant": "background", "continuum": "background"}
+
+
+def default_role(kind: Any, dsid: Any) -> str | None:
+    """The role where a manifest gives none: from the kind, and for a background from its DSID in the catalogue."""
+    if kind in ("data", "signal"):
+        return kind
+    entry = load_catalogue().get(dsid) if isinstance(dsid, int) else None
+    return entry.role if entry and ROLE_KIND[entry.role] == "background" else None
 
 
 def normalisation(metadata: dict[str, Any]) -> float:
@@ -38,6 +47,7 @@ class DatasetInfo:
     files: dict[str, str]  # absolute path -> tree name
     is_data: bool
     kind: str
+    role: str = ""  # one of ROLES; load_manifest fills it from kind where the manifest gives none
     xsec_pb: float | None = None
     sum_weights: float | None = None
     luminosity_pb: float | None = None
@@ -63,6 +73,10 @@ class Manifest:
     def fileset(self) -> dict[str, dict]:
         """The coffea fileset (absolute paths) for ``processor.Runner``."""
         return {name: {"files": dict(d.files), "metadata": d.metadata()} for name, d in self.datasets.items()}
+
+    def roles(self) -> dict[str, str]:
+        """Each dataset's role (data, signal, resonant, continuum)."""
+        return {name: d.role for name, d in self.datasets.items()}
 
     def luminosity_pb(self) -> float | None:
         """The integrated luminosity the datasets stand for (the largest one declared; None if none is)."""
@@ -122,6 +136,14 @@ def _metadata(name: str, meta: Any, problems: list[str]) -> dict[str, Any]:
         problems.append(f"dataset '{name}': metadata 'kind' must be one of {list(KINDS)}, got {kind!r}")
     elif isinstance(is_data, bool) and (kind == "data") != is_data:
         problems.append(f"dataset '{name}': kind '{kind}' contradicts is_data={is_data}")
+    role = meta.get("role", default_role(kind, meta.get("dsid")))
+    if role is None and kind in KINDS:
+        problems.append(f"dataset '{name}': a background needs metadata 'role': resonant (H -> yy modes) or "
+                        "continuum (non-resonant yy MC)")
+    elif "role" in meta and role not in ROLES:
+        problems.append(f"dataset '{name}': metadata 'role' must be one of {list(ROLES)}, got {role!r}")
+    elif kind in KINDS and ROLE_KIND.get(role) != kind:
+        problems.append(f"dataset '{name}': role '{role}' contradicts kind '{kind}'")
     if is_data is True:
         for key in ("xsec_pb", "sum_weights"):
             if key in meta:
@@ -132,7 +154,7 @@ def _metadata(name: str, meta: Any, problems: list[str]) -> dict[str, Any]:
                 problems.append(f"dataset '{name}': MC sample needs '{key}'")
             elif not _is_number(meta[key]) or meta[key] <= 0:
                 problems.append(f"dataset '{name}': '{key}' must be a positive number, got {meta[key]!r}")
-    return {k: meta[k] for k in METADATA_KEYS & set(meta)}
+    return {**{k: meta[k] for k in METADATA_KEYS & set(meta)}, "role": role}
 
 
 def load_manifest(path: str | Path, *, check_files: bool = True) -> Manifest:

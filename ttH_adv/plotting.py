@@ -105,10 +105,10 @@ def sculpting_inputs(dump_dir: str | Path) -> tuple[np.ndarray, np.ndarray, floa
 
     from .dump import read_dump
 
-    table = read_dump(dump_dir, columns=["score", "mgg", "dataset", "region", "systematic"])
+    table = read_dump(dump_dir, columns=["score", "mgg", "role", "region", "systematic"])
     table = table.filter(pc.and_(pc.equal(table["systematic"], "nominal"), pc.is_finite(table["score"]))).to_pandas()
-    sig = table[(table.dataset == "ttH") & (table.region == "TI")]
-    bkg = table[(table.dataset == "data") & (table.region == "NTNI")]
+    sig = table[(table.role == "signal") & (table.region == "TI")]
+    bkg = table[(table.role == "data") & (table.region == "NTNI")]
     return bkg.score.to_numpy(), bkg.mgg.to_numpy(), float(np.quantile(sig.score, 0.5))
 
 

@@ -8,7 +8,11 @@ writes these into the ``XSection`` branch and the manifest, the processors read 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from importlib import resources
+
+import yaml
 
 BR_H_YY = 2.27e-3
 LUMINOSITY_PB = 139_000.0  # full Run-2, 139 fb^-1 (ATLAS luminosity paper, 2022)
@@ -24,6 +28,24 @@ def data_luminosity_pb(n_data_events: int) -> float:
     return n_data_events / DATA_SKIM_XSEC_PB
 
 KINDS = ("signal", "background", "data")
+# What a dataset is for, read by every stage (training, categorize, fits, plots, the run summary):
+# data; signal (ttH); resonant (other H -> yy modes, peaking at m_H); continuum (non-resonant yy
+# MC, the background templates).  A manifest carries it per dataset (ttH_adv.manifest).
+ROLES = ("data", "signal", "resonant", "continuum")
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    name: str
+    role: str
+    process: str
+
+
+@functools.cache
+def load_catalogue() -> dict[int, CatalogueEntry]:
+    """The packaged DSID catalogue of the ATLAS Open Data 13 TeV GamGam samples (data/opendata_gamgam.yaml)."""
+    text = resources.files("ttH_adv").joinpath("data/opendata_gamgam.yaml").read_text()
+    return {int(dsid): CatalogueEntry(**entry) for dsid, entry in yaml.safe_load(text)["samples"].items()}
 
 
 @dataclass(frozen=True)
@@ -35,6 +57,7 @@ class SampleSpec:
     share: float       # fraction of the requested events generated for this sample
     model: str         # event model in ttH_adv.generator
     n_files: int       # files written for this sample (at the default file count)
+    role: str          # data | signal | resonant | continuum (ttH_adv.manifest.ROLES)
 
     @property
     def is_data(self) -> bool:
@@ -43,15 +66,15 @@ class SampleSpec:
 
 
 SAMPLES: tuple[SampleSpec, ...] = (
-    SampleSpec("data", "data", 0, 0.0, 0.40, "data", 4),
-    SampleSpec("ttH", "signal", 341081, 0.5071 * BR_H_YY, 0.15, "ttH", 3),
-    SampleSpec("ggH", "background", 343981, 48.58 * BR_H_YY, 0.06, "ggH", 2),
-    SampleSpec("VBF", "background", 345041, 3.782 * BR_H_YY, 0.04, "VBF", 2),
-    SampleSpec("WH", "background", 345318, 1.373 * BR_H_YY, 0.03, "WH", 1),
-    SampleSpec("ZH", "background", 345319, 0.8839 * BR_H_YY, 0.03, "ZH", 1),
-    SampleSpec("tH", "background", 346188, 0.0892 * BR_H_YY, 0.04, "tH", 1),
-    SampleSpec("yyjets", "background", 364352, 51.8, 0.15, "yyjets", 3),
-    SampleSpec("ttyy", "background", 345868, 0.0155, 0.10, "ttyy", 2),
+    SampleSpec("data", "data", 0, 0.0, 0.40, "data", 4, "data"),
+    SampleSpec("ttH", "signal", 341081, 0.5071 * BR_H_YY, 0.15, "ttH", 3, "signal"),
+    SampleSpec("ggH", "background", 343981, 48.58 * BR_H_YY, 0.06, "ggH", 2, "resonant"),
+    SampleSpec("VBF", "background", 345041, 3.782 * BR_H_YY, 0.04, "VBF", 2, "resonant"),
+    SampleSpec("WH", "background", 345318, 1.373 * BR_H_YY, 0.03, "WH", 1, "resonant"),
+    SampleSpec("ZH", "background", 345319, 0.8839 * BR_H_YY, 0.03, "ZH", 1, "resonant"),
+    SampleSpec("tH", "background", 346188, 0.0892 * BR_H_YY, 0.04, "tH", 1, "resonant"),
+    SampleSpec("yyjets", "background", 364352, 51.8, 0.15, "yyjets", 3, "continuum"),
+    SampleSpec("ttyy", "background", 345868, 0.0155, 0.10, "ttyy", 2, "continuum"),
 )
 
 SAMPLES_BY_NAME = {s.name: s for s in SAMPLES}

@@ -10,16 +10,16 @@ from .manifest import load_manifest
 
 
 def summarise_manifest(path: str | Path) -> str:
-    """A table of datasets: kind, files, entries, cross-section and expected yield sigma x L."""
+    """A table of datasets: role, files, entries, cross-section and expected yield sigma x L."""
     manifest = load_manifest(path)
     lines = [f"datasets manifest {manifest.path}",
-             f"{'dataset':<10} {'kind':<11} {'files':>5} {'entries':>10} {'xsec [pb]':>11} {'sigma x L':>10}"]
+             f"{'dataset':<10} {'role':<11} {'files':>5} {'entries':>10} {'xsec [pb]':>11} {'sigma x L':>10}"]
     total = 0
     for d in manifest.datasets.values():
         entries = sum(uproot.open({f: t}).num_entries for f, t in d.files.items())
         total += entries
         xsec = f"{d.xsec_pb:11.4g}" if d.xsec_pb else f"{'-':>11}"
         expected = f"{d.xsec_pb * d.luminosity_pb:10.4g}" if d.xsec_pb else f"{'-':>10}"
-        lines.append(f"{d.name:<10} {d.kind:<11} {len(d.files):>5} {entries:>10} {xsec} {expected}")
+        lines.append(f"{d.name:<10} {d.role:<11} {len(d.files):>5} {entries:>10} {xsec} {expected}")
     lines.append(f"{'total':<10} {'':<11} {sum(len(d.files) for d in manifest.datasets.values()):>5} {total:>10}")
     return "\n".join(lines)

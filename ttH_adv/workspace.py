@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import fits
-from .fit_analysis import RESONANT, SIGNAL, category_inputs, category_slice, chosen_background
+from .fit_analysis import category_inputs, category_slice, chosen_background, datasets_by_role
 
 
 def _modifiers(h, datasets, category: str, nominal: np.ndarray) -> list[dict]:
@@ -41,6 +41,7 @@ def _modifiers(h, datasets, category: str, nominal: np.ndarray) -> list[dict]:
 def build_workspace(output: dict, fit_result: dict, unblind: bool = False) -> dict:
     """The HistFactory JSON specification for every fitted category."""
     h = output["histograms"]["mgg"]
+    by_role = datasets_by_role(output)
     channels, observations = [], []
     for record in fit_result["categories"]:
         if not record.get("chosen_family"):  # no acceptable function: not in the statistical model
@@ -52,13 +53,13 @@ def build_workspace(output: dict, fit_result: dict, unblind: bool = False) -> di
         signal = inputs["signal"]
         samples = [
             {"name": "signal", "data": signal.tolist(),
-             "modifiers": [{"name": "mu", "type": "normfactor", "data": None}, *_modifiers(h, SIGNAL, category, signal)]},
+             "modifiers": [{"name": "mu", "type": "normfactor", "data": None}, *_modifiers(h, by_role["signal"], category, signal)]},
             {"name": "background", "data": background.tolist(),
              "modifiers": [{"name": f"bkg_norm_{category}", "type": "normfactor", "data": None}]},
         ]
         if inputs["resonant"].sum() > 0:
             samples.append({"name": "resonant", "data": inputs["resonant"].tolist(),
-                            "modifiers": _modifiers(h, RESONANT, category, inputs["resonant"])})
+                            "modifiers": _modifiers(h, by_role["resonant"], category, inputs["resonant"])})
         observed = inputs["data_ti"] if unblind else fits.asimov(background, signal, inputs["resonant"])
         channels.append({"name": category, "samples": samples})
         observations.append({"name": category, "data": np.asarray(observed, dtype=float).tolist()})
