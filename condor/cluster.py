@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ttH_adv.config import ClusterConfig
+from ttH_adv.errors import TthAdvError
 
 
 def job_kwargs(cluster: ClusterConfig) -> dict[str, Any]:
@@ -39,7 +40,13 @@ def job_kwargs(cluster: ClusterConfig) -> dict[str, Any]:
 
 def htcondor_cluster(cluster: ClusterConfig, adaptive: bool = True, **overrides: Any):
     """An HTCondorCluster (adaptive between minimum_jobs and maximum_jobs)."""
+    import shutil
+
     from dask_jobqueue import HTCondorCluster
+
+    if shutil.which("condor_submit") is None:  # else dask-jobqueue fails later, in a thread, with a traceback
+        raise TthAdvError("--cluster condor: HTCondor is not installed here (condor_submit not found); run on a "
+                          "submit node, or use --cluster local, or `tth-adv condor submit --dry-run`")
 
     kwargs = job_kwargs(cluster) | overrides
     condor = HTCondorCluster(**kwargs)

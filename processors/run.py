@@ -19,6 +19,7 @@ import hashlib
 import importlib
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -130,6 +131,29 @@ def cluster_map(client: Any) -> Callable:
     return mapper
 
 
+WORK_ITEM_FIELDS = {key: re.compile(rf"{key}=('(?:[^'\\]|\\.)*'|\d+)") for key in
+                    ("dataset", "filename", "entrystart", "entrystop")}
+
+
+def failure_summary(exc: BaseException) -> str:
+    """One line from a failed chunk: dataset, file, entry range and the root cause (not the whole work item)."""
+    chain, cause = [], exc
+    while cause is not None and len(chain) < 20:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    text = " ".join(str(e) for e in chain)
+    found = {key: m.group(1).strip("'") for key, pattern in WORK_ITEM_FIELDS.items() if (m := pattern.search(text))}
+    root = chain[-1]
+    # A process pool sends back only coffea's wrapper text, ending in "The error was: <cause>".
+    wrapped = re.search(r"The error was: (.+?)\.?$", str(root), re.DOTALL)
+    reason = wrapped.group(1) if wrapped else f"{type(root).__name__}: {str(root)}".rstrip(": ")
+    reason = reason.splitlines()[0][:200] if reason else type(root).__name__
+    if len(found) < 4:
+        return reason
+    return (f"dataset {found['dataset']!r}, file {found['filename']}, entries {found['entrystart']}-"
+            f"{found['entrystop']}: {reason}")
+
+
 def make_executor(options: RunOptions, client: Any = None) -> processor.ExecutorBase:
     """The coffea executor for the options (a Dask one runs on ``client``)."""
     if options.executor == "iterative":
@@ -235,8 +259,8 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
                                       align_clusters=options.align_clusters)
             try:
                 result = runner(checked.fileset, processor_instance=proc, treename=config.branches.tree)
-            except Exception as exc:  # coffea wraps the cause with the work item (dataset, file, entries)
-                raise ProcessingError(f"processing stopped: {exc}") from exc
+            except Exception as exc:  # coffea wraps the cause with the whole work item and branch map
+                raise ProcessingError(f"processing stopped: {failure_summary(exc)}") from exc
             output = processor.accumulate([output, result])
     normalise(output, manifest)
     wall = time.perf_counter() - start

@@ -192,3 +192,17 @@ def test_a_worker_killed_without_retries_fails_the_run_naming_the_file(small_man
 
     with pytest.raises(ProcessingError, match=r"processing stopped: Work item .*filename='[^']+\.root'.*KilledWorker"):
         _run_while_killing(small_manifest, config, retries=0, allowed_failures=0)
+
+
+def test_cluster_condor_without_htcondor_says_so_in_one_line(small_manifest, tmp_path, monkeypatch, caplog):
+    """No condor_submit on the machine: one clear line and exit code 2, no traceback."""
+    from ttH_adv.cli import main
+    from ttH_adv.manifest import write_manifest
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing to find there
+    path = write_manifest(small_manifest, tmp_path / "datasets.json")
+    assert main(["--no-progress", "run", "--datasets", str(path), "--out", str(tmp_path / "o"),
+                 "--cluster", "condor"]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "HTCondor is not installed here" in errors[0] and "\n" not in errors[0]
+    assert "Traceback" not in caplog.text
