@@ -148,6 +148,8 @@ def failure_summary(exc: BaseException) -> str:
     wrapped = re.search(r"The error was: (.+?)\.?$", str(root), re.DOTALL)
     reason = wrapped.group(1) if wrapped else f"{type(root).__name__}: {str(root)}".rstrip(": ")
     reason = reason.splitlines()[0][:200] if reason else type(root).__name__
+    as_repr = re.fullmatch(r"""(\w+)\((['"])(.*)\2\)""", reason)  # "error('...')" -> "error: ..."
+    reason = f"{as_repr.group(1)}: {as_repr.group(3)}" if as_repr else reason
     if len(found) < 4:
         return reason
     return (f"dataset {found['dataset']!r}, file {found['filename']}, entries {found['entrystart']}-"
