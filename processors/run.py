@@ -69,6 +69,7 @@ class Preflight:
     skipped: list[dict[str, str]] = field(default_factory=list)
     entries: dict[str, int] = field(default_factory=dict)
     file_metadata: dict[tuple[str, str, str], dict] = field(default_factory=dict)
+    without_optional: list[str] = field(default_factory=list)  # files lacking the object-systematic branches
 
     def metadata_cache(self) -> dict:
         """coffea's per-file metadata (entries, UUID), so the Runner need not reopen each file."""
@@ -85,9 +86,14 @@ def preflight(manifest: Manifest, config: AnalysisConfig, skip_bad_files: bool,
     so each chunk reads them in one call rather than one at a time.
     """
     result = Preflight()
-    required = tuple(config.required_branches())
     bmap = branch_map_dict(config.branches)
-    jobs = [(path, tree, required, name) for name, dataset in manifest.datasets.items()
+    optional = tuple(config.branches.optional_branches())
+
+    def required(dataset) -> tuple[str, ...]:  # the schema's, and what will be read (shifts: object systematics only)
+        read = processor_instance.branches_read(dataset.is_data) if processor_instance else []
+        return tuple(dict.fromkeys([*config.required_branches(dataset.is_data), *read]))
+
+    jobs = [(path, tree, required(dataset), name, optional) for name, dataset in manifest.datasets.items()
             for path, tree in dataset.files.items()]
     checks = iter(mapper(_check_or_error, jobs))
     for name, dataset in manifest.datasets.items():
@@ -103,6 +109,8 @@ def preflight(manifest: Manifest, config: AnalysisConfig, skip_bad_files: bool,
                 result.skipped.append({"dataset": name, "file": path, "reason": str(checked)})
                 continue
             result.entries[name] += checked.entries
+            if checked.missing_optional:
+                result.without_optional.append(path)
             if checked.entries:
                 files[path] = tree
                 result.file_metadata[(name, path, tree)] = {**metadata, "numentries": checked.entries,
@@ -111,6 +119,9 @@ def preflight(manifest: Manifest, config: AnalysisConfig, skip_bad_files: bool,
             result.fileset[name] = {"files": files, "metadata": metadata}
             if processor_instance is not None:
                 result.fileset[name]["preload"] = processor_instance.branches_read(dataset.is_data)
+    if result.without_optional:
+        log.info("%d file(s) lack the object-systematic branches (%s), e.g. %s: nominal only (--systematics all "
+                 "needs them)", len(result.without_optional), ", ".join(optional), result.without_optional[0])
     return result
 
 
@@ -271,6 +282,7 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
         **pop_bookkeeping(output),
         "files_processed": processed,
         "files_skipped": checked.skipped,
+        "files_without_systematic_branches": checked.without_optional,
         "entries_in_files": checked.entries,
         "executor": options.executor, "workers": options.workers, "chunksize": options.chunksize,
         "aligned_chunks": options.align_clusters,

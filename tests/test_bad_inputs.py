@@ -138,3 +138,26 @@ def test_cli_names_the_bad_file(small_manifest, damaged, tmp_path, caplog, capsy
     assert main(["--no-progress", "run", "--datasets", str(manifest_path), "--out", str(tmp_path / "o"),
                  "--skip-bad-files"]) == 0
     assert "SKIPPED 1 bad file" in capsys.readouterr().out
+
+
+def test_object_systematic_branches_are_needed_only_for_object_systematics(small_manifest, config, tmp_path, caplog):
+    """A file without the *_pt_syst branches runs nominal (noted in one line and in the output); asking for
+    object systematics on it stops the run naming the file and the branches."""
+    src = _ttH_file(small_manifest)
+    path = tmp_path / "nosyst.root"
+    without_branch(src, tmp_path / "a.root", "photon_pt_syst")
+    without_branch(tmp_path / "a.root", tmp_path / "b.root", "jet_pt_syst")
+    without_branch(tmp_path / "b.root", tmp_path / "c.root", "lep_pt_syst")
+    without_branch(tmp_path / "c.root", path, "met_et_syst")
+    info = small_manifest.datasets["ttH"]
+    manifest = Manifest(small_manifest.path, {"ttH": dataclasses.replace(info, files={str(path): "mini"})})
+    reference = Manifest(small_manifest.path, {"ttH": dataclasses.replace(info, files={src: "mini"})})
+    with caplog.at_level("INFO"):
+        out = run(manifest, config)
+    assert out["cutflow"] == run(reference, config)["cutflow"]
+    assert out["metadata"]["files_without_systematic_branches"] == [str(path)]
+    notes = [r.getMessage() for r in caplog.records if "object-systematic branches" in r.getMessage()]
+    assert len(notes) == 1 and "nosyst.root" in notes[0]
+    assert len(run(manifest, config, systematics="weights")["histograms"]["mgg"].axes["systematic"]) > 1
+    with pytest.raises(MissingBranchError, match=r"nosyst\.root.*photon_pt_syst"):
+        run(manifest, config, systematics="all")

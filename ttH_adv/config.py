@@ -177,13 +177,20 @@ class BranchMap:
     event: dict[str, str]
     electron_type: int
     muon_type: int
+    optional_fields: tuple[str, ...] = ()  # read only when asked for (object systematics): never required
+    required_event: tuple[str, ...] = ("trigger", "event_number")  # event branches every file must have
 
     def required_branches(self) -> list[str]:
-        """Every branch the schema reads, in a stable order."""
-        names = [c.branch(f) for c in self.collections.values() for f in c.fields]
-        names += [b for fields in self.singletons.values() for b in fields.values()]
-        names += list(self.event.values())
+        """The branches every file must have, in a stable order (optional fields and MC weights excluded)."""
+        names = [c.branch(f) for c in self.collections.values() for f in c.fields if f not in self.optional_fields]
+        names += [b for fields in self.singletons.values() for f, b in fields.items() if f not in self.optional_fields]
+        names += [self.event[k] for k in self.required_event]
         return names
+
+    def optional_branches(self) -> list[str]:
+        """The branches of the optional fields (the object-systematic shifts)."""
+        names = [c.branch(f) for c in self.collections.values() for f in c.fields if f in self.optional_fields]
+        return names + [b for fields in self.singletons.values() for f, b in fields.items() if f in self.optional_fields]
 
 
 @dataclass(frozen=True)
@@ -208,9 +215,10 @@ class AnalysisConfig:
             names += [f"{channel}_{i + 1}" for i in range(len(bounds))] if bounds else [channel]
         return names
 
-    def required_branches(self) -> list[str]:
-        """Branches needed to run the analysis: the branch map plus the scale factors."""
-        return self.branches.required_branches() + list(self.weights.scale_factors)
+    def required_branches(self, is_data: bool = False) -> list[str]:
+        """Branches every file of data (or MC: plus the event weight and scale factors) must have."""
+        mc = [] if is_data else [self.branches.event["mc_weight"], *self.weights.scale_factors]
+        return self.branches.required_branches() + mc
 
 
 def _default_dict() -> dict[str, Any]:

@@ -51,12 +51,12 @@ class FlatNtupleSchema(BaseSchema):
             path = metadata.get("filename", "<unknown file>")
             raise MissingBranchError(f"file {path}, tree '{metadata.get('treename', '?')}' lacks required "
                                      f"branch(es): {', '.join(missing)}", path=path, dataset=metadata.get("dataset"))
-        output = {}
+        output = {}  # optional fields (object-systematic shifts) join their record only where the file has them
         for name, coll in branch_map.collections.items():
-            fields = {f: forms.pop(coll.branch(f)) for f in coll.fields}
+            fields = {f: forms.pop(coll.branch(f)) for f in coll.fields if coll.branch(f) in forms}
             output[name] = zip_forms(fields, name)
         for name, fields in branch_map.singletons.items():
-            output[name] = zip_forms({f: forms.pop(b) for f, b in fields.items()}, name)
+            output[name] = zip_forms({f: forms.pop(b) for f, b in fields.items() if b in forms}, name)
         output.update(forms)
         self._form["fields"] = list(output)
         self._form["contents"] = list(output.values())
@@ -102,6 +102,7 @@ class FileCheck:
     entries: int
     uuid: bytes
     clusters: tuple[int, ...] = ()  # entries where every required branch starts a new basket
+    missing_optional: tuple[str, ...] = ()  # optional branches (object-systematic shifts) the file lacks
 
 
 def check_branches(path: str, tree: str, required: Iterable[str], dataset: str | None = None) -> int:
@@ -109,7 +110,8 @@ def check_branches(path: str, tree: str, required: Iterable[str], dataset: str |
     return check_file(path, tree, required, dataset).entries
 
 
-def check_file(path: str, tree: str, required: Iterable[str], dataset: str | None = None) -> FileCheck:
+def check_file(path: str, tree: str, required: Iterable[str], dataset: str | None = None,
+               optional: Iterable[str] = ()) -> FileCheck:
     """Open one file, check its tree, branches and basket positions.
 
     Raises ``InputFileError`` (missing/corrupt file, missing tree) or ``MissingBranchError``
@@ -140,7 +142,8 @@ def check_file(path: str, tree: str, required: Iterable[str], dataset: str | Non
             raise InputFileError(f"file {where} is truncated: data of branch(es) {', '.join(truncated[:5])} "
                                  "lie beyond its end", path=path, dataset=dataset)
         clusters = ttree.common_entry_offsets(filter_name=list(required)) if required else [0, ttree.num_entries]
-        return FileCheck(int(ttree.num_entries), handle.file.fUUID, tuple(int(c) for c in clusters))
+        return FileCheck(int(ttree.num_entries), handle.file.fUUID, tuple(int(c) for c in clusters),
+                         tuple(b for b in optional if b not in present))
 
 
 def _branches_past_end_of_file(ttree: uproot.TTree, branches: Iterable[str], path: str) -> list[str]:
