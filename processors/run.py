@@ -15,7 +15,6 @@ Outputs of separate runs merge with ``merge_outputs``.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import logging
@@ -24,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from coffea import processor
 from coffea.util import load, save
 
 import ttH_adv
-from ttH_adv.config import AnalysisConfig
+from ttH_adv.config import AnalysisConfig, config_hash
 from ttH_adv.errors import InputFileError, ProcessingError, TthAdvError
 from ttH_adv.inference import KEY_QUANTISATION
 from ttH_adv.manifest import Manifest
@@ -223,11 +222,6 @@ def local_cluster(workers: int):
 
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-
-
-def config_hash(config: AnalysisConfig) -> str:
-    """A short hash of the full configuration, recorded in the output."""
-    return hashlib.sha256(json.dumps(asdict(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def normalise(output: dict, manifest: Manifest) -> dict:

@@ -32,6 +32,7 @@ from ttH_adv import objects as obj
 from ttH_adv import selections as sel
 from ttH_adv.columns import Collection, event_column
 from ttH_adv.config import AnalysisConfig
+from ttH_adv.dump import provenance as dump_provenance
 from ttH_adv.errors import TthAdvError
 from ttH_adv.features import all_features, feature_matrix, feature_names
 from ttH_adv.inference import OnnxScorer
@@ -114,6 +115,7 @@ class TthProcessor(processor.ProcessorABC):
         self.unblind = unblind
         # Checked against ttH_adv.features here, before any event is read.
         self.scorer = OnnxScorer(model_path) if model_path else None
+        self.provenance = dump_provenance(config, self.scorer.sha256 if self.scorer else None)
         if any(config.categories.values()) and self.scorer is None:
             raise TthAdvError("score categories are configured but no model (--model) is given")
 
@@ -342,7 +344,7 @@ class TthProcessor(processor.ProcessorABC):
         from ttH_adv.dump import write_chunk
 
         write_chunk(self.dump_dir, info, s, w[s.passed], event_number[s.passed], variation.name,
-                    [v for v in self.variations if v.kind == "weight"])
+                    [v for v in self.variations if v.kind == "weight"], self.provenance)
 
     def postprocess(self, accumulator: dict) -> dict:
         """Nothing to do per run here: normalisation needs the manifest (processors.run)."""

@@ -241,3 +241,26 @@ def test_every_variation_and_the_dump_agree_across_executors(small_manifest, con
     a, b = _sorted_dump(tmp_path / "a"), _sorted_dump(tmp_path / "b")
     assert len(a) > 1000 and set(a.systematic) > {"nominal"}
     assert a.equals(b)  # every column of every row, object variations included
+
+
+def test_dump_files_carry_their_provenance_and_mixed_dumps_are_refused(small_manifest, config, tmp_path):
+    import json
+
+    import ttH_adv
+    from ttH_adv.config import config_hash
+    from ttH_adv.dump import read_provenance
+    from ttH_adv.errors import TthAdvError
+    from ttH_adv.features import FEATURE_SET_VERSION
+
+    datasets = small_manifest.select(["ttH"])
+    run(datasets, config, dump_dir=str(tmp_path / "dump"))
+    first = sorted((tmp_path / "dump").rglob("*.parquet"))
+    made = read_provenance(first[0])
+    assert made == {"config_hash": config_hash(config), "model_sha256": "none", "version": ttH_adv.__version__,
+                    "feature_set_version": json.dumps(FEATURE_SET_VERSION, sort_keys=True)}
+    other = dataclasses.replace(config, jets=dataclasses.replace(config.jets, pt_min=config.jets.pt_min + 5))
+    run(datasets, other, dump_dir=str(tmp_path / "dump"), chunksize=300)  # other chunks: new files beside the old
+    with pytest.raises(TthAdvError, match=r"mixes 2 provenances \(differing in config_hash"):
+        read_dump(tmp_path / "dump")
+    assert len(sorted((tmp_path / "dump").rglob("*.parquet"))) > len(first)
+    assert len(read_dump(tmp_path / "dump", allow_mixed=True)) > 0

@@ -8,6 +8,8 @@ silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -219,6 +221,12 @@ class AnalysisConfig:
         """Branches every file of data (or MC: plus the event weight and scale factors) must have."""
         mc = [] if is_data else [self.branches.event["mc_weight"], *self.weights.scale_factors]
         return self.branches.required_branches() + mc
+
+
+def config_hash(config: AnalysisConfig) -> str:
+    """A short hash of the full configuration, recorded in outputs and feature dumps."""
+    text = json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _default_dict() -> dict[str, Any]:

@@ -10,12 +10,15 @@ Columns: every feature of ``ttH_adv.features`` (all named sets), ``mgg``, ``weig
 (had/lep/none), ``category``, ``dataset``, ``role`` (the manifest's sample role), ``eventNumber``, ``systematic`` (``nominal`` or an
 object variation, whose rows hold the shifted features), and ``score`` when a model ran: the
 out-of-fold score of events in a channel, NaN for the others (they are never categorised, so
-never scored).
+never scored).  Each file's parquet schema metadata hold its provenance (``ttH_adv.config_hash``,
+``ttH_adv.model_sha256``, ``ttH_adv.feature_set_version``, ``ttH_adv.version``); ``read_dump``
+refuses a folder that mixes them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,9 +38,23 @@ def chunk_file(dump_dir: str | Path, dataset: str, filename: str, start: int, st
     return Path(dump_dir) / dataset / f"{Path(filename).stem}-{tag}_{start}-{stop}_{systematic}.parquet"
 
 
+PROVENANCE_PREFIX = "ttH_adv."
+
+
+def provenance(config: Any, model_sha256: str | None) -> dict[str, str]:
+    """What made a dump file, kept in its parquet schema metadata: configuration, model, feature sets, version."""
+    from . import __version__
+    from .config import config_hash
+    from .features import FEATURE_SET_VERSION
+
+    return {"config_hash": config_hash(config), "model_sha256": model_sha256 or "none",
+            "feature_set_version": json.dumps(FEATURE_SET_VERSION, sort_keys=True), "version": __version__}
+
+
 def write_chunk(dump_dir: str | Path, info: Any, selection: Any, raw_weights: np.ndarray,
-                event_number: np.ndarray, systematic: str, weight_variations: Sequence[Any]) -> Path:
-    """Write the selected events of one chunk and variation; returns the file written."""
+                event_number: np.ndarray, systematic: str, weight_variations: Sequence[Any],
+                made_by: dict[str, str] | None = None) -> Path:
+    """Write the selected events of one chunk and variation (``made_by``: its provenance); returns the file."""
     n = int(selection.passed.sum())
     columns: dict[str, Any] = {name: np.asarray(v, dtype=np.float32) for name, v in selection.features.items()}
     weight = raw_weights * info.norm
@@ -57,16 +74,47 @@ def write_chunk(dump_dir: str | Path, info: Any, selection: Any, raw_weights: np
     path = chunk_file(dump_dir, info.dataset, info.filename, info.entry_start, info.entry_stop, systematic)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    pq.write_table(pa.table(columns), tmp)
+    table = pa.table(columns)
+    if made_by:
+        table = table.replace_schema_metadata({PROVENANCE_PREFIX + k: v for k, v in made_by.items()})
+    pq.write_table(table, tmp)
     os.replace(tmp, path)
     return path
 
 
-def read_dump(dump_dir: str | Path, columns: list[str] | None = None, filter_expression: Any = None) -> pa.Table:
-    """All chunks of a dump as one table (optionally a column subset and a pyarrow filter)."""
+def read_provenance(path: str | Path) -> dict[str, str]:
+    """The provenance of one dump file (empty for files written before it was recorded)."""
+    metadata = pq.read_schema(path).metadata or {}
+    return {k.decode()[len(PROVENANCE_PREFIX):]: v.decode() for k, v in metadata.items()
+            if k.decode().startswith(PROVENANCE_PREFIX)}
+
+
+def check_one_provenance(dump_dir: str | Path, files: list[str]) -> dict[str, str]:
+    """The dump's common provenance; ``TthAdvError`` naming the difference if its files disagree."""
+    groups: dict[tuple, list[str]] = {}
+    for f in files:
+        groups.setdefault(tuple(sorted(read_provenance(f).items())), []).append(f)
+    if len(groups) > 1:
+        (a, files_a), (b, files_b) = list(groups.items())[:2]
+        differ = sorted(k for k in dict(a).keys() | dict(b).keys() if dict(a).get(k) != dict(b).get(k))
+        raise TthAdvError(f"feature dump {dump_dir} mixes {len(groups)} provenances (differing in {', '.join(differ)}: "
+                          f"e.g. {files_a[0]} and {files_b[0]}); write each run to its own folder, or "
+                          "read_dump(..., allow_mixed=True)")
+    return dict(next(iter(groups)))
+
+
+def read_dump(dump_dir: str | Path, columns: list[str] | None = None, filter_expression: Any = None,
+              allow_mixed: bool = False) -> pa.Table:
+    """All chunks of a dump as one table (optionally a column subset and a pyarrow filter).
+
+    Refuses a folder whose files were made with different configurations, models, feature-set
+    versions or package versions (their provenance) unless ``allow_mixed``.
+    """
     files = sorted(str(p) for p in Path(dump_dir).rglob("*.parquet"))
     if not files:
         raise FileNotFoundError(f"no feature dump (*.parquet) under {dump_dir}")
+    if not allow_mixed:
+        check_one_provenance(dump_dir, files)
     dataset = pads.dataset(files, format="parquet")
     missing = sorted(set(columns or []) - set(dataset.schema.names))
     if missing:
