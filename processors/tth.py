@@ -37,7 +37,7 @@ from ttH_adv.errors import TthAdvError
 from ttH_adv.features import all_features, feature_matrix, feature_names
 from ttH_adv.inference import OnnxScorer
 from ttH_adv.manifest import normalisation
-from ttH_adv.systematics import Variation, shift_collection, variations
+from ttH_adv.systematics import Variation, shift_collection, variations, weight_branches
 
 REGIONS = ("TI", "NTNI")
 NO_CHANNEL = "none"
@@ -158,7 +158,8 @@ class TthProcessor(processor.ProcessorABC):
         names = [bmap.collections[c].branch(f) for c, fields in self.object_fields(is_data).items() for f in fields]
         names += [bmap.singletons["met"]["et"], bmap.event["trigger"], bmap.event["event_number"]]
         if not is_data:
-            names += [bmap.event["mc_weight"], *self.config.weights.scale_factors]
+            names += [bmap.event["mc_weight"], *self.config.weights.scale_factors,
+                      *weight_branches(self.config, self.systematics)]
         return names
 
     def build_objects(self, events: ak.Array, info: ChunkInfo) -> PhysicsObjects:
@@ -304,13 +305,13 @@ class TthProcessor(processor.ProcessorABC):
                 selection = nominal
             else:
                 selection = self.select(self.shifted(objs, variation), info)
-            w = quantise(weights * variation.weight_factor())
+            w = quantise(weights * variation.weight_factor(events, selection))
             self.fill(out, info, selection, w, variation.name)
             if variation.kind == "nominal":
                 nominal = selection
                 out["cutflow"][info.dataset] = self.cutflow(selection, weights)
             if self.dump_dir and variation.kind != "weight":
-                self.dump(info, selection, weights, objs.event_number, variation)
+                self.dump(info, events, selection, weights, objs.event_number, variation)
         return out
 
     def fill(self, out: dict, info: ChunkInfo, s: Selection, w: np.ndarray, systematic: str) -> None:
@@ -338,13 +339,15 @@ class TthProcessor(processor.ProcessorABC):
         """Events and (raw, quantised) weighted sums after each step."""
         return {step: {"events": int(mask.sum()), "weighted": float(w[mask].sum())} for step, mask in s.steps.items()}
 
-    def dump(self, info: ChunkInfo, s: Selection, w: np.ndarray, event_number: np.ndarray,
+    def dump(self, info: ChunkInfo, events: ak.Array, s: Selection, w: np.ndarray, event_number: np.ndarray,
              variation: Variation) -> None:
-        """Write this chunk's selected events to a parquet file named after the chunk."""
+        """Write this chunk's selected events to a parquet file named after the chunk (with each weight variation)."""
         from ttH_adv.dump import write_chunk
 
-        write_chunk(self.dump_dir, info, s, w[s.passed], event_number[s.passed], variation.name,
-                    [v for v in self.variations if v.kind == "weight"], self.provenance)
+        factors = {v.name: 1.0 if info.is_data else np.broadcast_to(v.weight_factor(events, s), s.passed.shape)[s.passed]
+                   for v in self.variations if v.kind == "weight"}  # data are never varied
+        write_chunk(self.dump_dir, info, s, w[s.passed], event_number[s.passed], variation.name, factors,
+                    self.provenance)
 
     def postprocess(self, accumulator: dict) -> dict:
         """Nothing to do per run here: normalisation needs the manifest (processors.run)."""

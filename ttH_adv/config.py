@@ -128,9 +128,30 @@ class ObjectSystematic:
 
 
 @dataclass(frozen=True)
+class BranchSystematic:
+    nominal: str       # per-event weight branch of the nominal
+    up: str            # ... and of the up and down variations: weight x up / nominal, per event
+    down: str
+
+
+@dataclass(frozen=True)
+class CorrectionlibSystematic:
+    file: str                  # correctionlib JSON (schema v2), relative to the working directory
+    correction: str            # the correction's name in the file
+    inputs: tuple[str, ...]    # per input: a feature name (ttH_adv.features) or "systematic"
+    nominal: str = "nominal"   # values of the "systematic" input
+    up: str = "up"
+    down: str = "down"
+
+
+@dataclass(frozen=True)
 class SystematicsConfig:
+    """One section per kind of systematic (ttH_adv.systematics.SYSTEMATIC_KINDS), each name -> settings."""
+
     weight: dict[str, WeightSystematic]
     object: dict[str, ObjectSystematic]
+    branches: dict[str, BranchSystematic] = field(default_factory=dict)
+    correctionlib: dict[str, CorrectionlibSystematic] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -261,7 +282,7 @@ def build_section(cls: type, data: Any, where: str) -> Any:
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name not in data:
-            if f.default is dataclasses.MISSING:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ConfigError(f"missing key '{where}.{f.name}'")
             continue
         kwargs[f.name] = _coerce(hints[f.name], data[f.name], f"{where}.{f.name}")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,7 @@ def provenance(config: Any, model_sha256: str | None) -> dict[str, str]:
 
 
 def write_chunk(dump_dir: str | Path, info: Any, selection: Any, raw_weights: np.ndarray,
-                event_number: np.ndarray, systematic: str, weight_variations: Sequence[Any],
+                event_number: np.ndarray, systematic: str, weight_factors: dict[str, Any],
                 made_by: dict[str, str] | None = None) -> Path:
     """Write the selected events of one chunk and variation (``made_by``: its provenance); returns the file."""
     n = int(selection.passed.sum())
@@ -60,8 +59,8 @@ def write_chunk(dump_dir: str | Path, info: Any, selection: Any, raw_weights: np
     weight = raw_weights * info.norm
     columns["mgg"] = selection.mass[selection.passed].astype(np.float32)
     columns["weight"] = weight
-    for v in weight_variations:
-        columns[f"weight_{v.name}"] = weight * v.weight_factor()
+    for name, factor in weight_factors.items():  # per selected event: the weight variations' multipliers
+        columns[f"weight_{name}"] = weight * factor
     columns["region"] = np.where(selection.is_ti[selection.passed], "TI", "NTNI")
     columns["channel"] = np.asarray(selection.channel, dtype=str)
     columns["category"] = np.asarray(selection.category, dtype=str)

@@ -39,6 +39,11 @@ FEATURE_SET_VERSION = {"seed": "seed-v1", "scaled": "scaled-v1", "extended": "ex
 DEFAULT_FEATURE_SET = "seed"
 
 
+def all_feature_names() -> list[str]:
+    """Every feature ``all_features`` computes (what the dump holds), in a stable order."""
+    return list(dict.fromkeys(n for names in FEATURE_SETS.values() for n in names))
+
+
 def feature_names(feature_set: str = DEFAULT_FEATURE_SET) -> list[str]:
     """Feature names of a named set, in model-input order."""
     try:

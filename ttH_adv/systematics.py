@@ -1,32 +1,146 @@
-"""Systematic variations: expand the configuration's registry into named up/down shifts.
+"""Systematic variations as a registry of kinds: each configured systematic becomes named up/down shifts.
 
-Weight variations multiply the event weight by (1 +/- relative); object variations shift a
-collection's pT and energy by +/- its ``pt_syst`` field and the whole selection is re-run on
-the shifted objects.  Adding a systematic is a few lines of YAML (``systematics:``).
+``SYSTEMATIC_KINDS`` maps a kind (a section of ``systematics:`` in the configuration) to the
+function that turns one entry into its variations, as HiggsDNA registers its corrections:
+
+* ``weight``: the event weight times (1 +/- relative) -- a scale factor's relative uncertainty;
+* ``branches``: per-event weights from branches, weight x up/nominal (and down/nominal);
+* ``correctionlib``: a correction from a correctionlib JSON file (the format CMS and ATLAS coffea
+  analyses use), evaluated per event on the classifier features of the selected events, with
+  its "systematic" input set to the up, down and nominal values: weight x up/nominal;
+* ``object``: a collection's pT and energy shifted by +/- its ``pt_syst`` field, the whole
+  selection re-run on the shifted objects.
+
+A new kind is a function ``(name, settings) -> list[Variation]`` added to the registry plus a
+section in ``SystematicsConfig``.  Weight kinds never re-run the selection: their factor is a
+per-event multiplier of the nominal weight (``Variation.weight_factor``).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from .columns import Collection
-from .config import AnalysisConfig
+from .config import (
+    AnalysisConfig,
+    BranchSystematic,
+    CorrectionlibSystematic,
+    ObjectSystematic,
+    WeightSystematic,
+)
+from .errors import ConfigError
 
 NOMINAL = "nominal"
 MODES = ("none", "weights", "all")
+DIRECTIONS = (("up", 1), ("down", -1))
+SYSTEMATIC_INPUT = "systematic"  # the correctionlib input that takes "up" / "down" / "nominal"
+
+
+@dataclass(frozen=True)
+class RelativeFactor:
+    relative: float
+
+    def __call__(self, direction: int, events: Any, selection: Any) -> float:
+        return 1.0 + direction * self.relative
+
+
+@dataclass(frozen=True)
+class BranchFactor:
+    settings: BranchSystematic
+
+    def __call__(self, direction: int, events: Any, selection: Any) -> np.ndarray:
+        from .columns import event_column
+
+        nominal = event_column(events, self.settings.nominal).astype(np.float64)
+        varied = event_column(events, self.settings.up if direction > 0 else self.settings.down).astype(np.float64)
+        return np.divide(varied, nominal, out=np.ones_like(nominal), where=nominal != 0)
+
+
+@dataclass(frozen=True)
+class CorrectionlibFactor:
+    settings: CorrectionlibSystematic
+
+    def __call__(self, direction: int, events: Any, selection: Any) -> np.ndarray:
+        """up/nominal (or down/nominal) for the selected events, 1 for the others."""
+        s = self.settings
+        correction = _correction(s.file, s.correction)
+        passed = np.flatnonzero(selection.passed)
+        factor = np.ones(len(selection.passed))
+        if len(passed):
+            def evaluate(value: str) -> np.ndarray:
+                args = [value if name == SYSTEMATIC_INPUT else np.asarray(selection.features[name], np.float64)
+                        for name in s.inputs]
+                return np.asarray(correction.evaluate(*args), np.float64)
+
+            nominal, varied = evaluate(s.nominal), evaluate(s.up if direction > 0 else s.down)
+            factor[passed] = np.divide(varied, nominal, out=np.ones_like(nominal), where=nominal != 0)
+        return factor
+
+
+@functools.cache
+def _correction(file: str, name: str):
+    """One correction of a correctionlib file, loaded once per process."""
+    import correctionlib
+
+    path = Path(file)
+    if not path.is_file():
+        raise ConfigError(f"systematics.correctionlib: file not found: {file}")
+    corrections = correctionlib.CorrectionSet.from_file(str(path))
+    names = sorted(corrections.keys())
+    if name not in names:
+        raise ConfigError(f"systematics.correctionlib: no correction {name!r} in {file} (has {names})")
+    return corrections[name]
 
 
 @dataclass(frozen=True)
 class Variation:
     name: str                     # e.g. "jet_energy_scale_up"
-    kind: str                     # nominal | weight | object
+    kind: str                     # nominal | weight (the selection is kept) | object (the selection re-runs)
     direction: int = 0            # +1 up, -1 down
-    relative: float = 0.0         # weight variations
     collection: str | None = None  # object variations
+    factor: Callable | None = None  # weight variations: (direction, events, selection) -> multiplier
 
-    def weight_factor(self) -> float:
-        """Multiplier of the nominal event weight."""
-        return 1.0 + self.direction * self.relative if self.kind == "weight" else 1.0
+    def weight_factor(self, events: Any = None, selection: Any = None) -> np.ndarray | float:
+        """Multiplier of the nominal event weight (per event, or one number)."""
+        return 1.0 if self.factor is None else self.factor(self.direction, events, selection)
+
+
+def _relative_weight(name: str, settings: WeightSystematic) -> list[Variation]:
+    return [Variation(f"{name}_{tag}", "weight", d, factor=RelativeFactor(settings.relative)) for tag, d in DIRECTIONS]
+
+
+def _branch_weight(name: str, settings: BranchSystematic) -> list[Variation]:
+    return [Variation(f"{name}_{tag}", "weight", d, factor=BranchFactor(settings)) for tag, d in DIRECTIONS]
+
+
+def _correctionlib_weight(name: str, settings: CorrectionlibSystematic) -> list[Variation]:
+    from .features import all_feature_names
+
+    unknown = [i for i in settings.inputs if i != SYSTEMATIC_INPUT and i not in all_feature_names()]
+    if unknown:
+        raise ConfigError(f"systematics.correctionlib.{name}: unknown input(s) {unknown}: a feature name "
+                          f"(ttH_adv.features) or {SYSTEMATIC_INPUT!r}")
+    _correction(settings.file, settings.correction)  # a missing file or correction fails before any event
+    return [Variation(f"{name}_{tag}", "weight", d, factor=CorrectionlibFactor(settings)) for tag, d in DIRECTIONS]
+
+
+def _object_shift(name: str, settings: ObjectSystematic) -> list[Variation]:
+    return [Variation(f"{name}_{tag}", "object", d, collection=settings.collection) for tag, d in DIRECTIONS]
+
+
+SYSTEMATIC_KINDS: dict[str, Callable[[str, Any], list[Variation]]] = {
+    "weight": _relative_weight,
+    "branches": _branch_weight,
+    "correctionlib": _correctionlib_weight,
+    "object": _object_shift,
+}
+WEIGHT_KINDS = ("weight", "branches", "correctionlib")  # --systematics weights; all adds object
 
 
 def variations(config: AnalysisConfig, mode: str) -> list[Variation]:
@@ -34,14 +148,18 @@ def variations(config: AnalysisConfig, mode: str) -> list[Variation]:
     if mode not in MODES:
         raise ValueError(f"--systematics must be one of {MODES}, got {mode!r}")
     out = [Variation(NOMINAL, "nominal")]
-    if mode in ("weights", "all"):
-        for name, spec in config.systematics.weight.items():
-            out += [Variation(f"{name}_{tag}", "weight", d, relative=spec.relative) for tag, d in (("up", 1), ("down", -1))]
-    if mode == "all":
-        for name, spec in config.systematics.object.items():
-            out += [Variation(f"{name}_{tag}", "object", d, collection=spec.collection)
-                    for tag, d in (("up", 1), ("down", -1))]
+    for kind, expand in SYSTEMATIC_KINDS.items():
+        if (mode == "weights" and kind in WEIGHT_KINDS) or mode == "all":
+            for name, settings in getattr(config.systematics, kind).items():
+                out += expand(name, settings)
     return out
+
+
+def weight_branches(config: AnalysisConfig, mode: str) -> list[str]:
+    """The per-event weight branches the ``branches`` systematics of a mode read (MC only)."""
+    if mode == "none":
+        return []
+    return [b for s in config.systematics.branches.values() for b in (s.nominal, s.up, s.down)]
 
 
 def shift_collection(objects: Collection, direction: int) -> Collection:
