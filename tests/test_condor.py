@@ -190,7 +190,7 @@ def test_a_worker_killed_mid_run_leaves_and_the_result_is_identical(small_manife
 def test_a_worker_killed_without_retries_fails_the_run_naming_the_file(small_manifest, config):
     from ttH_adv.errors import ProcessingError
 
-    with pytest.raises(ProcessingError, match=r"processing stopped: Work item .*filename='[^']+\.root'.*KilledWorker"):
+    with pytest.raises(ProcessingError, match=r"processing stopped: dataset '\w+', file [^,]+\.root, entries \d+-\d+: KilledWorker"):
         _run_while_killing(small_manifest, config, retries=0, allowed_failures=0)
 
 

@@ -125,3 +125,16 @@ def test_manifest_roles_are_checked(tmp_path, dataset_dir):
                     "metadata": {k: v for k, v in entry["metadata"].items() if k != "role"}}}
     path.write_text(json.dumps(legacy))
     assert load_manifest(path).roles() == {"x": "resonant"}
+
+
+def test_remote_files_are_listed_without_being_opened(opendata):
+    """A root:// file is never opened: its DSID comes from its name, its numbers from a local file of that DSID."""
+    folder, _ = opendata
+    local = sorted((folder / "MC").glob("mc_341081.*"))[0]
+    remote = "root://eospublic.cern.ch//eos/opendata/atlas/GamGam/MC/mc_341081.ttH125_gamgam.GamGam.root"
+    built = build_manifest([str(local), remote, "https://example.org/Data/data_A.GamGam.root"], 1000.0)
+    assert remote in built["ttH"]["files"] and built["ttH"]["metadata"]["sum_weights"] > 0
+    assert "n_events" not in built["ttH"]["metadata"]  # the remote file's entries are not known
+    assert list(built["data"]["files"]) == ["https://example.org/Data/data_A.GamGam.root"]
+    with pytest.raises(ManifestError, match="no local, non-empty file"):
+        build_manifest([remote], 1000.0)
