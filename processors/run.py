@@ -214,8 +214,9 @@ def local_cluster(workers: int):
     Dask's nannies set ``MALLOC_TRIM_THRESHOLD_=65536`` for their workers; that fixes glibc's
     mmap threshold too, so every large numpy temporary becomes a fresh mmap with page faults,
     and the processor ran ~20% slower per chunk than in a plain process.  Without it the
-    workers match the iterative executor chunk for chunk (bench/processor_throughput.py);
-    their memory is measured in bench/scale_run.py.
+    workers match the iterative executor chunk for chunk (bench/processor_throughput.py); the
+    price is a peak memory that creeps up with the chunks a worker has processed (heap
+    fragmentation; bench/scale_run.py and the README's benchmark table).
     """
     import dask
     from distributed import LocalCluster
