@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
 from ttH_adv import inference as inf
 from ttH_adv import metrics
@@ -36,8 +37,8 @@ class QuantisationError(TthAdvError):
     """The int8 model's scores differ too much from its float parent."""
 
 
-class _Calibration:
-    """onnxruntime's CalibrationDataReader over a seeded sample of training events."""
+class _Calibration(CalibrationDataReader):
+    """onnxruntime's calibration reader over a seeded sample of training events."""
 
     def __init__(self, data: TrainingData, inputs: dict[str, list], n_events: int, seed: int = 0) -> None:
         rng = np.random.default_rng(seed)
@@ -65,20 +66,12 @@ def quantize_model(model_path: str | Path, out_path: str | Path, data: TrainingD
                    calibration_events: int = CALIBRATION_EVENTS) -> dict[str, Any]:
     """Write the int8 model of a float ONNX model; returns the parity and metric report (also in its metadata)."""
     import onnx
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
 
     model_path, out_path = Path(model_path), Path(out_path)
     float_info = inf.load_model_info(model_path)
     calibration = _Calibration(data, float_info.inputs, calibration_events)
-    reader = type("Reader", (CalibrationDataReader,), {"get_next": lambda self: calibration.get_next(),
-                                                       "rewind": lambda self: calibration.rewind()})()
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    quantize_static(str(model_path), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+    quantize_static(str(model_path), str(out_path), calibration, quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                     op_types_to_quantize=["MatMul", "Gemm"])
     float_scores = _scores(model_path, data)
