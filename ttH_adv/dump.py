@@ -7,8 +7,9 @@ second copy, and every file is written to a temporary name and renamed when comp
 Columns: every feature of ``ttH_adv.features`` (all named sets), ``mgg``, ``weight``
 (normalised: mcWeight x scale factors x L x sigma / sum of weights; 1 for data), one
 ``weight_<variation>`` column per weight systematic, ``region`` (TI/NTNI), ``channel``
-(had/lep/none), ``category``, ``dataset``, ``role`` (the manifest's sample role), ``eventNumber``, ``systematic`` (``nominal`` or an
-object variation, whose rows hold the shifted features), and ``score`` when a model ran: the
+(had/lep/none), ``category``, ``dataset``, ``role`` (the manifest's sample role),
+``eventNumber``, ``systematic`` (``nominal`` or an object variation, whose rows hold the
+shifted features), and ``score`` when a model ran: the
 out-of-fold score of events in a channel, NaN for the others (they are never categorised, so
 never scored).  Each file's parquet schema metadata hold its provenance (``ttH_adv.config_hash``,
 ``ttH_adv.model_sha256``, ``ttH_adv.feature_set_version``, ``ttH_adv.version``); ``read_dump``
@@ -30,14 +31,13 @@ import pyarrow.parquet as pq
 
 from .errors import TthAdvError
 
+PROVENANCE_PREFIX = "ttH_adv."  # schema-metadata keys of a dump file's provenance
+
 
 def chunk_file(dump_dir: str | Path, dataset: str, filename: str, start: int, stop: int, systematic: str) -> Path:
     """The parquet path of one chunk's rows."""
     tag = hashlib.sha1(filename.encode()).hexdigest()[:8]
     return Path(dump_dir) / dataset / f"{Path(filename).stem}-{tag}_{start}-{stop}_{systematic}.parquet"
-
-
-PROVENANCE_PREFIX = "ttH_adv."
 
 
 def provenance(config: Any, model_sha256: str | None) -> dict[str, str]:
