@@ -74,6 +74,13 @@ def test_int8_model_that_misses_parity_is_refused(trained, config, tmp_path, mon
     data = load_training_data(folder / "dump", cfg.data)
     with pytest.raises(quantize.QuantisationError, match="keep the float model"):
         quantize.quantize_model(folder / "model" / "model.onnx", tmp_path / "bad.onnx", data, mass_binning(config.mass))
+    assert not (tmp_path / "bad.onnx").exists()  # never left where a run could pick it up
+    # train --int8 goes on without it: the refusal and its figures are in results.json.
+    from training.run import run_training
+
+    summary = run_training(folder / "dump", tmp_path / "model", cfg, [("classifier", 0.0)], int8=True)
+    assert "keep the float model" in summary["int8"]["refused"] and summary["int8"]["parity"]["p99_abs_difference"] > 0
+    assert (tmp_path / "model" / "model.onnx").is_file() and not (tmp_path / "model" / "model_int8.onnx").exists()
 
 
 def test_scores_inside_the_processor_equal_offline_scores(small_manifest, config, model_path, tmp_path):

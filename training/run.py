@@ -140,6 +140,21 @@ def training_samples(data: TrainingData, config: TrainingConfig) -> dict:
             "n_signal": int(data.y.sum()), "n_background": int((1 - data.y).sum()), "n_folds": config.data.n_folds}
 
 
+def quantized(out: Path, data: TrainingData, binning: metrics.Binning) -> dict:
+    """The int8 export of ``out/model.onnx`` and its report; a refused one is reported, not fatal."""
+    from .quantize import QuantisationError, quantize_model
+
+    try:
+        report = quantize_model(out / "model.onnx", out / "model_int8.onnx", data, binning)
+    except QuantisationError as exc:
+        log.warning("%s", exc)
+        return {**exc.report, "refused": str(exc)}
+    log.info("int8 model: R50 %.2f -> %.2f, JSD50/floor %.2f -> %.2f, 99%% of scores within %.2g",
+             report["float"]["r50"], report["int8"]["r50"], report["float"]["ratio50"], report["int8"]["ratio50"],
+             report["parity"]["p99_abs_difference"])
+    return report
+
+
 def write_out_of_fold(path: Path, data: TrainingData, scores: np.ndarray) -> Path:
     """out_of_fold.parquet: (dataset, eventNumber, score) of every training event."""
     import pyarrow as pa
@@ -177,14 +192,7 @@ def run_training(features_dir: str | Path, out_dir: str | Path, config: Training
     chosen = choose(results, config.selection.jsd_ratio_max)
     shutil.copy(chosen.model_file, out / "model.onnx")
     write_out_of_fold(out / "out_of_fold.parquet", data, out_of_fold[chosen.name])
-    quantisation = None
-    if int8:
-        from .quantize import quantize_model
-
-        quantisation = quantize_model(out / "model.onnx", out / "model_int8.onnx", data, binning)
-        log.info("int8 model: R50 %.2f -> %.2f, JSD50/floor %.2f -> %.2f, 99%% of scores within %.2g",
-                 quantisation["float"]["r50"], quantisation["int8"]["r50"], quantisation["float"]["ratio50"],
-                 quantisation["int8"]["ratio50"], quantisation["parity"]["p99_abs_difference"])
+    quantisation = quantized(out, data, binning) if int8 else None
     if all_events:
         model, _, _ = fit_network(data, config, chosen.method, chosen.lam, binning)
         export_onnx([model], out / "model_all_events.onnx", config.data.feature_set, data.features,

@@ -255,8 +255,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(summary["table"])
     chosen = summary["chosen"]
     print(f"chosen: {chosen['method']} (lambda {chosen['lambda']:g}) -> {chosen['model']}  [{chosen['rule']}]")
-    if summary["int8"]:
-        q = summary["int8"]
+    q = summary["int8"]
+    if q and "refused" in q:
+        print(f"no int8 model: {q['refused']}")
+    elif q:
         print(f"int8 model: {Path(args.out) / 'model_int8.onnx'}  R50 {q['float']['r50']:.2f} -> {q['int8']['r50']:.2f}, "
               f"JSD50/floor {q['float']['ratio50']:.2f} -> {q['int8']['ratio50']:.2f}, 99% of scores within "
               f"{q['parity']['p99_abs_difference']:.2g} of the float model")
