@@ -88,11 +88,12 @@ def preflight(manifest: Manifest, config: AnalysisConfig, skip_bad_files: bool,
     bmap = branch_map_dict(config.branches)
     optional = tuple(config.branches.optional_branches())
 
-    def required(dataset) -> tuple[str, ...]:  # the schema's, and what will be read (shifts: object systematics only)
-        read = processor_instance.branches_read(dataset.is_data) if processor_instance else []
-        return tuple(dict.fromkeys([*config.required_branches(dataset.is_data), *read]))
-
-    jobs = [(path, tree, required(dataset), name, optional) for name, dataset in manifest.datasets.items()
+    read = {name: processor_instance.branches_read(d.is_data) if processor_instance else []
+            for name, d in manifest.datasets.items()}
+    # Required: the schema's branches and what will be read (the shifts only with object systematics).
+    required = {name: tuple(dict.fromkeys([*config.required_branches(d.is_data), *read[name]]))
+                for name, d in manifest.datasets.items()}
+    jobs = [(path, tree, required[name], name, optional) for name, dataset in manifest.datasets.items()
             for path, tree in dataset.files.items()]
     checks = iter(mapper(_check_or_error, jobs))
     for name, dataset in manifest.datasets.items():
@@ -117,7 +118,7 @@ def preflight(manifest: Manifest, config: AnalysisConfig, skip_bad_files: bool,
         if files:
             result.fileset[name] = {"files": files, "metadata": metadata}
             if processor_instance is not None:
-                result.fileset[name]["preload"] = processor_instance.branches_read(dataset.is_data)
+                result.fileset[name]["preload"] = read[name]
     if result.without_optional:
         log.info("%d file(s) lack the object-systematic branches (%s), e.g. %s: nominal only (--systematics all "
                  "needs them)", len(result.without_optional), ", ".join(optional), result.without_optional[0])

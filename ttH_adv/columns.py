@@ -97,11 +97,6 @@ class Collection:
         """The n-th object's value per event (objects are pT-ordered), ``fill`` where absent."""
         return self._take_nth(self.columns[name], *self._nth_index(n), fill)
 
-    def nth_record(self, n: int) -> Record:
-        """Every column of the n-th object per event (zeros where absent)."""
-        has, index = self._nth_index(n)
-        return Record({name: self._take_nth(column, has, index, 0) for name, column in self.columns.items()})
-
     def leading(self, mask: np.ndarray, n: int) -> tuple[np.ndarray, list[Record]]:
         """(objects passing ``mask`` per event, the first ``n`` of them as Records), copying only those n."""
         passing = np.flatnonzero(mask)

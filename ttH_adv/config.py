@@ -205,15 +205,17 @@ class BranchMap:
 
     def required_branches(self) -> list[str]:
         """The branches every file must have, in a stable order (optional fields and MC weights excluded)."""
-        names = [c.branch(f) for c in self.collections.values() for f in c.fields if f not in self.optional_fields]
-        names += [b for fields in self.singletons.values() for f, b in fields.items() if f not in self.optional_fields]
-        names += [self.event[k] for k in self.required_event]
-        return names
+        return self._field_branches(optional=False) + [self.event[k] for k in self.required_event]
 
     def optional_branches(self) -> list[str]:
         """The branches of the optional fields (the object-systematic shifts)."""
-        names = [c.branch(f) for c in self.collections.values() for f in c.fields if f in self.optional_fields]
-        return names + [b for fields in self.singletons.values() for f, b in fields.items() if f in self.optional_fields]
+        return self._field_branches(optional=True)
+
+    def _field_branches(self, optional: bool) -> list[str]:
+        """Branches of the collection and singleton fields that are (or are not) optional, in map order."""
+        pairs = [(f, c.branch(f)) for c in self.collections.values() for f in c.fields]
+        pairs += [(f, b) for fields in self.singletons.values() for f, b in fields.items()]
+        return [b for f, b in pairs if (f in self.optional_fields) == optional]
 
 
 @dataclass(frozen=True)

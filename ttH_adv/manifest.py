@@ -19,11 +19,10 @@ from typing import Any
 import yaml
 
 from .errors import ManifestError
-from .samples import KINDS, ROLES, load_catalogue
+from .samples import KINDS, ROLE_KIND, ROLES, load_catalogue
 
 DATASET_KEYS = {"files", "treename", "metadata"}
 METADATA_KEYS = {"is_data", "kind", "role", "xsec_pb", "sum_weights", "luminosity_pb", "year", "n_events", "dsid"}
-ROLE_KIND = {"data": "data", "signal": "signal", "resonant": "background", "continuum": "background"}
 
 
 def default_role(kind: Any, dsid: Any) -> str | None:

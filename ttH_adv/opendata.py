@@ -27,7 +27,7 @@ import numpy as np
 import uproot
 
 from .errors import ManifestError
-from .samples import ROLES, CatalogueEntry, load_catalogue
+from .samples import ROLE_KIND, ROLES, CatalogueEntry, load_catalogue
 
 MC_FILE = re.compile(r"^mc_(\d+)\.(?:([^.]+)\.)?")
 DATA_FILE = re.compile(r"^data", re.IGNORECASE)
@@ -134,7 +134,7 @@ def build_manifest(inputs: list[str], luminosity_pb: float | None, tree: str = "
 
 def _entry(name: str, files: list[ScannedFile], role: str, tree: str, luminosity_pb: float | None) -> dict:
     entries = [f.entries for f in files]
-    metadata: dict = {"is_data": role == "data", "kind": _kind(role), "role": role, "year": "run2"}
+    metadata: dict = {"is_data": role == "data", "kind": ROLE_KIND[role], "role": role, "year": "run2"}
     if all(e is not None for e in entries):
         metadata["n_events"] = int(sum(entries))
     if luminosity_pb is not None:
@@ -150,10 +150,6 @@ def _entry(name: str, files: list[ScannedFile], role: str, tree: str, luminosity
                                         f"{getattr(local[0], key)} in {local[0].path} (one DSID, one value)")
         metadata.update({"xsec_pb": local[0].xsec_pb, "sum_weights": local[0].sum_weights, "dsid": local[0].dsid})
     return {"files": {f.path: tree for f in files}, "metadata": metadata}
-
-
-def _kind(role: str) -> str:
-    return {"data": "data", "signal": "signal"}.get(role, "background")
 
 
 def summary_table(manifest: dict[str, dict]) -> str:

@@ -32,6 +32,7 @@ KINDS = ("signal", "background", "data")
 # data; signal (ttH); resonant (other H -> yy modes, peaking at m_H); continuum (non-resonant yy
 # MC, the background templates).  A manifest carries it per dataset (ttH_adv.manifest).
 ROLES = ("data", "signal", "resonant", "continuum")
+ROLE_KIND = {"data": "data", "signal": "signal", "resonant": "background", "continuum": "background"}
 
 
 @dataclass(frozen=True)

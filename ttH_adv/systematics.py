@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .columns import Collection
+from .columns import Collection, event_column
 from .config import (
     AnalysisConfig,
     BranchSystematic,
@@ -55,8 +55,6 @@ class BranchFactor:
     settings: BranchSystematic
 
     def __call__(self, direction: int, events: Any, selection: Any) -> np.ndarray:
-        from .columns import event_column
-
         nominal = event_column(events, self.settings.nominal).astype(np.float64)
         varied = event_column(events, self.settings.up if direction > 0 else self.settings.down).astype(np.float64)
         return np.divide(varied, nominal, out=np.ones_like(nominal), where=nominal != 0)
