@@ -38,7 +38,8 @@ def test_executors_and_chunk_sizes_agree_bit_for_bit(small_manifest, config, nom
     _assert_identical(nominal, small_chunks)
     _assert_identical(nominal, run(small_manifest, config, executor="futures", workers=2, chunksize=1_500))
     _assert_identical(nominal, run(small_manifest, config, executor="dask", workers=2, chunksize=2_500))
-    _assert_identical(nominal, run(small_manifest, config, executor="dask", workers=2, chunksize=100_000))
+    _assert_identical(nominal, run(small_manifest, config, executor="dask", workers=2, chunksize=100_000,
+                                   worker_start="spawn"))
 
 
 def _in_baskets(src, dst, basket):

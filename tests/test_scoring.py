@@ -95,6 +95,29 @@ def test_scores_inside_the_processor_equal_offline_scores(small_manifest, config
     assert np.allclose(offline, table.score.to_numpy(), atol=1e-6)
 
 
+def _sessions_in_child(queue) -> None:
+    from ttH_adv import inference
+
+    queue.put(len(inference._SESSIONS))
+
+
+def test_a_forked_worker_does_not_inherit_the_parents_onnx_sessions(model_path):
+    """Dask's forked workers build their own sessions: a copied one would lack its thread pool."""
+    import multiprocessing
+
+    from ttH_adv import inference
+
+    OnnxScorer(model_path)(np.zeros((2, len(feature_names("seed"))), np.float32), np.arange(2))
+    assert len(inference._SESSIONS) >= 1
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_sessions_in_child, args=(queue,))
+    child.start()
+    assert queue.get(timeout=30) == 0
+    child.join(30)
+    assert child.exitcode == 0
+
+
 def test_scoring_is_identical_on_every_executor(small_manifest, config, model_path):
     iterative = run(small_manifest, config, model_path=model_path, chunksize=5_000)
     futures = run(small_manifest, config, model_path=model_path, chunksize=3_000, executor="futures", workers=2)
