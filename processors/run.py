@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from coffea import processor
-from coffea.util import load, save
+from coffea.util import coffea_console, load, save
 
 import ttH_adv
 from ttH_adv.config import AnalysisConfig, config_hash
@@ -241,6 +241,17 @@ def local_cluster(workers: int, start: str = DEFAULT_WORKER_START):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
 
 
+@contextmanager
+def progress_bars(show: bool) -> Iterator[None]:
+    """Show or hide coffea's progress bars (its executors draw them whatever ``status`` says)."""
+    quiet = coffea_console.quiet
+    coffea_console.quiet = quiet or not show
+    try:
+        yield
+    finally:
+        coffea_console.quiet = quiet
+
+
 def normalise(output: dict, manifest: Manifest) -> dict:
     """Scale each MC dataset's histogram and weighted cutflow by L x sigma / sum of weights."""
     h = output["histograms"]["mgg"]
@@ -282,7 +293,8 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
                                       maxchunks=options.maxchunks, metadata_cache=checked.metadata_cache(),
                                       align_clusters=options.align_clusters)
             try:
-                result = runner(checked.fileset, processor_instance=proc, treename=config.branches.tree)
+                with progress_bars(options.progress):
+                    result = runner(checked.fileset, processor_instance=proc, treename=config.branches.tree)
             except Exception as exc:  # coffea wraps the cause with the whole work item and branch map
                 raise ProcessingError(f"processing stopped: {failure_summary(exc)}") from exc
             output = processor.accumulate([output, result])

@@ -265,3 +265,12 @@ def test_dump_files_carry_their_provenance_and_mixed_dumps_are_refused(small_man
         read_dump(tmp_path / "dump")
     assert len(sorted((tmp_path / "dump").rglob("*.parquet"))) > len(first)
     assert len(read_dump(tmp_path / "dump", allow_mixed=True)) > 0
+
+
+@pytest.mark.parametrize("executor", ["iterative", "futures"])
+def test_progress_bars_follow_the_option(small_manifest, config, executor, capsys):
+    """coffea draws its bars whatever its ``status`` says; --no-progress must still silence them."""
+    run(small_manifest, config, executor=executor, maxchunks=1, progress=False)
+    assert "Processing" not in capsys.readouterr().out
+    run(small_manifest, config, executor=executor, maxchunks=1, progress=True)
+    assert "Processing" in capsys.readouterr().out

@@ -102,11 +102,15 @@ class Collection:
         passing = np.flatnonzero(mask)
         counts = np.bincount(self.event_index[passing], minlength=self.n_events)
         starts = np.cumsum(counts) - counts
+        # One gather per column and position: index len(mask) of a padded column is the fill (0),
+        # taken by events without an i-th passing object (half the cost of a masked assignment).
+        absent = len(mask)
+        padded = {name: np.append(column, np.zeros(1, column.dtype)) for name, column in self.columns.items()}
+        passing = np.append(passing, absent)
         records = []
         for i in range(n):  # over object positions, not events
-            has = counts > i
-            index = passing[starts[has] + i]
-            records.append(Record({name: self._take_nth(column, has, index, 0) for name, column in self.columns.items()}))
+            index = np.where(counts > i, passing[np.minimum(starts + i, len(passing) - 1)], absent)
+            records.append(Record({name: column[index] for name, column in padded.items()}))
         return counts, records
 
     def _take_nth(self, column: np.ndarray, has: np.ndarray, index: np.ndarray, fill: float) -> np.ndarray:
