@@ -43,6 +43,11 @@ from .tth import TthProcessor
 log = logging.getLogger(__name__)
 
 EXECUTORS = ("iterative", "futures", "dask")
+# No uproot array cache: coffea keeps the chunk's buffers itself, and uproot's per-file cache
+# sits in a reference cycle (file <-> directory <-> tree) that outlives the closed file until
+# Python's rare full collection, so every chunk's decompressed arrays (~20 MB) piled up in the
+# workers' memory (bench/scale_run.py).
+UPROOT_OPTIONS = {"array_cache": None}
 WORKER_STARTS = ("fork", "spawn", "forkserver")
 # fork: a LocalCluster worker inherits this process's imports and starts in ~0.05 s, not the ~1.2 s
 # a fresh interpreter takes to import coffea; macOS and Windows cannot fork safely, so they spawn.
@@ -227,9 +232,8 @@ def local_cluster(workers: int, start: str = DEFAULT_WORKER_START):
     Dask's nannies set ``MALLOC_TRIM_THRESHOLD_=65536`` for their workers; that fixes glibc's
     mmap threshold too, so every large numpy temporary becomes a fresh mmap with page faults,
     and the processor ran ~20% slower per chunk than in a plain process.  Without it the
-    workers match the iterative executor chunk for chunk (bench/processor_throughput.py); the
-    price is a peak memory that creeps up with the chunks a worker has processed (heap
-    fragmentation; bench/scale_run.py and the README's benchmark table).
+    workers match the iterative executor chunk for chunk (bench/processor_throughput.py), and
+    their memory stays flat with the input size (``UPROOT_OPTIONS``; bench/scale_run.py).
     """
     import dask
     from distributed import LocalCluster
@@ -294,7 +298,8 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
                                       align_clusters=options.align_clusters)
             try:
                 with progress_bars(options.progress):
-                    result = runner(checked.fileset, processor_instance=proc, treename=config.branches.tree)
+                    result = runner(checked.fileset, processor_instance=proc, treename=config.branches.tree,
+                                    uproot_options=UPROOT_OPTIONS)
             except Exception as exc:  # coffea wraps the cause with the whole work item and branch map
                 raise ProcessingError(f"processing stopped: {failure_summary(exc)}") from exc
             output = processor.accumulate([output, result])

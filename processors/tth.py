@@ -337,7 +337,8 @@ class TthProcessor(processor.ProcessorABC):
 
     def cutflow(self, s: Selection, w: np.ndarray) -> dict[str, dict[str, float]]:
         """Events and (raw, quantised) weighted sums after each step."""
-        return {step: {"events": int(mask.sum()), "weighted": float(w[mask].sum())} for step, mask in s.steps.items()}
+        return {step: {"events": int(np.count_nonzero(mask)), "weighted": float(w[mask].sum())}
+                for step, mask in s.steps.items()}
 
     def dump(self, info: ChunkInfo, events: ak.Array, s: Selection, w: np.ndarray, event_number: np.ndarray,
              variation: Variation) -> None:

@@ -274,3 +274,23 @@ def test_progress_bars_follow_the_option(small_manifest, config, executor, capsy
     assert "Processing" not in capsys.readouterr().out
     run(small_manifest, config, executor=executor, maxchunks=1, progress=True)
     assert "Processing" in capsys.readouterr().out
+
+
+def test_no_chunk_data_waits_for_the_cyclic_garbage_collector(small_manifest, config):
+    """A chunk's arrays are freed when it ends, not at Python's rare full collection.
+
+    uproot's per-file array cache lives in a reference cycle with the closed file; had it kept
+    the chunk's arrays, each worker would hold every chunk's data until a full collection.
+    """
+    import gc
+
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        run(small_manifest, config, chunksize=5_000)
+        gc.collect()
+        held = [o for o in gc.garbage if isinstance(o, (ak.Array, np.ndarray))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert not held, f"{len(held)} arrays were held in reference cycles"
