@@ -319,12 +319,13 @@ class TthProcessor(processor.ProcessorABC):
         h = out["histograms"]["mgg"]
         mass_axis = h.axes["mgg"]
         categories = self.categories()
-        mass = s.mass[s.passed]
-        w_passed = w[s.passed]
-        region_idx = np.where(s.is_ti[s.passed], 0, 1)
+        passed = np.flatnonzero(s.passed)
+        mass = s.mass[passed]
+        w_passed = w[passed]
+        region_idx = np.where(s.is_ti[passed], 0, 1)
         category_idx = _index_in(s.category, categories)
         mass_idx = np.asarray(mass_axis.index(mass)).reshape(-1)
-        keep = (category_idx >= 0) & (mass_idx >= 0) & (mass_idx < mass_axis.size)
+        keep = np.flatnonzero((category_idx >= 0) & (mass_idx >= 0) & (mass_idx < mass_axis.size))
         shape = (len(REGIONS), len(categories), mass_axis.size)
         flat = np.ravel_multi_index((region_idx[keep], category_idx[keep], mass_idx[keep]), shape)
         size = int(np.prod(shape))

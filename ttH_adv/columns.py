@@ -80,14 +80,18 @@ class Collection:
 
     def select(self, mask: np.ndarray) -> Collection:
         """Only the objects passing a per-object mask (order kept)."""
-        return Collection(self.count(mask), {k: v[mask] for k, v in self.columns.items()})
+        return self._take_objects(np.flatnonzero(mask), self.count(mask))
 
     def take_events(self, events: np.ndarray) -> Collection:
         """The collection restricted to the events at the given (sorted) indices."""
         keep = np.zeros(self.n_events, bool)
         keep[events] = True
-        mask = keep[self.event_index]
-        return Collection(self.counts[events], {k: v[mask] for k, v in self.columns.items()})
+        return self._take_objects(np.flatnonzero(keep[self.event_index]), self.counts[events])
+
+    def _take_objects(self, index: np.ndarray, counts: np.ndarray) -> Collection:
+        # One integer index for every column: a boolean mask per column is re-scanned each time
+        # and runs ~3x slower on the irregular masks of object selections.
+        return Collection(counts, {k: v[index] for k, v in self.columns.items()})
 
     def _nth_index(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         has = self.counts > n
@@ -164,11 +168,6 @@ def _buffer(data) -> np.ndarray:
 def delta_phi(phi1: np.ndarray, phi2: np.ndarray) -> np.ndarray:
     """phi1 - phi2 wrapped into [-pi, pi)."""
     return (np.asarray(phi1) - phi2 + np.pi) % (2 * np.pi) - np.pi
-
-
-def delta_r(eta1: np.ndarray, phi1: np.ndarray, eta2: np.ndarray, phi2: np.ndarray) -> np.ndarray:
-    """Angular distance sqrt(d_eta^2 + d_phi^2)."""
-    return np.hypot(np.asarray(eta1) - eta2, delta_phi(phi1, phi2))
 
 
 def invariant_mass(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> np.ndarray:

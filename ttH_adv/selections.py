@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .columns import Collection, Record, delta_r, invariant_mass
+from .columns import Collection, Record, invariant_mass
 from .config import ChannelCuts, JetCuts, LeptonCuts, PhotonCuts
 
 
@@ -95,7 +95,10 @@ def away_from(objects: Collection, *others: Record, min_dr: float = 0.4) -> np.n
     """Objects farther than ``min_dr`` from each per-event object in ``others`` (overlap removal)."""
     keep = np.ones(len(objects.pt), bool)
     for other in others:
-        keep &= delta_r(objects.eta, objects.phi, objects.per_event(other.eta), objects.per_event(other.phi)) > min_dr
+        d_eta = objects.eta - objects.per_event(other.eta)
+        d_phi = np.abs(objects.phi - objects.per_event(other.phi))
+        d_phi = np.where(d_phi > np.pi, 2 * np.pi - d_phi, d_phi)  # |d_phi| <= 2 pi for phi in [-pi, pi]
+        keep &= d_eta**2 + d_phi**2 > min_dr**2  # Delta R^2: no square root, no modulo on every object pair
     return keep
 
 
