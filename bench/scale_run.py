@@ -5,9 +5,10 @@
 
 Generates the dataset (or reuses --keep DIR if it already holds one), runs the processor on a
 Dask LocalCluster for each worker count in turn, and reports the event rate, the speed-up over
-the first worker count, and the workers' peak resident memory (read on the workers from
-getrusage at the end).  Run it at two sizes to see memory stay flat.  The clock starts once the
-workers have imported the analysis (a cluster's one-time start-up, whatever the input size).
+the first worker count, and the workers' resident memory: once they are ready (forked workers
+start with the pages of this process) and at their peak (getrusage at the end).  Run it at two
+sizes to see memory stay flat.  The clock starts once the workers have imported the analysis (a
+cluster's one-time start-up, whatever the input size).
 """
 
 from __future__ import annotations
@@ -30,17 +31,24 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_on_cluster(manifest, workers: int, chunksize: int) -> tuple[float, dict[str, float]]:
+def rss_mb() -> float:
+    """Resident memory of this process now, in MB (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def run_on_cluster(manifest, workers: int, chunksize: int) -> tuple[float, dict[str, float], dict[str, float]]:
     """Run through a LocalCluster we own, so worker memory can be read afterwards."""
     from distributed import Client
 
     with local_cluster(workers) as cluster, Client(cluster) as client:
         client.run(importlib.import_module, "processors.tth")  # the cluster's one-time start-up, off the clock
+        ready = client.run(rss_mb)
         start = time.perf_counter()
         run_analysis(manifest, load_config(), RunOptions(executor="dask", workers=workers, chunksize=chunksize,
                                                          progress=False, client=client))
         seconds = time.perf_counter() - start
-        return seconds, client.run(peak_rss_mb)
+        return seconds, ready, client.run(peak_rss_mb)
 
 
 def main() -> None:
@@ -65,14 +73,16 @@ def main() -> None:
         n_events = sum(d.n_events for d in manifest.datasets.values())
         print(f"{n_events:,} events in {n_files} files (generated in {generation:.0f} s), chunksize "
               f"{args.chunksize:,}, dask LocalCluster")
-        print(f"{'workers':>8}{'seconds':>9}{'events/s':>12}{'speed-up':>10}{'RSS max MB':>12}{'RSS mean MB':>12}")
+        print(f"{'workers':>8}{'seconds':>9}{'events/s':>12}{'speed-up':>10}{'RSS ready MB':>14}{'RSS max MB':>12}"
+              f"{'RSS mean MB':>12}")
         first_rate = None
         for workers in args.workers:
-            seconds, memory = run_on_cluster(manifest, workers, args.chunksize)
+            seconds, ready, memory = run_on_cluster(manifest, workers, args.chunksize)
             rate = n_events / seconds
             first_rate = first_rate or rate
             rss = list(memory.values())
-            print(f"{workers:>8}{seconds:>9.1f}{rate:>12,.0f}{rate / first_rate:>9.2f}x{max(rss):>12,.0f}"
+            print(f"{workers:>8}{seconds:>9.1f}{rate:>12,.0f}{rate / first_rate:>9.2f}x{max(ready.values()):>14,.0f}"
+                  f"{max(rss):>12,.0f}"
                   f"{sum(rss) / len(rss):>12,.0f}", flush=True)
 
 
