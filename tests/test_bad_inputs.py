@@ -11,8 +11,8 @@ import pytest
 
 from ttH_adv.cli import main
 from ttH_adv.config import load_config
-from ttH_adv.errors import InputFileError, MissingBranchError, ProcessingError
-from ttH_adv.manifest import Manifest
+from ttH_adv.errors import InputFileError, MissingBranchError, ProcessingError, TthAdvError
+from ttH_adv.manifest import Manifest, write_manifest
 
 from conftest import run
 from helpers import empty_copy, truncated_copy, without_branch
@@ -128,10 +128,17 @@ def test_files_checked_on_dask_workers_report_the_same(small_manifest, config, d
     assert [s["file"] for s in out["metadata"]["files_skipped"]] == [str(path)]
 
 
+def test_unknown_worker_start_is_refused_by_name(small_manifest, config, tmp_path):
+    with pytest.raises(TthAdvError, match="--worker-start must be one of"):
+        run(small_manifest, config, executor="dask", workers=1, worker_start="threads")
+    manifest_path = write_manifest(small_manifest, tmp_path / "datasets.json")
+    assert main(["--no-progress", "run", "--datasets", str(manifest_path), "--out", str(tmp_path / "o"),
+                 "--executor", "dask", "--workers", "1", "--worker-start", "spawn", "--maxchunks", "1"]) == 0
+
+
 def test_cli_names_the_bad_file(small_manifest, damaged, tmp_path, caplog, capsys):
     path, _, _ = damaged["truncated"]
     manifest = _with_extra_file(small_manifest, "ttH", path)
-    from ttH_adv.manifest import write_manifest
     manifest_path = write_manifest(manifest, tmp_path / "datasets.json")
     assert main(["--no-progress", "run", "--datasets", str(manifest_path), "--out", str(tmp_path / "o")]) == 2
     assert "cut.root" in caplog.text
