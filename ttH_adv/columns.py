@@ -80,7 +80,8 @@ class Collection:
 
     def select(self, mask: np.ndarray) -> Collection:
         """Only the objects passing a per-object mask (order kept)."""
-        return self._take_objects(np.flatnonzero(mask), self.count(mask))
+        index = np.flatnonzero(mask)
+        return self._take_objects(index, np.bincount(self.event_index[index], minlength=self.n_events))
 
     def take_events(self, events: np.ndarray) -> Collection:
         """The collection restricted to the events at the given (sorted) indices."""
