@@ -19,7 +19,6 @@ import importlib
 import json
 import logging
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +38,7 @@ from ttH_adv.manifest import Manifest
 from ttH_adv.schema import FileCheck, FlatNtupleSchema, branch_map_dict, check_file
 
 from .tth import TthProcessor
+from .workers import DEFAULT_WORKER_START, WORKER_STARTS, start_fork_server
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,6 @@ EXECUTORS = ("iterative", "futures", "dask")
 # Python's rare full collection, so every chunk's decompressed arrays (~20 MB) piled up in the
 # workers' memory (bench/scale_run.py).
 UPROOT_OPTIONS = {"array_cache": None}
-WORKER_STARTS = ("fork", "spawn", "forkserver")
-# fork: a LocalCluster worker inherits this process's imports and starts in ~0.05 s, not the ~1.2 s
-# a fresh interpreter takes to import coffea; macOS and Windows cannot fork safely, so they spawn.
-DEFAULT_WORKER_START = "fork" if sys.platform.startswith("linux") else "spawn"
 
 
 @dataclass
@@ -195,14 +191,13 @@ def dask_session(options: RunOptions) -> Iterator[Any]:
     if options.executor != "dask":
         yield None
         return
-    client = options.client or dask_client(options)
     # coffea's DaskExecutor imports dask.dataframe (~1 s, unused here): import it while the
-    # workers check the files rather than after, and only once any worker has been forked, so
-    # that no worker inherits a half-done import.
+    # cluster starts and the workers check the files, rather than after.
     threading.Thread(target=importlib.import_module, args=("dask.dataframe",), daemon=True).start()
     if options.client is not None:
-        yield client
+        yield options.client
         return
+    client = dask_client(options)
     try:
         yield client
     finally:
@@ -224,10 +219,11 @@ def dask_client(options: RunOptions):
 def local_cluster(workers: int, start: str = DEFAULT_WORKER_START):
     """A LocalCluster of one-thread worker processes, started by ``start``, with glibc's own memory trimming.
 
-    ``fork`` (Linux's default here) lets the workers inherit the imports of this process, so a
-    cluster is up in ~0.1 s rather than the ~1.3 s of ``spawn`` (Dask's default, where every
-    worker imports coffea afresh) and closes in ~0.05 s rather than ~0.4 s; on two cores that
-    start-up had cost Dask a fifth of a 2M-event run against the futures executor.
+    ``forkserver`` (Linux's default here; ``processors.workers``): the first cluster of a process
+    starts a fork server that imports distributed and the processor once (~1.2 s, like
+    ``spawn``); every worker is then forked from it in milliseconds, later clusters of the same
+    process included, and exits without tearing down an interpreter (a LocalCluster of 2
+    closes in ~0.03 s, not ~0.35 s).
 
     Dask's nannies set ``MALLOC_TRIM_THRESHOLD_=65536`` for their workers; that fixes glibc's
     mmap threshold too, so every large numpy temporary becomes a fresh mmap with page faults,
@@ -240,6 +236,8 @@ def local_cluster(workers: int, start: str = DEFAULT_WORKER_START):
 
     if start not in WORKER_STARTS:
         raise TthAdvError(f"--worker-start must be one of {WORKER_STARTS}, got {start!r}")
+    if start == "forkserver":
+        start_fork_server()
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
                           "distributed.worker.multiprocessing-method": start}):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)

@@ -32,7 +32,6 @@ from ttH_adv import objects as obj
 from ttH_adv import selections as sel
 from ttH_adv.columns import Collection, event_column
 from ttH_adv.config import AnalysisConfig
-from ttH_adv.dump import provenance as dump_provenance
 from ttH_adv.errors import TthAdvError
 from ttH_adv.features import all_features, feature_matrix, feature_names
 from ttH_adv.inference import OnnxScorer
@@ -115,7 +114,11 @@ class TthProcessor(processor.ProcessorABC):
         self.unblind = unblind
         # Checked against ttH_adv.features here, before any event is read.
         self.scorer = OnnxScorer(model_path) if model_path else None
-        self.provenance = dump_provenance(config, self.scorer.sha256 if self.scorer else None)
+        # Imported here, not at the top: pyarrow and pandas load only where the processor is
+        # built, not in every worker (0.15 s of its start).
+        from ttH_adv.dump import provenance
+
+        self.provenance = provenance(config, self.scorer.sha256 if self.scorer else None)
         if any(config.categories.values()) and self.scorer is None:
             raise TthAdvError("score categories are configured but no model (--model) is given")
 

@@ -42,6 +42,15 @@ def test_leading_with_no_passing_object_gives_the_fill(objects):
     assert not n_passing.any() and not first.pt.any() and len(first.pt) == collection.n_events
 
 
+def test_leading_of_every_object_pads_with_the_fill(objects):
+    collection, jagged = objects
+    counts, records = collection.leading(None, 3, fill=-1.0)
+    assert np.array_equal(counts, ak.num(jagged))
+    for i, record in enumerate(records):
+        expected = ak.to_numpy(ak.fill_none(ak.pad_none(jagged.eta, 3)[:, i], -1.0)).astype(np.float32)
+        assert np.array_equal(record.eta, expected), i
+
+
 def test_select_and_take_events_match_awkward(objects):
     collection, jagged = objects
     selected = collection.select(collection.flag)

@@ -68,6 +68,11 @@ def output_path(out: str) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the processor over a datasets manifest and save the histograms and cutflows."""
+    from processors.workers import DEFAULT_WORKER_START, start_fork_server
+
+    local_dask = args.executor == "dask" and not args.scheduler and args.cluster == "local"
+    if local_dask and (args.worker_start or DEFAULT_WORKER_START) == "forkserver":
+        start_fork_server()  # its imports run while this command imports the analysis and checks inputs
     from processors.run import RunOptions, run_analysis, save_output, summary
 
     from .config import load_config
@@ -347,9 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--exact-chunks", action="store_true", help="cut chunks at exactly --chunksize events")
     r.add_argument("--maxchunks", type=int, default=None, help="at most this many chunks per dataset (testing)")
     r.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (tcp://host:port)")
-    r.add_argument("--worker-start", choices=["fork", "spawn", "forkserver"], default=None,
-                   help="how a Dask LocalCluster starts its workers: fork (Linux default; they inherit the imports, "
-                        "~0.1 s) or spawn (fresh interpreters, ~1.3 s; the default elsewhere)")
+    r.add_argument("--worker-start", choices=["forkserver", "spawn"], default=None,
+                   help="how a Dask LocalCluster starts its workers: forkserver (Linux default: one server imports "
+                        "the analysis, workers fork from it) or spawn (a fresh interpreter each; the default elsewhere)")
     r.add_argument("--systematics", choices=["none", "weights", "all"], default="none",
                    help="none; weights (scale-factor variations); all (plus energy-scale variations)")
     r.add_argument("--dump-features", default=None, metavar="DIR", help="write selected events' features to parquet")

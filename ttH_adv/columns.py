@@ -59,11 +59,6 @@ class Collection:
         return len(self.counts)
 
     @cached_property
-    def starts(self) -> np.ndarray:
-        """Index of each event's first object in the flat columns."""
-        return np.cumsum(self.counts) - self.counts
-
-    @cached_property
     def event_index(self) -> np.ndarray:
         """The event each object belongs to."""
         return np.repeat(np.arange(self.n_events), self.counts)
@@ -94,34 +89,24 @@ class Collection:
         # and runs ~3x slower on the irregular masks of object selections.
         return Collection(counts, {k: v[index] for k, v in self.columns.items()})
 
-    def _nth_index(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        has = self.counts > n
-        return has, self.starts[has] + n
+    def leading(self, mask: np.ndarray | None, n: int, fill: float = 0.0) -> tuple[np.ndarray, list[Record]]:
+        """(objects passing ``mask`` per event, the first ``n`` of them as Records, ``fill`` where absent).
 
-    def nth(self, name: str, n: int, fill: float = 0.0) -> np.ndarray:
-        """The n-th object's value per event (objects are pT-ordered), ``fill`` where absent."""
-        return self._take_nth(self.columns[name], *self._nth_index(n), fill)
-
-    def leading(self, mask: np.ndarray, n: int) -> tuple[np.ndarray, list[Record]]:
-        """(objects passing ``mask`` per event, the first ``n`` of them as Records), copying only those n."""
-        passing = np.flatnonzero(mask)
-        counts = np.bincount(self.event_index[passing], minlength=self.n_events)
+        ``mask=None`` takes every object.  Copies only those n objects per event.
+        """
+        absent = int(self.counts.sum())  # the number of objects: the padded columns' fill position
+        passing = np.arange(absent) if mask is None else np.flatnonzero(mask)
+        counts = self.counts if mask is None else np.bincount(self.event_index[passing], minlength=self.n_events)
         starts = np.cumsum(counts) - counts
-        # One gather per column and position: index len(mask) of a padded column is the fill (0),
-        # taken by events without an i-th passing object (half the cost of a masked assignment).
-        absent = len(mask)
-        padded = {name: np.append(column, np.zeros(1, column.dtype)) for name, column in self.columns.items()}
+        # One gather per column and position; events without an i-th passing object take the fill
+        # (half the cost of a masked assignment).
+        padded = {name: np.append(column, np.full(1, fill, column.dtype)) for name, column in self.columns.items()}
         passing = np.append(passing, absent)
         records = []
         for i in range(n):  # over object positions, not events
             index = np.where(counts > i, passing[np.minimum(starts + i, len(passing) - 1)], absent)
             records.append(Record({name: column[index] for name, column in padded.items()}))
         return counts, records
-
-    def _take_nth(self, column: np.ndarray, has: np.ndarray, index: np.ndarray, fill: float) -> np.ndarray:
-        out = np.full(self.n_events, fill, dtype=column.dtype)
-        out[has] = column[index]
-        return out
 
     def sum(self, name: str) -> np.ndarray:
         """Per-event sum of a column."""

@@ -69,15 +69,16 @@ def all_features(lead: Record, sublead: Record, mass: np.ndarray, jets: Collecti
     dphi = np.abs(delta_phi(lead.phi, sublead.phi))
     deta = np.abs(lead.eta - sublead.eta)
     out.update(diphoton_dphi=dphi, diphoton_deta=deta, diphoton_dr=np.hypot(dphi, deta))
-    for i in range(N_JETS):
+    _, leading_jets = jets.leading(None, N_JETS, JET_PAD)
+    for i, jet in enumerate(leading_jets):
         for name, column in (("pt", "pt"), ("E", "energy"), ("eta", "eta"), ("phi", "phi"), ("btag", "btag")):
-            out[f"jet{i + 1}_{name}"] = jets.nth(column, i, JET_PAD)
+            out[f"jet{i + 1}_{name}"] = jet[column]
     out["n_jets"] = jets.counts.astype(np.float64)
     out["n_bjets"] = np.asarray(n_bjets, dtype=np.float64)
     out["n_leptons"] = leptons.counts.astype(np.float64)
     out["ht"] = jets.sum("pt")
     out["met"] = np.asarray(met, dtype=np.float64)
-    out["lepton1_pt"] = leptons.nth("pt", 0, 0.0)
+    out["lepton1_pt"] = leptons.leading(None, 1)[1][0].pt
     return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
 
 

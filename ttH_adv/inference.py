@@ -39,7 +39,7 @@ REQUIRED_KEYS = (KEY_FEATURES, KEY_FEATURE_SET, KEY_FEATURE_SET_VERSION, KEY_SCA
 INPUT_FEATURES, INPUT_EVENT_NUMBER, INPUT_PROTECTED = "features", "event_number", "protected"
 
 _SESSIONS: dict[str, Any] = {}  # per process: file SHA-256 -> onnxruntime.InferenceSession
-# A forked worker (Dask's fork start) must not use its parent's sessions: their thread pools are not copied.
+# A forked child must not use its parent's sessions: their thread pools are not copied.
 os.register_at_fork(after_in_child=_SESSIONS.clear)
 
 
