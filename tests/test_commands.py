@@ -75,3 +75,15 @@ def test_categorize_command_writes_descending_boundaries_with_enough_sideband(sm
                  str(tmp_path / "model" / "model.onnx"), "--categories", str(tmp_path / "cat.json")]) == 0
     h = load_output(tmp_path / "categorised" / "output.coffea")["histograms"]["mgg"]
     assert list(h.axes["category"]) == ["had_1", "had_2", "lep_1"]
+
+
+def test_run_on_dask_gives_the_same_output_with_each_worker_start(small_manifest, tmp_path):
+    """`tth-adv run --executor dask`: a fork server started before the imports, or spawned workers."""
+    outputs = {}
+    for start in ("forkserver", "spawn"):
+        out = tmp_path / start
+        assert main(["--no-progress", "run", "--datasets", str(small_manifest.path), "--out", str(out),
+                     "--executor", "dask", "--workers", "2", "--worker-start", start, "--chunksize", "5000"]) == 0
+        outputs[start] = histogram_by_dataset(load_output(out / "output.coffea"))
+    for name, (values, variances) in outputs["forkserver"].items():
+        assert np.array_equal(values, outputs["spawn"][name][0]) and np.array_equal(variances, outputs["spawn"][name][1])
