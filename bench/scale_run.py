@@ -5,8 +5,8 @@
 
 Generates the dataset (or reuses --keep DIR if it already holds one), runs the processor on a
 Dask LocalCluster for each worker count in turn, and reports the event rate, the speed-up over
-the first worker count, and the workers' resident memory: once they are ready (forked workers
-start with the pages of this process) and at their peak (getrusage at the end).  Run it at two
+the first worker count, and the workers' resident memory: once they are ready (a forked worker
+starts with the pages of the process it was forked from) and at their peak (getrusage at the end).  Run it at two
 sizes to see memory stay flat.  The clock starts once the workers have imported the analysis (a
 cluster's one-time start-up, whatever the input size).
 """
