@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 import uproot
 from coffea import processor
@@ -62,14 +63,19 @@ def raw_read(fileset: dict, branches: dict[str, list[str]]) -> tuple[int, float]
     return events, time.perf_counter() - start
 
 
-def timed_runs(manifest, config, repeat: int, **options) -> list[float]:
-    """Wall times of ``repeat`` runs (each starts its own pool or cluster: start-up included)."""
+def wall_times(repeat: int, action: Callable[[], object]) -> list[float]:
+    """Wall times of ``repeat`` calls of ``action``."""
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        run_analysis(manifest, config, RunOptions(progress=False, **options))
+        action()
         times.append(time.perf_counter() - start)
     return times
+
+
+def timed_runs(manifest, config, repeat: int, **options) -> list[float]:
+    """Wall times of ``repeat`` runs (each starts its own pool or cluster: start-up included)."""
+    return wall_times(repeat, lambda: run_analysis(manifest, config, RunOptions(progress=False, **options)))
 
 
 def timed_run(manifest, config, repeat: int, **options) -> float:
@@ -81,12 +87,7 @@ def one_off_command(manifest_path: str, out: str, repeat: int, **options) -> flo
     """Best wall time of ``tth-adv run`` in a fresh process: imports, start-up and saving included."""
     command = [sys.executable, "-m", "ttH_adv.cli", "--no-progress", "run", "--datasets", str(manifest_path),
                "--out", out, *(f"--{k}={v}" for k, v in options.items())]
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return min(wall_times(repeat, lambda: subprocess.run(command, check=True, stdout=subprocess.DEVNULL)))
 
 
 def main() -> None:

@@ -334,7 +334,8 @@ def model_metadata(proc: TthProcessor, manifest: Manifest) -> dict | None:
                     "for out-of-fold scores)", info.path, ", ".join(in_sample))
     quantisation = json.loads(info.metadata.get(KEY_QUANTISATION, "null"))
     return {"path": info.path, "sha256": info.sha256, "method": info.method, "lambda": info.lam,
-            "n_folds": info.n_folds, "int8": quantisation and {k: quantisation[k] for k in ("kind", "parity")}, "scores": "in-sample for " + ", ".join(in_sample) if in_sample else
+            "n_folds": info.n_folds, "int8": quantisation and {k: quantisation[k] for k in ("kind", "parity")},
+            "scores": "in-sample for " + ", ".join(in_sample) if in_sample else
             ("out-of-fold" if info.n_folds > 1 else "all-events model, no training dataset processed")}
 
 

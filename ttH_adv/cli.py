@@ -70,8 +70,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run the processor over a datasets manifest and save the histograms and cutflows."""
     from processors.workers import DEFAULT_WORKER_START, start_fork_server
 
+    worker_start = args.worker_start or DEFAULT_WORKER_START
     local_dask = args.executor == "dask" and not args.scheduler and args.cluster == "local"
-    if local_dask and (args.worker_start or DEFAULT_WORKER_START) == "forkserver":
+    if local_dask and worker_start == "forkserver":
         start_fork_server()  # its imports run while this command imports the analysis and checks inputs
     from processors.run import RunOptions, run_analysis, save_output, summary
 
@@ -91,9 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                          align_clusters=not args.exact_chunks,
                          maxchunks=args.maxchunks, scheduler=args.scheduler, systematics=args.systematics,
                          dump_dir=args.dump_features, unblind=args.unblind, skip_bad_files=args.skip_bad_files,
-                         progress=not args.no_progress, model_path=args.model)
-    if args.worker_start:
-        options.worker_start = args.worker_start
+                         progress=not args.no_progress, model_path=args.model, worker_start=worker_start)
     if args.cluster == "condor":
         output = _run_on_condor(manifest, config, options)
     else:

@@ -68,7 +68,7 @@ class Collection:
         return np.asarray(values)[self.event_index]
 
     def count(self, mask: np.ndarray | None = None) -> np.ndarray:
-        """Objects per event (passing ``mask`` if given)."""
+        """Objects per event (only those passing ``mask``, a boolean mask or object indices, if given)."""
         if mask is None:
             return self.counts
         return np.bincount(self.event_index[mask], minlength=self.n_events)
@@ -76,7 +76,7 @@ class Collection:
     def select(self, mask: np.ndarray) -> Collection:
         """Only the objects passing a per-object mask (order kept)."""
         index = np.flatnonzero(mask)
-        return self._take_objects(index, np.bincount(self.event_index[index], minlength=self.n_events))
+        return self._take_objects(index, self.count(index))
 
     def take_events(self, events: np.ndarray) -> Collection:
         """The collection restricted to the events at the given (sorted) indices."""
@@ -96,7 +96,7 @@ class Collection:
         """
         absent = int(self.counts.sum())  # the number of objects: the padded columns' fill position
         passing = np.arange(absent) if mask is None else np.flatnonzero(mask)
-        counts = self.counts if mask is None else np.bincount(self.event_index[passing], minlength=self.n_events)
+        counts = self.count(None if mask is None else passing)
         starts = np.cumsum(counts) - counts
         # One gather per column and position; events without an i-th passing object take the fill
         # (half the cost of a masked assignment).
