@@ -199,7 +199,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from processors.run import load_output
 
     from .config import load_config
-    from .fit_analysis import category_table, run_fits, write_fit_results
+    from .fit_analysis import category_table, pyhf_summary, run_fits, write_fit_results
     from .workspace import build_workspace, compare_with_pyhf, write_workspace
 
     output = load_output(output_path(args.histograms))
@@ -209,10 +209,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     path = write_fit_results(result, args.out)
     workspace = write_workspace(spec, Path(args.out) / "workspace.json")
     print(category_table(result))
-    if result["pyhf"]:
-        p, own = result["pyhf"]["pyhf"], result["pyhf"]["own"]
-        print(f"pyhf cross-check: Z {p['significance']:.2f} (own {own['significance']:.2f}), expected mu_95 "
-              f"{p['upper_limit']:.2f} (own {own['upper_limit']:.2f})")
+    print("\n".join(pyhf_summary(result)))
     print(f"fits: {path}\npyhf workspace: {workspace}")
     if args.strict and result["without_function"]:
         log.error("--strict: no acceptable background function in %s", ", ".join(result["without_function"]))

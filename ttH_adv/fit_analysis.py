@@ -16,9 +16,14 @@ Per category of the processor output (TI region, nominal), in the configured mas
    asks for a higher order.  A category where nothing qualifies gets no function: it is marked
    (``chosen_family`` null, ``status``) and left out of the combination, never silently fitted;
 6. bias: background-only toys from the template, S+B fits with the chosen function at m_H;
-7. Asimov data (blinded: chosen sideband fit + expected signal + resonant) or the data
+7. the modelling uncertainty: the larger of the chosen function's spurious signal (max |S_spur|
+   over the m_H scan) and its toys' |mean bias|, in events.  It enters the likelihood as a
+   signal-shaped background term with a Gaussian-constrained normalisation of that width
+   (``fits.CategoryModel.modelling``), as ATLAS H->yy analyses carry the spurious signal;
+8. Asimov data (blinded: chosen sideband fit + expected signal + resonant) or the data
    (``--unblind``); S+B fits give the expected significance per category and combined, mu, and
-   the expected 95% CL upper limit on mu.
+   the expected 95% CL upper limit on mu, with the modelling term (the headline,
+   ``with_modelling``) and without it (``without_modelling``, for reference).
 """
 
 from __future__ import annotations
@@ -38,8 +43,9 @@ from .templates import Template, build_template
 
 log = logging.getLogger(__name__)
 
-# Sample roles by dataset name, until the manifest carries roles (issue: sample roles are data).
 NO_FUNCTION = "no acceptable function"
+# Expected figures with the background-modelling nuisance (the headline) and without it.
+WITH_MODELLING, WITHOUT_MODELLING = "with_modelling", "without_modelling"
 
 
 def category_slice(h, datasets, region: str, category: str, systematic: str = "nominal"
@@ -128,6 +134,20 @@ def bias_test(template: Template, edges: np.ndarray, family: str, signal: fits.S
             "allowance": allowance, "mean_within_allowance": abs(mean) < allowance}
 
 
+def modelling_uncertainty(spurious: dict, bias: dict) -> dict:
+    """The category's background-modelling uncertainty in events: the larger of the chosen function's
+    spurious signal (max |S_spur| over the m_H scan) and its bias toys' |mean signal|, and which it is."""
+    spurious_signal, mean_bias = float(spurious["max_abs_signal"]), abs(float(bias["mean_signal"]))
+    return {"events": max(spurious_signal, mean_bias), "source": "spurious" if spurious_signal >= mean_bias else "bias",
+            "spurious_signal": spurious_signal, "bias": mean_bias}
+
+
+def expected_figures(models: list[fits.CategoryModel], edges: np.ndarray) -> dict[str, dict[str, float]]:
+    """Expected Z, mu, its error and mu_95 with the modelling nuisance (the headline) and without it."""
+    return {WITH_MODELLING: fits.expected_results(models, edges),
+            WITHOUT_MODELLING: fits.expected_results(fits.without_modelling(models), edges)}
+
+
 def fit_category(output: dict, category: str, config: AnalysisConfig, unblind: bool
                  ) -> tuple[dict, fits.CategoryModel | None]:
     """All fits of one category; returns its JSON record and its S+B model (None if not fitted)."""
@@ -165,10 +185,11 @@ def fit_category(output: dict, category: str, config: AnalysisConfig, unblind: b
     background = chosen.expected(edges)
     record["background_in_window"] = float(background[~side].sum())
     record["signal_in_window"] = float(inputs["signal"][~side].sum())
+    record["modelling_uncertainty"] = modelling_uncertainty(spurious, record["bias"])
     observed = inputs["data_ti"] if unblind else fits.asimov(background, inputs["signal"], inputs["resonant"])
-    model = fits.CategoryModel(category, observed, inputs["signal"], inputs["resonant"], family, chosen)
-    record.update({f"expected_{k}": v for k, v in fits.expected_significance([model], edges).items()})
-    record["expected_upper_limit"] = fits.expected_upper_limit([model], edges)
+    model = fits.CategoryModel(category, observed, inputs["signal"], inputs["resonant"], family, chosen,
+                               record["modelling_uncertainty"]["events"])
+    record["expected"] = expected_figures([model], edges)
     return record, model
 
 
@@ -184,9 +205,7 @@ def run_fits(output: dict, config: AnalysisConfig, unblind: bool = False) -> dic
             models.append(model)
         log.info("category %s: %s", category, record["chosen_family"] or record.get("status"))
     edges = h.axes["mgg"].edges
-    combined = {**fits.expected_significance(models, edges),
-                "upper_limit": fits.expected_upper_limit(models, edges),
-                "categories": [m.name for m in models]} if models else {}
+    combined = {**expected_figures(models, edges), "categories": [m.name for m in models]} if models else {}
     window = config.mass
     return {"categories": records, "combined": combined, "unblinded": unblind,
             "without_function": [r["category"] for r in records if r.get("status") == NO_FUNCTION],
@@ -219,8 +238,11 @@ def category_rows(result: dict) -> list[dict]:
                        p_value=r["sideband_fits"][r["chosen_family"]]["p_value"],
                        zeta_over_signal=spur["max_relative_to_expected"],
                        zeta_over_error=spur["max_relative_to_error"], bias=r["bias"]["mean_signal"],
-                       allowance=r["bias"]["allowance"], z=r["expected_significance"],
-                       upper_limit=r["expected_upper_limit"])
+                       allowance=r["bias"]["allowance"], modelling=r["modelling_uncertainty"]["events"],
+                       modelling_source=r["modelling_uncertainty"]["source"],
+                       z=r["expected"][WITH_MODELLING]["significance"],
+                       z_without_modelling=r["expected"][WITHOUT_MODELLING]["significance"],
+                       upper_limit=r["expected"][WITH_MODELLING]["upper_limit"])
         rows.append(row)
     return rows
 
@@ -228,7 +250,8 @@ def category_rows(result: dict) -> list[dict]:
 def category_table(result: dict) -> str:
     """The table a physicist reads first, as aligned text."""
     lines = [f"{'category':<10}{'S(win)':>8}{'B(win)':>9}{'function':>12}{'chi2/ndf':>9}{'p':>7}"
-             f"{'zeta/S':>8}{'zeta/dS':>8}{'bias':>7}{'allow':>7}{'tmpl/data':>10}{'Z_exp':>7}{'mu_95':>7}"]
+             f"{'zeta/S':>8}{'zeta/dS':>8}{'bias':>7}{'allow':>7}{'tmpl/data':>10}{'d_mod':>9}{'Z_exp':>7}"
+             f"{'Z_stat':>7}{'mu_95':>7}"]
     for row in category_rows(result):
         ratio = f"{row['template_ratio']:>9.1f}{'*' if row.get('smoothed') else ' '}" if "template_ratio" in row else ""
         if "z" not in row:
@@ -237,15 +260,34 @@ def category_table(result: dict) -> str:
         lines.append(f"{row['category']:<10}{row['signal']:>8.2f}{row['background']:>9.1f}{row['function']:>12}"
                      f"{row['chi2_ndf']:>9.2f}{row['p_value']:>7.2f}{row['zeta_over_signal']:>8.2f}"
                      f"{row['zeta_over_error']:>8.2f}{row['bias']:>7.2f}{row['allowance']:>7.2f}{ratio:>10}"
-                     f"{row['z']:>7.2f}{row['upper_limit']:>7.2f}")
+                     f"{row['modelling']:>7.2f} {row['modelling_source'][0].upper()}{row['z']:>7.2f}"
+                     f"{row['z_without_modelling']:>7.2f}{row['upper_limit']:>7.2f}")
     c = result.get("combined") or {}
     if c:
-        lines.append(f"{'combined':<10}{'':>85}{c['significance']:>7.2f}{c['upper_limit']:>7.2f}"
-                     f"   mu = {c['mu']:.2f} +/- {c['mu_error']:.2f}")
+        headline, stat = c[WITH_MODELLING], c[WITHOUT_MODELLING]
+        lines.append(f"{'combined':<10}{'':>94}{headline['significance']:>7.2f}{stat['significance']:>7.2f}"
+                     f"{headline['upper_limit']:>7.2f}   mu = {headline['mu']:.2f} +/- {headline['mu_error']:.2f} "
+                     f"(without the modelling uncertainty {stat['mu']:.2f} +/- {stat['mu_error']:.2f}, "
+                     f"mu_95 {stat['upper_limit']:.2f})")
     if result.get("without_function"):
         lines.append(f"no acceptable function: {', '.join(result['without_function'])} (left out of the combination)")
-    lines.append("* template smoothed by a Gaussian process; zeta = max(|S_spur| - 2 Delta_MC, 0)")
+    lines.append("* template smoothed by a Gaussian process; zeta = max(|S_spur| - 2 Delta_MC, 0); d_mod: the "
+                 "modelling uncertainty in events (S: spurious signal, B: toy bias), a constrained signal-shaped "
+                 "term in the likelihood of Z_exp and mu_95; Z_stat: without it")
     return "\n".join(lines)
+
+
+def pyhf_summary(result: dict) -> list[str]:
+    """pyhf's combined Z and mu_95 beside the own fit's, with and without the modelling terms (one line each)."""
+    pyhf = result.get("pyhf") or {}
+    lines = []
+    for key, label in ((WITH_MODELLING, "with the modelling uncertainty"), (WITHOUT_MODELLING, "without it")):
+        if key in pyhf:
+            p, own, d = pyhf[key]["pyhf"], pyhf[key]["own"], pyhf[key]["relative_difference"]
+            lines.append(f"pyhf {label}: Z = {p['significance']:.2f} (own fit {own['significance']:.2f}, "
+                         f"{d['significance']:+.1%}), mu_95 = {p['upper_limit']:.2f} (own fit "
+                         f"{own['upper_limit']:.2f}, {d['upper_limit']:+.1%})")
+    return lines
 
 
 def write_fit_results(result: dict, out_dir: str | Path) -> Path:

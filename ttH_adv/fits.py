@@ -338,7 +338,13 @@ def bias_toys(template: np.ndarray, edges: np.ndarray, family: str, signal_shape
 
 @dataclass
 class CategoryModel:
-    """Everything one category contributes to the S+B likelihood."""
+    """Everything one category contributes to the S+B likelihood.
+
+    ``modelling`` is the category's background-modelling uncertainty in events (the larger of the
+    chosen function's spurious signal and its toys' mean bias): the likelihood then carries a
+    signal-shaped background term theta x modelling x (signal shape), theta Gaussian-constrained
+    to 0 +/- 1, as ATLAS H->yy analyses carry the spurious signal.  0: no such term.
+    """
 
     name: str
     observed: np.ndarray      # data counts (blinded: Asimov)
@@ -346,28 +352,40 @@ class CategoryModel:
     resonant: np.ndarray      # expected resonant (non-ttH Higgs) background per bin, fixed
     family: str
     start: BackgroundFit
+    modelling: float = 0.0    # width of the spurious-signal term, events
 
+    @property
+    def parameters(self) -> list[str]:
+        """This category's nuisance parameters, in likelihood order: norm, theta (with a modelling term), shape."""
+        return ["norm"] + ["theta"] * (self.modelling > 0) + [f"p{j}" for j in range(FAMILIES[self.family].n_params)]
 
-def _category_nll(cat: CategoryModel, edges: np.ndarray, mu: float, norm: float, params) -> float:
-    expected = mu * cat.signal + cat.resonant + norm * family_shape(cat.family, params, edges)
-    return _poisson_nll(cat.observed, expected)
+    def start_values(self) -> list[float]:
+        """Starting values of ``parameters``: the sideband fit, theta = 0."""
+        return [self.start.norm] + [0.0] * (self.modelling > 0) + list(self.start.params)
+
+    def nll(self, edges: np.ndarray, mu: float, values) -> float:
+        """-log L of this category at signal strength mu and its nuisance ``values``, constraint included."""
+        norm, rest = values[0], values[1:]
+        expected = mu * self.signal + self.resonant
+        penalty = 0.0
+        if self.modelling > 0:
+            theta, rest = rest[0], rest[1:]
+            expected = expected + theta * self.modelling * self.signal / self.signal.sum()
+            penalty = 0.5 * theta**2
+        return _poisson_nll(self.observed, expected + norm * family_shape(self.family, rest, edges)) + penalty
 
 
 def fit_signal_strength(categories: list[CategoryModel], edges: np.ndarray, fix_mu: float | None = None
                         ) -> tuple[float, float, float]:
     """Simultaneous fit with a common mu: returns (mu, mu error, minimum NLL)."""
-    names, start = ["mu"], [1.0]
+    names, start, slices = ["mu"], [1.0], []
     for i, cat in enumerate(categories):
-        names += [f"norm_{i}"] + [f"p{i}_{j}" for j in range(FAMILIES[cat.family].n_params)]
-        start += [cat.start.norm] + list(cat.start.params)
+        slices.append(slice(len(names), len(names) + len(cat.parameters)))
+        names += [f"{p}_{i}" for p in cat.parameters]
+        start += cat.start_values()
 
     def nll(*args):
-        total, pos = 0.0, 1
-        for cat in categories:
-            n = FAMILIES[cat.family].n_params
-            total += _category_nll(cat, edges, args[0], args[pos], args[pos + 1:pos + 1 + n])
-            pos += 1 + n
-        return total
+        return sum(cat.nll(edges, args[0], args[part]) for cat, part in zip(categories, slices, strict=True))
 
     minuit = Minuit(nll, *start, name=names)
     minuit.errordef = Minuit.LIKELIHOOD
@@ -417,6 +435,16 @@ def expected_upper_limit(categories: list[CategoryModel], edges: np.ndarray, cl:
     target = stats.norm.ppf(1 - (1 - cl) / 2) ** 2
     _, sigma, best = fit_signal_strength(background_only, edges)  # mu_hat = 0 on these data
     return profile_crossing(background_only, edges, 0.0, best, target, +1.0, 2.0 * np.sqrt(target) * sigma)
+
+
+def expected_results(categories: list[CategoryModel], edges: np.ndarray) -> dict[str, float]:
+    """Expected significance, mu with its error and the median expected 95% CL limit on mu."""
+    return {**expected_significance(categories, edges), "upper_limit": expected_upper_limit(categories, edges)}
+
+
+def without_modelling(categories: list[CategoryModel]) -> list[CategoryModel]:
+    """The same categories without their background-modelling terms (statistical uncertainty only)."""
+    return [dataclasses.replace(c, modelling=0.0) for c in categories]
 
 
 def asimov(background: np.ndarray, signal: np.ndarray, resonant: np.ndarray, mu: float = 1.0) -> np.ndarray:

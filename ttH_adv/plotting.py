@@ -280,7 +280,8 @@ def comparison_table(fits_by_model: dict[str, dict]) -> list[str]:
     from .fit_analysis import category_rows
 
     lines = ["| category | model | function | exponential passes | chi2 prob. | zeta / S | zeta / dS | "
-             "bias / allowance | template / data | Z_exp |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "bias / allowance | template / data | modelling unc. | Z_exp | Z_exp (stat.) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     rows = {label: {r["category"]: r for r in category_rows(result)} for label, result in fits_by_model.items()}
     categories = list(dict.fromkeys(c for by_category in rows.values() for c in by_category))
     for category in categories:
@@ -290,26 +291,30 @@ def comparison_table(fits_by_model: dict[str, dict]) -> list[str]:
                 continue
             bias = f"{r['bias']:.2f} / {r['allowance']:.2f}" if "bias" in r else "–"
             ratio = f"{r['template_ratio']:.1f}{' (GP)' if r.get('smoothed') else ''}" if "template_ratio" in r else "–"
+            modelling = f"{r['modelling']:.2f} ({r['modelling_source']})" if "modelling" in r else "–"
             lines.append(f"| {category} | {label} | {r['function']} | {_cell(r['exponential_passes'])} | "
                          f"{_cell(r.get('p_value'))} | {_cell(r.get('zeta_over_signal'))} | "
-                         f"{_cell(r.get('zeta_over_error'))} | {bias} | {ratio} | {_cell(r.get('z'))} |")
+                         f"{_cell(r.get('zeta_over_error'))} | {bias} | {ratio} | {modelling} | {_cell(r.get('z'))} | "
+                         f"{_cell(r.get('z_without_modelling'))} |")
     return lines
 
 
 def _combined_lines(label: str, result: dict) -> list[str]:
+    from .fit_analysis import WITH_MODELLING, WITHOUT_MODELLING, pyhf_summary
+
     combined = result.get("combined") or {}
     lines = []
     if combined:
-        lines.append(f"- **{label}**: expected significance {combined['significance']:.2f} sigma, "
-                     f"mu = {combined['mu']:.2f} +/- {combined['mu_error']:.2f}, expected 95% CL limit "
-                     f"mu < {combined['upper_limit']:.2f} ({', '.join(combined['categories'])})")
+        c, stat = combined[WITH_MODELLING], combined[WITHOUT_MODELLING]
+        lines.append(f"- **{label}**: expected significance {c['significance']:.2f} sigma with the background-modelling "
+                     f"uncertainty ({stat['significance']:.2f} without), mu = {c['mu']:.2f} +/- {c['mu_error']:.2f}, "
+                     f"expected 95% CL limit mu < {c['upper_limit']:.2f} ({stat['upper_limit']:.2f} without; "
+                     f"{', '.join(combined['categories'])})")
     if result.get("without_function"):
         lines.append(f"  - no acceptable background function, left out: {', '.join(result['without_function'])}")
-    pyhf = result.get("pyhf") or {}
-    if pyhf:
-        p, d = pyhf["pyhf"], pyhf["relative_difference"]
-        lines.append(f"  - pyhf (asymptotics) on the exported workspace: Z = {p['significance']:.2f} "
-                     f"({d['significance']:+.1%}), mu < {p['upper_limit']:.2f} ({d['upper_limit']:+.1%}); {pyhf['note']}")
+    pyhf_lines = pyhf_summary(result)
+    if pyhf_lines:
+        lines += [f"  - {line}" for line in pyhf_lines] + [f"  - {result['pyhf']['note']}"]
     return lines
 
 
@@ -318,14 +323,16 @@ def category_markdown(result: dict) -> list[str]:
     from .fit_analysis import category_rows
 
     lines = ["| category | S (window) | B (window) | function | chi2/ndf | p | zeta/S | zeta/dS | bias | allowance | "
-             "template/data | Z_exp | mu_95 |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "template/data | modelling unc. | Z_exp | Z_exp (stat.) | mu_95 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in category_rows(result):
         ratio = f"{r['template_ratio']:.1f}{' (GP)' if r.get('smoothed') else ''}" if "template_ratio" in r else "–"
         cells = [_cell(r.get(k)) for k in ("signal", "background")]
         cells += [r["function"]] + [_cell(r.get(k)) for k in ("chi2_ndf", "p_value", "zeta_over_signal",
                                                                "zeta_over_error", "bias", "allowance")]
-        lines.append(f"| {r['category']} | " + " | ".join(cells) + f" | {ratio} | {_cell(r.get('z'))} | "
-                     f"{_cell(r.get('upper_limit'))} |")
+        modelling = f"{r['modelling']:.2f} ({r['modelling_source']})" if "modelling" in r else "–"
+        lines.append(f"| {r['category']} | " + " | ".join(cells) + f" | {ratio} | {modelling} | {_cell(r.get('z'))} | "
+                     f"{_cell(r.get('z_without_modelling'))} | {_cell(r.get('upper_limit'))} |")
     return lines
 
 
