@@ -5,6 +5,9 @@ dict with:
 
 * ``histograms["mgg"]`` -- ``hist.Hist`` of m_yy with axes dataset, region, category,
   systematic, mgg and ``Weight()`` storage, MC normalised to luminosity x cross-section;
+  ``histograms["mgg_control"]`` -- the same for the template control selections (nominal);
+  a run that scores several models (``RunOptions.scorings``) holds ``mgg@<label>`` and
+  ``mgg_control@<label>`` per model, which ``split_by_scoring`` turns into one output each;
 * ``cutflow[dataset][step]`` -- ``{"events", "weighted"}`` after each step of
   ``processors.tth.cutflow_steps`` (weighted sums normalised like the histograms);
 * ``metadata`` -- events read per dataset, files processed, files skipped with the reason,
@@ -35,9 +38,10 @@ from ttH_adv.config import AnalysisConfig, config_hash
 from ttH_adv.errors import InputFileError, ProcessingError, TthAdvError
 from ttH_adv.inference import KEY_QUANTISATION
 from ttH_adv.manifest import Manifest
+from ttH_adv.output import CONTROL_HISTOGRAM, MASS_HISTOGRAM
 from ttH_adv.schema import FileCheck, FlatNtupleSchema, branch_map_dict, check_file
 
-from .tth import TthProcessor
+from .tth import Scoring, TthProcessor
 from .workers import DEFAULT_WORKER_START, WORKER_STARTS, start_fork_server
 
 log = logging.getLogger(__name__)
@@ -62,6 +66,7 @@ class RunOptions:
     unblind: bool = False
     skip_bad_files: bool = False
     model_path: str | None = None
+    scorings: tuple[Scoring, ...] = ()  # several models in one pass, each with its categories (a comparison)
     progress: bool = True
     retries: int = 0
     align_clusters: bool = True  # chunk edges on basket boundaries: no basket is decompressed twice
@@ -255,13 +260,13 @@ def progress_bars(show: bool) -> Iterator[None]:
 
 
 def normalise(output: dict, manifest: Manifest) -> dict:
-    """Scale each MC dataset's histogram and weighted cutflow by L x sigma / sum of weights."""
-    h = output["histograms"]["mgg"]
-    view = h.view(flow=True)
-    for i, name in enumerate(h.axes["dataset"]):
-        norm = manifest.datasets[name].norm
-        view["value"][i] *= norm
-        view["variance"][i] *= norm**2
+    """Scale each MC dataset's histograms and weighted cutflow by L x sigma / sum of weights."""
+    for h in output["histograms"].values():
+        view = h.view(flow=True)
+        for i, name in enumerate(h.axes["dataset"]):
+            norm = manifest.datasets[name].norm
+            view["value"][i] *= norm
+            view["variance"][i] *= norm**2
     for name, steps in output["cutflow"].items():
         norm = manifest.datasets[name].norm
         for step in steps.values():
@@ -284,7 +289,8 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
     """Run the processor over a manifest and return the normalised output with metadata."""
     start = time.perf_counter()
     proc = processor_instance or TthProcessor(config, systematics=options.systematics, dump_dir=options.dump_dir,
-                                              unblind=options.unblind, model_path=options.model_path)
+                                              unblind=options.unblind, model_path=options.model_path,
+                                              scorings=options.scorings)
     with dask_session(options) as client:
         mapper = cluster_map(client) if client else map
         checked = preflight(manifest, config, options.skip_bad_files, proc, mapper)
@@ -314,8 +320,11 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
         "aligned_chunks": options.align_clusters,
         "maxchunks": options.maxchunks, "systematics": options.systematics, "unblinded": options.unblind,
         "dump_dir": options.dump_dir, "version": ttH_adv.__version__, "config_hash": config_hash(config),
-        "model": model_metadata(proc, manifest),
+        "model": model_metadata(proc.scorer, manifest),
         "categories": {k: list(v) for k, v in config.categories.items()},
+        **({"scorings": {label: {"model": model_metadata(proc.scorers[label], manifest),
+                                 "categories": {k: list(v) for k, v in scoring.categories.items()}}
+                         for label, scoring in proc.scorings.items()}} if options.scorings else {}),
         "luminosity_pb": manifest.luminosity_pb(),
         "roles": manifest.roles(),
         "wall_seconds": wall,
@@ -323,11 +332,11 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
     return output
 
 
-def model_metadata(proc: TthProcessor, manifest: Manifest) -> dict | None:
-    """The scored model in the output's metadata; warns when a model trained on all events scores its training datasets."""
-    if proc.scorer is None:
+def model_metadata(scorer: Any, manifest: Manifest) -> dict | None:
+    """A scored model in the output's metadata; warns when a model trained on all events scores its training datasets."""
+    if scorer is None:
         return None
-    info = proc.scorer.info
+    info = scorer.info
     in_sample = sorted(set(info.training_datasets()) & set(manifest.datasets)) if info.trained_on_all_events else []
     if in_sample:
         log.warning("model %s was trained on all events of %s: their scores are in-sample (train k-fold models "
@@ -337,6 +346,19 @@ def model_metadata(proc: TthProcessor, manifest: Manifest) -> dict | None:
             "n_folds": info.n_folds, "int8": quantisation and {k: quantisation[k] for k in ("kind", "parity")},
             "scores": "in-sample for " + ", ".join(in_sample) if in_sample else
             ("out-of-fold" if info.n_folds > 1 else "all-events model, no training dataset processed")}
+
+
+def split_by_scoring(output: dict) -> dict[str, dict]:
+    """One output per model of a run that scored several (``RunOptions.scorings``): its histograms as
+    ``mgg``/``mgg_control``, its model and categories in the metadata, the cutflow shared."""
+    meta = output["metadata"]
+    outputs = {}
+    for label, scoring in meta["scorings"].items():
+        histograms = {name: output["histograms"][f"{name}@{label}"] for name in (MASS_HISTOGRAM, CONTROL_HISTOGRAM)}
+        rest = {k: v for k, v in meta.items() if k != "scorings"}
+        outputs[label] = {"histograms": histograms, "cutflow": output["cutflow"],
+                          "metadata": {**rest, "model": scoring["model"], "categories": scoring["categories"]}}
+    return outputs
 
 
 def pop_bookkeeping(output: dict) -> dict:
@@ -374,17 +396,20 @@ def load_output(path: str | Path) -> dict:
 
 
 def export_root(output: dict, path: str | Path) -> Path:
-    """Write every m_yy histogram slice as TH1D ``<dataset>/<region>/<category>/<systematic>``."""
+    """Write every m_yy histogram slice as TH1D ``<dataset>/<region>/<category>/<systematic>`` (the
+    template control selections under ``control/``)."""
     import uproot
 
-    h = output["histograms"]["mgg"]
     path = Path(path)
     with uproot.recreate(path) as f:
-        for d in h.axes["dataset"]:
-            for r in h.axes["region"]:
-                for c in h.axes["category"]:
-                    for s in h.axes["systematic"]:
-                        f[f"{d}/{r}/{c}/{s}"] = h[{"dataset": d, "region": r, "category": c, "systematic": s}]
+        for name, h in output["histograms"].items():
+            prefix = "" if name == MASS_HISTOGRAM else f"{name.replace(MASS_HISTOGRAM + '_', '', 1)}/"
+            for d in h.axes["dataset"]:
+                for r in h.axes["region"]:
+                    for c in h.axes["category"]:
+                        for s in h.axes["systematic"]:
+                            f[f"{prefix}{d}/{r}/{c}/{s}"] = h[{"dataset": d, "region": r, "category": c,
+                                                                "systematic": s}]
     return path
 
 

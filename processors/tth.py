@@ -4,7 +4,16 @@
 override (HiggsDNA style):
 
     build_objects -> select_diphoton -> assign_region -> select_jets_and_leptons
-    -> assign_channel -> compute_features -> assign_category -> fill
+    -> assign_channel -> assign_control -> compute_features -> score -> assign_category -> fill
+
+Template control selections.  Events in no channel but in a channel's looser
+``template_control`` selection (the b-tag requirement dropped) are scored and categorised like
+the channel's own and fill ``mgg_control``: the background templates take their shapes from them
+where the channel's own statistics are short (``ttH_adv.templates``).
+
+Scorings.  The processor scores any number of models in one pass (``Scoring``): the run's model
+(``--model``, empty label: histograms ``mgg``/``mgg_control``, dump column ``score``) or, for a
+comparison, several, each with its own score categories (``mgg@<label>``, ``score@<label>``).
 
 Regions.  After the diphoton selection every event is in exactly one region:
 **TI** when both photons pass tight ID and isolation, **NTNI** otherwise (at least one of the
@@ -21,6 +30,7 @@ dataset after accumulation (``processors.run.normalise``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import awkward as ak
@@ -31,11 +41,12 @@ from coffea import processor
 from ttH_adv import objects as obj
 from ttH_adv import selections as sel
 from ttH_adv.columns import Collection, event_column
-from ttH_adv.config import AnalysisConfig
+from ttH_adv.config import AnalysisConfig, ChannelCuts, category_names
 from ttH_adv.errors import TthAdvError
 from ttH_adv.features import all_features, feature_matrix, feature_names
 from ttH_adv.inference import OnnxScorer
 from ttH_adv.manifest import normalisation
+from ttH_adv.output import CONTROL_HISTOGRAM, MASS_HISTOGRAM, labelled
 from ttH_adv.systematics import Variation, shift_collection, variations, weight_branches
 
 REGIONS = ("TI", "NTNI")
@@ -47,6 +58,15 @@ WEIGHT_QUANTUM = 2.0**-24
 def cutflow_steps(channels: tuple[str, ...]) -> tuple[str, ...]:
     """Cutflow step names: the common steps, then each region and its channels."""
     return COMMON_STEPS + tuple(s for r in REGIONS for s in (r, *(f"{r}_{c}" for c in channels)))
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """A model scored inside the processor and the score categories it defines (empty: the channels)."""
+
+    label: str                                  # "" for the run's only model (see ``labelled``)
+    model_path: str
+    categories: dict[str, tuple[float, ...]] = field(default_factory=dict)  # per channel, descending
 
 
 def chunk_id(path: str, start: int, stop: int) -> str:
@@ -96,57 +116,80 @@ class Selection:
     passed: np.ndarray                    # final diphoton selection (after blinding)
     is_ti: np.ndarray
     channel: np.ndarray                   # had | lep | none, for passed events
+    control: np.ndarray                   # the channel whose template control holds an event in no channel, else none
     features: dict[str, np.ndarray] = field(default_factory=dict)  # for passed events
-    category: np.ndarray | None = None    # for passed events
-    score: np.ndarray | None = None       # classifier score for passed events (with a model)
+    scores: dict[str, np.ndarray] = field(default_factory=dict)    # per scoring label: NaN outside channel/control
+    categories: dict[str, np.ndarray] = field(default_factory=dict)          # per label: channel events' categories
+    control_categories: dict[str, np.ndarray] = field(default_factory=dict)  # per label: control events' categories
 
 
 class TthProcessor(processor.ProcessorABC):
     """Selection and categorisation of ttH(yy) events; fills m_yy histograms and cutflows."""
 
     def __init__(self, config: AnalysisConfig, *, systematics: str = "none", dump_dir: str | None = None,
-                 unblind: bool = False, model_path: str | None = None) -> None:
+                 unblind: bool = False, model_path: str | None = None, scorings: Iterable[Scoring] = ()) -> None:
         self.config = config
         self.channels = tuple(config.channels)
         self.systematics = systematics
         self.variations = variations(config, systematics)
         self.dump_dir = str(dump_dir) if dump_dir else None
         self.unblind = unblind
+        if any(config.categories.values()) and not model_path:
+            raise TthAdvError("score categories are configured but no model (--model) is given")
+        scorings = ([Scoring("", model_path, dict(config.categories))] if model_path else []) + list(scorings)
+        labels = [s.label for s in scorings]
+        if len(set(labels)) < len(labels) or (len(labels) > 1 and "" in labels):
+            raise TthAdvError(f"scorings need distinct, non-empty labels, got {labels}")
+        self.scorings = {s.label: s for s in scorings}
         # Checked against ttH_adv.features here, before any event is read.
-        self.scorer = OnnxScorer(model_path) if model_path else None
+        self.scorers = {s.label: OnnxScorer(s.model_path) for s in scorings}
         # Imported here, not at the top: pyarrow and pandas load only where the processor is
         # built, not in every worker (0.15 s of its start).
         from ttH_adv.dump import provenance
 
-        self.provenance = provenance(config, self.scorer.sha256 if self.scorer else None)
-        if any(config.categories.values()) and self.scorer is None:
-            raise TthAdvError("score categories are configured but no model (--model) is given")
+        self.provenance = provenance(config, ",".join(s.sha256 for s in self.scorers.values()) or None)
+
+    @property
+    def scorer(self) -> OnnxScorer | None:
+        """The run's only model (None without one, or with several)."""
+        return self.scorers.get("")
 
     # ------------------------------------------------------------------ output
 
-    def categories(self) -> list[str]:
-        """Category labels of the histogram axis (score categories, or the channels)."""
-        return self.config.category_names()
+    def category_bounds(self) -> dict[str, dict[str, tuple[float, ...]]]:
+        """Per histogram label (one per scoring; "" without a model), the score boundaries per channel."""
+        return {label: s.categories for label, s in self.scorings.items()} or {"": {}}
+
+    def categories(self, label: str = "") -> list[str]:
+        """Category labels of a scoring's histogram axis (score categories, or the channels)."""
+        return category_names(self.config.channels, self.category_bounds()[label])
 
     def cutflow_steps(self) -> tuple[str, ...]:
         """This processor's cutflow step names, in order."""
         return cutflow_steps(self.channels)
 
-    def empty_histogram(self, dataset: str) -> hist.Hist:
-        """m_yy histogram with dataset, region, category and systematic axes."""
+    def empty_histogram(self, dataset: str, label: str = "", systematics: list[str] | None = None) -> hist.Hist:
+        """m_yy histogram with dataset, region, category and systematic axes (every variation by default)."""
         m = self.config.mass
         return hist.Hist(
             hist.axis.StrCategory([dataset], name="dataset", growth=True),
             hist.axis.StrCategory(list(REGIONS), name="region"),
-            hist.axis.StrCategory(self.categories(), name="category"),
-            hist.axis.StrCategory([v.name for v in self.variations], name="systematic"),
+            hist.axis.StrCategory(self.categories(label), name="category"),
+            hist.axis.StrCategory(systematics or [v.name for v in self.variations], name="systematic"),
             hist.axis.Regular(m.n_bins, m.low, m.high, name="mgg", label="m_yy [GeV]"),
             storage=hist.storage.Weight(),
         )
 
     def empty_output(self, dataset: str) -> dict:
-        """The accumulator: histograms, cutflow and bookkeeping (dicts merge by key, numbers add)."""
-        return {"histograms": {"mgg": self.empty_histogram(dataset)}, "cutflow": {}, "events_read": {}, "chunks": {}}
+        """The accumulator: histograms, cutflow and bookkeeping (dicts merge by key, numbers add).
+
+        Per scoring label: ``mgg`` (every variation) and ``mgg_control`` (the template control
+        selections, nominal only: the templates take shapes, not variations, from them)."""
+        histograms = {}
+        for label in self.category_bounds():
+            histograms[labelled(MASS_HISTOGRAM, label)] = self.empty_histogram(dataset, label)
+            histograms[labelled(CONTROL_HISTOGRAM, label)] = self.empty_histogram(dataset, label, ["nominal"])
+        return {"histograms": histograms, "cutflow": {}, "events_read": {}, "chunks": {}}
 
     # ------------------------------------------------------------------ steps
 
@@ -207,13 +250,22 @@ class TthProcessor(processor.ProcessorABC):
         leptons = leptons.select(lep_mask & sel.away_from(leptons, d.lead, d.sublead))
         return jets, leptons, jets.count(sel.is_btagged(jets, self.config.jets))
 
-    def assign_channel(self, n_leptons: np.ndarray, n_jets: np.ndarray, n_bjets: np.ndarray) -> np.ndarray:
-        """'lep', 'had' or 'none' per event (the channel cuts are disjoint in lepton count)."""
+    def assign_channel(self, n_leptons: np.ndarray, n_jets: np.ndarray, n_bjets: np.ndarray,
+                       cuts: dict[str, ChannelCuts] | None = None) -> np.ndarray:
+        """'lep', 'had' or 'none' per event, the first channel whose cuts pass (the channels by default;
+        their cuts are disjoint in lepton count)."""
         channel = np.full(len(n_jets), NO_CHANNEL, dtype=object)
-        for name in self.channels:
-            ok = sel.passes_channel(n_leptons, n_jets, n_bjets, self.config.channels[name])
+        for name, channel_cuts in (self.config.channels if cuts is None else cuts).items():
+            ok = sel.passes_channel(n_leptons, n_jets, n_bjets, channel_cuts)
             channel[ok & (channel == NO_CHANNEL)] = name
         return channel
+
+    def assign_control(self, n_leptons: np.ndarray, n_jets: np.ndarray, n_bjets: np.ndarray,
+                       channel: np.ndarray) -> np.ndarray:
+        """The channel whose template control selection holds an event that is in no channel, else 'none'."""
+        control = self.assign_channel(n_leptons, n_jets, n_bjets, self.config.template_control)
+        control[channel != NO_CHANNEL] = NO_CHANNEL
+        return control
 
     def compute_features(self, d: sel.Diphoton, jets: Collection, n_b: np.ndarray, leptons: Collection,
                          met: np.ndarray, mass: np.ndarray) -> dict[str, np.ndarray]:
@@ -221,33 +273,35 @@ class TthProcessor(processor.ProcessorABC):
         return all_features(d.lead, d.sublead, mass, jets, n_b, leptons, met)
 
     def score(self, features: dict[str, np.ndarray], event_number: np.ndarray, mass: np.ndarray,
-              channel: np.ndarray) -> np.ndarray | None:
-        """The model's signal score for events in a channel, NaN for the others (None without a model).
+              scored: np.ndarray) -> dict[str, np.ndarray]:
+        """Each model's signal score for the ``scored`` events, NaN for the others (per scoring label).
 
-        Only events in a channel are ever categorised, so only they are scored: the model's cost
-        follows the selected fraction.  A k-fold model scores each event with the network that
-        did not train on it (chosen by its event number inside the graph), so every score
-        written is out-of-fold.
+        Only events in a channel or a template control selection are ever categorised, so only
+        they are scored: the models' cost follows the selected fraction.  A k-fold model scores
+        each event with the network that did not train on it (chosen by its event number inside
+        the graph), so every score written is out-of-fold.
         """
-        if self.scorer is None:
-            return None
-        scored = np.flatnonzero(channel != NO_CHANNEL)
-        score = np.full(len(channel), np.nan, dtype=np.float32)
-        if len(scored):
-            names = feature_names(self.scorer.feature_set)
-            X = feature_matrix({name: features[name][scored] for name in names}, self.scorer.feature_set)
-            score[scored] = self.scorer(X, event_number[scored], mass[scored])
-        return score
+        rows = np.flatnonzero(scored)
+        scores = {}
+        for label, scorer in self.scorers.items():
+            score = np.full(len(scored), np.nan, dtype=np.float32)
+            if len(rows):
+                names = feature_names(scorer.feature_set)
+                X = feature_matrix({name: features[name][rows] for name in names}, scorer.feature_set)
+                score[rows] = scorer(X, event_number[rows], mass[rows])
+            scores[label] = score
+        return scores
 
-    def assign_category(self, channel: np.ndarray, score: np.ndarray | None) -> np.ndarray:
-        """<channel>_<i> from the score boundaries (1 = most signal-like), the channel without them."""
+    def assign_category(self, channel: np.ndarray, score: np.ndarray | None,
+                        bounds: dict[str, tuple[float, ...]]) -> np.ndarray:
+        """<channel>_<i> from a model's score boundaries (1 = most signal-like), the channel without them."""
         category = channel.copy()
-        for name, bounds in self.config.categories.items():
-            if not bounds:
+        for name, channel_bounds in bounds.items():
+            if not channel_bounds:
                 continue
             in_channel = channel == name
-            below = (score[in_channel, None] < np.asarray(bounds)[None, :]).sum(axis=1)
-            labels = np.array([f"{name}_{i + 1}" for i in range(len(bounds))] + [NO_CHANNEL], dtype=object)
+            below = (score[in_channel, None] < np.asarray(channel_bounds)[None, :]).sum(axis=1)
+            labels = np.array([f"{name}_{i + 1}" for i in range(len(channel_bounds))] + [NO_CHANNEL], dtype=object)
             category[in_channel] = labels[below]
         return category
 
@@ -271,9 +325,13 @@ class TthProcessor(processor.ProcessorABC):
         dp = d.take(idx)
         jets, leptons, n_b = self.select_jets_and_leptons(objs.jets.take_events(idx), objs.leptons.take_events(idx), dp)
         channel = self.assign_channel(leptons.counts, jets.counts, n_b)
+        control = self.assign_control(leptons.counts, jets.counts, n_b, channel)
         features = self.compute_features(dp, jets, n_b, leptons, objs.met[idx], dp.mass)
-        score = self.score(features, objs.event_number[idx], dp.mass, channel)
-        category = self.assign_category(channel, score)
+        scores = self.score(features, objs.event_number[idx], dp.mass, (channel != NO_CHANNEL) | (control != NO_CHANNEL))
+        categories, control_categories = {}, {}
+        for label, bounds in self.category_bounds().items():
+            categories[label] = self.assign_category(channel, scores.get(label), bounds)
+            control_categories[label] = self.assign_category(control, scores.get(label), bounds)
         in_channel = {}
         for name in self.channels:  # per-event channel masks over the whole chunk
             in_channel[name] = np.zeros(len(passed), bool)
@@ -282,7 +340,8 @@ class TthProcessor(processor.ProcessorABC):
             steps[region] = passed & in_region
             for name in self.channels:
                 steps[f"{region}_{name}"] = steps[region] & in_channel[name]
-        return Selection(d.mass, steps, passed, is_ti, channel, features, category, score)
+        return Selection(d.mass, steps, passed, is_ti, channel, control, features, scores, categories,
+                         control_categories)
 
     def raw_weights(self, events: ak.Array, info: ChunkInfo) -> np.ndarray:
         """mcWeight x scale factors (1 for data), quantised; normalisation comes later."""
@@ -318,15 +377,24 @@ class TthProcessor(processor.ProcessorABC):
         return out
 
     def fill(self, out: dict, info: ChunkInfo, s: Selection, w: np.ndarray, systematic: str) -> None:
-        """Add exact per-bin sums of w and w^2 (bincount) for the events in a category."""
-        h = out["histograms"]["mgg"]
+        """Each scoring's histograms: its categories of this variation, its control categories (nominal only)."""
+        for label in self.category_bounds():
+            self.fill_histogram(out["histograms"][labelled(MASS_HISTOGRAM, label)], s, s.categories[label], w,
+                                systematic)
+            if systematic == "nominal":
+                self.fill_histogram(out["histograms"][labelled(CONTROL_HISTOGRAM, label)], s,
+                                    s.control_categories[label], w, systematic)
+
+    def fill_histogram(self, h: hist.Hist, s: Selection, category: np.ndarray, w: np.ndarray,
+                       systematic: str) -> None:
+        """Add exact per-bin sums of w and w^2 (bincount) for the passed events with a category on h's axis."""
         mass_axis = h.axes["mgg"]
-        categories = self.categories()
+        categories = list(h.axes["category"])
         passed = np.flatnonzero(s.passed)
         mass = s.mass[passed]
         w_passed = w[passed]
         region_idx = np.where(s.is_ti[passed], 0, 1)
-        category_idx = _index_in(s.category, categories)
+        category_idx = _index_in(category, categories)
         mass_idx = np.asarray(mass_axis.index(mass)).reshape(-1)
         keep = np.flatnonzero((category_idx >= 0) & (mass_idx >= 0) & (mass_idx < mass_axis.size))
         shape = (len(REGIONS), len(categories), mass_axis.size)

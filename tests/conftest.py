@@ -57,7 +57,11 @@ def run(manifest, config, **kwargs):
 
 
 def histogram_by_dataset(output) -> dict:
-    """{dataset: (values, variances)} so outputs compare independently of category order."""
-    h = output["histograms"]["mgg"]
-    return {d: (h[{"dataset": d}].values(flow=True), h[{"dataset": d}].variances(flow=True))
-            for d in h.axes["dataset"]}
+    """{dataset: (values, variances)} of every histogram (``mgg``'s under the dataset's name, the others'
+    as ``<histogram>/<dataset>``), so outputs compare independently of dataset order."""
+    out = {}
+    for name, h in output["histograms"].items():
+        for d in h.axes["dataset"]:
+            out[d if name == "mgg" else f"{name}/{d}"] = (h[{"dataset": d}].values(flow=True),
+                                                          h[{"dataset": d}].variances(flow=True))
+    return out

@@ -134,7 +134,7 @@ def test_function_choice_needs_the_goodness_of_fit_and_the_f_test():
 
 
 def test_template_fraction_is_measured_from_the_data_and_smoothing_keeps_the_shape():
-    from ttH_adv.templates import build_template
+    from ttH_adv.templates import Components, build_template
 
     rng = np.random.default_rng(21)
     photon = _exponential(1.0, slope=-0.55)     # 0.020 / GeV: the generator's prompt yy
@@ -142,25 +142,60 @@ def test_template_fraction_is_measured_from_the_data_and_smoothing_keeps_the_sha
     data = rng.poisson(20_000 * (0.7 * photon + 0.3 * reducible)).astype(float)
     mc = rng.poisson(200_000 * photon) * 0.5  # weighted MC, 10x the data statistics in the yy part
     ntni = rng.poisson(100_000 * reducible).astype(float)
-    template = build_template(data, mc, mc * 0.5, ntni, EDGES, WINDOW, load_config().fits)
+    template = build_template(data, Components(mc, mc * 0.5, ntni), EDGES, WINDOW, load_config().fits)
     assert template.photon_fraction == pytest.approx(0.7, abs=3 * template.photon_fraction_error)
     assert template.photon_fraction_error < 0.15  # similar shapes (0.020 vs 0.026 / GeV): weakly measured
     assert template.data_events == pytest.approx(20_000, rel=0.02)
     # 1 / (0.7^2 / 200k + 0.3^2 / 100k) = 298k effective events: 15x the data, not smoothed ...
     assert not template.smoothed and template.statistics_ratio == pytest.approx(14.9, rel=0.05)
     assert template.effective_events == pytest.approx(template.raw.sum() ** 2 / template.variance.sum())
-    sparse_ntni = rng.poisson(300 * reducible).astype(float)  # ... and with a sparse NTNI part it is smoothed
-    smoothed = build_template(data, mc, mc * 0.5, sparse_ntni, EDGES, WINDOW, load_config().fits)
+    sparse_ntni = rng.poisson(300 * reducible).astype(float)  # ... and with sparse parts it is smoothed
+    sparse_mc = rng.poisson(40_000 * photon) * 0.5
+    smoothed = build_template(data, Components(sparse_mc, sparse_mc * 0.5, sparse_ntni), EDGES, WINDOW,
+                              load_config().fits)
     assert smoothed.smoothed and "RBF" in smoothed.kernel
     truth = smoothed.data_events * (smoothed.photon_fraction * photon + (1 - smoothed.photon_fraction) * reducible)
     grouped = [a.reshape(-1, 10).sum(1) for a in (smoothed.values, smoothed.raw, truth)]
     assert np.abs(grouped[0] - grouped[2]).sum() < 0.5 * np.abs(grouped[1] - grouped[2]).sum()  # closer to the truth
     # the length-scale bound keeps a bump of the signal's width out of the smoothed template
     bump = 400 * _signal_shape()
-    bumped = build_template(data, mc, mc * 0.5, sparse_ntni + bump / (smoothed.data_events * 0.3 / 300),
+    bumped = build_template(data, Components(sparse_mc, sparse_mc * 0.5,
+                                             sparse_ntni + bump / (smoothed.data_events * 0.3 / 300)),
                             EDGES, WINDOW, load_config().fits)
     window = ~WINDOW.sideband_bins(EDGES)
     assert (bumped.values - smoothed.values)[window].sum() < 0.25 * (bumped.raw - smoothed.raw)[window].sum()
+
+
+def test_a_short_template_takes_its_shapes_from_the_control_selection_and_their_agreement_is_tested():
+    from ttH_adv.templates import Components, build_template
+
+    rng = np.random.default_rng(22)
+    photon, reducible = _exponential(1.0, slope=-0.55), _exponential(1.0, slope=-0.72)
+    data = rng.poisson(2_000 * (0.7 * photon + 0.3 * reducible)).astype(float)
+
+    def components(mc_events, ntni_events, ntni_shape=reducible):
+        mc = rng.poisson(mc_events * photon) * 2.0  # weight 2 per MC event
+        return Components(mc, mc * 2.0, rng.poisson(ntni_events * ntni_shape).astype(float))
+
+    config = load_config().fits
+    own = components(2_000, 600)  # about 2x the data's statistics
+    alone = build_template(data, own, EDGES, WINDOW, config)
+    assert alone.shapes == "category" and alone.statistics_ratio < config.template_min_statistics and alone.smoothed
+    loose = build_template(data, own, EDGES, WINDOW, config, control=components(40_000, 12_000))
+    assert loose.shapes == "category + template control" and not loose.smoothed
+    assert loose.statistics_ratio > config.template_min_statistics and loose.own_statistics_ratio == pytest.approx(
+        alone.statistics_ratio)
+    agreement = loose.control_compatibility
+    assert agreement["continuum"]["p_value"] > 0.01 and agreement["ntni"]["p_value"] > 0.01
+    assert agreement["ntni"]["effective_events"] == pytest.approx([own.ntni.sum(), 12_000], rel=0.05)
+    # a control whose reducible shape differs (a steeper fall) is flagged by the chi2 test
+    steep = _exponential(1.0, slope=-1.5)
+    flagged = build_template(data, own, EDGES, WINDOW, config, control=components(40_000, 12_000, steep))
+    assert flagged.control_compatibility["ntni"]["p_value"] < 1e-3
+    assert flagged.control_compatibility["continuum"]["p_value"] > 1e-3
+    # a category with statistics to spare keeps its own shapes
+    rich = build_template(data, components(40_000, 12_000), EDGES, WINDOW, config, control=components(2_000, 600))
+    assert rich.shapes == "category" and rich.control_compatibility["ntni"] is not None
 
 
 def test_bias_toys_of_the_right_function_are_unbiased():

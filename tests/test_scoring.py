@@ -86,9 +86,10 @@ def test_int8_model_that_misses_parity_is_refused(trained, config, tmp_path, mon
 def test_scores_inside_the_processor_equal_offline_scores(small_manifest, config, model_path, tmp_path):
     run(small_manifest, config, model_path=model_path, dump_dir=str(tmp_path / "dump"), chunksize=4_000)
     table = read_dump(tmp_path / "dump").to_pandas()
-    in_channel = table.channel != "none"
-    assert np.isnan(table.score[~in_channel]).all()  # never categorised, so never scored
-    table = table[in_channel]
+    in_channel, in_control = table.channel != "none", table.control != "none"
+    assert not (in_channel & in_control).any() and in_control.sum() > 0.2 * in_channel.sum()
+    assert np.isnan(table.score[~in_channel & ~in_control]).all()  # never categorised, so never scored
+    table = table[in_channel | in_control]
     assert table.score.between(0, 1).all() and table.score.std() > 0
     offline = OnnxScorer(model_path)(feature_matrix({n: table[n].to_numpy() for n in feature_names("seed")}),
                                      table.eventNumber.to_numpy())
@@ -157,6 +158,21 @@ def test_categories_follow_the_scores_and_boundaries_on_iterative_and_dask(small
     for category in h.axes["category"]:
         filled = h[{"dataset": "data", "region": "TI", "category": category, "systematic": "nominal"}].sum().value
         assert filled == (data.category == category).sum()
+    # the template control selections: events in no channel but in a channel's looser selection (no b-tag
+    # required), scored and cut by the same boundaries, in their own histogram
+    control = iterative["histograms"]["mgg_control"]
+    assert list(control.axes["category"]) == list(h.axes["category"]) and list(control.axes["systematic"]) == [
+        "nominal"]
+    ntni = table[(table.dataset == "data") & (table.region == "NTNI") & (table.control != "none")]
+    assert (ntni.channel == "none").all() and len(ntni) > 50
+    for channel, bounds in BOUNDARIES.items():
+        rows = ntni[ntni.control == channel]
+        labels = np.array([f"{channel}_{i + 1}" for i in range(len(bounds))] + ["none"])
+        expected = labels[(rows.score.to_numpy()[:, None] < np.asarray(bounds)[None, :]).sum(axis=1)]
+        for category in labels[:-1]:
+            filled = control[{"dataset": "data", "region": "NTNI", "category": category, "systematic": "nominal"}]
+            assert filled.sum().value == (expected == category).sum(), category
+    assert all(control[{"dataset": "data", "region": "NTNI", "category": f"had_{i}"}].sum().value > 0 for i in (1, 2, 3))
 
 
 def test_categories_without_a_model_are_refused(small_manifest, config):

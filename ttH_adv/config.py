@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -225,6 +226,7 @@ class AnalysisConfig:
     jets: JetCuts
     leptons: LeptonCuts
     channels: dict[str, ChannelCuts]
+    template_control: dict[str, ChannelCuts]  # per channel: a looser selection for background-template shapes
     weights: WeightConfig
     categories: dict[str, tuple[float, ...]]
     systematics: SystematicsConfig
@@ -234,16 +236,21 @@ class AnalysisConfig:
 
     def category_names(self) -> list[str]:
         """Histogram categories: <channel>_<i> per score boundary, or the channel alone."""
-        names = []
-        for channel in self.channels:
-            bounds = self.categories.get(channel, ())
-            names += [f"{channel}_{i + 1}" for i in range(len(bounds))] if bounds else [channel]
-        return names
+        return category_names(self.channels, self.categories)
 
     def required_branches(self, is_data: bool = False) -> list[str]:
         """Branches every file of data (or MC: plus the event weight and scale factors) must have."""
         mc = [] if is_data else [self.branches.event["mc_weight"], *self.weights.scale_factors]
         return self.branches.required_branches() + mc
+
+
+def category_names(channels: Iterable[str], categories: dict[str, tuple[float, ...]]) -> list[str]:
+    """Category labels in channel order: <channel>_<i> per score boundary, or the channel alone."""
+    names = []
+    for channel in channels:
+        bounds = categories.get(channel, ())
+        names += [f"{channel}_{i + 1}" for i in range(len(bounds))] if bounds else [channel]
+    return names
 
 
 def config_hash(config: AnalysisConfig) -> str:
@@ -342,6 +349,7 @@ def load_config(path: str | Path | None = None) -> AnalysisConfig:
         config = build_section(AnalysisConfig, data, "config")
         _check_mass_window(config.mass)
         _check_categories(config)
+        _check_template_control(config)
     except ConfigError as exc:
         raise ConfigError(f"{path or 'packaged defaults'}: {exc}") from exc
     return config
@@ -365,6 +373,21 @@ def _check_categories(config: AnalysisConfig) -> None:
             raise ConfigError(f"'categories.{channel}': no such channel (channels: {list(config.channels)})")
         if any(not 0.0 <= b <= 1.0 for b in bounds) or any(a <= b for a, b in zip(bounds, bounds[1:], strict=False)):
             raise ConfigError(f"'categories.{channel}' must be strictly descending scores in [0, 1], got {list(bounds)}")
+
+
+def _check_template_control(config: AnalysisConfig) -> None:
+    """Each channel's template control selection must contain the channel: every cut as loose or looser."""
+    for channel, control in config.template_control.items():
+        cuts = config.channels.get(channel)
+        if cuts is None:
+            raise ConfigError(f"'template_control.{channel}': no such channel (channels: {list(config.channels)})")
+        looser = (control.min_jets <= cuts.min_jets and control.min_bjets <= cuts.min_bjets
+                  and control.min_leptons <= cuts.min_leptons
+                  and (control.max_leptons is None or (cuts.max_leptons is not None
+                                                       and control.max_leptons >= cuts.max_leptons)))
+        if not looser:
+            raise ConfigError(f"'template_control.{channel}' must be looser than 'channels.{channel}' in every cut "
+                              f"(it holds the channel's events and more), got {control} against {cuts}")
 
 
 def with_categories(config: AnalysisConfig, categories: dict[str, list[float]]) -> AnalysisConfig:

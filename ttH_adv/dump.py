@@ -7,11 +7,12 @@ second copy, and every file is written to a temporary name and renamed when comp
 Columns: every feature of ``ttH_adv.features`` (all named sets), ``mgg``, ``weight``
 (normalised: mcWeight x scale factors x L x sigma / sum of weights; 1 for data), one
 ``weight_<variation>`` column per weight systematic, ``region`` (TI/NTNI), ``channel``
-(had/lep/none), ``category``, ``dataset``, ``role`` (the manifest's sample role),
+(had/lep/none), ``control`` (the channel whose template control selection holds an event that
+is in no channel, else none), ``category``, ``dataset``, ``role`` (the manifest's sample role),
 ``eventNumber``, ``systematic`` (``nominal`` or an object variation, whose rows hold the
-shifted features), and ``score`` when a model ran: the
-out-of-fold score of events in a channel, NaN for the others (they are never categorised, so
-never scored).  Each file's parquet schema metadata hold its provenance (``ttH_adv.config_hash``,
+shifted features), and ``score`` when a model ran (``score@<label>`` per model when several
+did): the out-of-fold score of events in a channel or a template control selection, NaN for the
+others (they are never categorised, so never scored).  Each file's parquet schema metadata hold its provenance (``ttH_adv.config_hash``,
 ``ttH_adv.model_sha256``, ``ttH_adv.feature_set_version``, ``ttH_adv.version``); ``read_dump``
 refuses a folder that mixes them.
 """
@@ -30,6 +31,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from .errors import TthAdvError
+from .output import labelled
 
 PROVENANCE_PREFIX = "ttH_adv."  # schema-metadata keys of a dump file's provenance
 
@@ -63,13 +65,14 @@ def write_chunk(dump_dir: str | Path, info: Any, selection: Any, raw_weights: np
         columns[f"weight_{name}"] = weight * factor
     columns["region"] = np.where(selection.is_ti[selection.passed], "TI", "NTNI")
     columns["channel"] = np.asarray(selection.channel, dtype=str)
-    columns["category"] = np.asarray(selection.category, dtype=str)
+    columns["control"] = np.asarray(selection.control, dtype=str)
+    columns["category"] = np.asarray(selection.categories.get("", selection.channel), dtype=str)
     columns["dataset"] = np.full(n, info.dataset)
     columns["role"] = np.full(n, info.role)
     columns["eventNumber"] = np.asarray(event_number, dtype=np.int64)
     columns["systematic"] = np.full(n, systematic)
-    if getattr(selection, "score", None) is not None:
-        columns["score"] = np.asarray(selection.score, dtype=np.float32)
+    for label, score in selection.scores.items():  # "score", or "score@<label>" for each of several models
+        columns[labelled("score", label)] = np.asarray(score, dtype=np.float32)
     path = chunk_file(dump_dir, info.dataset, info.filename, info.entry_start, info.entry_stop, systematic)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")

@@ -38,8 +38,9 @@ import numpy as np
 from . import fits
 from .config import AnalysisConfig, FitConfig
 from .errors import TthAdvError
+from .output import CONTROL_HISTOGRAM, MASS_HISTOGRAM
 from .samples import ROLES
-from .templates import Template, build_template
+from .templates import Components, Template, build_template
 
 log = logging.getLogger(__name__)
 
@@ -78,16 +79,21 @@ def datasets_by_role(output: dict) -> dict[str, list[str]]:
 
 def category_inputs(output: dict, category: str) -> dict[str, np.ndarray]:
     """The histograms one category's fits need, each the sum over the datasets of one role."""
-    h = output["histograms"]["mgg"]
+    h = output["histograms"][MASS_HISTOGRAM]
     by_role = datasets_by_role(output)
     data_ti, _ = category_slice(h, by_role["data"], "TI", category)
-    data_ntni, _ = category_slice(h, by_role["data"], "NTNI", category)
     signal, signal_var = category_slice(h, by_role["signal"], "TI", category)
     resonant, _ = category_slice(h, by_role["resonant"], "TI", category)
+    return {"edges": h.axes["mgg"].edges, "data_ti": data_ti, "signal": signal, "signal_variance": signal_var,
+            "resonant": resonant, "template": template_components(h, by_role, category),
+            "control": (template_components(output["histograms"][CONTROL_HISTOGRAM], by_role, category)
+                        if CONTROL_HISTOGRAM in output["histograms"] else None)}
+
+
+def template_components(h, by_role: dict[str, list[str]], category: str) -> Components:
+    """A category's template ingredients in one histogram: continuum yy MC (TI) and NTNI data."""
     continuum, continuum_var = category_slice(h, by_role["continuum"], "TI", category)
-    return {"edges": h.axes["mgg"].edges, "data_ti": data_ti, "data_ntni": data_ntni, "signal": signal,
-            "signal_variance": signal_var, "resonant": resonant, "continuum": continuum,
-            "continuum_variance": continuum_var}
+    return Components(continuum, continuum_var, category_slice(h, by_role["data"], "NTNI", category)[0])
 
 
 def spurious_signal_tests(template: Template, edges: np.ndarray, signal: fits.SignalModel, config: AnalysisConfig
@@ -158,8 +164,7 @@ def fit_category(output: dict, category: str, config: AnalysisConfig, unblind: b
     record: dict = {"category": category, "data_ti_sideband": float(inputs["data_ti"][side].sum()),
                     "expected_signal": float(inputs["signal"].sum()), "resonant": float(inputs["resonant"].sum()),
                     "chosen_family": None}
-    template = build_template(inputs["data_ti"], inputs["continuum"], inputs["continuum_variance"],
-                              inputs["data_ntni"], edges, window, config.fits)
+    template = build_template(inputs["data_ti"], inputs["template"], edges, window, config.fits, inputs["control"])
     if record["data_ti_sideband"] < 1 or inputs["signal"].sum() <= 0 or template is None:
         record["status"] = "no sideband data, signal or template: not fitted"
         return record, None
@@ -195,7 +200,7 @@ def fit_category(output: dict, category: str, config: AnalysisConfig, unblind: b
 
 def run_fits(output: dict, config: AnalysisConfig, unblind: bool = False) -> dict:
     """Fit every category and all together, in the configured mass window."""
-    h = output["histograms"]["mgg"]
+    h = output["histograms"][MASS_HISTOGRAM]
     config.mass.check_edges(h.axes["mgg"].edges, "the histograms")
     records, models = [], []
     for category in h.axes["category"]:

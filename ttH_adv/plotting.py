@@ -99,14 +99,16 @@ def plot_category_fit(output: dict, record: dict, window: MassWindow, path: Path
 def sculpting_inputs(dump_dir: str | Path) -> tuple[np.ndarray, np.ndarray, float]:
     """(NTNI data scores, their m_yy, the score cut at 50% ttH signal efficiency) from a scored dump.
 
-    Only events in a channel carry a score (the processor scores what it can categorise).
+    Only events in a channel (or a template control selection, left out here) carry a score: the
+    processor scores what it can categorise.
     """
     import pyarrow.compute as pc
 
     from .dump import read_dump
 
-    table = read_dump(dump_dir, columns=["score", "mgg", "role", "region", "systematic"])
-    table = table.filter(pc.and_(pc.equal(table["systematic"], "nominal"), pc.is_finite(table["score"]))).to_pandas()
+    table = read_dump(dump_dir, columns=["score", "mgg", "role", "region", "systematic", "channel"])
+    table = table.filter(pc.and_(pc.equal(table["systematic"], "nominal"),
+                                 pc.not_equal(table["channel"], "none"))).to_pandas()
     sig = table[(table.role == "signal") & (table.region == "TI")]
     bkg = table[(table.role == "data") & (table.region == "NTNI")]
     return bkg.score.to_numpy(), bkg.mgg.to_numpy(), float(np.quantile(sig.score, 0.5))

@@ -10,8 +10,14 @@ Its statistics: bin variances from the MC weights (sum w^2) and the NTNI counts,
 with the fraction; the effective number of events is (sum t)^2 / sum var(t), compared with the
 data events it stands for.  Fits to the template and its smoothing use these variances with a
 floor of one event of each component per bin (an empty bin is not known to be empty: a variance
-estimated from zero counts would pin the fit to zero there).  Below ``fits.template_min_statistics`` times the data, the template
-is smoothed by Gaussian-process regression (scikit-learn) of its residuals from a fitted
+estimated from zero counts would pin the fit to zero there).
+
+Below ``fits.template_min_statistics`` times the data, both shapes come from the category plus
+its channel's template control selection (``template_control``: the b-tag requirement dropped,
+the same model's score categories; the processor's ``mgg_control``), as ATLAS ttH(yy) takes its
+background shapes from looser selections; the category's own shapes and the control's are
+compared by a chi2 test in ``mass.gof_bin_width`` bins, recorded with the template.  Still below
+it, the template is smoothed by Gaussian-process regression (scikit-learn) of its residuals from a fitted
 exponential (the GP's mean; without it the GP regresses to a constant at the range's edges);
 kernel: constant x RBF with the length scale bounded below by ``fits.gp_length_scale[0]`` GeV,
 so it cannot model a bump of the signal's width; each bin's variance enters as its noise; and the spurious-signal test uses the
@@ -20,12 +26,14 @@ relaxed criterion zeta = max(|S_spur| - 2 Delta_MC, 0).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from iminuit import Minuit
 
 from .config import FitConfig, MassWindow
+
+OWN_SHAPES, WITH_CONTROL = "category", "category + template control"
 
 
 @dataclass
@@ -41,6 +49,9 @@ class Template:
     data_events: float        # the data yield the template stands for (whole range)
     smoothed: bool
     kernel: str = ""
+    shapes: str = OWN_SHAPES            # where the shapes come from: the category, or with its control selection
+    own_statistics_ratio: float | None = None  # the category's own shapes' statistics ratio, where not used
+    control_compatibility: dict = field(default_factory=dict)  # chi2 of own vs control shapes, per component
 
     @property
     def effective_events(self) -> float:
@@ -58,7 +69,9 @@ class Template:
         return {"photon_fraction": self.photon_fraction, "photon_fraction_error": self.photon_fraction_error,
                 "mc_effective_events": self.mc_effective_events, "ntni_events": self.ntni_events,
                 "data_events": self.data_events, "effective_events": self.effective_events,
-                "effective_over_data": self.statistics_ratio, "smoothed": self.smoothed, "kernel": self.kernel}
+                "effective_over_data": self.statistics_ratio, "smoothed": self.smoothed, "kernel": self.kernel,
+                "shapes": self.shapes, "own_effective_over_data": self.own_statistics_ratio or self.statistics_ratio,
+                "control_compatibility": self.control_compatibility}
 
 
 def _unit(values: np.ndarray) -> np.ndarray:
@@ -88,12 +101,51 @@ def measure_photon_fraction(data: np.ndarray, photon_shape: np.ndarray, reducibl
     return float(minuit.values["fraction"]), float(minuit.errors["fraction"]), float(minuit.values["total"])
 
 
-def build_template(data_ti: np.ndarray, mc: np.ndarray, mc_variance: np.ndarray, ntni: np.ndarray,
-                   edges: np.ndarray, window: MassWindow, config: FitConfig) -> Template | None:
-    """The category's background template (None when it has neither continuum MC nor NTNI events)."""
-    mc = np.maximum(mc, 0.0)  # bins dominated by negative-weight MC events hold no background
-    if mc.sum() <= 0 and ntni.sum() <= 0:
+@dataclass(frozen=True)
+class Components:
+    """A template's two ingredients in one category or selection: continuum yy MC and NTNI data."""
+
+    mc: np.ndarray           # continuum yy MC (TI), sum of weights per bin
+    mc_variance: np.ndarray  # its sum of w^2 per bin
+    ntni: np.ndarray         # NTNI data counts per bin
+
+    def __add__(self, other: Components) -> Components:
+        return Components(self.mc + other.mc, self.mc_variance + other.mc_variance, self.ntni + other.ntni)
+
+    def empty(self) -> bool:
+        """Neither continuum MC nor NTNI events."""
+        return np.maximum(self.mc, 0.0).sum() <= 0 and self.ntni.sum() <= 0
+
+
+def build_template(data_ti: np.ndarray, own: Components, edges: np.ndarray, window: MassWindow, config: FitConfig,
+                   control: Components | None = None) -> Template | None:
+    """The category's background template (None when it has neither continuum MC nor NTNI events).
+
+    Below ``config.template_min_statistics`` x the data, the shapes come from the category plus its
+    channel's template control selection where that gives more statistics (``shapes`` says which);
+    still below it, the template is smoothed.  The category's own shapes are compared with the
+    control's by a chi2 test (``control_compatibility``).
+    """
+    if own.empty():
         return None
+    template = _combined_template(data_ti, own, edges, window)
+    if control is not None and not control.empty():
+        template.control_compatibility = control_compatibility(own, control, edges, window.gof_bin_width)
+        if template.statistics_ratio < config.template_min_statistics:
+            loose = _combined_template(data_ti, own + control, edges, window)
+            if loose.statistics_ratio > template.statistics_ratio:
+                loose.shapes, loose.own_statistics_ratio = WITH_CONTROL, template.statistics_ratio
+                loose.control_compatibility = template.control_compatibility
+                template = loose
+    if template.statistics_ratio < config.template_min_statistics:
+        template.values, template.kernel = smooth(template.raw, template.fit_variance, edges, config.gp_length_scale)
+        template.smoothed = True
+    return template
+
+
+def _combined_template(data_ti: np.ndarray, parts: Components, edges: np.ndarray, window: MassWindow) -> Template:
+    """MC and NTNI shapes in the yy fraction the TI data sidebands measure, at the data's yield (not smoothed)."""
+    mc, mc_variance, ntni = np.maximum(parts.mc, 0.0), parts.mc_variance, parts.ntni  # negative-weight bins: none
     side = window.sideband_bins(edges)
     photon, reducible = _unit(mc), _unit(ntni)
     fraction, error, total = measure_photon_fraction(data_ti, photon, reducible, side)
@@ -106,12 +158,38 @@ def build_template(data_ti: np.ndarray, mc: np.ndarray, mc_variance: np.ndarray,
 
     variance, fit_variance = combined_variance(0.0, 0.0), combined_variance(mc_weight**2, 1.0)
     mc_effective = float(mc.sum() ** 2 / mc_variance.sum()) if mc_variance.sum() > 0 else 0.0
-    template = Template(raw, raw, variance, fit_variance, fraction, error, mc_effective, float(ntni.sum()), total,
-                        False)
-    if template.statistics_ratio < config.template_min_statistics:
-        template.values, template.kernel = smooth(raw, fit_variance, edges, config.gp_length_scale)
-        template.smoothed = True
-    return template
+    return Template(raw, raw, variance, fit_variance, fraction, error, mc_effective, float(ntni.sum()), total, False)
+
+
+def shape_compatibility(a: np.ndarray, var_a: np.ndarray, b: np.ndarray, var_b: np.ndarray, edges: np.ndarray,
+                        width: float) -> dict[str, float] | None:
+    """Two-sample chi2 test that two m_yy shapes agree, in ``width`` GeV bins; None if one is empty.
+
+    Weighted samples enter through their effective counts N = (sum w)^2 / sum w^2; each bin's
+    variance is the pooled shape's (what both would share if they agree), not the bin's own, so an
+    empty bin of a small sample is not taken as known to be empty.
+    """
+    from scipy import stats
+
+    group = np.floor((edges[:-1] - edges[0]) / width + 1e-9).astype(int)
+    a, b = np.bincount(group, weights=a), np.bincount(group, weights=b)
+    total_a, total_b = float(a.sum()), float(b.sum())
+    if total_a <= 0 or total_b <= 0:
+        return None
+    n_a, n_b = total_a**2 / float(var_a.sum()), total_b**2 / float(var_b.sum())  # effective counts
+    pooled = (n_a * a / total_a + n_b * b / total_b) / (n_a + n_b)
+    use = pooled > 0
+    chi2 = float(np.sum((a / total_a - b / total_b)[use] ** 2 / pooled[use]) / (1 / n_a + 1 / n_b))
+    ndf = int(use.sum()) - 1
+    return {"chi2": chi2, "ndf": ndf, "p_value": float(stats.chi2.sf(chi2, ndf)) if ndf > 0 else float("nan"),
+            "effective_events": [n_a, n_b]}
+
+
+def control_compatibility(own: Components, control: Components, edges: np.ndarray, width: float) -> dict:
+    """The category's continuum MC and NTNI shapes against its control selection's, each by a chi2 test."""
+    return {"continuum": shape_compatibility(np.maximum(own.mc, 0), own.mc_variance, np.maximum(control.mc, 0),
+                                             control.mc_variance, edges, width),
+            "ntni": shape_compatibility(own.ntni, own.ntni, control.ntni, control.ntni, edges, width)}
 
 
 def _component_variance(values: np.ndarray, variance: np.ndarray, floor: float) -> np.ndarray:

@@ -32,6 +32,7 @@ from .fit_analysis import (
     chosen_background,
     datasets_by_role,
 )
+from .output import MASS_HISTOGRAM
 
 SPURIOUS_SAMPLE = "spurious_signal"
 SHAPE_SAMPLE = "background_shape"
@@ -57,7 +58,7 @@ def _modifiers(h, datasets, category: str, nominal: np.ndarray) -> list[dict]:
 
 def build_workspace(output: dict, fit_result: dict, unblind: bool = False) -> dict:
     """The HistFactory JSON specification for every fitted category."""
-    h = output["histograms"]["mgg"]
+    h = output["histograms"][MASS_HISTOGRAM]
     by_role = datasets_by_role(output)
     channels, observations = [], []
     for record in fit_result["categories"]:

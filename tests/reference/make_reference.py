@@ -19,16 +19,17 @@ REFERENCE_SEED = 2024
 
 
 def reference_summary(output: dict) -> dict:
-    """Cutflow and the non-zero histogram bins, as plain JSON-able data."""
-    h = output["histograms"]["mgg"]
+    """Cutflow and the non-zero histogram bins (``mgg``; ``mgg_control`` under ``control/``), as plain JSON-able data."""
     bins = {}
-    for d in sorted(h.axes["dataset"]):
-        for r in h.axes["region"]:
-            for c in h.axes["category"]:
-                sl = h[{"dataset": d, "region": r, "category": c, "systematic": "nominal"}]
-                values, variances = sl.values(), sl.variances()
-                bins[f"{d}/{r}/{c}"] = {str(i): [float(values[i]), float(variances[i])]
-                                        for i in range(len(values)) if values[i] != 0}
+    for name, prefix in (("mgg", ""), ("mgg_control", "control/")):
+        h = output["histograms"][name]
+        for d in sorted(h.axes["dataset"]):
+            for r in h.axes["region"]:
+                for c in h.axes["category"]:
+                    sl = h[{"dataset": d, "region": r, "category": c, "systematic": "nominal"}]
+                    values, variances = sl.values(), sl.variances()
+                    bins[f"{prefix}{d}/{r}/{c}"] = {str(i): [float(values[i]), float(variances[i])]
+                                                    for i in range(len(values)) if values[i] != 0}
     cutflow = {d: output["cutflow"][d] for d in sorted(output["cutflow"])}
     return {"events": REFERENCE_EVENTS, "seed": REFERENCE_SEED, "cutflow": cutflow, "histograms": bins}
 
