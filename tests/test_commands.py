@@ -70,6 +70,15 @@ def test_categorize_command_writes_descending_boundaries_with_enough_sideband(sm
     assert len(result["categories"]["had"]) == 2 and len(result["categories"]["lep"]) == 1
     assert result["categories"]["had"][0] > result["categories"]["had"][1]
     assert all(n >= 3 for d in result["details"].values() for n in d["sideband_events"])
+    assert result["fewer_than_requested"] == {}
+    # more categories than the sidebands support: each channel gets the most it can, recorded
+    assert main(["categorize", "--features", str(tmp_path / "scored_features"), "--out", str(tmp_path / "few.json"),
+                 "--had", "8", "--lep", "6", "--min-sideband", "5"]) == 0
+    fewer = json.loads((tmp_path / "few.json").read_text())
+    for channel, asked in (("had", 8), ("lep", 6)):
+        found = len(fewer["categories"][channel])
+        assert 1 <= found < asked and fewer["fewer_than_requested"][channel] == {"requested": asked, "found": found}
+        assert min(fewer["details"][channel]["sideband_events"]) >= 5
     # the boundaries run through the processor: its categories are the boundaries' categories
     assert main(["--no-progress", "run", "--datasets", manifest, "--out", str(tmp_path / "categorised"), "--model",
                  str(tmp_path / "model" / "model.onnx"), "--categories", str(tmp_path / "cat.json")]) == 0

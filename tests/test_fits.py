@@ -303,8 +303,13 @@ def test_categorize_finds_the_pure_region_and_respects_the_sideband_minimum():
     assert min(strict["sideband_events"]) >= 1000 and strict["z"] <= best["z"]
     from ttH_adv.errors import TthAdvError
 
-    with pytest.raises(TthAdvError, match="no 2 categories with >= 50000 sideband events"):
+    with pytest.raises(TthAdvError, match="not even 1 category with >= 50000 sideband events"):
         optimise_channel(score_s, np.full(5000, 0.01), empty, empty, score_d, mass_d, empty, mass_s, 2, 50_000, WINDOW)
+    # more categories than the sidebands support: the most they can, and how many were asked for
+    fewer = optimise_channel(score_s, np.full(5000, 0.01), empty, empty, score_d, mass_d, empty, mass_s, 4, 1000,
+                             WINDOW)
+    assert fewer["requested"] == 4 and 1 <= len(fewer["boundaries"]) <= 3
+    assert min(fewer["sideband_events"]) >= 1000 and fewer["boundaries"] == sorted(fewer["boundaries"], reverse=True)
 
 
 def _bump(size: float) -> np.ndarray:

@@ -6,13 +6,16 @@ continuum in the window, estimated from the TI data sidebands of that category t
 window/sideband ratio of an exponential fitted to the channel's TI data sidebands, plus the
 resonant Higgs MC in the window.  Each category's Asimov significance
 Z = sqrt(2((s+b) ln(1+s/b) - s)) is summed in quadrature; a category needs at least
-``min_sideband`` data events in the sidebands.  The search is exhaustive over the grid.
+``min_sideband`` data events in the sidebands.  The search is exhaustive over the grid.  A channel
+whose sidebands cannot support the number of categories asked for gets the most they can
+(``fewer_than_requested`` in categories.json, and a warning).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,8 @@ from .config import MassWindow
 from .dump import read_dump
 from .errors import TthAdvError
 from .fits import asimov_significance
+
+log = logging.getLogger(__name__)
 
 
 def window_over_sideband(mass: np.ndarray, window: MassWindow) -> float:
@@ -59,7 +64,21 @@ def _between(cumulative: np.ndarray, combo: tuple[int, ...]) -> np.ndarray:
 
 def optimise_channel(score_s, weight_s, score_r, weight_r, score_d, mass_d, mass_r, mass_s, n_categories: int,
                      min_sideband: int, window: MassWindow, grid: int = 25) -> dict:
-    """Best descending boundaries for one channel and their significances (exhaustive over the grid)."""
+    """Best descending boundaries for one channel, with as many categories as asked for or, where its
+    sidebands cannot support them, as many as they can (``requested`` says how many were asked for)."""
+    for n in range(n_categories, 0, -1):
+        best = optimise_boundaries(score_s, weight_s, score_r, weight_r, score_d, mass_d, mass_r, mass_s, n,
+                                   min_sideband, window, grid)
+        if best is not None:
+            return {**best, "requested": n_categories}
+    raise TthAdvError(f"not even 1 category with >= {min_sideband} sideband events ({int(np.sum(~window.in_window(mass_d)))} "
+                      "in the whole channel): lower --min-sideband")
+
+
+def optimise_boundaries(score_s, weight_s, score_r, weight_r, score_d, mass_d, mass_r, mass_s, n_categories: int,
+                        min_sideband: int, window: MassWindow, grid: int = 25) -> dict | None:
+    """Best descending boundaries for exactly ``n_categories`` (exhaustive over the grid); None if none has
+    ``min_sideband`` sideband events in every category."""
     ratio = window_over_sideband(mass_d, window)
     candidates = np.unique(np.quantile(score_s, np.linspace(0.02, 0.98, grid)))[::-1]
     # Cumulative (score >= candidate) sums of each ingredient; a category is a difference of two.
@@ -78,7 +97,7 @@ def optimise_channel(score_s, weight_s, score_r, weight_r, score_d, mass_d, mass
             best = {"z": z, "boundaries": [float(candidates[i]) for i in combo], "category_z": zs,
                     "sideband_events": side.tolist()}
     if best["z"] < 0:
-        raise TthAdvError(f"no {n_categories} categories with >= {min_sideband} sideband events each")
+        return None
     best["window_over_sideband"] = ratio
     return best
 
@@ -100,9 +119,14 @@ def categorize(dump_dir: str | Path, n_categories: dict[str, int], window: MassW
         result[channel] = optimise_channel(sig.score.to_numpy(), sig.weight.to_numpy(), res.score.to_numpy(),
                                            res.weight.to_numpy(), data.score.to_numpy(), data.mgg.to_numpy(),
                                            res.mgg.to_numpy(), sig.mgg.to_numpy(), n, min_sideband, window)
+        if len(result[channel]["boundaries"]) < n:
+            log.warning("channel %s: its sidebands support %d of the %d categories asked for (>= %d sideband "
+                        "events each)", channel, len(result[channel]["boundaries"]), n, min_sideband)
     combined = float(np.sqrt(sum(r["z"] ** 2 for r in result.values())))
+    fewer = {c: {"requested": r["requested"], "found": len(r["boundaries"])} for c, r in result.items()
+             if len(r["boundaries"]) < r["requested"]}
     return {"categories": {c: r["boundaries"] for c, r in result.items()}, "details": result,
-            "combined_z": combined, "min_sideband": min_sideband}
+            "combined_z": combined, "min_sideband": min_sideband, "fewer_than_requested": fewer}
 
 
 def write_categories(result: dict, path: str | Path) -> Path:

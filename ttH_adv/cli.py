@@ -189,7 +189,9 @@ def cmd_categorize(args: argparse.Namespace) -> int:
     path = write_categories(result, args.out)
     for channel, bounds in result["categories"].items():
         z = result["details"][channel]["category_z"]
-        print(f"{channel}: boundaries {[round(b, 4) for b in bounds]}  Z per category {[round(x, 2) for x in z]}")
+        fewer = result["fewer_than_requested"].get(channel)
+        note = f"  ({fewer['found']} of the {fewer['requested']} asked for: the sidebands support no more)" if fewer else ""
+        print(f"{channel}: boundaries {[round(b, 4) for b in bounds]}  Z per category {[round(x, 2) for x in z]}{note}")
     print(f"combined expected Z (counting, quadrature) {result['combined_z']:.2f} -> {path}")
     return 0
 
