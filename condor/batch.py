@@ -147,6 +147,16 @@ def missing_slices(out_dir: str | Path) -> list[int]:
     return [i for i in range(plan["n_slices"]) if not (out / "partials" / f"partial_{i:04d}.coffea").is_file()]
 
 
+def resubmit_missing(out_dir: Path, config: AnalysisConfig) -> tuple[Path | None, list[int]]:
+    """A submission of only the slices without a partial output: (its submit file, the slices); (None, [])
+    when every slice has its output."""
+    todo = missing_slices(out_dir)
+    if not todo:
+        return None, []
+    plan = json.loads((out_dir / PLAN).read_text())
+    return write_submission(None, config, out_dir, plan["n_slices"], only=todo, previous_plan=plan), todo
+
+
 def run_slice(plan_path: str | Path, slice_id: int, out: str | Path) -> Path:
     """Process one slice's chunks with the processor; save the unnormalised partial output."""
     from coffea.nanoevents import NanoEventsFactory

@@ -96,3 +96,47 @@ def test_run_on_dask_gives_the_same_output_with_each_worker_start(small_manifest
         outputs[start] = histogram_by_dataset(load_output(out / "output.coffea"))
     for name, (values, variances) in outputs["forkserver"].items():
         assert np.array_equal(values, outputs["spawn"][name][0]) and np.array_equal(variances, outputs["spawn"][name][1])
+
+
+def test_compare_writes_a_row_per_trained_result_across_feature_sets(small_manifest, tmp_path, capsys):
+    """`tth-adv compare` over two training folders (seed and extended features): every result scored in one pass,
+    categorised, filled in one pass and fitted; one table row each, ddt's R50 the seed rows' ceiling."""
+    pytest.importorskip("tensorflow")
+    manifest = str(small_manifest.path)
+    assert main(["--no-progress", "run", "--datasets", manifest, "--out", str(tmp_path / "plain"),
+                 "--dump-features", str(tmp_path / "features")]) == 0
+    small = tmp_path / "small.yaml"  # ddt's map in few m_yy bins: this dataset has a few hundred background events
+    small.write_text("baselines: {ddt_bins: 3, ddt_levels: 11}\n")
+    for folder, feature_set, methods in (("seed", "seed", ["classifier", "ddt"]),
+                                         ("extended", "extended", ["adversarial"])):
+        assert main(["--no-progress", "train", "--features", str(tmp_path / "features"), "--out",
+                     str(tmp_path / folder), "--feature-set", feature_set, "--method", *methods, "--epochs", "1",
+                     "--layers", "16", "--lambda", "10", "--config", str(small)]) == 0
+    capsys.readouterr()
+    assert main(["--no-progress", "compare", "--datasets", manifest, "--models", str(tmp_path / "seed"),
+                 str(tmp_path / "extended"), "--out", str(tmp_path / "compare"), "--had", "2", "--lep", "1",
+                 "--min-sideband", "3", "--executor", "futures"]) == 0
+    assert "Best expected significance" in capsys.readouterr().out
+    result = json.loads((tmp_path / "compare" / "comparison.json").read_text())
+    rows = {r["label"]: r for r in result["rows"]}
+    assert set(rows) == {"seed.classifier", "seed.ddt", "extended.adversarial_lam10"}
+    for label, row in rows.items():
+        fit = json.loads((tmp_path / "compare" / label / "fits" / "fits.json").read_text())
+        assert row["categories"] == len(fit["categories"]) and row["with_function"] == len(
+            [c for c in fit["categories"] if c["chosen_family"]])
+        assert row["z"] <= row["z_without_modelling"] + 1e-9  # the modelling uncertainty never adds sensitivity
+        output = load_output(tmp_path / "compare" / label / "output.coffea")
+        assert output["metadata"]["model"]["path"].endswith(f"{label.split('.', 1)[1]}.onnx")
+        assert list(output["histograms"]) == ["mgg", "mgg_control"]
+    assert rows["seed.ddt"]["r50_over_ddt"] == pytest.approx(1.0)
+    assert rows["seed.classifier"]["r50_over_ddt"] == pytest.approx(rows["seed.classifier"]["r50"] / rows["seed.ddt"]["r50"])
+    assert rows["extended.adversarial_lam10"]["r50_over_ddt"] is None and rows["seed.ddt"]["lambda"] is None
+    assert "| adversarial | extended | 10 |" in (tmp_path / "compare" / "comparison.md").read_text()
+    # the shared processor pass fills each model's categories exactly as a run with that model alone does
+    assert main(["--no-progress", "run", "--datasets", manifest, "--out", str(tmp_path / "alone"), "--model",
+                 str(tmp_path / "seed" / "models" / "classifier.onnx"), "--categories",
+                 str(tmp_path / "compare" / "seed.classifier" / "categories.json")]) == 0
+    alone = histogram_by_dataset(load_output(tmp_path / "alone" / "output.coffea"))
+    shared = histogram_by_dataset(load_output(tmp_path / "compare" / "seed.classifier" / "output.coffea"))
+    assert alone.keys() == shared.keys()
+    assert all(np.array_equal(alone[k][0], shared[k][0]) and np.array_equal(alone[k][1], shared[k][1]) for k in alone)

@@ -31,7 +31,8 @@ def _scored(folder, manifest, model, name):
     assert main(["--no-progress", "run", "--datasets", manifest, "--out", str(folder / name), "--model", str(model),
                  "--dump-features", str(folder / name / "dump"), "--executor", "futures", "--chunksize", "7000",
                  "--exact-chunks"]) == 0
-    table = read_dump(folder / name / "dump", columns=["dataset", "eventNumber", "score", "systematic", "channel"])
+    table = read_dump(folder / name / "dump", columns=["dataset", "eventNumber", "score", "systematic", "channel",
+                                                      "control"])
     table = table.to_pandas()
     return table[table.systematic == "nominal"]
 
@@ -45,13 +46,14 @@ def test_processor_reproduces_trainings_out_of_fold_scores(trained):
     scored = _scored(folder, manifest, folder / "model" / "model.onnx", "kfold")
     joined = oof.merge(scored, on=["dataset", "eventNumber"], suffixes=("_training", "_processor"))
     assert len(joined) == len(oof)  # every training event passed the processor's selection
-    # Only events in a channel are scored (the others are never categorised): exactly those carry a score,
-    # and it is the training's out-of-fold score.
-    in_channel = joined.channel != "none"
-    assert in_channel.sum() > 500 and (~in_channel).sum() > 500
-    assert np.isnan(joined.score_processor[~in_channel]).all()
-    assert np.max(np.abs(joined.score_training[in_channel] - joined.score_processor[in_channel])) < 1e-5
-    assert np.isnan(scored.score[scored.channel == "none"]).all() and np.isfinite(scored.score[scored.channel != "none"]).all()
+    # Only events in a channel or a template control selection are scored (the others are never categorised):
+    # exactly those carry a score, and it is the training's out-of-fold score.
+    # Every training event (>= 3 jets) is in the had or lep channel or in one's control selection (b-tags relaxed).
+    categorised = (joined.channel != "none") | (joined.control != "none")
+    assert (joined.control != "none").sum() > 100 and categorised.all()
+    assert np.max(np.abs(joined.score_training - joined.score_processor)) < 1e-5
+    in_any = (scored.channel != "none") | (scored.control != "none")
+    assert (~in_any).sum() > 500 and np.isnan(scored.score[~in_any]).all() and np.isfinite(scored.score[in_any]).all()
     summary = json.loads((folder / "model" / "results.json").read_text())
     assert summary["results"][0]["metrics"]["jsd_binning"] == "105-160 GeV, 55 bins"
 

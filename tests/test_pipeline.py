@@ -39,31 +39,42 @@ def test_demo_runs_end_to_end_and_continues(tmp_path, capsys):
     args = ["--no-progress", "demo", "--out", str(tmp_path), "--events", "300000", "--quick"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "combined" in out and "adversarial" in out and "report:" in out and "unconstrained classifier" in out
-    for produced in ("ntuples/datasets.json", "model/model.onnx", "model/out_of_fold.parquet", "model/results.json",
-                     "categories.json", "categories_unconstrained.json", "histograms/output.coffea",
-                     "fits/fits.json", "fits/workspace.json", "fits_unconstrained/fits.json", "report/report.md",
-                     "report/pareto.png", "report/sculpting.png"):
-        assert (tmp_path / produced).is_file(), produced
+    assert "methods side by side" in out and "adversarial" in out and "report:" in out
+    assert "unconstrained classifier" in out and "Best expected significance" in out
+    labels = ["seed.classifier", "seed.drop-correlated", "seed.adversarial_lam10", "scaled.classifier",
+              "extended.adversarial_lam10", "extended.drop-correlated"]
+    produced = ["ntuples/datasets.json", "model/model.onnx", "model/out_of_fold.parquet", "model/results.json",
+                "model_scaled/results.json", "model_extended/results.json", "compare/comparison.md",
+                "compare/comparison.json", "report/report.md", "report/pareto.png", "report/sculpting.png"]
+    produced += [f"compare/{label}/{name}" for label in labels for name in
+                 ("categories.json", "output.coffea", "fits/fits.json", "fits/workspace.json")]
+    for path in produced:
+        assert (tmp_path / path).is_file(), path
     manifest = json.loads((tmp_path / "ntuples" / "datasets.json").read_text())
     assert manifest["yyjets"]["metadata"]["n_events"] == 2 * round(300_000 * 0.15)  # oversampled continuum MC
-    for folder in ("fits", "fits_unconstrained"):
-        fit = json.loads((tmp_path / folder / "fits.json").read_text())
+    rows = json.loads((tmp_path / "compare" / "comparison.json").read_text())["rows"]
+    assert sorted(r["label"] for r in rows) == sorted(labels)  # a row per trained result, extended ones included
+    for label in labels:
+        fit = json.loads((tmp_path / "compare" / label / "fits" / "fits.json").read_text())
         assert {c["category"] for c in fit["categories"]} == {"had_1", "had_2", "lep_1"}
         for record in fit["categories"]:
             assert {"chosen_family", "spurious_signal", "sideband_fits", "template"} <= set(record)
             assert {"family", "passed", "delta_mc"} <= set(record["spurious_signal"][0])
+            if record["chosen_family"]:
+                assert record["modelling_uncertainty"]["source"] in ("spurious", "bias")
+                assert set(record["expected"]) == {"with_modelling", "without_modelling"}
         fitted = [c["category"] for c in fit["categories"] if c["chosen_family"]]
         assert sorted(fitted + fit["without_function"]) == ["had_1", "had_2", "lep_1"]
     report = (tmp_path / "report" / "report.md").read_text()
+    assert "## Methods side by side" in report and "| adversarial | extended |" in report
     assert "| category | model | function |" in report and "| unconstrained |" in report
+    assert "## Template shapes" in report
     assert "## Contents" in report and "| category | S (window) |" in report and "```" not in report  # rendered tables
     pngs = sorted((tmp_path / "report").glob("*.png"))
     assert len(pngs) >= 6 and all(p.with_suffix(".pdf").is_file() for p in pngs)
     records = {p.stem for p in (tmp_path / ".stages").glob("*.json")}
-    assert records == {"generate", "process", "train", "score", "categorize", "categories", "fit", "report",
-                       "score_unconstrained", "categorize_unconstrained", "categories_unconstrained",
-                       "fit_unconstrained"}
+    assert records == {"generate", "process", "train_seed", "train_scaled", "train_extended", "compare_score",
+                       "compare_categorize", "compare_fill", "compare_fit", "compare_table", "report"}
     mtimes = {p.stem: p.stat().st_mtime_ns for p in (tmp_path / ".stages").glob("*.json")}
     assert main(args) == 0  # second run reuses every stage
     assert mtimes == {p.stem: p.stat().st_mtime_ns for p in (tmp_path / ".stages").glob("*.json")}

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
+from .atomic import write_text
 from .config import MassWindow
 from .dump import read_dump
 from .errors import TthAdvError
@@ -102,12 +103,12 @@ def optimise_boundaries(score_s, weight_s, score_r, weight_r, score_d, mass_d, m
     return best
 
 
-def categorize(dump_dir: str | Path, n_categories: dict[str, int], window: MassWindow, min_sideband: int = 10
-               ) -> dict:
-    """Optimise boundaries per channel from a dump that carries scores."""
-    table = read_dump(dump_dir, columns=["score", "mgg", "weight", "role", "region", "channel", "systematic"])
+def categorize(dump_dir: str | Path, n_categories: dict[str, int], window: MassWindow, min_sideband: int = 10,
+               score_column: str = "score") -> dict:
+    """Optimise boundaries per channel from a dump that carries scores (``score_column``: one model's of several)."""
+    table = read_dump(dump_dir, columns=[score_column, "mgg", "weight", "role", "region", "channel", "systematic"])
     table = table.filter(pc.and_(pc.equal(table["systematic"], "nominal"), pc.equal(table["region"], "TI")))
-    frame = table.to_pandas()
+    frame = table.to_pandas().rename(columns={score_column: "score"})
     result = {}
     for channel, n in n_categories.items():
         rows = frame[frame.channel == channel]
@@ -131,10 +132,7 @@ def categorize(dump_dir: str | Path, n_categories: dict[str, int], window: MassW
 
 def write_categories(result: dict, path: str | Path) -> Path:
     """categories.json, readable by ``tth-adv run --categories``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1) + "\n")
-    return path
+    return write_text(path, json.dumps(result, indent=1) + "\n")
 
 
 def read_categories(path: str | Path) -> dict[str, list[float]]:

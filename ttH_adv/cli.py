@@ -1,4 +1,8 @@
-"""The ``tth-adv`` command line: one subcommand per stage of the analysis."""
+"""The ``tth-adv`` command line: one subcommand per stage, each parse -> one library call -> print.
+
+The stages themselves live in ``ttH_adv.stages`` (the demo calls the same functions); each
+command here only turns its arguments into the stage's inputs and prints what it made.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,21 @@ from .errors import TthAdvError
 
 log = logging.getLogger("ttH_adv")
 
+CHANNEL_COUNTS = {"had": 4, "lep": 3}  # seed 000's categories per channel
 
 
 def _setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def output_path(out: str) -> Path:
+    """``--out`` as a file: a ``.coffea`` path as given, otherwise ``<folder>/output.coffea``."""
+    path = Path(out)
+    return path if path.suffix == ".coffea" else path / "output.coffea"
+
+
+# --------------------------------------------------------------------------- generate, manifest, summary
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -31,18 +45,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_summary(args: argparse.Namespace) -> int:
-    """Print a one-screen summary of a datasets manifest."""
-    from .summary import summarise_manifest
-
-    print(summarise_manifest(args.datasets))
-    return 0
+def add_generate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--events", type=int, required=True, help="total events over all samples (split by sample shares)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1); same seed, same files")
+    p.add_argument("--files-per-sample", type=int, default=None, help="files per sample (default: per-sample value)")
+    p.add_argument("--samples", nargs="+", default=None, help="only these samples (default: all)")
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
     """Build a datasets manifest from Open Data-style ROOT files; print its summary table."""
     import json
 
+    from .atomic import write_text
     from .opendata import build_manifest, summary_table
 
     roles = {}
@@ -52,30 +67,64 @@ def cmd_manifest(args: argparse.Namespace) -> int:
             raise TthAdvError(f"--role takes FILE_OR_DSID=ROLE, got {item!r}")
         roles[key] = role
     manifest = build_manifest(args.inputs, args.luminosity_pb, args.tree, roles)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(manifest, indent=2) + "\n")
+    out = write_text(args.out, json.dumps(manifest, indent=2) + "\n")
     print(summary_table(manifest))
     print(f"manifest: {out}")
     return 0
 
 
-def output_path(out: str) -> Path:
-    """``--out`` as a file: a ``.coffea`` path as given, otherwise ``<folder>/output.coffea``."""
-    path = Path(out)
-    return path if path.suffix == ".coffea" else path / "output.coffea"
+def add_manifest(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", help="folders (searched recursively), files or globs; root:// and https:// "
+                   "paths are listed without being opened")
+    p.add_argument("--out", required=True, help="manifest to write (JSON)")
+    p.add_argument("--luminosity-pb", type=float, default=None,
+                   help="integrated luminosity of the data in pb^-1 (needed with MC files)")
+    p.add_argument("--tree", default="mini", help="tree name (default mini)")
+    p.add_argument("--role", action="append", default=[], metavar="FILE_OR_DSID=ROLE",
+                   help="the role (data, signal, resonant, continuum) of a DSID or file the catalogue lacks; repeatable")
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    """Print a one-screen summary of a datasets manifest."""
+    from .summary import summarise_manifest
+
+    print(summarise_manifest(args.datasets))
+    return 0
+
+
+def add_summary(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--datasets", required=True, help="datasets manifest (JSON/YAML)")
+
+
+# --------------------------------------------------------------------------- run
+
+
+def run_options(args: argparse.Namespace, **overrides):
+    """The processor's run options from the command line's processing arguments."""
+    from processors.run import RunOptions
+
+    fields = {"executor": args.executor, "workers": args.workers, "chunksize": args.chunksize,
+              "align_clusters": not args.exact_chunks, "maxchunks": args.maxchunks, "scheduler": args.scheduler,
+              "systematics": args.systematics, "skip_bad_files": args.skip_bad_files, "progress": not args.no_progress,
+              "worker_start": args.worker_start}
+    return RunOptions(**{k: v for k, v in {**fields, **overrides}.items() if v is not None})
+
+
+def _start_workers_early(args: argparse.Namespace) -> None:
+    """Start the Dask fork server before the analysis imports, so they overlap (local Dask clusters only)."""
+    from processors.workers import DEFAULT_WORKER_START, start_fork_server
+
+    if args.executor == "dask" and not args.scheduler and getattr(args, "cluster", "local") == "local" and (
+            args.worker_start or DEFAULT_WORKER_START) == "forkserver":
+        start_fork_server()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the processor over a datasets manifest and save the histograms and cutflows."""
-    from processors.workers import DEFAULT_WORKER_START, start_fork_server
+    _start_workers_early(args)
+    from processors.run import summary
 
-    worker_start = args.worker_start or DEFAULT_WORKER_START
-    local_dask = args.executor == "dask" and not args.scheduler and args.cluster == "local"
-    if local_dask and worker_start == "forkserver":
-        start_fork_server()  # its imports run while this command imports the analysis and checks inputs
-    from processors.run import RunOptions, run_analysis, save_output, summary
-
+    from . import stages
     from .config import load_config
     from .manifest import load_manifest
 
@@ -88,64 +137,93 @@ def cmd_run(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.datasets)
     if args.only:
         manifest = manifest.select(args.only)
-    options = RunOptions(executor=args.executor, workers=args.workers, chunksize=args.chunksize,
-                         align_clusters=not args.exact_chunks,
-                         maxchunks=args.maxchunks, scheduler=args.scheduler, systematics=args.systematics,
-                         dump_dir=args.dump_features, unblind=args.unblind, skip_bad_files=args.skip_bad_files,
-                         progress=not args.no_progress, model_path=args.model, worker_start=worker_start)
-    if args.cluster == "condor":
-        output = _run_on_condor(manifest, config, options)
-    else:
-        output = run_analysis(manifest, config, options)
-    path = save_output(output, output_path(args.out))
-    print(summary(output))
-    print(f"output: {path}")
+    options = run_options(args, dump_dir=args.dump_features, unblind=args.unblind, model_path=args.model)
+    processed = stages.process(manifest, config, options, output_path(args.out), cluster=args.cluster)
+    print(summary(processed.output))
+    print(f"output: {processed.path}")
     return 0
 
 
-def _run_on_condor(manifest, config, options):
-    """Run through an adaptive HTCondorCluster (dask-jobqueue); the model is shipped to the workers."""
-    from distributed import Client
+def add_processing(p: argparse.ArgumentParser) -> None:
+    """The arguments of every command that runs the processor."""
+    p.add_argument("--config", default=None, help="analysis configuration YAML overriding the defaults")
+    p.add_argument("--executor", choices=["iterative", "futures", "dask"], default="iterative",
+                   help="iterative (debugging), futures (local processes) or dask (LocalCluster or --scheduler)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes for futures/dask (default 2)")
+    p.add_argument("--chunksize", type=int, default=100_000,
+                   help="events per chunk, at least (default 100000): chunks end where every branch read starts a "
+                        "new basket, so no basket is decompressed twice (--exact-chunks: exactly this size)")
+    p.add_argument("--exact-chunks", action="store_true", help="cut chunks at exactly --chunksize events")
+    p.add_argument("--maxchunks", type=int, default=None, help="at most this many chunks per dataset (testing)")
+    p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (tcp://host:port)")
+    p.add_argument("--worker-start", choices=["forkserver", "spawn"], default=None,
+                   help="how a Dask LocalCluster starts its workers: forkserver (Linux default: one server imports "
+                        "the analysis, workers fork from it) or spawn (a fresh interpreter each; the default elsewhere)")
+    p.add_argument("--systematics", choices=["none", "weights", "all"], default="none",
+                   help="none; weights (scale-factor variations); all (plus energy-scale variations)")
+    p.add_argument("--skip-bad-files", action="store_true",
+                   help="skip unreadable files or files lacking branches (listed in the output); default: stop")
 
-    from condor.cluster import htcondor_cluster, ship_model
-    from processors.run import run_analysis
 
-    options.executor = "dask"
-    with htcondor_cluster(config.cluster) as cluster, Client(cluster) as client:
-        if options.model_path:
-            ship_model(client, options.model_path)
-        options.client = client
-        return run_analysis(manifest, config, options)
+def add_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--datasets", required=True, help="datasets manifest (JSON/YAML)")
+    p.add_argument("--out", required=True, help="output file (.coffea) or folder (writes output.coffea there)")
+    add_processing(p)
+    p.add_argument("--dump-features", default=None, metavar="DIR", help="write selected events' features to parquet")
+    p.add_argument("--unblind", action="store_true", help="show data in the 120-130 GeV signal region")
+    p.add_argument("--only", nargs="+", default=None, metavar="DATASET", help="process only these datasets")
+    p.add_argument("--model", default=None, help="ONNX model to score inside the processor (checked first)")
+    p.add_argument("--cluster", choices=["local", "condor"], default="local",
+                   help="with --executor dask: a LocalCluster (default) or an adaptive HTCondorCluster")
+    p.add_argument("--categories", default=None, help="categories.json of 'tth-adv categorize' (needs --model)")
+
+
+# --------------------------------------------------------------------------- condor, merge, export-root
 
 
 def cmd_condor_submit(args: argparse.Namespace) -> int:
     """Split the work into slices, write the HTCondor submission and submit it (or only write it)."""
-    import json
-
-    from condor.batch import PLAN, missing_slices, submit, write_submission
+    from condor.batch import resubmit_missing, submit, write_submission
 
     from .config import load_config
     from .manifest import load_manifest
 
     config = load_config(args.config)
-    out = Path(args.out)
     if args.resubmit_missing:
-        plan = json.loads((out / PLAN).read_text())
-        todo = missing_slices(out)
-        if not todo:
-            print(f"every slice of {out} has its partial output: nothing to resubmit")
+        path, todo = resubmit_missing(Path(args.out), config)
+        if path is None:
+            print(f"every slice of {args.out} has its partial output: nothing to resubmit")
             return 0
-        path = write_submission(None, config, out, plan["n_slices"], only=todo, previous_plan=plan)
         print(f"resubmitting slices {todo}")
     else:
         if not args.datasets:
             raise TthAdvError("condor submit needs --datasets (or --resubmit-missing for an existing folder)")
-        path = write_submission(load_manifest(args.datasets), config, out, args.jobs, chunksize=args.chunksize,
-                                systematics=args.systematics, model=args.model)
+        path = write_submission(load_manifest(args.datasets), config, Path(args.out), args.jobs,
+                                chunksize=args.chunksize, systematics=args.systematics, model=args.model)
     print(f"submit description: {path}")
     if not args.dry_run:
         print(submit(path))
     return 0
+
+
+def add_condor(p: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="condor_command", required=True, metavar="ACTION")
+    s = actions.add_parser("submit", help="split into slices, write job.sub and submit (or --dry-run)")
+    s.set_defaults(func=cmd_condor_submit)
+    s.add_argument("--datasets", help="datasets manifest")
+    s.add_argument("--jobs", type=int, default=10, help="number of slices/jobs (default 10)")
+    s.add_argument("--out", required=True, help="submit folder")
+    s.add_argument("--config", default=None, help="analysis configuration YAML")
+    s.add_argument("--chunksize", type=int, default=100_000, help="events per chunk (default 100000)")
+    s.add_argument("--systematics", choices=["none", "weights", "all"], default="none")
+    s.add_argument("--model", default=None, help="ONNX model to score")
+    s.add_argument("--dry-run", action="store_true", help="write the submission without submitting")
+    s.add_argument("--resubmit-missing", action="store_true", help="resubmit only slices without a partial output")
+    j = actions.add_parser("job", help="process one slice (run by each batch job)")
+    j.set_defaults(func=cmd_condor_job)
+    j.add_argument("--plan", required=True, help="plan.json of the submit folder")
+    j.add_argument("--slice", required=True, help="slice number")
+    j.add_argument("--out", required=True, help="partial output to write")
 
 
 def cmd_condor_job(args: argparse.Namespace) -> int:
@@ -170,6 +248,12 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_merge(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plan", required=True, help="plan.json of the submit folder")
+    p.add_argument("--partials", required=True, help="folder of partial_*.coffea, or a comma-separated list")
+    p.add_argument("--out", required=True, help="merged output (.coffea file or folder)")
+
+
 def cmd_export_root(args: argparse.Namespace) -> int:
     """Write the m_yy histograms of a saved output to a ROOT file."""
     from processors.run import export_root, load_output
@@ -179,44 +263,12 @@ def cmd_export_root(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_categorize(args: argparse.Namespace) -> int:
-    """Optimise score-category boundaries per channel for the combined expected significance."""
-    from .categorize import categorize, write_categories
-    from .config import load_config
-
-    result = categorize(args.features, {"had": args.had, "lep": args.lep}, load_config(args.config).mass,
-                        args.min_sideband)
-    path = write_categories(result, args.out)
-    for channel, bounds in result["categories"].items():
-        z = result["details"][channel]["category_z"]
-        fewer = result["fewer_than_requested"].get(channel)
-        note = f"  ({fewer['found']} of the {fewer['requested']} asked for: the sidebands support no more)" if fewer else ""
-        print(f"{channel}: boundaries {[round(b, 4) for b in bounds]}  Z per category {[round(x, 2) for x in z]}{note}")
-    print(f"combined expected Z (counting, quadrature) {result['combined_z']:.2f} -> {path}")
-    return 0
+def add_export_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", required=True, help="output of 'tth-adv run' (.coffea file or its folder)")
+    p.add_argument("--out", required=True, help="ROOT file to write")
 
 
-def cmd_fit(args: argparse.Namespace) -> int:
-    """Sideband fits, spurious-signal test, signal model, significance and the pyhf workspace."""
-    from processors.run import load_output
-
-    from .config import load_config
-    from .fit_analysis import category_table, pyhf_summary, run_fits, write_fit_results
-    from .workspace import build_workspace, compare_with_pyhf, write_workspace
-
-    output = load_output(output_path(args.histograms))
-    result = run_fits(output, load_config(args.config), unblind=args.unblind)
-    spec = build_workspace(output, result, args.unblind)
-    result["pyhf"] = compare_with_pyhf(result, spec)
-    path = write_fit_results(result, args.out)
-    workspace = write_workspace(spec, Path(args.out) / "workspace.json")
-    print(category_table(result))
-    print("\n".join(pyhf_summary(result)))
-    print(f"fits: {path}\npyhf workspace: {workspace}")
-    if args.strict and result["without_function"]:
-        log.error("--strict: no acceptable background function in %s", ", ".join(result["without_function"]))
-        return 1
-    return 0
+# --------------------------------------------------------------------------- train
 
 
 def training_runs(methods: list[str], lam: float, scan: list[float] | None) -> list[tuple[str, float]]:
@@ -250,12 +302,12 @@ def training_overrides(args: argparse.Namespace) -> dict:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train the decorrelated classifier and baselines; export ONNX; write the Pareto table."""
     from training.config import load_training_config
-    from training.run import run_training
 
-    config = load_training_config(args.config, training_overrides(args))
+    from . import stages
     from .config import load_config
 
-    summary = run_training(args.features, args.out, config, training_runs(args.method, args.lam, args.lambda_scan),
+    config = load_training_config(args.config, training_overrides(args))
+    summary = stages.train(args.features, args.out, config, training_runs(args.method, args.lam, args.lambda_scan),
                            load_config(args.analysis_config), all_events=args.all_events, int8=args.int8)
     print(summary["table"])
     chosen = summary["chosen"]
@@ -271,36 +323,211 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Run the whole chain on the default synthetic data, reusing finished stages."""
-    import json
+def add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--features", required=True, help="feature dump folder of 'tth-adv run --dump-features'")
+    p.add_argument("--out", required=True, help="model folder: model.onnx (chosen), models/, results.json")
+    p.add_argument("--method", nargs="+", default=["adversarial"],
+                   choices=["adversarial", "classifier", "drop-correlated", "reweight", "disco", "ddt", "all"],
+                   help="methods to train (default adversarial; 'all' for every method)")
+    p.add_argument("--lambda", dest="lam", type=float, default=30.0, help="adversary strength (default 30)")
+    p.add_argument("--lambda-scan", type=float, nargs="+", default=None, metavar="L",
+                   help="train the adversarial method at each of these lambdas")
+    p.add_argument("--config", default=None, help="training configuration YAML overriding training/defaults.yaml")
+    p.add_argument("--epochs", type=int, default=None, help="adversarial/training epochs (override)")
+    p.add_argument("--folds", type=int, default=None, help="k of the k-fold split by eventNumber (override)")
+    p.add_argument("--layers", type=int, nargs="+", default=None, help="classifier hidden widths (override)")
+    p.add_argument("--feature-set", default=None, help="feature set: seed, scaled or extended (override)")
+    p.add_argument("--background", default=None, choices=["ntni_data", "mc", "both"], help="background sample")
+    p.add_argument("--analysis-config", default=None,
+                   help="analysis configuration YAML (its mass window bins the JSD figures)")
+    p.add_argument("--int8", action="store_true",
+                   help="also write model_int8.onnx: onnxruntime static int8 quantisation of the chosen model, "
+                        "calibrated on training events, with its parity and R50/JSD against the float model")
+    p.add_argument("--all-events", action="store_true",
+                   help="also train the chosen method once on all events: model_all_events.onnx, for data no "
+                        "fold has seen (it scores its own training events in-sample)")
 
-    from processors.run import load_output, summary
 
-    from .demo import DemoSettings, model_chains, run_demo
-    from .fit_analysis import category_table
+# --------------------------------------------------------------------------- categorize, fit
 
-    settings = DemoSettings(Path(args.out), args.events, args.seed, args.executor, args.workers,
-                            progress=not args.no_progress)
-    if args.quick:
-        settings.training = {"classifier": {"layers": [32, 32]},
-                             "schedule": {"pretrain_classifier_epochs": 1, "pretrain_adversary_epochs": 1,
-                                          "epochs": 2, "patience": 2}}
-        settings.had_categories, settings.lep_categories, settings.min_sideband = 2, 1, 5
-        settings.oversample = {"yyjets": 2, "ttyy": 2}
-    run_demo(settings)
-    print(summary(load_output(settings.path("histograms") / "output.coffea")))
-    training = json.loads((settings.path("model") / "results.json").read_text())
-    print(training["table"])
-    for label, suffix, _ in model_chains(settings):
-        print(f"categories of the {label} classifier (out-of-fold scores):")
-        print(category_table(json.loads((settings.path("fits" + suffix) / "fits.json").read_text())))
-    print(f"report: {settings.path('report') / 'report.md'}")
+
+def print_categories(result: dict, path: Path) -> None:
+    """Each channel's boundaries and significances, as ``categorize`` found them."""
+    for channel, bounds in result["categories"].items():
+        z = result["details"][channel]["category_z"]
+        fewer = result["fewer_than_requested"].get(channel)
+        note = f"  ({fewer['found']} of the {fewer['requested']} asked for: the sidebands support no more)" if fewer else ""
+        print(f"{channel}: boundaries {[round(b, 4) for b in bounds]}  Z per category {[round(x, 2) for x in z]}{note}")
+    print(f"combined expected Z (counting, quadrature) {result['combined_z']:.2f} -> {path}")
+
+
+def cmd_categorize(args: argparse.Namespace) -> int:
+    """Optimise score-category boundaries per channel for the combined expected significance."""
+    from . import stages
+    from .config import load_config
+
+    result = stages.categorize(args.features, args.out, {"had": args.had, "lep": args.lep}, load_config(args.config),
+                               args.min_sideband)
+    print_categories(result, Path(args.out))
     return 0
 
 
+def add_category_counts(p: argparse.ArgumentParser) -> None:
+    """How many score categories per channel, and how many sideband events each needs."""
+    p.add_argument("--had", type=int, default=CHANNEL_COUNTS["had"], help="hadronic categories (default 4, as seed 000)")
+    p.add_argument("--lep", type=int, default=CHANNEL_COUNTS["lep"], help="leptonic categories (default 3, as seed 000)")
+    p.add_argument("--min-sideband", type=int, default=10, help="minimum TI data sideband events per category")
+
+
+def add_categorize(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--features", required=True, help="feature dump of a run with --model (has the score)")
+    p.add_argument("--out", required=True, help="categories.json to write")
+    add_category_counts(p)
+    p.add_argument("--config", default=None, help="analysis configuration YAML (its mass window) used for the run")
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    """Sideband fits, spurious-signal test, signal model, significance and the pyhf workspace."""
+    from processors.run import load_output
+
+    from . import stages
+    from .config import load_config
+    from .fit_analysis import category_table, pyhf_summary
+
+    result = stages.fit(load_output(output_path(args.histograms)), args.out, load_config(args.config), args.unblind)
+    print(category_table(result))
+    print("\n".join(pyhf_summary(result)))
+    print(f"fits: {Path(args.out) / 'fits.json'}\npyhf workspace: {Path(args.out) / 'workspace.json'}")
+    if args.strict and result["without_function"]:
+        log.error("--strict: no acceptable background function in %s", ", ".join(result["without_function"]))
+        return 1
+    return 0
+
+
+def add_fit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--histograms", required=True, help="output of 'tth-adv run' (.coffea file or its folder)")
+    p.add_argument("--out", required=True, help="folder for fits.json and workspace.json")
+    p.add_argument("--unblind", action="store_true", help="fit the data in the signal region (default: Asimov)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit non-zero when a category has no acceptable background function")
+    p.add_argument("--config", default=None, help="analysis configuration YAML (its mass window) used for the run")
+
+
+# --------------------------------------------------------------------------- compare, report
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Every trained result scored, categorised, filled and fitted alike; one table in the final metric."""
+    _start_workers_early(args)
+    from . import stages
+    from .compare import comparison_markdown, comparison_summary
+    from .config import load_config
+    from .manifest import load_manifest
+
+    rows = stages.compare(load_manifest(args.datasets), args.models, args.out, load_config(args.config),
+                          run_options(args), {"had": args.had, "lep": args.lep}, args.min_sideband)
+    print("\n".join(comparison_markdown(rows)))
+    print(comparison_summary(rows))
+    print(f"comparison: {Path(args.out) / 'comparison.md'} (and .json); per result: {args.out}/<result>/")
+    return 0
+
+
+def add_compare(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--datasets", required=True, help="datasets manifest (JSON/YAML)")
+    p.add_argument("--models", required=True, nargs="+", metavar="MODELDIR",
+                   help="training folders of 'tth-adv train' (each one feature set); every result in them is compared")
+    p.add_argument("--out", required=True, help="folder for the comparison and each result's categories and fits")
+    add_category_counts(p)
+    add_processing(p)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Plots and report.md of any fitted outputs (and, optionally, their training and a comparison)."""
+    import json
+
+    from processors.run import load_output
+
+    from . import stages
+    from .config import load_config
+    from .plotting import load_training_results
+
+    if len(args.histograms) != len(args.fits):
+        raise TthAdvError(f"--histograms and --fits pair up: got {len(args.histograms)} and {len(args.fits)}")
+    labels = args.labels or [Path(f).name for f in args.fits]
+    if len(labels) != len(args.fits):
+        raise TthAdvError(f"--labels names each --fits folder: got {len(labels)} labels for {len(args.fits)}")
+    fits_by_model = {label: (load_output(output_path(h)), json.loads((Path(f) / "fits.json").read_text()))
+                     for label, h, f in zip(labels, args.histograms, args.fits, strict=True)}
+    comparison = json.loads((Path(args.comparison) / "comparison.json").read_text())["rows"] if args.comparison \
+        else None
+    path = stages.report(args.out, fits_by_model, load_training_results(*args.training), args.features and
+                         Path(args.features), load_config(args.config), comparison, args.score_column)
+    print(f"report: {path}")
+    return 0
+
+
+def add_report(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--histograms", required=True, nargs="+", help="outputs of 'tth-adv run' (files or folders)")
+    p.add_argument("--fits", required=True, nargs="+", help="the fits folder of each output ('tth-adv fit --out')")
+    p.add_argument("--labels", nargs="+", default=None, help="a name for each (default: the fits folders' names)")
+    p.add_argument("--training", nargs="*", default=[], metavar="MODELDIR", help="training folders to plot")
+    p.add_argument("--features", default=None, help="a scored feature dump, for the sculpting plot")
+    p.add_argument("--score-column", default="score", help="its score column (score@<result> in a comparison's dump)")
+    p.add_argument("--comparison", default=None, help="a 'tth-adv compare' folder: its table opens the report")
+    p.add_argument("--out", required=True, help="report folder (report.md, PNG and PDF plots)")
+    p.add_argument("--config", default=None, help="analysis configuration YAML (its mass window) used for the run")
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the whole chain on the default synthetic data, reusing finished stages."""
+    from .demo import DemoSettings, demo_summary, quick_settings, run_demo
+
+    settings = DemoSettings(Path(args.out), args.events, args.seed, args.executor, args.workers,
+                            progress=not args.no_progress)
+    run_demo(quick_settings(settings) if args.quick else settings)
+    print(demo_summary(settings))
+    return 0
+
+
+def add_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="tth-demo", help="output folder (default: tth-demo); reruns reuse it")
+    p.add_argument("--events", type=int, default=DEMO_EVENTS, help=f"events to generate (default {DEMO_EVENTS})")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument("--executor", choices=["iterative", "futures", "dask"], default="futures",
+                   help="executor for the processing stages (default futures)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--quick", action="store_true", help="tiny networks and few categories (for tests, not physics)")
+
+
+# --------------------------------------------------------------------------- parser
+
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int] | None, Callable[[argparse.ArgumentParser], None], str]] = {
+    "generate": (cmd_generate, add_generate, "write synthetic Run-2 ntuples (ATLAS Open Data format) and datasets.json"),
+    "manifest": (cmd_manifest, add_manifest, "build a datasets manifest from ROOT files named like the ATLAS Open Data "
+                 "13 TeV GamGam release (data_*.root, mc_<DSID>.*.root): roles from the packaged catalogue, "
+                 "cross-sections and sums of weights from the files"),
+    "summary": (cmd_summary, add_summary, "summarise a datasets manifest: files, events, cross-sections, expected yields"),
+    "run": (cmd_run, add_run, "run the ttH(yy) processor: selection, regions, channels, histograms, cutflow"),
+    "condor": (None, add_condor, "plain HTCondor batch: submit slices, run one slice"),
+    "merge": (cmd_merge, add_merge, "merge batch partial outputs (refuses missing or duplicated slices)"),
+    "export-root": (cmd_export_root, add_export_root, "write the m_yy histograms of an output to a ROOT file"),
+    "train": (cmd_train, add_train, "train the mass-decorrelated classifier (and baselines) on a feature dump; "
+              "export ONNX; print the rejection-vs-sculpting table"),
+    "categorize": (cmd_categorize, add_categorize,
+                   "optimise score categories (Had 1..N, Lep 1..M) for expected significance"),
+    "fit": (cmd_fit, add_fit, "sideband fits, spurious signal, signal model, significance; pyhf workspace"),
+    "compare": (cmd_compare, add_compare, "every trained result through score, categorize, fill and fit: the methods "
+                "side by side in expected significance with the background-modelling uncertainty"),
+    "report": (cmd_report, add_report, "plots and report.md of fitted outputs"),
+    "demo": (cmd_demo, add_demo, "run the analysis chain on the embedded default synthetic data"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
+    """The argument parser with every subcommand (each command's arguments from its ``add_*``)."""
     parser = argparse.ArgumentParser(
         prog="tth-adv",
         description="ttH(H->yy) analysis with a mass-decorrelated classifier: generate ntuples, "
@@ -309,139 +536,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+    for name, (func, add_arguments, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(func=func)
-        return p
-
-    g = add("generate", cmd_generate, "write synthetic Run-2 ntuples (ATLAS Open Data format) and datasets.json")
-    g.add_argument("--out", required=True, help="output folder")
-    g.add_argument("--events", type=int, required=True, help="total events over all samples (split by sample shares)")
-    g.add_argument("--seed", type=int, default=1, help="random seed (default 1); same seed, same files")
-    g.add_argument("--files-per-sample", type=int, default=None, help="files per sample (default: per-sample value)")
-    g.add_argument("--samples", nargs="+", default=None, help="only these samples (default: all)")
-
-    m = add("manifest", cmd_manifest, "build a datasets manifest from ROOT files named like the ATLAS Open Data "
-            "13 TeV GamGam release (data_*.root, mc_<DSID>.*.root): roles from the packaged catalogue, "
-            "cross-sections and sums of weights from the files")
-    m.add_argument("inputs", nargs="+", help="folders (searched recursively), files or globs; root:// and https:// "
-                   "paths are listed without being opened")
-    m.add_argument("--out", required=True, help="manifest to write (JSON)")
-    m.add_argument("--luminosity-pb", type=float, default=None,
-                   help="integrated luminosity of the data in pb^-1 (needed with MC files)")
-    m.add_argument("--tree", default="mini", help="tree name (default mini)")
-    m.add_argument("--role", action="append", default=[], metavar="FILE_OR_DSID=ROLE",
-                   help="the role (data, signal, resonant, continuum) of a DSID or file the catalogue lacks; repeatable")
-
-    s = add("summary", cmd_summary, "summarise a datasets manifest: files, events, cross-sections, expected yields")
-    s.add_argument("--datasets", required=True, help="datasets manifest (JSON/YAML)")
-
-    r = add("run", cmd_run, "run the ttH(yy) processor: selection, regions, channels, histograms, cutflow")
-    r.add_argument("--datasets", required=True, help="datasets manifest (JSON/YAML)")
-    r.add_argument("--out", required=True, help="output file (.coffea) or folder (writes output.coffea there)")
-    r.add_argument("--config", default=None, help="analysis configuration YAML overriding the defaults")
-    r.add_argument("--executor", choices=["iterative", "futures", "dask"], default="iterative",
-                   help="iterative (debugging), futures (local processes) or dask (LocalCluster or --scheduler)")
-    r.add_argument("--workers", type=int, default=2, help="worker processes for futures/dask (default 2)")
-    r.add_argument("--chunksize", type=int, default=100_000,
-                   help="events per chunk, at least (default 100000): chunks end where every branch read starts a "
-                        "new basket, so no basket is decompressed twice (--exact-chunks: exactly this size)")
-    r.add_argument("--exact-chunks", action="store_true", help="cut chunks at exactly --chunksize events")
-    r.add_argument("--maxchunks", type=int, default=None, help="at most this many chunks per dataset (testing)")
-    r.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (tcp://host:port)")
-    r.add_argument("--worker-start", choices=["forkserver", "spawn"], default=None,
-                   help="how a Dask LocalCluster starts its workers: forkserver (Linux default: one server imports "
-                        "the analysis, workers fork from it) or spawn (a fresh interpreter each; the default elsewhere)")
-    r.add_argument("--systematics", choices=["none", "weights", "all"], default="none",
-                   help="none; weights (scale-factor variations); all (plus energy-scale variations)")
-    r.add_argument("--dump-features", default=None, metavar="DIR", help="write selected events' features to parquet")
-    r.add_argument("--unblind", action="store_true", help="show data in the 120-130 GeV signal region")
-    r.add_argument("--skip-bad-files", action="store_true",
-                   help="skip unreadable files or files lacking branches (listed in the output); default: stop")
-    r.add_argument("--only", nargs="+", default=None, metavar="DATASET", help="process only these datasets")
-    r.add_argument("--model", default=None, help="ONNX model to score inside the processor (checked first)")
-    r.add_argument("--cluster", choices=["local", "condor"], default="local",
-                   help="with --executor dask: a LocalCluster (default) or an adaptive HTCondorCluster")
-    r.add_argument("--categories", default=None, help="categories.json of 'tth-adv categorize' (needs --model)")
-
-    cs = add("condor", lambda a: 0, "plain HTCondor batch: submit slices, run one slice")
-    csub = cs.add_subparsers(dest="condor_command", required=True, metavar="ACTION")
-    s1 = csub.add_parser("submit", help="split into slices, write job.sub and submit (or --dry-run)")
-    s1.set_defaults(func=cmd_condor_submit)
-    s1.add_argument("--datasets", help="datasets manifest")
-    s1.add_argument("--jobs", type=int, default=10, help="number of slices/jobs (default 10)")
-    s1.add_argument("--out", required=True, help="submit folder")
-    s1.add_argument("--config", default=None, help="analysis configuration YAML")
-    s1.add_argument("--chunksize", type=int, default=100_000, help="events per chunk (default 100000)")
-    s1.add_argument("--systematics", choices=["none", "weights", "all"], default="none")
-    s1.add_argument("--model", default=None, help="ONNX model to score")
-    s1.add_argument("--dry-run", action="store_true", help="write the submission without submitting")
-    s1.add_argument("--resubmit-missing", action="store_true", help="resubmit only slices without a partial output")
-    s2 = csub.add_parser("job", help="process one slice (run by each batch job)")
-    s2.set_defaults(func=cmd_condor_job)
-    s2.add_argument("--plan", required=True, help="plan.json of the submit folder")
-    s2.add_argument("--slice", required=True, help="slice number")
-    s2.add_argument("--out", required=True, help="partial output to write")
-
-    m = add("merge", cmd_merge, "merge batch partial outputs (refuses missing or duplicated slices)")
-    m.add_argument("--plan", required=True, help="plan.json of the submit folder")
-    m.add_argument("--partials", required=True, help="folder of partial_*.coffea, or a comma-separated list")
-    m.add_argument("--out", required=True, help="merged output (.coffea file or folder)")
-
-    e = add("export-root", cmd_export_root, "write the m_yy histograms of an output to a ROOT file")
-    e.add_argument("--input", required=True, help="output of 'tth-adv run' (.coffea file or its folder)")
-    e.add_argument("--out", required=True, help="ROOT file to write")
-
-    t = add("train", cmd_train, "train the mass-decorrelated classifier (and baselines) on a feature dump; "
-                                "export ONNX; print the rejection-vs-sculpting table")
-    t.add_argument("--features", required=True, help="feature dump folder of 'tth-adv run --dump-features'")
-    t.add_argument("--out", required=True, help="model folder: model.onnx (chosen), models/, results.json")
-    t.add_argument("--method", nargs="+", default=["adversarial"],
-                   choices=["adversarial", "classifier", "drop-correlated", "reweight", "disco", "ddt", "all"],
-                   help="methods to train (default adversarial; 'all' for every method)")
-    t.add_argument("--lambda", dest="lam", type=float, default=30.0, help="adversary strength (default 30)")
-    t.add_argument("--lambda-scan", type=float, nargs="+", default=None, metavar="L",
-                   help="train the adversarial method at each of these lambdas")
-    t.add_argument("--config", default=None, help="training configuration YAML overriding training/defaults.yaml")
-    t.add_argument("--epochs", type=int, default=None, help="adversarial/training epochs (override)")
-    t.add_argument("--folds", type=int, default=None, help="k of the k-fold split by eventNumber (override)")
-    t.add_argument("--layers", type=int, nargs="+", default=None, help="classifier hidden widths (override)")
-    t.add_argument("--feature-set", default=None, help="feature set: seed, scaled or extended (override)")
-    t.add_argument("--background", default=None, choices=["ntni_data", "mc", "both"], help="background sample")
-    t.add_argument("--analysis-config", default=None,
-                   help="analysis configuration YAML (its mass window bins the JSD figures)")
-    t.add_argument("--int8", action="store_true",
-                   help="also write model_int8.onnx: onnxruntime static int8 quantisation of the chosen model, "
-                        "calibrated on training events, with its parity and R50/JSD against the float model")
-    t.add_argument("--all-events", action="store_true",
-                   help="also train the chosen method once on all events: model_all_events.onnx, for data no "
-                        "fold has seen (it scores its own training events in-sample)")
-
-    c = add("categorize", cmd_categorize, "optimise score categories (Had 1..N, Lep 1..M) for expected significance")
-    c.add_argument("--features", required=True, help="feature dump of a run with --model (has the score)")
-    c.add_argument("--out", required=True, help="categories.json to write")
-    c.add_argument("--had", type=int, default=4, help="hadronic categories (default 4, as seed 000)")
-    c.add_argument("--lep", type=int, default=3, help="leptonic categories (default 3, as seed 000)")
-    c.add_argument("--min-sideband", type=int, default=10, help="minimum TI data sideband events per category")
-    c.add_argument("--config", default=None, help="analysis configuration YAML (its mass window) used for the run")
-
-    f = add("fit", cmd_fit, "sideband fits, spurious signal, signal model, significance; pyhf workspace")
-    f.add_argument("--histograms", required=True, help="output of 'tth-adv run' (.coffea file or its folder)")
-    f.add_argument("--out", required=True, help="folder for fits.json and workspace.json")
-    f.add_argument("--unblind", action="store_true", help="fit the data in the signal region (default: Asimov)")
-    f.add_argument("--strict", action="store_true",
-                   help="exit non-zero when a category has no acceptable background function")
-    f.add_argument("--config", default=None, help="analysis configuration YAML (its mass window) used for the run")
-
-    d = add("demo", cmd_demo, "run the analysis chain on the embedded default synthetic data")
-    d.add_argument("--out", default="tth-demo", help="output folder (default: tth-demo); reruns reuse it")
-    d.add_argument("--events", type=int, default=DEMO_EVENTS, help=f"events to generate (default {DEMO_EVENTS})")
-    d.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    d.add_argument("--executor", choices=["iterative", "futures", "dask"], default="futures",
-                   help="executor for the processing stages (default futures)")
-    d.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    d.add_argument("--quick", action="store_true", help="tiny network and few categories (for tests, not physics)")
+        if func is not None:
+            p.set_defaults(func=func)
+        add_arguments(p)
     return parser
 
 

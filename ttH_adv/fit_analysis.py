@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from . import fits
+from .atomic import write_text
 from .config import AnalysisConfig, FitConfig
 from .errors import TthAdvError
 from .output import CONTROL_HISTOGRAM, MASS_HISTOGRAM
@@ -297,8 +298,4 @@ def pyhf_summary(result: dict) -> list[str]:
 
 def write_fit_results(result: dict, out_dir: str | Path) -> Path:
     """fits.json in the output folder."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "fits.json"
-    path.write_text(json.dumps(result, indent=1, default=float) + "\n")
-    return path
+    return write_text(Path(out_dir) / "fits.json", json.dumps(result, indent=1, default=float) + "\n")

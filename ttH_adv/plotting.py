@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import write_text
 from .config import MassWindow
 from .fit_analysis import category_inputs, chosen_background
 
@@ -96,7 +97,7 @@ def plot_category_fit(output: dict, record: dict, window: MassWindow, path: Path
     return _save(figure_category_fit(output, record, window), path)
 
 
-def sculpting_inputs(dump_dir: str | Path) -> tuple[np.ndarray, np.ndarray, float]:
+def sculpting_inputs(dump_dir: str | Path, score_column: str = "score") -> tuple[np.ndarray, np.ndarray, float]:
     """(NTNI data scores, their m_yy, the score cut at 50% ttH signal efficiency) from a scored dump.
 
     Only events in a channel (or a template control selection, left out here) carry a score: the
@@ -106,9 +107,9 @@ def sculpting_inputs(dump_dir: str | Path) -> tuple[np.ndarray, np.ndarray, floa
 
     from .dump import read_dump
 
-    table = read_dump(dump_dir, columns=["score", "mgg", "role", "region", "systematic", "channel"])
-    table = table.filter(pc.and_(pc.equal(table["systematic"], "nominal"),
-                                 pc.not_equal(table["channel"], "none"))).to_pandas()
+    table = read_dump(dump_dir, columns=[score_column, "mgg", "role", "region", "systematic", "channel"])
+    table = table.filter(pc.and_(pc.equal(table["systematic"], "nominal"), pc.not_equal(table["channel"], "none")))
+    table = table.to_pandas().rename(columns={score_column: "score"})
     sig = table[(table.role == "signal") & (table.region == "TI")]
     bkg = table[(table.role == "data") & (table.region == "NTNI")]
     return bkg.score.to_numpy(), bkg.mgg.to_numpy(), float(np.quantile(sig.score, 0.5))
@@ -143,9 +144,10 @@ def figure_sculpting(scores: np.ndarray, mass: np.ndarray, threshold: float, win
     return fig
 
 
-def plot_sculpting(dump_dir: str | Path, window: MassWindow, path: Path, luminosity_pb: float | None = None) -> Path:
-    """The sculpting plot of a scored dump as PNG and PDF."""
-    return _save(figure_sculpting(*sculpting_inputs(dump_dir), window, luminosity_pb), path)
+def plot_sculpting(dump_dir: str | Path, window: MassWindow, path: Path, luminosity_pb: float | None = None,
+                   score_column: str = "score") -> Path:
+    """The sculpting plot of a scored dump (one model's score column) as PNG and PDF."""
+    return _save(figure_sculpting(*sculpting_inputs(dump_dir, score_column), window, luminosity_pb), path)
 
 
 def plot_roc(results: dict, path: Path, luminosity_pb: float | None = None) -> Path:
@@ -190,8 +192,8 @@ def plot_pareto(results: dict, path: Path, luminosity_pb: float | None = None) -
 def plot_scores(results: dict, path: Path, luminosity_pb: float | None = None) -> Path:
     """Train/test score distributions of the chosen result's fold-0 network."""
     plt = _pyplot()
-    chosen = next(r for r in results["results"] if r["method"] == results["chosen"]["method"]
-                  and r["lambda"] == results["chosen"]["lambda"])
+    chosen = next(r for r in results["results"] if all(r.get(k) == results["chosen"].get(k)
+                                                       for k in ("method", "lambda", "feature_set")))
     histograms = chosen["metrics"].get("score_histograms", {})
     fig, ax = plt.subplots(figsize=(7, 6))
     edges = np.linspace(0, 1, 41)
@@ -256,7 +258,10 @@ def plot_cutflow(output: dict, path: Path) -> Path:
 
 
 def _label(result: dict) -> str:
-    return result["method"] + (f" (lambda {result['lambda']:g})" if result["method"] == "adversarial" else "")
+    """A trained result in a legend: method, lambda where it has one, and its feature set where results mix them."""
+    details = [f"lambda {result['lambda']:g}"] * bool(result["lambda"]) + [result.get("feature_set", "")] * bool(
+        result.get("feature_set"))
+    return result["method"] + (f" ({', '.join(details)})" if details else "")
 
 
 def _save(fig, path: Path) -> Path:
@@ -342,12 +347,34 @@ def _anchor(title: str) -> str:
     return "".join(c for c in title.lower().replace(" ", "-") if c.isalnum() or c == "-")
 
 
-def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], training: dict, dump_dir: Path | None,
-                 window: MassWindow) -> Path:
-    """All plots (PNG and PDF) plus report.md: the models' categories side by side first, then each model's details.
+def template_markdown(fits_by_model: dict[str, dict]) -> list[str]:
+    """Per model and category: where the template's shapes come from, its statistics, and the chi2 agreement of
+    the category's own shapes with its template control selection's."""
+    lines = ["| category | model | shapes | template / data (own shapes) | template / data (used) | "
+             "chi2 p, yy MC own vs control | chi2 p, NTNI own vs control |", "|---|---|---|---|---|---|---|"]
+    for label, result in fits_by_model.items():
+        for record in result["categories"]:
+            t = record.get("template")
+            if not t:
+                continue
+            agreement = t.get("control_compatibility") or {}
+            p = [_cell((agreement.get(k) or {}).get("p_value"), ".3f") for k in ("continuum", "ntni")]
+            used = f"{t['effective_over_data']:.1f}{' (GP)' if t['smoothed'] else ''}"
+            lines.append(f"| {record['category']} | {label} | {t.get('shapes', 'category')} | "
+                         f"{t.get('own_effective_over_data', t['effective_over_data']):.1f} | {used} | {p[0]} | {p[1]} |")
+    return lines
 
-    ``fits_by_model`` maps a label (e.g. decorrelated, unconstrained) to (processor output, fits.json).
+
+def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], training: dict, dump_dir: Path | None,
+                 window: MassWindow, comparison: list[dict] | None = None, score_column: str = "score") -> Path:
+    """All plots (PNG and PDF) plus report.md: the methods side by side first (``comparison``, rows of
+    ``ttH_adv.compare``), then the models' categories side by side, then each model's details.
+
+    ``fits_by_model`` maps a label (e.g. decorrelated, unconstrained) to (processor output, fits.json);
+    ``dump_dir``'s ``score_column`` gives the sculpting plot.
     """
+    from .compare import comparison_markdown, comparison_summary
+
     out = Path(out)
     first_output = next(iter(fits_by_model.values()))[0]
     lumi = _luminosity(first_output)
@@ -360,7 +387,7 @@ def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], trainin
                     plot_scores(training, out / "scores.png", lumi))]
     if dump_dir is not None:
         images.append(("Background shape before and after the classifier cut (out-of-fold scores)",
-                       plot_sculpting(dump_dir, window, out / "sculpting.png", lumi)))
+                       plot_sculpting(dump_dir, window, out / "sculpting.png", lumi, score_column)))
     for label, (output, result) in fits_by_model.items():
         for record in result["categories"]:
             if record.get("chosen_family"):
@@ -368,18 +395,32 @@ def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], trainin
                 images.append((f"Fit of category {record['category']}, {label} classifier",
                                plot_category_fit(output, record, window, out / name)))
     results = {label: result for label, (_, result) in fits_by_model.items()}
-    sections = ["Background modelling, model by model", *(f"Categories: {label}" for label in results)]
+    sections = ["Methods side by side"] * bool(comparison) + ["Background modelling, model by model",
+                                                               "Template shapes", *(f"Categories: {label}" for label in results)]
     sections += ["Classifier"] * bool(training) + ["Processing", "Plots"]
     lines = ["# ttH(yy) analysis report", "",
              "Every classifier score here is out-of-fold: each event is scored by the fold network that did not "
              "train on it.", "", "## Contents", ""]
-    lines += [f"- [{title}](#{_anchor(title)})" for title in sections] + ["", f"## {sections[0]}", ""]
+    lines += [f"- [{title}](#{_anchor(title)})" for title in sections] + [""]
+    if comparison:
+        lines += ["## Methods side by side", "", "Each trained result scored, categorised, filled and fitted alike; "
+                  "Z with the background-modelling uncertainty in the likelihood (a signal-shaped term per "
+                  "category, width the larger of its spurious signal and toy bias), best first.  R50 and JSD50 / "
+                  "floor: out-of-fold, from training; R50 / ddt: against the ddt ceiling of the same features "
+                  "(provisional: its map is fitted on the validation background only).", "",
+                  *comparison_markdown(comparison), "", comparison_summary(comparison), ""]
+    lines += [f"## {sections[bool(comparison)]}", ""]
     lines += comparison_table(results) + [""]
     for label, result in results.items():
         lines += _combined_lines(label, result)
     lines += ["", "zeta = max(|S_spur| - 2 Delta_MC, 0), over the expected signal S and over the signal's statistical "
               "uncertainty dS; a function passes below 10% or 20%.  Bias: mean signal fitted to background-only toys "
               "from the template.  (GP): template smoothed by a Gaussian process.", ""]
+    lines += ["## Template shapes", "", "Below `fits.template_min_statistics` x the data a category's template takes "
+              "its shapes from itself plus its channel's template control selection (the b-tag requirement dropped, "
+              "the same score categories).  The chi2 p-values compare the category's own shapes with the "
+              f"control's ({window.gof_bin_width:g} GeV bins) where both have events.", ""]
+    lines += template_markdown(results) + [""]
     for label, result in results.items():
         lines += [f"## Categories: {label}", ""] + category_markdown(result) + [""]
         if result.get("without_function"):
@@ -398,12 +439,16 @@ def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], trainin
               f"model: {(meta.get('model') or {}).get('path', 'none')} "
               f"({(meta.get('model') or {}).get('scores', '')})", "", "## Plots", ""]
     lines += [f"### {title}\n\n![{title}]({p.name}) ([PDF]({p.with_suffix('.pdf').name}))\n" for title, p in images]
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_text(out / "report.md", "\n".join(lines) + "\n")
 
 
-def load_training_results(model_dir: str | Path) -> dict:
-    """results.json of a training folder ({} if absent)."""
-    path = Path(model_dir) / "results.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+def load_training_results(*model_dirs: str | Path) -> dict:
+    """results.json of one or more training folders, merged: each result marked with its feature set, the
+    first folder's choice and binning ({} if there is none)."""
+    summaries = [json.loads(p.read_text()) for p in (Path(d) / "results.json" for d in model_dirs) if p.is_file()]
+    if not summaries:
+        return {}
+    merged = {**summaries[0], "results": [{**r, "feature_set": s["feature_set"]} for s in summaries
+                                          for r in s["results"]]}
+    merged["chosen"] = {**summaries[0]["chosen"], "feature_set": summaries[0]["feature_set"]}
+    return merged

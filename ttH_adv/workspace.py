@@ -19,11 +19,13 @@ the data.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
 from . import fits
+from .atomic import write_text
 from .fit_analysis import (
     WITH_MODELLING,
     WITHOUT_MODELLING,
@@ -137,8 +139,9 @@ def pyhf_cross_check(spec: dict, limit_guess: float = 1.0) -> dict[str, float]:
 
     The discovery test (q0) runs on the workspace's observations (Asimov with mu = 1 when
     blinded); the limit is where pyhf's CLs (qtilde) on background-only Asimov data built from the
-    model itself crosses 5%, found by bisection from ``limit_guess`` (pyhf's own ``upper_limit``
-    scans every band of the expected limit and costs five times as long).
+    model itself crosses 5%.  log CLs is nearly linear in mu, so secant steps from ``limit_guess``
+    find it to 0.1% in three or four hypotests (pyhf's own ``upper_limit`` scans every band of the
+    expected limit and costs five times as long); bisection where the secant does not converge.
     """
     import pyhf
     from scipy import optimize, stats
@@ -150,15 +153,20 @@ def pyhf_cross_check(spec: dict, limit_guess: float = 1.0) -> dict[str, float]:
     pars[model.config.poi_index] = 0.0
     background_only = model.expected_data(pars)
 
-    def excess(mu: float) -> float:
-        return float(pyhf.infer.hypotest(mu, background_only, model, test_stat="qtilde")) - 0.05
+    def log_excess(mu: float) -> float:
+        return math.log(max(float(pyhf.infer.hypotest(mu, background_only, model, test_stat="qtilde")), 1e-300) / 0.05)
 
-    low, high = 0.8 * limit_guess, 1.25 * limit_guess
-    while excess(low) < 0:
-        low *= 0.5
-    while excess(high) > 0:
-        high *= 2.0
-    limit = optimize.brentq(excess, low, high, xtol=1e-3 * limit_guess)
+    root = optimize.root_scalar(log_excess, x0=limit_guess, x1=1.05 * limit_guess, method="secant",
+                                xtol=1e-3 * limit_guess, maxiter=8)
+    if root.converged and root.root > 0:
+        limit = root.root
+    else:
+        low, high = 0.5 * limit_guess, 2.0 * limit_guess
+        while log_excess(low) < 0:
+            low *= 0.5
+        while log_excess(high) > 0:
+            high *= 2.0
+        limit = optimize.brentq(log_excess, low, high, xtol=1e-3 * limit_guess)
     return {"significance": float(stats.norm.isf(p0)), "upper_limit": float(limit), "p0": p0}
 
 
@@ -180,6 +188,4 @@ def compare_with_pyhf(fit_result: dict, spec: dict) -> dict:
 
 def write_workspace(spec: dict, path: str | Path) -> Path:
     """Write the workspace JSON."""
-    path = Path(path)
-    path.write_text(json.dumps(spec) + "\n")
-    return path
+    return write_text(path, json.dumps(spec) + "\n")

@@ -1,0 +1,231 @@
+"""One function per stage of the analysis: the command line and the demo call these, and only these.
+
+=============  ================================================================  ==========================
+stage          what it does                                                      writes
+=============  ================================================================  ==========================
+``process``    the processor over a manifest (any executor, a model, categories)  OUT/output.coffea, a dump
+``train``      k-fold training of methods and lambdas, ONNX export                MODELDIR/
+``categorize`` score boundaries per channel from a scored dump                    categories.json
+``fit``        templates, spurious signal, function choice, bias, Z, mu_95, pyhf  fits.json, workspace.json
+``report``     plots and report.md of fitted outputs                              OUT/report.md, *.png/pdf
+``compare``    every trained result through score -> categorize -> fill -> fit,   comparison.md/json
+               the processor passes shared by all models
+=============  ================================================================  ==========================
+
+Each takes typed inputs and returns what it made; none parses arguments or prints.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .config import AnalysisConfig
+from .manifest import Manifest
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- process
+
+
+@dataclass(frozen=True)
+class Processed:
+    output: dict       # histograms, cutflow, metadata
+    path: Path | None  # where it was saved (None: not saved)
+
+
+@contextmanager
+def _condor_client(config: AnalysisConfig, options: Any) -> Iterator[Any]:
+    """A Dask client on an adaptive HTCondorCluster (dask-jobqueue), the model shipped to its workers."""
+    from distributed import Client
+
+    from condor.cluster import htcondor_cluster, ship_model
+
+    with htcondor_cluster(config.cluster) as cluster, Client(cluster) as client:
+        for path in [options.model_path, *(s.model_path for s in options.scorings)]:
+            if path:
+                ship_model(client, path)
+        yield client
+
+
+def process(manifest: Manifest, config: AnalysisConfig, options: Any, out: str | Path | None = None,
+            cluster: str = "local") -> Processed:
+    """Run the processor over a manifest (``processors.run.RunOptions``); save the output to ``out`` if given.
+
+    ``cluster="condor"`` runs on Dask workers of an adaptive HTCondor cluster.
+    """
+    from processors.run import run_analysis, save_output
+
+    if cluster == "condor":
+        with _condor_client(config, options) as client:
+            output = run_analysis(manifest, config, replace(options, executor="dask", client=client))
+    else:
+        output = run_analysis(manifest, config, options)
+    return Processed(output, save_output(output, out) if out is not None else None)
+
+
+# --------------------------------------------------------------------------- train
+
+
+def train(features: str | Path, out: str | Path, config: Any, runs: list[tuple[str, float]],
+          analysis: AnalysisConfig, all_events: bool = False, int8: bool = False) -> dict:
+    """k-fold training of every (method, lambda) in ``runs`` (``training.run``); returns results.json's content."""
+    from training.run import run_training
+
+    return run_training(features, out, config, runs, analysis, all_events=all_events, int8=int8)
+
+
+# --------------------------------------------------------------------------- categorize
+
+
+def categorize(features: str | Path, out: str | Path, counts: dict[str, int], config: AnalysisConfig,
+               min_sideband: int = 10, score_column: str = "score") -> dict:
+    """Score boundaries per channel maximising the expected significance; writes and returns categories.json."""
+    from .categorize import categorize as optimise
+    from .categorize import write_categories
+
+    result = optimise(features, counts, config.mass, min_sideband, score_column)
+    write_categories(result, out)
+    return result
+
+
+# --------------------------------------------------------------------------- fit
+
+
+def fit(output: dict, out: str | Path, config: AnalysisConfig, unblind: bool = False) -> dict:
+    """Every category's fits and the combination, the pyhf workspace and its cross-check; writes
+    OUT/fits.json and OUT/workspace.json and returns the fits."""
+    from .fit_analysis import run_fits, write_fit_results
+    from .workspace import build_workspace, compare_with_pyhf, write_workspace
+
+    result = run_fits(output, config, unblind=unblind)
+    spec = build_workspace(output, result, unblind)
+    result["pyhf"] = compare_with_pyhf(result, spec)
+    write_fit_results(result, out)
+    write_workspace(spec, Path(out) / "workspace.json")
+    return result
+
+
+# --------------------------------------------------------------------------- report
+
+
+def report(out: str | Path, fits_by_model: dict[str, tuple[dict, dict]], training: dict, dump_dir: Path | None,
+           config: AnalysisConfig, comparison: list[dict] | None = None, score_column: str = "score") -> Path:
+    """Plots and report.md of fitted outputs ({label: (output, fits)}), a comparison table first if given."""
+    from .plotting import write_report
+
+    return write_report(Path(out), fits_by_model, training, dump_dir, config.mass, comparison, score_column)
+
+
+# --------------------------------------------------------------------------- compare
+
+
+@dataclass(frozen=True)
+class ComparePaths:
+    """Where a comparison keeps its parts (OUT/...)."""
+
+    out: Path
+
+    @property
+    def scored(self) -> Path:
+        """The dump of the scoring pass: every model's score, ``score@<label>``."""
+        return self.out / "scored_features"
+
+    def categories(self, label: str) -> Path:
+        """A result's categories.json."""
+        return self.out / label / "categories.json"
+
+    def histograms(self, label: str) -> Path:
+        """A result's output of the categories pass (the fit's input)."""
+        return self.out / label / "output.coffea"
+
+    def fits(self, label: str) -> Path:
+        """A result's fits folder (fits.json, workspace.json)."""
+        return self.out / label / "fits"
+
+
+def compare_score(manifest: Manifest, results: list, paths: ComparePaths, config: AnalysisConfig,
+                  options: Any) -> Path:
+    """The scoring pass: one processor run scores every result's model into one dump."""
+    import shutil
+
+    from processors.tth import Scoring
+
+    shutil.rmtree(paths.scored, ignore_errors=True)  # a fresh dump, never mixed with an older one
+    scorings = tuple(Scoring(r.label, str(r.model)) for r in results)
+    process(manifest, config, replace(options, scorings=scorings, dump_dir=str(paths.scored), model_path=None))
+    return paths.scored
+
+
+def compare_categorize(results: list, paths: ComparePaths, config: AnalysisConfig, counts: dict[str, int],
+                       min_sideband: int) -> dict[str, dict]:
+    """Each result's categories from its scores in the scoring pass's dump."""
+    from .output import labelled
+
+    return {r.label: categorize(paths.scored, paths.categories(r.label), counts, config, min_sideband,
+                                labelled("score", r.label)) for r in results}
+
+
+def compare_fill(manifest: Manifest, results: list, paths: ComparePaths, config: AnalysisConfig,
+                 options: Any) -> dict[str, Path]:
+    """The categories pass: one processor run fills every result's categories; one output each."""
+    from processors.run import save_output, split_by_scoring
+    from processors.tth import Scoring
+
+    from .categorize import read_categories
+
+    scorings = tuple(Scoring(r.label, str(r.model), {c: tuple(b) for c, b in
+                                                     read_categories(paths.categories(r.label)).items()})
+                     for r in results)
+    output = process(manifest, config, replace(options, scorings=scorings, dump_dir=None, model_path=None)).output
+    return {label: save_output(part, paths.histograms(label)) for label, part in split_by_scoring(output).items()}
+
+
+def _fit_saved(histograms: Path, out: Path, config: AnalysisConfig) -> dict:
+    """``fit`` of a saved output (a process pool's task: paths in, fits out)."""
+    from processors.run import load_output
+
+    return fit(load_output(histograms), out, config)
+
+
+def compare_fit(results: list, paths: ComparePaths, config: AnalysisConfig, workers: int = 1) -> dict[str, dict]:
+    """Each result's fits, on ``workers`` processes (spawned: the caller may hold TensorFlow's threads)."""
+    jobs = {r.label: (paths.histograms(r.label), paths.fits(r.label), config) for r in results}
+    if workers <= 1:
+        return {label: _fit_saved(*job) for label, job in jobs.items()}
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {label: pool.submit(_fit_saved, *job) for label, job in jobs.items()}
+        return {label: future.result() for label, future in futures.items()}
+
+
+def compare_table(results: list, paths: ComparePaths) -> list[dict]:
+    """The comparison table from the fits and categories on disk; writes comparison.json and comparison.md."""
+    from .compare import comparison_row, write_comparison
+
+    rows = [comparison_row(r, results, json.loads((paths.fits(r.label) / "fits.json").read_text()),
+                           json.loads(paths.categories(r.label).read_text())) for r in results]
+    write_comparison(rows, paths.out)
+    return rows
+
+
+def compare(manifest: Manifest, model_dirs: list[str | Path], out: str | Path, config: AnalysisConfig,
+            options: Any, counts: dict[str, int], min_sideband: int = 10) -> list[dict]:
+    """Every trained result of the training folders through score -> categorize -> fill -> fit, then one table."""
+    from .compare import trained_results
+
+    results = trained_results(model_dirs)
+    paths = ComparePaths(Path(out))
+    compare_score(manifest, results, paths, config, options)
+    compare_categorize(results, paths, config, counts, min_sideband)
+    compare_fill(manifest, results, paths, config, options)
+    compare_fit(results, paths, config, options.workers if options.executor != "iterative" else 1)
+    return compare_table(results, paths)
