@@ -133,10 +133,13 @@ def test_compare_writes_a_row_per_trained_result_across_feature_sets(small_manif
     assert rows["extended.adversarial_lam10"]["r50_over_ddt"] is None and rows["seed.ddt"]["lambda"] is None
     assert "| adversarial | extended | 10 |" in (tmp_path / "compare" / "comparison.md").read_text()
     # the shared processor pass fills each model's categories exactly as a run with that model alone does
-    assert main(["--no-progress", "run", "--datasets", manifest, "--out", str(tmp_path / "alone"), "--model",
-                 str(tmp_path / "seed" / "models" / "classifier.onnx"), "--categories",
-                 str(tmp_path / "compare" / "seed.classifier" / "categories.json")]) == 0
-    alone = histogram_by_dataset(load_output(tmp_path / "alone" / "output.coffea"))
-    shared = histogram_by_dataset(load_output(tmp_path / "compare" / "seed.classifier" / "output.coffea"))
-    assert alone.keys() == shared.keys()
-    assert all(np.array_equal(alone[k][0], shared[k][0]) and np.array_equal(alone[k][1], shared[k][1]) for k in alone)
+    # (the first and the last of the pass's models)
+    for folder, label in (("seed", "seed.classifier"), ("extended", "extended.adversarial_lam10")):
+        model = tmp_path / folder / "models" / f"{label.split('.', 1)[1]}.onnx"
+        assert main(["--no-progress", "run", "--datasets", manifest, "--out", str(tmp_path / "alone" / label),
+                     "--model", str(model), "--categories", str(tmp_path / "compare" / label / "categories.json")]) == 0
+        alone = histogram_by_dataset(load_output(tmp_path / "alone" / label / "output.coffea"))
+        shared = histogram_by_dataset(load_output(tmp_path / "compare" / label / "output.coffea"))
+        assert alone.keys() == shared.keys()
+        assert all(np.array_equal(alone[k][0], shared[k][0]) and np.array_equal(alone[k][1], shared[k][1])
+                   for k in alone), label

@@ -282,7 +282,9 @@ def test_pyhf_agrees_with_the_own_fit_on_significance_and_limit(small_manifest, 
         assert own == {k: result["combined"][likelihood][k] for k in ("significance", "upper_limit")}
         assert own["significance"] > 0 and own["upper_limit"] > 0
         for key in ("significance", "upper_limit"):
-            assert abs(comparison[likelihood]["relative_difference"][key]) < 0.10, (likelihood, key, comparison)
+            # within 10% is the requirement; the profiled background shape keeps them within 1% here (held
+            # fixed, as the export once did, they differ by 3-5%)
+            assert abs(comparison[likelihood]["relative_difference"][key]) < 0.02, (likelihood, key, comparison)
     # the modelling term costs sensitivity on both sides
     for side in ("own", "pyhf"):
         assert comparison[WITH_MODELLING][side]["significance"] < comparison[WITHOUT_MODELLING][side]["significance"]
