@@ -203,13 +203,12 @@ def demo_stages(s: DemoSettings) -> list[Stage]:
 
 
 def _mark(path: Path, done: dict) -> None:
-    """A stage's completion record: what it made, per result (the next stage's fingerprinted input)."""
+    """A stage's completion record, the results it made (the next stage's fingerprinted input)."""
     import json
 
     from .atomic import write_text
 
-    write_text(path, json.dumps({label: str(v) if isinstance(v, Path) else sorted(v) for label, v in done.items()},
-                                indent=1) + "\n")
+    write_text(path, json.dumps(sorted(done)) + "\n")
 
 
 def run_demo(s: DemoSettings) -> dict[str, str]:

@@ -282,6 +282,18 @@ def _cell(value, fmt: str = ".2f") -> str:
     return "–" if value is None else (format(value, fmt) if isinstance(value, float) else str(value))
 
 
+def _template_cell(row: dict) -> str:
+    """A category row's template statistics over the data's, "(GP)" where smoothed."""
+    if "template_ratio" not in row:
+        return "–"
+    return f"{row['template_ratio']:.1f}{' (GP)' if row.get('smoothed') else ''}"
+
+
+def _modelling_cell(row: dict) -> str:
+    """A category row's modelling uncertainty in events, and its source."""
+    return f"{row['modelling']:.2f} ({row['modelling_source']})" if "modelling" in row else "–"
+
+
 def comparison_table(fits_by_model: dict[str, dict]) -> list[str]:
     """Markdown rows: per category and model, function, chi2 probability, spurious signal, bias, Z."""
     from .fit_analysis import category_rows
@@ -297,12 +309,10 @@ def comparison_table(fits_by_model: dict[str, dict]) -> list[str]:
             if r is None:
                 continue
             bias = f"{r['bias']:.2f} / {r['allowance']:.2f}" if "bias" in r else "–"
-            ratio = f"{r['template_ratio']:.1f}{' (GP)' if r.get('smoothed') else ''}" if "template_ratio" in r else "–"
-            modelling = f"{r['modelling']:.2f} ({r['modelling_source']})" if "modelling" in r else "–"
             lines.append(f"| {category} | {label} | {r['function']} | {_cell(r['exponential_passes'])} | "
                          f"{_cell(r.get('p_value'))} | {_cell(r.get('zeta_over_signal'))} | "
-                         f"{_cell(r.get('zeta_over_error'))} | {bias} | {ratio} | {modelling} | {_cell(r.get('z'))} | "
-                         f"{_cell(r.get('z_without_modelling'))} |")
+                         f"{_cell(r.get('zeta_over_error'))} | {bias} | {_template_cell(r)} | {_modelling_cell(r)} | "
+                         f"{_cell(r.get('z'))} | {_cell(r.get('z_without_modelling'))} |")
     return lines
 
 
@@ -333,13 +343,11 @@ def category_markdown(result: dict) -> list[str]:
              "template/data | modelling unc. | Z_exp | Z_exp (stat.) | mu_95 |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in category_rows(result):
-        ratio = f"{r['template_ratio']:.1f}{' (GP)' if r.get('smoothed') else ''}" if "template_ratio" in r else "–"
         cells = [_cell(r.get(k)) for k in ("signal", "background")]
         cells += [r["function"]] + [_cell(r.get(k)) for k in ("chi2_ndf", "p_value", "zeta_over_signal",
                                                                "zeta_over_error", "bias", "allowance")]
-        modelling = f"{r['modelling']:.2f} ({r['modelling_source']})" if "modelling" in r else "–"
-        lines.append(f"| {r['category']} | " + " | ".join(cells) + f" | {ratio} | {modelling} | {_cell(r.get('z'))} | "
-                     f"{_cell(r.get('z_without_modelling'))} | {_cell(r.get('upper_limit'))} |")
+        lines.append(f"| {r['category']} | " + " | ".join(cells) + f" | {_template_cell(r)} | {_modelling_cell(r)} | "
+                     f"{_cell(r.get('z'))} | {_cell(r.get('z_without_modelling'))} | {_cell(r.get('upper_limit'))} |")
     return lines
 
 
