@@ -34,9 +34,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as out:
         manifest = load_manifest(generate_dataset(out, args.events, args.seed, samples=["data"]))
         events = ak.concatenate([read_events(f, t) for f, t in manifest.datasets["data"].files.items()])
-    d = sel.leading_diphoton(objects.collections(events, cfg.branches)["photons"], cfg.photons)
+    d = sel.leading_diphoton(objects.collections(events, cfg.format())["photons"], cfg.photons)
     passed = sel.diphoton_passes_relative_pt(d, cfg.photons) & sel.in_mass_window(d.mass, cfg.mass.low, cfg.mass.high)
-    ti = sel.photon_is_tight_isolated(d.lead, cfg.photons) & sel.photon_is_tight_isolated(d.sublead, cfg.photons)
+    ti = sel.photon_is_tight_isolated(d.lead, cfg.format()) & sel.photon_is_tight_isolated(d.sublead, cfg.format())
     print(f"{'variable':<12} {'seed 000':>9} {'NTNI':>7} {'TI':>7}")
     columns = {}
     for region, mask in (("NTNI", passed & ~ti), ("TI", passed & ti)):

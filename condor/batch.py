@@ -162,7 +162,7 @@ def run_slice(plan_path: str | Path, slice_id: int, out: str | Path) -> Path:
     from coffea.nanoevents import NanoEventsFactory
     from coffea.util import save
 
-    from ttH_adv.schema import FlatNtupleSchema
+    from processors.run import SCHEMAS, dataset_formats
 
     plan_path = Path(plan_path)
     folder = plan_path.parent
@@ -173,13 +173,15 @@ def run_slice(plan_path: str | Path, slice_id: int, out: str | Path) -> Path:
     manifest = load_manifest(plan["manifest"], check_files=False)
     model = str(folder / plan["model"]) if plan["model"] else None
     proc = TthProcessor(config, systematics=plan["systematics"], model_path=model)
-    bmap = branch_map_dict(config.branches)
+    formats = dataset_formats(manifest, config, proc)
     output = None
     for chunk in plan["slices"][slice_id]:
+        label = formats[chunk["dataset"]]
+        fmt = config.format(label)
         metadata = {**manifest.datasets[chunk["dataset"]].metadata(), "dataset": chunk["dataset"],
                     "filename": chunk["file"], "treename": chunk["tree"], "entrystart": chunk["start"],
-                    "entrystop": chunk["stop"], "branch_map": bmap}
-        events = NanoEventsFactory.from_root({chunk["file"]: chunk["tree"]}, schemaclass=FlatNtupleSchema,
+                    "entrystop": chunk["stop"], "format": label, "branch_map": branch_map_dict(fmt.branches)}
+        events = NanoEventsFactory.from_root({chunk["file"]: chunk["tree"]}, schemaclass=SCHEMAS[fmt.reader](),
                                              metadata=metadata, mode="virtual", entry_start=chunk["start"],
                                              entry_stop=chunk["stop"]).events()
         part = proc.process(events)

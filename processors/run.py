@@ -38,6 +38,7 @@ from ttH_adv.config import AnalysisConfig, config_hash
 from ttH_adv.errors import InputFileError, ProcessingError, TthAdvError
 from ttH_adv.inference import KEY_QUANTISATION
 from ttH_adv.manifest import Manifest
+from ttH_adv.objects import FLAT, PHYSLITE, required_branches
 from ttH_adv.output import CONTROL_HISTOGRAM, MASS_HISTOGRAM
 from ttH_adv.schema import FileCheck, FlatNtupleSchema, branch_map_dict, check_file
 
@@ -97,21 +98,21 @@ def preflight(manifest: Manifest, config: AnalysisConfig, skip_bad_files: bool,
     so each chunk reads them in one call rather than one at a time.
     """
     result = Preflight()
-    bmap = branch_map_dict(config.branches)
-    optional = tuple(config.branches.optional_branches())
-
-    read = {name: processor_instance.branches_read(d.is_data) if processor_instance else []
+    labels = dataset_formats(manifest, config, processor_instance)
+    formats = {name: config.format(label) for name, label in labels.items()}
+    optional = {name: tuple(fmt.branches.optional_branches()) for name, fmt in formats.items()}
+    read = {name: processor_instance.branches_read(formats[name], d.is_data) if processor_instance else []
             for name, d in manifest.datasets.items()}
-    # Required: the schema's branches and what will be read (the shifts only with object systematics).
-    required = {name: tuple(dict.fromkeys([*config.required_branches(d.is_data), *read[name]]))
+    # Required: the format's branches and what will be read (the shifts only with object systematics).
+    required = {name: tuple(dict.fromkeys([*required_branches(formats[name], d.is_data), *read[name]]))
                 for name, d in manifest.datasets.items()}
-    jobs = [(path, tree, required[name], name, optional) for name, dataset in manifest.datasets.items()
+    jobs = [(path, tree, required[name], name, optional[name]) for name, dataset in manifest.datasets.items()
             for path, tree in dataset.files.items()]
     checks = iter(mapper(_check_or_error, jobs))
     for name, dataset in manifest.datasets.items():
         files = {}
         result.entries[name] = 0
-        metadata = {**dataset.metadata(), "branch_map": bmap}
+        metadata = {**dataset.metadata(), "format": labels[name], "branch_map": branch_map_dict(formats[name].branches)}
         for path, tree in dataset.files.items():
             checked = next(checks)
             if isinstance(checked, InputFileError):
@@ -133,8 +134,54 @@ def preflight(manifest: Manifest, config: AnalysisConfig, skip_bad_files: bool,
                 result.fileset[name]["preload"] = read[name]
     if result.without_optional:
         log.info("%d file(s) lack the object-systematic branches (%s), e.g. %s: nominal only (--systematics all "
-                 "needs them)", len(result.without_optional), ", ".join(optional), result.without_optional[0])
+                 "needs them)", len(result.without_optional), ", ".join(sorted({b for o in optional.values() for b in o})),
+                 result.without_optional[0])
     return result
+
+
+def dataset_formats(manifest: Manifest, config: AnalysisConfig, processor_instance: TthProcessor | None = None
+                    ) -> dict[str, str]:
+    """Each dataset's input format name (its manifest's ``format``, else the configuration's default), checked
+    before any file is opened: the profile exists, and object systematics have the shifts to read."""
+    formats = {}
+    object_variations = processor_instance is not None and any(v.kind == "object" for v in processor_instance.variations)
+    for name, dataset in manifest.datasets.items():
+        label = dataset.format or config.default_format
+        try:
+            profile = config.format(label)
+        except TthAdvError as exc:
+            raise TthAdvError(f"dataset {name!r} of {manifest.path}: {exc}") from None
+        if object_variations and not dataset.is_data and "pt_syst" not in profile.branches.optional_fields:
+            raise TthAdvError(f"dataset {name!r}: its input format {label!r} has no object-systematic shifts "
+                              "(pt_syst): run it with --systematics none or weights")
+        formats[name] = label
+    return formats
+
+
+def _flat_schema():
+    return FlatNtupleSchema
+
+
+def _physlite_schema():
+    from coffea.nanoevents import PHYSLITESchema
+
+    return PHYSLITESchema
+
+
+SCHEMAS: dict[str, Callable] = {FLAT: _flat_schema, PHYSLITE: _physlite_schema}  # reader -> its coffea schema
+
+
+def by_reader(fileset: dict[str, dict], config: AnalysisConfig) -> dict[str, dict[str, dict]]:
+    """The checked fileset split by the reader of each dataset's input format (flat first)."""
+    groups: dict[str, dict[str, dict]] = {}
+    for name, entry in fileset.items():
+        groups.setdefault(config.format(entry["metadata"]["format"]).reader, {})[name] = entry
+    return dict(sorted(groups.items(), key=lambda item: item[0] != FLAT))
+
+
+def first_tree(fileset: dict[str, dict]) -> str:
+    """A tree name for coffea's Runner (every file of our filesets names its own)."""
+    return next(iter(next(iter(fileset.values()))["files"].values()))
 
 
 def _check_or_error(job: tuple) -> FileCheck | InputFileError:
@@ -295,14 +342,15 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
         mapper = cluster_map(client) if client else map
         checked = preflight(manifest, config, options.skip_bad_files, proc, mapper)
         output = empty_output(proc, manifest)
-        if checked.fileset:
+        for reader, fileset in by_reader(checked.fileset, config).items():
+            # coffea's Runner reads one schema: one run per reader (flat ntuples, PHYSLITE), outputs added
             executor = make_executor(options, client)
-            runner = processor.Runner(executor=executor, schema=FlatNtupleSchema, chunksize=options.chunksize,
+            runner = processor.Runner(executor=executor, schema=SCHEMAS[reader](), chunksize=options.chunksize,
                                       maxchunks=options.maxchunks, metadata_cache=checked.metadata_cache(),
                                       align_clusters=options.align_clusters)
             try:
                 with progress_bars(options.progress):
-                    result = runner(checked.fileset, processor_instance=proc, treename=config.branches.tree,
+                    result = runner(fileset, processor_instance=proc, treename=first_tree(fileset),
                                     uproot_options=UPROOT_OPTIONS)
             except Exception as exc:  # coffea wraps the cause with the whole work item and branch map
                 raise ProcessingError(f"processing stopped: {failure_summary(exc)}") from exc

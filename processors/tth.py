@@ -40,8 +40,8 @@ from coffea import processor
 
 from ttH_adv import objects as obj
 from ttH_adv import selections as sel
-from ttH_adv.columns import Collection, event_column
-from ttH_adv.config import AnalysisConfig, ChannelCuts, category_names
+from ttH_adv.columns import Collection
+from ttH_adv.config import AnalysisConfig, ChannelCuts, InputFormat, category_names
 from ttH_adv.errors import TthAdvError
 from ttH_adv.features import all_features, feature_matrix, feature_names
 from ttH_adv.inference import OnnxScorer
@@ -88,13 +88,14 @@ class ChunkInfo:
     entry_stop: int
     norm: float  # luminosity x cross-section / sum of weights (1 for data)
     role: str    # data | signal | resonant | continuum (the manifest's)
+    format: InputFormat  # the dataset's input format profile (its decisions and readers)
 
     @classmethod
-    def from_metadata(cls, metadata: dict) -> ChunkInfo:
+    def from_metadata(cls, metadata: dict, config: AnalysisConfig) -> ChunkInfo:
         """Chunk facts from the events' metadata (set by coffea's Runner and the manifest)."""
         return cls(metadata["dataset"], bool(metadata.get("is_data", False)), metadata.get("filename", ""),
                    int(metadata.get("entrystart", 0)), int(metadata.get("entrystop", 0)), normalisation(metadata),
-                   metadata.get("role", ""))
+                   metadata.get("role", ""), config.format(metadata.get("format")))
 
 
 @dataclass
@@ -193,31 +194,27 @@ class TthProcessor(processor.ProcessorABC):
 
     # ------------------------------------------------------------------ steps
 
-    def object_fields(self, is_data: bool) -> dict[str, tuple[str, ...]]:
-        """The fields read per collection; the pT-shift field only when object variations run on MC."""
+    def extra_fields(self, is_data: bool) -> dict[str, tuple[str, ...]]:
+        """Fields read beyond the format's own: the pT-shift field, only when object variations run on MC."""
         extra = ("pt_syst",) if not is_data and any(v.kind == "object" for v in self.variations) else ()
-        return {name: (*fields, *extra) for name, fields in obj.BASE_FIELDS.items()}
+        return {name: extra for name in obj.COLLECTIONS}
 
-    def branches_read(self, is_data: bool) -> list[str]:
-        """Every branch ``process`` reads for data or MC (read in one go per chunk: coffea's preload)."""
-        bmap = self.config.branches
-        names = [bmap.collections[c].branch(f) for c, fields in self.object_fields(is_data).items() for f in fields]
-        names += [bmap.singletons["met"]["et"], bmap.event["trigger"], bmap.event["event_number"]]
-        if not is_data:
-            names += [bmap.event["mc_weight"], *self.config.weights.scale_factors,
-                      *weight_branches(self.config, self.systematics)]
-        return names
+    def object_fields(self, fmt: InputFormat, is_data: bool) -> dict[str, tuple[str, ...]]:
+        """The fields read per collection: the format's (kinematics and what its decisions need) and the extra ones."""
+        extra = self.extra_fields(is_data)
+        return {name: (*fmt.fields(name), *extra[name]) for name in obj.COLLECTIONS}
+
+    def branches_read(self, fmt: InputFormat, is_data: bool) -> list[str]:
+        """Every branch ``process`` reads from a file of ``fmt`` for data or MC (read in one go: coffea's preload)."""
+        weights = () if is_data else weight_branches(self.config, self.systematics)
+        return obj.branches_read(fmt, self.object_fields(fmt, is_data), is_data, weights)
 
     def build_objects(self, events: ak.Array, info: ChunkInfo) -> PhysicsObjects:
-        """GeV physics objects from the fields of ``object_fields``."""
-        bmap = self.config.branches
-        fields = self.object_fields(info.is_data)
-        return PhysicsObjects(
-            **obj.collections(events, bmap, fields),
-            met=event_column(events.met, "et").astype(np.float64) * bmap.energy_scale,
-            trigger=event_column(events, bmap.event["trigger"]).astype(bool),
-            event_number=event_column(events, bmap.event["event_number"]).astype(np.int64),
-        )
+        """GeV physics objects in the format's fields, whatever the input format (``ttH_adv.objects``)."""
+        fmt = info.format
+        collections = obj.collections(events, fmt, self.extra_fields(info.is_data))
+        return PhysicsObjects(**collections, met=obj.missing_et(events, fmt, collections),
+                              trigger=obj.trigger(events, fmt), event_number=obj.event_number(events, fmt))
 
     def select_diphoton(self, objs: PhysicsObjects, info: ChunkInfo) -> tuple[sel.Diphoton, dict[str, np.ndarray]]:
         """Photon acceptance, leading pair, pT/m_yy, mass window: the common cutflow steps."""
@@ -230,10 +227,10 @@ class TthProcessor(processor.ProcessorABC):
         steps["mass_window"] = steps["relative_pt"] & sel.in_mass_window(d.mass, window.low, window.high)
         return d, steps
 
-    def assign_region(self, d: sel.Diphoton) -> np.ndarray:
-        """True for TI (both photons tight and isolated), False for NTNI."""
-        cuts = self.config.photons
-        return d.has_pair & sel.photon_is_tight_isolated(d.lead, cuts) & sel.photon_is_tight_isolated(d.sublead, cuts)
+    def assign_region(self, d: sel.Diphoton, info: ChunkInfo) -> np.ndarray:
+        """True for TI (both photons tight and isolated, as the input format decides), False for NTNI."""
+        fmt = info.format
+        return d.has_pair & sel.photon_is_tight_isolated(d.lead, fmt) & sel.photon_is_tight_isolated(d.sublead, fmt)
 
     def blinded(self, mass: np.ndarray, is_ti: np.ndarray, info: ChunkInfo) -> np.ndarray:
         """Events hidden by blinding: data, TI, m_yy inside the blinding window."""
@@ -241,14 +238,14 @@ class TthProcessor(processor.ProcessorABC):
             return np.zeros(len(mass), bool)
         return is_ti & self.config.mass.in_window(mass)
 
-    def select_jets_and_leptons(self, jets: Collection, leptons: Collection,
-                                d: sel.Diphoton) -> tuple[Collection, Collection, np.ndarray]:
+    def select_jets_and_leptons(self, jets: Collection, leptons: Collection, d: sel.Diphoton,
+                                info: ChunkInfo) -> tuple[Collection, Collection, np.ndarray]:
         """Selected jets and leptons away from the two photons (Delta R > 0.4), and the b-jet count."""
-        bmap = self.config.branches
-        jets = jets.select(sel.select_jets(jets, self.config.jets) & sel.away_from(jets, d.lead, d.sublead))
-        lep_mask = sel.select_leptons(leptons, self.config.leptons, bmap.electron_type, bmap.muon_type)
+        fmt = info.format
+        jets = jets.select(sel.select_jets(jets, self.config.jets, fmt.jvt) & sel.away_from(jets, d.lead, d.sublead))
+        lep_mask = sel.select_leptons(leptons, self.config.leptons, fmt)
         leptons = leptons.select(lep_mask & sel.away_from(leptons, d.lead, d.sublead))
-        return jets, leptons, jets.count(sel.is_btagged(jets, self.config.jets))
+        return jets, leptons, jets.count(fmt.btag(jets))
 
     def assign_channel(self, n_leptons: np.ndarray, n_jets: np.ndarray, n_bjets: np.ndarray,
                        cuts: dict[str, ChannelCuts] | None = None) -> np.ndarray:
@@ -318,12 +315,13 @@ class TthProcessor(processor.ProcessorABC):
     def select(self, objs: PhysicsObjects, info: ChunkInfo) -> Selection:
         """Run every selection step on one set of objects."""
         d, steps = self.select_diphoton(objs, info)
-        is_ti = self.assign_region(d)
+        is_ti = self.assign_region(d, info)
         steps["unblinded"] = steps["mass_window"] & ~self.blinded(d.mass, is_ti, info)
         passed = steps["unblinded"]
         idx = np.flatnonzero(passed)
         dp = d.take(idx)
-        jets, leptons, n_b = self.select_jets_and_leptons(objs.jets.take_events(idx), objs.leptons.take_events(idx), dp)
+        jets, leptons, n_b = self.select_jets_and_leptons(objs.jets.take_events(idx), objs.leptons.take_events(idx), dp,
+                                                          info)
         channel = self.assign_channel(leptons.counts, jets.counts, n_b)
         control = self.assign_control(leptons.counts, jets.counts, n_b, channel)
         features = self.compute_features(dp, jets, n_b, leptons, objs.met[idx], dp.mass)
@@ -347,14 +345,11 @@ class TthProcessor(processor.ProcessorABC):
         """mcWeight x scale factors (1 for data), quantised; normalisation comes later."""
         if info.is_data:
             return np.ones(len(events))
-        w = event_column(events, self.config.branches.event["mc_weight"]).astype(np.float64)
-        for sf in self.config.weights.scale_factors:
-            w = w * event_column(events, sf).astype(np.float64)
-        return quantise(w)
+        return quantise(obj.mc_weight(events, info.format))
 
     def process(self, events: ak.Array) -> dict:
         """Process one chunk: every variation's selection, histograms, cutflow, dump."""
-        info = ChunkInfo.from_metadata(events.metadata)
+        info = ChunkInfo.from_metadata(events.metadata, self.config)
         out = self.empty_output(info.dataset)
         out["events_read"][info.dataset] = len(events)
         out["chunks"][info.dataset] = {chunk_id(info.filename, info.entry_start, info.entry_stop): 1}

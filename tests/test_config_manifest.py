@@ -9,6 +9,7 @@ import pytest
 from ttH_adv.config import load_config
 from ttH_adv.errors import ConfigError, ManifestError
 from ttH_adv.manifest import load_manifest, write_manifest
+from ttH_adv.objects import required_branches
 
 
 def test_defaults_carry_design_values(config):
@@ -17,7 +18,7 @@ def test_defaults_carry_design_values(config):
     assert (config.mass.low, config.mass.high, config.mass.n_bins) == (105.0, 160.0, 110)
     assert config.channels["had"].min_jets == 3 and config.channels["had"].max_leptons == 0
     assert config.channels["lep"].min_leptons == 1 and config.channels["lep"].min_jets == 2
-    assert "photon_isTightID" in config.required_branches()
+    assert "photon_isTightID" in required_branches(config.format(), is_data=True)
 
 
 def test_user_file_overrides_a_subset(tmp_path):

@@ -97,11 +97,11 @@ def test_data_has_no_mc_normalisation(manifest):
 
 def _diphoton_events(manifest, name, config):
     events = read_events(manifest, name, config)
-    photons = objects.collections(events, config.branches)["photons"]
+    photons = objects.collections(events, config.format())["photons"]
     d = sel.leading_diphoton(photons, config.photons)
     passed = sel.diphoton_passes_relative_pt(d, config.photons) & sel.in_mass_window(d.mass, 105.0, 160.0)
-    tight_iso = sel.photon_is_tight_isolated(d.lead, config.photons) & sel.photon_is_tight_isolated(
-        d.sublead, config.photons)
+    tight_iso = sel.photon_is_tight_isolated(d.lead, config.format()) & sel.photon_is_tight_isolated(
+        d.sublead, config.format())
     return events, d, passed, tight_iso
 
 
@@ -155,10 +155,10 @@ def test_ntni_data_is_dominated_by_photons_failing_tight_or_isolation(manifest, 
 
 def test_signal_and_background_differ_in_jets_leptons_btags(manifest, config):
     def summary(name):
-        coll = objects.collections(read_events(manifest, name, config), config.branches)
-        jets = coll["jets"].select(sel.select_jets(coll["jets"], config.jets))
-        n_leps = coll["leptons"].count(sel.select_leptons(coll["leptons"], config.leptons, 11, 13))
-        n_b = jets.count(sel.is_btagged(jets, config.jets))
+        coll = objects.collections(read_events(manifest, name, config), config.format())
+        jets = coll["jets"].select(sel.select_jets(coll["jets"], config.jets, config.format().jvt))
+        n_leps = coll["leptons"].count(sel.select_leptons(coll["leptons"], config.leptons, config.format()))
+        n_b = jets.count(config.format().btag(jets))
         return jets.counts.mean(), (n_b >= 1).mean(), (n_leps >= 1).mean()
 
     sig, bkg = summary("ttH"), summary("data")

@@ -45,6 +45,9 @@ class Collection:
         except KeyError:
             raise AttributeError(name) from None
 
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.columns[name]
+
     @classmethod
     def from_record(cls, record: ak.Array, fields: Iterable[str], branch_map: BranchMap) -> Collection:
         """Read fields of a schema record (a list of records), scaling energy-like ones to GeV."""

@@ -28,8 +28,6 @@ class PhotonCuts:
     pt_min: float
     abs_eta_max: float
     crack: tuple[float, float]
-    ptcone30_rel_max: float
-    etcone20_rel_max: float
     lead_pt_over_mass: float
     sublead_pt_over_mass: float
 
@@ -87,10 +85,6 @@ class MassWindow:
 class JetCuts:
     pt_min: float
     abs_eta_max: float
-    jvt_min: float
-    jvt_pt_max: float
-    jvt_abs_eta_max: float
-    btag_min: float
 
 
 @dataclass(frozen=True)
@@ -100,8 +94,6 @@ class LeptonCuts:
     muon_pt_min: float
     muon_abs_eta_max: float
     require_tight: bool
-    ptcone30_rel_max: float
-    etcone20_rel_max: float
 
 
 @dataclass(frozen=True)
@@ -110,11 +102,6 @@ class ChannelCuts:
     min_bjets: int
     min_leptons: int = 0
     max_leptons: int | None = None
-
-
-@dataclass(frozen=True)
-class WeightConfig:
-    scale_factors: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -199,14 +186,13 @@ class BranchMap:
     collections: dict[str, CollectionMap]
     singletons: dict[str, dict[str, str]]
     event: dict[str, str]
-    electron_type: int
-    muon_type: int
+    electron_type: int = 11
+    muon_type: int = 13
     optional_fields: tuple[str, ...] = ()  # read only when asked for (object systematics): never required
-    required_event: tuple[str, ...] = ("trigger", "event_number")  # event branches every file must have
 
     def required_branches(self) -> list[str]:
-        """The branches every file must have, in a stable order (optional fields and MC weights excluded)."""
-        return self._field_branches(optional=False) + [self.event[k] for k in self.required_event]
+        """The branches of the collections' and singletons' fields every file must have (not the optional ones)."""
+        return self._field_branches(optional=False)
 
     def optional_branches(self) -> list[str]:
         """The branches of the optional fields (the object-systematic shifts)."""
@@ -220,6 +206,119 @@ class BranchMap:
 
 
 @dataclass(frozen=True)
+class Decision:
+    """A yes/no per object read from a format: a boolean field (``flag``), or fields over the object's pT
+    each below its maximum (``relative_max``: isolation cones); the fields are the branch map's names."""
+
+    flag: str | None = None
+    relative_max: dict[str, float] = field(default_factory=dict)
+
+    def fields(self) -> tuple[str, ...]:
+        """The object fields the decision reads."""
+        return (self.flag,) if self.flag else tuple(self.relative_max)
+
+    def __call__(self, objects: Any) -> np.ndarray:
+        """The decision for every object (a Collection or Record with these fields and pt)."""
+        if self.flag:
+            return np.asarray(objects[self.flag]).astype(bool)
+        passes = None
+        for name, maximum in self.relative_max.items():
+            cut = objects[name] < maximum * objects["pt"]
+            passes = cut if passes is None else passes & cut
+        return passes
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A score cut: ``field`` above ``minimum`` (at least ``minimum`` with ``inclusive``, for quantiles)."""
+
+    field: str
+    minimum: float
+    inclusive: bool = False
+
+    def fields(self) -> tuple[str, ...]:
+        """The object fields the cut reads."""
+        return (self.field,)
+
+    def __call__(self, objects: Any) -> np.ndarray:
+        """The cut for every object."""
+        values = np.asarray(objects[self.field])
+        return values >= self.minimum if self.inclusive else values > self.minimum
+
+
+@dataclass(frozen=True)
+class JvtDecision:
+    """Pile-up jet rejection: a boolean ``flag``, or ``field`` above ``minimum`` for jets below ``pt_max`` and
+    ``abs_eta_max`` (the others pass)."""
+
+    flag: str | None = None
+    field: str | None = None
+    minimum: float = 0.0
+    pt_max: float = 0.0
+    abs_eta_max: float = 0.0
+
+    def fields(self) -> tuple[str, ...]:
+        """The jet fields the decision reads."""
+        return tuple(f for f in (self.flag, self.field) if f)
+
+    def __call__(self, jets: Any) -> np.ndarray:
+        """The decision for every jet."""
+        if self.flag:
+            return np.asarray(jets[self.flag]).astype(bool)
+        applies = (jets["pt"] < self.pt_max) & (np.abs(jets["eta"]) < self.abs_eta_max)
+        return ~applies | (jets[self.field] > self.minimum)
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Where an MC file's cross-section and sum of weights come from (``tth-adv manifest``)."""
+
+    cross_section: tuple[str, ...] = ()  # branches whose product is sigma in pb; none: given with --xsec
+    sum_of_weights: str | None = None    # the branch holding the DSID's sum of mcWeight; None: sum the events'
+
+
+@dataclass(frozen=True)
+class PhysliteSettings:
+    """What a DAOD_PHYSLITE release names differently (``ttH_adv.formats``' PHYSLITE reader)."""
+
+    btagging: str             # the jets' b-tagging container (its ElementLink target)
+    tagger: str               # DL1r, DL1dv01: pb, pc, pu -> D = ln(pb / (fc pc + (1 - fc) pu))
+    charm_fraction: float     # fc of that discriminant
+    muon_quality_max: int     # the loosest xAOD muon quality that counts as identified (0 tight, 1 medium)
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """Everything that differs between the ntuples the analysis reads, as data (``ttH_adv.formats``).
+
+    ``reader`` flat: a flat ntuple read through the branch map (``ttH_adv.schema``); physlite: a
+    DAOD_PHYSLITE CollectionTree through coffea's PHYSLITESchema, the branch map's collection
+    prefixes naming its collections.  The decisions read the branch map's field names.
+    """
+
+    reader: str
+    branches: BranchMap
+    photon_id: Decision
+    photon_isolation: Decision
+    lepton_id: Decision
+    lepton_isolation: Decision
+    btag: Threshold
+    jvt: JvtDecision
+    normalisation: Normalisation
+    scale_factors: tuple[str, ...] = ()   # per-event weight branches multiplied into mcWeight (MC)
+    catalogue: str | None = None          # packaged DSID catalogue of `tth-adv manifest` (ttH_adv/data)
+    physlite: PhysliteSettings | None = None
+
+    def fields(self, collection: str) -> tuple[str, ...]:
+        """The fields of a collection the analysis reads: kinematics and what its decisions need."""
+        kinematics = ("pt", "eta", "phi", "energy")
+        needs = {"photon": (*self.photon_id.fields(), *self.photon_isolation.fields()),
+                 "jet": (*self.btag.fields(), *self.jvt.fields()),
+                 "lepton": ("charge", "type", *self.lepton_id.fields(), *self.lepton_isolation.fields())}[collection]
+        return tuple(dict.fromkeys((*kinematics, *needs)))
+
+
+@dataclass(frozen=True)
 class AnalysisConfig:
     photons: PhotonCuts
     mass: MassWindow
@@ -227,21 +326,23 @@ class AnalysisConfig:
     leptons: LeptonCuts
     channels: dict[str, ChannelCuts]
     template_control: dict[str, ChannelCuts]  # per channel: a looser selection for background-template shapes
-    weights: WeightConfig
     categories: dict[str, tuple[float, ...]]
     systematics: SystematicsConfig
     fits: FitConfig
     cluster: ClusterConfig
-    branches: BranchMap = field(repr=False)
+    formats: dict[str, InputFormat] = field(repr=False)   # the input format profiles by name
+    default_format: str = "opendata2020"                  # a manifest dataset's format where it names none
+
+    def format(self, name: str | None = None) -> InputFormat:
+        """An input format profile by name (the default one for None); ``ConfigError`` naming the known ones."""
+        name = name or self.default_format
+        if name not in self.formats:
+            raise ConfigError(f"unknown input format {name!r}; known: {sorted(self.formats)} (configuration 'formats')")
+        return self.formats[name]
 
     def category_names(self) -> list[str]:
         """Histogram categories: <channel>_<i> per score boundary, or the channel alone."""
         return category_names(self.channels, self.categories)
-
-    def required_branches(self, is_data: bool = False) -> list[str]:
-        """Branches every file of data (or MC: plus the event weight and scale factors) must have."""
-        mc = [] if is_data else [self.branches.event["mc_weight"], *self.weights.scale_factors]
-        return self.branches.required_branches() + mc
 
 
 def category_names(channels: Iterable[str], categories: dict[str, tuple[float, ...]]) -> list[str]:
@@ -260,12 +361,38 @@ def config_hash(config: AnalysisConfig) -> str:
 
 
 def _default_dict() -> dict[str, Any]:
-    text = resources.files("ttH_adv").joinpath("data/analysis.yaml").read_text()
-    return yaml.safe_load(text)
+    """The packaged configuration: analysis.yaml, and every input format profile of data/formats."""
+    data = yaml.safe_load(resources.files("ttH_adv").joinpath("data/analysis.yaml").read_text())
+    profiles = resources.files("ttH_adv").joinpath("data/formats")
+    data["formats"] = {p.name.removesuffix(".yaml"): yaml.safe_load(p.read_text())
+                       for p in sorted(profiles.iterdir(), key=lambda p: p.name) if p.name.endswith(".yaml")}
+    return data
 
 
-# Mappings replaced whole by a user file (a branch map's field list describes one ntuple format).
-REPLACED_WHOLE = {"fields"}
+# Mappings replaced whole by a user file (or a format that extends another): a branch map's field list
+# describes one ntuple format, a decision one way of deciding (a flag and a cut never mix).
+REPLACED_WHOLE = {"fields", "relative_max", "photon_id", "photon_isolation", "lepton_id", "lepton_isolation",
+                  "btag", "jvt", "normalisation"}
+
+
+def _resolve_extends(formats: dict[str, Any]) -> dict[str, Any]:
+    """Format profiles with ``extends: <profile>`` are that profile overlaid with their own keys."""
+    resolved: dict[str, Any] = {}
+
+    def resolve(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+        if name in resolved:
+            return resolved[name]
+        profile = formats[name]
+        base = profile.get("extends") if isinstance(profile, dict) else None
+        if base is not None:
+            if base not in formats or base in seen:
+                raise ConfigError(f"format '{name}' extends {base!r}, which is {'a cycle' if base in seen else 'unknown'} "
+                                  f"(formats: {sorted(formats)})")
+            profile = merge_overrides(resolve(base, (*seen, name)), {k: v for k, v in profile.items() if k != "extends"})
+        resolved[name] = profile
+        return profile
+
+    return {name: resolve(name) for name in formats}
 
 
 def merge_overrides(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -346,7 +473,9 @@ def load_config(path: str | Path | None = None) -> AnalysisConfig:
             raise ConfigError(f"configuration file {path} must hold a mapping at top level")
         data = merge_overrides(data, user)
     try:
+        data["formats"] = _resolve_extends(data.get("formats") or {})
         config = build_section(AnalysisConfig, data, "config")
+        config.format()  # the default format exists
         _check_mass_window(config.mass)
         _check_categories(config)
         _check_template_control(config)

@@ -22,7 +22,8 @@ from .errors import ManifestError
 from .samples import KINDS, ROLE_KIND, ROLES, load_catalogue
 
 DATASET_KEYS = {"files", "treename", "metadata"}
-METADATA_KEYS = {"is_data", "kind", "role", "xsec_pb", "sum_weights", "luminosity_pb", "year", "n_events", "dsid"}
+METADATA_KEYS = {"is_data", "kind", "role", "xsec_pb", "sum_weights", "luminosity_pb", "year", "n_events", "dsid",
+                 "format"}
 
 
 def default_role(kind: Any, dsid: Any) -> str | None:
@@ -53,6 +54,7 @@ class DatasetInfo:
     year: str | None = None
     n_events: int | None = None
     dsid: int | None = None
+    format: str | None = None  # the input format profile (ttH_adv.formats); None: the configuration's default
 
     @property
     def norm(self) -> float:
@@ -143,6 +145,8 @@ def _metadata(name: str, meta: Any, problems: list[str]) -> dict[str, Any]:
         problems.append(f"dataset '{name}': metadata 'role' must be one of {list(ROLES)}, got {role!r}")
     elif kind in KINDS and ROLE_KIND.get(role) != kind:
         problems.append(f"dataset '{name}': role '{role}' contradicts kind '{kind}'")
+    if "format" in meta and not isinstance(meta["format"], str):
+        problems.append(f"dataset '{name}': metadata 'format' must be an input format's name, got {meta['format']!r}")
     if is_data is True:
         for key in ("xsec_pb", "sum_weights"):
             if key in meta:

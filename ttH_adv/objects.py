@@ -1,10 +1,13 @@
-"""Physics objects in GeV with Lorentz-vector behaviour, built from the schema's records.
+"""Physics objects in GeV from any input format: the one layer that knows formats (``InputFormat``).
 
-The schema keeps the file's units; here every energy-like field named in the branch map's
-``energy_fields`` is multiplied by ``energy_scale`` (MeV -> GeV for Open Data), and photons,
-jets, electrons and muons (split by ``lep_type``) become ``PtEtaPhiELorentzVector`` records
-for interactive work, or flat ``Collection`` columns for the processor (``collections``).
-Only the fields asked for are read, so unused branches never leave the file.
+A format's reader (``flat``: the branch map's records of ``ttH_adv.schema``; ``physlite``: coffea's
+PHYSLITESchema, ``ttH_adv.physlite``) gives the processor the same thing whatever the files:
+photons, jets and leptons as flat ``Collection`` columns in GeV with the fields the format's
+decisions read (``InputFormat.fields``), the missing transverse momentum, the trigger decision,
+the event number and the MC event weight.  Every energy-like field named in the branch map's
+``energy_fields`` is multiplied by ``energy_scale`` (MeV -> GeV where the files hold MeV).  For
+interactive work the same objects come as awkward ``PtEtaPhiELorentzVector`` records
+(``photons``, ``jets``, ``leptons``).  Only the fields asked for are read.
 """
 
 from __future__ import annotations
@@ -12,15 +15,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import awkward as ak
+import numpy as np
 from coffea.nanoevents.methods import vector
 
-from .columns import Collection
-from .config import BranchMap
+from .columns import Collection, event_column
+from .config import BranchMap, InputFormat
 
-KINEMATIC_FIELDS = ("pt", "eta", "phi", "energy")
-PHOTON_FIELDS = (*KINEMATIC_FIELDS, "is_tight", "ptcone30", "etcone20")
-JET_FIELDS = (*KINEMATIC_FIELDS, "btag", "jvt")
-LEPTON_FIELDS = (*KINEMATIC_FIELDS, "charge", "type", "is_tight", "ptcone30", "etcone20")
+FLAT, PHYSLITE = "flat", "physlite"
+READERS = (FLAT, PHYSLITE)
+COLLECTIONS = ("photon", "jet", "lepton")
 
 
 def to_gev(record: ak.Array, branch_map: BranchMap, fields: Iterable[str],
@@ -31,39 +34,103 @@ def to_gev(record: ak.Array, branch_map: BranchMap, fields: Iterable[str],
     return ak.zip(columns, with_name=with_name, behavior=vector.behavior)
 
 
-def photons(events: ak.Array, branch_map: BranchMap, extra: Iterable[str] = ()) -> ak.Array:
-    """Photons in GeV: kinematics plus the identification and isolation fields."""
-    return to_gev(events.photon, branch_map, (*PHOTON_FIELDS, *extra))
+def photons(events: ak.Array, fmt: InputFormat) -> ak.Array:
+    """Photons in GeV (a flat format's records): kinematics plus the identification and isolation fields."""
+    return to_gev(events.photon, fmt.branches, fmt.fields("photon"))
 
 
-def jets(events: ak.Array, branch_map: BranchMap, extra: Iterable[str] = ()) -> ak.Array:
-    """Jets in GeV with b-tag score and JVT."""
-    return to_gev(events.jet, branch_map, (*JET_FIELDS, *extra))
+def jets(events: ak.Array, fmt: InputFormat) -> ak.Array:
+    """Jets in GeV (a flat format's records) with the b-tag and JVT fields."""
+    return to_gev(events.jet, fmt.branches, fmt.fields("jet"))
 
 
-def leptons(events: ak.Array, branch_map: BranchMap, extra: Iterable[str] = ()) -> ak.Array:
-    """Electrons and muons together, in GeV."""
-    return to_gev(events.lepton, branch_map, (*LEPTON_FIELDS, *extra))
+def leptons(events: ak.Array, fmt: InputFormat) -> ak.Array:
+    """Electrons and muons together, in GeV (a flat format's records)."""
+    return to_gev(events.lepton, fmt.branches, fmt.fields("lepton"))
 
 
-def split_leptons(leps: ak.Array, branch_map: BranchMap) -> tuple[ak.Array, ak.Array]:
+def split_leptons(leps: ak.Array, fmt: InputFormat) -> tuple[ak.Array, ak.Array]:
     """(electrons, muons) from the combined lepton collection by ``type``."""
-    return leps[leps["type"] == branch_map.electron_type], leps[leps["type"] == branch_map.muon_type]
+    return leps[leps["type"] == fmt.branches.electron_type], leps[leps["type"] == fmt.branches.muon_type]
 
 
-def met(events: ak.Array, branch_map: BranchMap, extra: Iterable[str] = ()) -> ak.Array:
-    """Missing transverse momentum (et, phi) in GeV."""
-    return to_gev(events.met, branch_map, ("et", "phi", *extra), with_name=None)
+def met(events: ak.Array, fmt: InputFormat) -> ak.Array:
+    """Missing transverse momentum (et, phi) in GeV (a flat format's record)."""
+    return to_gev(events.met, fmt.branches, ("et", "phi"), with_name=None)
 
 
-BASE_FIELDS = {"photon": PHOTON_FIELDS, "jet": JET_FIELDS, "lepton": LEPTON_FIELDS}
+def collections(events: ak.Array, fmt: InputFormat,
+                extra: dict[str, tuple[str, ...]] | None = None) -> dict[str, Collection]:
+    """Photons, jets and leptons as flat GeV columns (the processor's fast path): the format's fields plus ``extra``."""
+    extra = extra or {}
+    fields = {name: (*fmt.fields(name), *extra.get(name, ())) for name in COLLECTIONS}
+    if fmt.reader == PHYSLITE:
+        from .physlite import physlite_collections
+
+        return physlite_collections(events, fmt, fields)
+    return {f"{name}s": Collection.from_record(events[name], fields[name], fmt.branches) for name in COLLECTIONS}
 
 
-def collections(events: ak.Array, branch_map: BranchMap,
-                fields: dict[str, Iterable[str]] = BASE_FIELDS) -> dict[str, Collection]:
-    """Photons, jets and leptons as flat GeV columns (the processor's fast path), reading ``fields[name]``."""
-    return {
-        "photons": Collection.from_record(events.photon, fields["photon"], branch_map),
-        "jets": Collection.from_record(events.jet, fields["jet"], branch_map),
-        "leptons": Collection.from_record(events.lepton, fields["lepton"], branch_map),
-    }
+def missing_et(events: ak.Array, fmt: InputFormat, objects: dict[str, Collection]) -> np.ndarray:
+    """The missing transverse momentum per event in GeV (PHYSLITE: from the objects, ``ttH_adv.physlite``)."""
+    if fmt.reader == PHYSLITE:
+        from .physlite import object_met
+
+        return object_met(objects)
+    return event_column(events.met, "et").astype(np.float64) * fmt.branches.energy_scale
+
+
+def event_values(events: ak.Array, fmt: InputFormat, key: str) -> np.ndarray:
+    """One event-level value per event, named in the branch map's ``event`` section (PHYSLITE: EventInfo's)."""
+    name = fmt.branches.event[key]
+    if fmt.reader == PHYSLITE:
+        return ak.to_numpy(events.EventInfo[name])
+    return event_column(events, name)
+
+
+def trigger(events: ak.Array, fmt: InputFormat) -> np.ndarray:
+    """The trigger decision per event; every event passes where the format has none (PHYSLITE)."""
+    if "trigger" not in fmt.branches.event:
+        return np.ones(len(events), bool)
+    return event_values(events, fmt, "trigger").astype(bool)
+
+
+def event_number(events: ak.Array, fmt: InputFormat) -> np.ndarray:
+    """The event number per event (it picks a k-fold model's network and keys the feature dump)."""
+    return event_values(events, fmt, "event_number").astype(np.int64)
+
+
+def mc_weight(events: ak.Array, fmt: InputFormat) -> np.ndarray:
+    """The MC event weight times the format's scale factors, per event, float64 (before normalisation)."""
+    if fmt.reader == PHYSLITE:
+        from .physlite import nominal_weight
+
+        weight = nominal_weight(events, fmt)
+    else:
+        weight = event_values(events, fmt, "mc_weight").astype(np.float64)
+    for name in fmt.scale_factors:
+        weight = weight * event_column(events, name).astype(np.float64)
+    return weight
+
+
+def branches_read(fmt: InputFormat, fields: dict[str, tuple[str, ...]], is_data: bool,
+                  weights: Iterable[str] = ()) -> list[str]:
+    """Every branch a flat file of this format has read (coffea's preload; PHYSLITE reads lazily: none)."""
+    if fmt.reader == PHYSLITE:
+        return []
+    bmap = fmt.branches
+    names = [bmap.collections[c].branch(f) for c, fs in fields.items() for f in fs]
+    names += [bmap.singletons["met"]["et"], *(bmap.event[k] for k in ("trigger", "event_number") if k in bmap.event)]
+    if not is_data:
+        names += [bmap.event["mc_weight"], *fmt.scale_factors, *weights]
+    return names
+
+
+def required_branches(fmt: InputFormat, is_data: bool, fields: dict[str, tuple[str, ...]] | None = None) -> list[str]:
+    """The branches every file of this format must have (before any event is read), in a stable order."""
+    fields = fields or {name: fmt.fields(name) for name in COLLECTIONS}
+    if fmt.reader == PHYSLITE:
+        from .physlite import physlite_branches
+
+        return physlite_branches(fmt)
+    return list(dict.fromkeys(branches_read(fmt, fields, is_data)))

@@ -44,7 +44,7 @@ class FlatNtupleSchema(BaseSchema):
         super().__init__(base_form, *args, **kwargs)
         metadata = self._form["parameters"].get("metadata") or {}
         branch_map = branch_map_from_dict(metadata["branch_map"]) if "branch_map" in metadata else None
-        branch_map = branch_map or load_config().branches
+        branch_map = branch_map or load_config().format().branches
         forms = dict(zip(self._form["fields"], self._form["contents"], strict=True))
         missing = [b for b in branch_map.required_branches() if b not in forms]
         if missing:

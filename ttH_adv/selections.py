@@ -1,8 +1,9 @@
 """Object and event selections as pure columnar functions (numpy over flat columns).
 
 Each function takes GeV objects (``ttH_adv.columns.Collection`` for collections,
-``Record`` for one object per event) and the relevant configuration section, and returns a
-boolean mask, so a processor step is a short composition of named selections.
+``Record`` for one object per event) and the relevant configuration section -- for the
+identification, isolation, b-tagging and JVT decisions the input format's (``InputFormat``) --
+and returns a boolean mask, so a processor step is a short composition of named selections.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .columns import Collection, Record, invariant_mass
-from .config import ChannelCuts, JetCuts, LeptonCuts, PhotonCuts
+from .config import ChannelCuts, InputFormat, JetCuts, JvtDecision, LeptonCuts, PhotonCuts
 
 
 def photon_in_acceptance(photons: Collection, cuts: PhotonCuts) -> np.ndarray:
@@ -22,15 +23,9 @@ def photon_in_acceptance(photons: Collection, cuts: PhotonCuts) -> np.ndarray:
     return (photons.pt > cuts.pt_min) & (abs_eta < cuts.abs_eta_max) & ~in_crack
 
 
-def photon_is_isolated(photons: Collection | Record, cuts: PhotonCuts) -> np.ndarray:
-    """Track (ptcone30/pT) and calorimeter (etcone20/pT) isolation."""
-    return (photons.ptcone30 < cuts.ptcone30_rel_max * photons.pt) & (
-        photons.etcone20 < cuts.etcone20_rel_max * photons.pt)
-
-
-def photon_is_tight_isolated(photons: Collection | Record, cuts: PhotonCuts) -> np.ndarray:
-    """Tight identification and isolation: the TI photon definition."""
-    return photons.is_tight.astype(bool) & photon_is_isolated(photons, cuts)
+def photon_is_tight_isolated(photons: Collection | Record, fmt: InputFormat) -> np.ndarray:
+    """Identification and isolation as the input format decides them: the TI photon definition."""
+    return fmt.photon_id(photons) & fmt.photon_isolation(photons)
 
 
 @dataclass
@@ -66,28 +61,20 @@ def in_mass_window(mass: np.ndarray, low: float, high: float) -> np.ndarray:
     return (mass > low) & (mass < high)
 
 
-def select_jets(jets: Collection, cuts: JetCuts) -> np.ndarray:
-    """Jets passing pT, |eta| and the JVT pile-up cut (applied only where JVT is defined)."""
-    abs_eta = np.abs(jets.eta)
-    jvt_applies = (jets.pt < cuts.jvt_pt_max) & (abs_eta < cuts.jvt_abs_eta_max)
-    return (jets.pt > cuts.pt_min) & (abs_eta < cuts.abs_eta_max) & (~jvt_applies | (jets.jvt > cuts.jvt_min))
+def select_jets(jets: Collection, cuts: JetCuts, jvt: JvtDecision) -> np.ndarray:
+    """Jets passing pT, |eta| and the format's JVT pile-up decision."""
+    return (jets.pt > cuts.pt_min) & (np.abs(jets.eta) < cuts.abs_eta_max) & jvt(jets)
 
 
-def is_btagged(jets: Collection, cuts: JetCuts) -> np.ndarray:
-    """b-tag decision at the configured working point."""
-    return jets.btag > cuts.btag_min
-
-
-def select_leptons(leptons: Collection, cuts: LeptonCuts, electron_type: int, muon_type: int) -> np.ndarray:
-    """Isolated (tight) electrons and muons within their acceptances."""
-    is_e = leptons.type == electron_type
-    is_mu = leptons.type == muon_type
+def select_leptons(leptons: Collection, cuts: LeptonCuts, fmt: InputFormat) -> np.ndarray:
+    """Isolated (identified) electrons and muons within their acceptances, as the input format decides them."""
+    is_e = leptons.type == fmt.branches.electron_type
+    is_mu = leptons.type == fmt.branches.muon_type
     abs_eta = np.abs(leptons.eta)
     kin = (is_e & (leptons.pt > cuts.electron_pt_min) & (abs_eta < cuts.electron_abs_eta_max)) | (
         is_mu & (leptons.pt > cuts.muon_pt_min) & (abs_eta < cuts.muon_abs_eta_max))
-    iso = (leptons.ptcone30 < cuts.ptcone30_rel_max * leptons.pt) & (
-        leptons.etcone20 < cuts.etcone20_rel_max * leptons.pt)
-    tight = leptons.is_tight.astype(bool) if cuts.require_tight else True
+    iso = fmt.lepton_isolation(leptons)
+    tight = fmt.lepton_id(leptons) if cuts.require_tight else True
     return kin & iso & tight
 
 
