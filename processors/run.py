@@ -34,13 +34,14 @@ from coffea import processor
 from coffea.util import coffea_console, load, save
 
 import ttH_adv
+from ttH_adv import objects as obj
 from ttH_adv.config import AnalysisConfig, config_hash
 from ttH_adv.errors import InputFileError, ProcessingError, TthAdvError
 from ttH_adv.inference import KEY_QUANTISATION
 from ttH_adv.manifest import Manifest
-from ttH_adv.objects import FLAT, PHYSLITE, required_branches
+from ttH_adv.objects import FLAT, required_branches
 from ttH_adv.output import CONTROL_HISTOGRAM, MASS_HISTOGRAM
-from ttH_adv.schema import FileCheck, FlatNtupleSchema, branch_map_dict, check_file
+from ttH_adv.schema import FileCheck, branch_map_dict, check_file
 
 from .tth import Scoring, TthProcessor
 from .workers import DEFAULT_WORKER_START, WORKER_STARTS, start_fork_server
@@ -106,14 +107,16 @@ def preflight(manifest: Manifest, config: AnalysisConfig, skip_bad_files: bool,
     # Required: the format's branches and what will be read (the shifts only with object systematics).
     required = {name: tuple(dict.fromkeys([*required_branches(formats[name], d.is_data), *read[name]]))
                 for name, d in manifest.datasets.items()}
-    jobs = [(path, tree, required[name], name, optional[name]) for name, dataset in manifest.datasets.items()
-            for path, tree in dataset.files.items()]
+    trees = {name: {path: tree or formats[name].branches.tree for path, tree in d.files.items()}
+             for name, d in manifest.datasets.items()}
+    jobs = [(path, tree, required[name], name, optional[name]) for name in manifest.datasets
+            for path, tree in trees[name].items()]
     checks = iter(mapper(_check_or_error, jobs))
     for name, dataset in manifest.datasets.items():
         files = {}
         result.entries[name] = 0
         metadata = {**dataset.metadata(), "format": labels[name], "branch_map": branch_map_dict(formats[name].branches)}
-        for path, tree in dataset.files.items():
+        for path, tree in trees[name].items():
             checked = next(checks)
             if isinstance(checked, InputFileError):
                 if not skip_bad_files:
@@ -156,19 +159,6 @@ def dataset_formats(manifest: Manifest, config: AnalysisConfig, processor_instan
                               "(pt_syst): run it with --systematics none or weights")
         formats[name] = label
     return formats
-
-
-def _flat_schema():
-    return FlatNtupleSchema
-
-
-def _physlite_schema():
-    from coffea.nanoevents import PHYSLITESchema
-
-    return PHYSLITESchema
-
-
-SCHEMAS: dict[str, Callable] = {FLAT: _flat_schema, PHYSLITE: _physlite_schema}  # reader -> its coffea schema
 
 
 def by_reader(fileset: dict[str, dict], config: AnalysisConfig) -> dict[str, dict[str, dict]]:
@@ -345,13 +335,13 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
         for reader, fileset in by_reader(checked.fileset, config).items():
             # coffea's Runner reads one schema: one run per reader (flat ntuples, PHYSLITE), outputs added
             executor = make_executor(options, client)
-            runner = processor.Runner(executor=executor, schema=SCHEMAS[reader](), chunksize=options.chunksize,
+            runner = processor.Runner(executor=executor, schema=obj.schema(reader), chunksize=options.chunksize,
                                       maxchunks=options.maxchunks, metadata_cache=checked.metadata_cache(),
                                       align_clusters=options.align_clusters)
             try:
                 with progress_bars(options.progress):
                     result = runner(fileset, processor_instance=proc, treename=first_tree(fileset),
-                                    uproot_options=UPROOT_OPTIONS)
+                                    uproot_options=UPROOT_OPTIONS, iteritems_options=obj.read_filter(reader))
             except Exception as exc:  # coffea wraps the cause with the whole work item and branch map
                 raise ProcessingError(f"processing stopped: {failure_summary(exc)}") from exc
             output = processor.accumulate([output, result])
@@ -410,9 +400,10 @@ def split_by_scoring(output: dict) -> dict[str, dict]:
 
 
 def pop_bookkeeping(output: dict) -> dict:
-    """Move the accumulated events-read and chunk records out of an output, for its metadata."""
+    """Move the accumulated events-read, chunk and object-count records out of an output, for its metadata."""
     return {"events_read": dict(output.pop("events_read")),
-            "chunks": {k: sorted(v) for k, v in output.pop("chunks").items()}}
+            "chunks": {k: sorted(v) for k, v in output.pop("chunks").items()},
+            "objects": {k: dict(v) for k, v in output.pop("objects", {}).items()}}
 
 
 def merge_outputs(outputs: list[dict]) -> dict:
@@ -470,11 +461,18 @@ def summary(output: dict) -> str:
              f"({rate:,.0f} events/s, executor {meta['executor']})"]
     channels = sorted({s.split("_", 1)[1] for c in output["cutflow"].values() for s in c if s.startswith("TI_")})
     steps = ["all", "mass_window", *(s for r in ("TI", "NTNI") for s in (r, *(f"{r}_{c}" for c in channels)))]
-    lines.append(f"{'dataset':<10}" + "".join(f"{s:>12}" for s in steps))
+    width = max(10, *(len(name) + 1 for name in output["cutflow"]))
+    lines.append(f"{'dataset':<{width}}" + "".join(f"{s:>12}" for s in steps))
     for name, cutflow in sorted(output["cutflow"].items()):
-        lines.append(f"{name:<10}" + "".join(f"{cutflow[s]['events']:>12,d}" for s in steps))
+        lines.append(f"{name:<{width}}" + "".join(f"{cutflow[s]['events']:>12,d}" for s in steps))
         if meta["roles"].get(name) != "data":
-            lines.append(f"{'  yield':<10}" + "".join(f"{cutflow[s]['weighted']:>12.4g}" for s in steps))
+            lines.append(f"{'  yield':<{width}}" + "".join(f"{cutflow[s]['weighted']:>12.4g}" for s in steps))
+    counts = meta.get("objects", {})
+    if counts:
+        columns = next(iter(counts.values())).keys()
+        lines.append(f"{'objects':<{width}}" + "".join(f"{c.replace('_', ' '):>{max(12, len(c) + 2)}}" for c in columns))
+        lines += [f"{name:<{width}}" + "".join(f"{n[c]:>{max(12, len(c) + 2)},d}" for c in columns)
+                  for name, n in sorted(counts.items())]
     if meta["files_skipped"]:
         lines.append(f"SKIPPED {len(meta['files_skipped'])} bad file(s):")
         lines += [f"  {s['dataset']}: {s['reason']}" for s in meta["files_skipped"]]

@@ -30,6 +30,7 @@ dataset after accumulation (``processors.run.normalise``).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -48,6 +49,11 @@ from ttH_adv.inference import OnnxScorer
 from ttH_adv.manifest import normalisation
 from ttH_adv.output import CONTROL_HISTOGRAM, MASS_HISTOGRAM, labelled
 from ttH_adv.systematics import Variation, shift_collection, variations, weight_branches
+
+# coffea warns, for every PHYSLITE chunk, of each branch uproot cannot interpret (ElementLinks to
+# vertices, the aux store's base): branches the analysis never reads.  Here, so workers see it too.
+warnings.filterwarnings("ignore", r"Skipping \S+ as it is (not interpretable by Uproot|it cannot be represented)",
+                        UserWarning)
 
 REGIONS = ("TI", "NTNI")
 NO_CHANNEL = "none"
@@ -190,7 +196,7 @@ class TthProcessor(processor.ProcessorABC):
         for label in self.category_bounds():
             histograms[labelled(MASS_HISTOGRAM, label)] = self.empty_histogram(dataset, label)
             histograms[labelled(CONTROL_HISTOGRAM, label)] = self.empty_histogram(dataset, label, ["nominal"])
-        return {"histograms": histograms, "cutflow": {}, "events_read": {}, "chunks": {}}
+        return {"histograms": histograms, "cutflow": {}, "events_read": {}, "chunks": {}, "objects": {}}
 
     # ------------------------------------------------------------------ steps
 
@@ -215,6 +221,19 @@ class TthProcessor(processor.ProcessorABC):
         collections = obj.collections(events, fmt, self.extra_fields(info.is_data))
         return PhysicsObjects(**collections, met=obj.missing_et(events, fmt, collections),
                               trigger=obj.trigger(events, fmt), event_number=obj.event_number(events, fmt))
+
+    def count_objects(self, objs: PhysicsObjects, info: ChunkInfo) -> dict[str, int]:
+        """Objects read and passing each object selection, over all events (before any event selection and
+        overlap removal): what a reader of a new format is checked by."""
+        fmt, photons, jets = info.format, objs.photons, objs.jets
+        accepted = sel.photon_in_acceptance(photons, self.config.photons)
+        selected_jets = sel.select_jets(jets, self.config.jets, fmt.jvt)
+        counts = {"photons": photons.pt, "photons_accepted": accepted,
+                  "photons_tight_isolated": accepted & sel.photon_is_tight_isolated(photons, fmt),
+                  "jets": jets.pt, "jets_selected": selected_jets, "jets_btagged": selected_jets & fmt.btag(jets),
+                  "leptons": objs.leptons.pt,
+                  "leptons_selected": sel.select_leptons(objs.leptons, self.config.leptons, fmt)}
+        return {name: int(np.count_nonzero(v)) if v.dtype == bool else len(v) for name, v in counts.items()}
 
     def select_diphoton(self, objs: PhysicsObjects, info: ChunkInfo) -> tuple[sel.Diphoton, dict[str, np.ndarray]]:
         """Photon acceptance, leading pair, pT/m_yy, mass window: the common cutflow steps."""
@@ -354,6 +373,7 @@ class TthProcessor(processor.ProcessorABC):
         out["events_read"][info.dataset] = len(events)
         out["chunks"][info.dataset] = {chunk_id(info.filename, info.entry_start, info.entry_stop): 1}
         objs = self.build_objects(events, info)
+        out["objects"][info.dataset] = self.count_objects(objs, info)
         weights = self.raw_weights(events, info)
         run_variations = [v for v in self.variations if v.kind == "nominal" or not info.is_data]
         nominal: Selection | None = None

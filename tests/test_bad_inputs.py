@@ -64,7 +64,7 @@ def test_wrong_tree_name(small_manifest, config):
     info = small_manifest.datasets["ttH"]
     files = {f: "nominal" for f in info.files}
     manifest = Manifest(small_manifest.path, {"ttH": dataclasses.replace(info, files=files)})
-    with pytest.raises(InputFileError, match="no readable tree 'nominal'"):
+    with pytest.raises(InputFileError, match="has no tree 'nominal'"):
         run(manifest, config)
 
 

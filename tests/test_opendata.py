@@ -106,8 +106,10 @@ def test_files_of_one_dsid_must_agree_on_the_sum_of_weights(opendata, tmp_path):
     with uproot.recreate(other) as f:
         f.mktree("mini", {k: v.dtype for k, v in data.items() if v.dtype != object})
         f["mini"].extend({k: v for k, v in data.items() if v.dtype != object})
+    with pytest.raises(ManifestError, match="no input format matches .*opendata2020 lacks jet_E"):
+        build_manifest([str(files[0]), str(other)], 1000.0)  # the copy has no jagged branches
     with pytest.raises(ManifestError, match="sum_weights .* differs"):
-        build_manifest([str(files[0]), str(other)], 1000.0)
+        build_manifest([str(files[0]), str(other)], 1000.0, format_name="opendata2020")
 
 
 def test_manifest_roles_are_checked(tmp_path, dataset_dir):

@@ -83,7 +83,7 @@ def test_missing_corrupt_and_treeless_files(tmp_path, manifest, config):
     broken = truncated_copy(_first_file(manifest), tmp_path / "cut.root", 0.3)
     with pytest.raises(InputFileError, match="cut.root"):
         check_branches(str(broken), "mini", required_branches(config.format(), False), "ttH")
-    with pytest.raises(InputFileError, match="no readable tree 'nominal'"):
+    with pytest.raises(InputFileError, match=r"has no tree 'nominal' \(its trees: mini\)"):
         check_branches(_first_file(manifest), "nominal", [], "ttH")
 
 

@@ -58,19 +58,39 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     import json
 
     from .atomic import write_text
+    from .config import load_config
     from .opendata import build_manifest, summary_table
 
-    roles = {}
-    for item in args.role:
-        key, sep, role = item.rpartition("=")
-        if not sep or not key:
-            raise TthAdvError(f"--role takes FILE_OR_DSID=ROLE, got {item!r}")
-        roles[key] = role
-    manifest = build_manifest(args.inputs, args.luminosity_pb, args.tree, roles)
+    manifest = build_manifest(args.inputs, args.luminosity_pb, key_values(args.role, "--role", "FILE_OR_DSID=ROLE"),
+                              format_name=args.format, xsecs=xsec_values(args.xsec), catalogues=tuple(args.catalogue),
+                              config=load_config(args.config))
     out = write_text(args.out, json.dumps(manifest, indent=2) + "\n")
     print(summary_table(manifest))
     print(f"manifest: {out}")
     return 0
+
+
+def key_values(items: list[str], option: str, form: str) -> dict[str, str]:
+    """KEY=VALUE command-line items as a mapping; a malformed one is an error naming the option."""
+    pairs = {}
+    for item in items:
+        key, sep, value = item.rpartition("=")
+        if not sep or not key or not value:
+            raise TthAdvError(f"{option} takes {form}, got {item!r}")
+        pairs[key] = value
+    return pairs
+
+
+def xsec_values(items: list[str]) -> dict[int, float]:
+    """--xsec DSID=PB items as {DSID: cross-section in pb}."""
+    try:
+        xsecs = {int(k): float(v) for k, v in key_values(items, "--xsec", "DSID=PB").items()}
+    except ValueError:
+        raise TthAdvError(f"--xsec takes DSID=PB (an integer DSID, a cross-section in pb), got {items}") from None
+    bad = {k: v for k, v in xsecs.items() if not v > 0}
+    if bad:
+        raise TthAdvError(f"--xsec: cross-sections must be positive, got {bad}")
+    return xsecs
 
 
 def add_manifest(p: argparse.ArgumentParser) -> None:
@@ -79,9 +99,17 @@ def add_manifest(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="manifest to write (JSON)")
     p.add_argument("--luminosity-pb", type=float, default=None,
                    help="integrated luminosity of the data in pb^-1 (needed with MC files)")
-    p.add_argument("--tree", default="mini", help="tree name (default mini)")
+    p.add_argument("--format", default=None, help="input format of every file (opendata2020, opendata2025, physlite, "
+                   "physlite_r21, or one of --config's formats); default: detected per file from its tree and branches")
     p.add_argument("--role", action="append", default=[], metavar="FILE_OR_DSID=ROLE",
                    help="the role (data, signal, resonant, continuum) of a DSID or file the catalogue lacks; repeatable")
+    p.add_argument("--xsec", action="append", default=[], metavar="DSID=PB",
+                   help="the cross-section (pb, x BR x filter efficiency) of a DSID whose files carry none, as PHYSLITE "
+                   "files; overrides the files' own; repeatable")
+    p.add_argument("--catalogue", action="append", default=[], metavar="FILE",
+                   help="a DSID catalogue (YAML, the layout of ttH_adv/data/opendata2025_gamgam.yaml) added to the "
+                   "format's own; repeatable")
+    p.add_argument("--config", default=None, help="analysis configuration whose 'formats' add or change profiles")
 
 
 def cmd_summary(args: argparse.Namespace) -> int:

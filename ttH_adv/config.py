@@ -279,17 +279,19 @@ class Normalisation:
 
 @dataclass(frozen=True)
 class PhysliteSettings:
-    """What a DAOD_PHYSLITE release names differently (``ttH_adv.formats``' PHYSLITE reader)."""
+    """What a DAOD_PHYSLITE release names differently (``ttH_adv.physlite``, the PHYSLITE reader)."""
 
     btagging: str             # the jets' b-tagging container (its ElementLink target)
     tagger: str               # DL1r, DL1dv01: pb, pc, pu -> D = ln(pb / (fc pc + (1 - fc) pu))
     charm_fraction: float     # fc of that discriminant
     muon_quality_max: int     # the loosest xAOD muon quality that counts as identified (0 tight, 1 medium)
+    # Masses (file units) of collections that store none: xAOD muons carry pt, eta, phi but no mass branch.
+    fixed_mass: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class InputFormat:
-    """Everything that differs between the ntuples the analysis reads, as data (``ttH_adv.formats``).
+    """Everything that differs between the ntuples the analysis reads, as data (``ttH_adv.objects`` reads it).
 
     ``reader`` flat: a flat ntuple read through the branch map (``ttH_adv.schema``); physlite: a
     DAOD_PHYSLITE CollectionTree through coffea's PHYSLITESchema, the branch map's collection

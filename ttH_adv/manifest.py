@@ -44,7 +44,7 @@ def normalisation(metadata: dict[str, Any]) -> float:
 @dataclass(frozen=True)
 class DatasetInfo:
     name: str
-    files: dict[str, str]  # absolute path -> tree name
+    files: dict[str, str | None]  # absolute path -> tree name (None: the input format's tree)
     is_data: bool
     kind: str
     role: str = ""  # one of ROLES; load_manifest fills it from kind where the manifest gives none
@@ -54,7 +54,7 @@ class DatasetInfo:
     year: str | None = None
     n_events: int | None = None
     dsid: int | None = None
-    format: str | None = None  # the input format profile (ttH_adv.formats); None: the configuration's default
+    format: str | None = None  # the input format profile (ttH_adv/data/formats); None: the configuration's default
 
     @property
     def norm(self) -> float:
@@ -106,7 +106,7 @@ def _is_number(value: Any) -> bool:
 
 def _files(name: str, entry: dict, base: Path, problems: list[str], check_files: bool) -> dict[str, str]:
     raw = entry.get("files")
-    tree = entry.get("treename", "mini")
+    tree = entry.get("treename")  # None: the tree of the dataset's input format
     if isinstance(raw, list):
         raw = {f: tree for f in raw}
     if not isinstance(raw, dict) or not raw:
@@ -117,7 +117,7 @@ def _files(name: str, entry: dict, base: Path, problems: list[str], check_files:
         path = Path(rel) if Path(rel).is_absolute() or "://" in rel else base / rel
         if check_files and "://" not in rel and not path.is_file():
             problems.append(f"dataset '{name}': file not found: {path}")
-        if not isinstance(tree_name, str):
+        if tree_name is not None and not isinstance(tree_name, str):
             problems.append(f"dataset '{name}': tree name for {rel} must be a string")
         files[str(path)] = tree_name
     return files

@@ -59,6 +59,36 @@ def met(events: ak.Array, fmt: InputFormat) -> ak.Array:
     return to_gev(events.met, fmt.branches, ("et", "phi"), with_name=None)
 
 
+def schema(reader: str) -> type:
+    """The coffea schema of a reader (``InputFormat.reader``): the flat ntuple schema, or coffea's PHYSLITESchema."""
+    if reader == PHYSLITE:
+        from coffea.nanoevents import PHYSLITESchema
+
+        return PHYSLITESchema
+    from .schema import FlatNtupleSchema
+
+    return FlatNtupleSchema
+
+
+def read_filter(reader: str) -> dict:
+    """The branches coffea builds events from (its ``iteritems_options``): PHYSLITE files hold ~1500, of which
+    the aux stores of the objects and EventInfo are all that is read (trigger matching cannot even be represented)."""
+    return {"filter_name": ["*AuxDyn*", "EventInfoAux*"]} if reader == PHYSLITE else {}
+
+
+def open_events(path: str, fmt: InputFormat, metadata: dict | None = None) -> ak.Array:
+    """One file's events as the processor sees them (lazy), with ``metadata`` (a dataset's, for interactive work)."""
+    from coffea.nanoevents import NanoEventsFactory
+
+    from .schema import branch_map_dict
+
+    metadata = {"filename": path, "treename": fmt.branches.tree, "branch_map": branch_map_dict(fmt.branches),
+                **(metadata or {})}
+    factory = NanoEventsFactory.from_root({path: fmt.branches.tree}, schemaclass=schema(fmt.reader),
+                                          metadata=metadata, mode="virtual", iteritems_options=read_filter(fmt.reader))
+    return factory.events()
+
+
 def collections(events: ak.Array, fmt: InputFormat,
                 extra: dict[str, tuple[str, ...]] | None = None) -> dict[str, Collection]:
     """Photons, jets and leptons as flat GeV columns (the processor's fast path): the format's fields plus ``extra``."""

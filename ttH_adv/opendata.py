@@ -1,42 +1,57 @@
-"""A datasets manifest from ROOT files laid out like the ATLAS Open Data 13 TeV GamGam release.
+"""A datasets manifest from real files: the ATLAS Open Data releases and DAOD_PHYSLITE (``tth-adv manifest``).
 
-``build_manifest`` takes folders (searched recursively for ``*.root``), files or globs:
+``build_manifest`` takes folders (searched recursively for ``*.root``), files or globs.  Each file's
+input format (``ttH_adv.objects``, the configuration's ``formats``) is the one whose tree and
+branches it has, or the one given; one log line per dataset says which.  Then:
 
-* data files (``data_A.GamGam.root`` ...; any name starting with ``data``) become one dataset
-  with role ``data``;
-* MC files are grouped by DSID, read from the name (``mc_<DSID>.<process>...``) or else from
-  the first entry of ``channelNumber``; name and role come from the packaged catalogue
-  (``ttH_adv/data/opendata_gamgam.yaml``) or from ``roles`` (``{DSID or file: role}``); an
-  unknown DSID is an error naming the file;
-* ``xsec_pb`` comes from the ``XSection`` branch and ``sum_weights`` from ``SumWeights``.  In
-  the release (and the generator) ``SumWeights`` holds the sum of ``mcWeight`` over the whole
-  DSID, the same in every entry of every file of that DSID, so the files of one DSID must agree
-  (to float32 precision) and the common value is taken -- never a sum over files;
-* remote paths (``root://``, ``https://``) are listed without being opened: a remote MC file
-  takes its cross-section and sum of weights from a local file of the same DSID.
+* data files -- named ``data_*`` (2020 release), ``*_data15_period*`` / ``*_data16_*`` (2025
+  release), or PHYSLITE files whose EventInfo says so -- become one dataset ``data``;
+* MC files are grouped by DSID: from the name (``mc_<DSID>.<process>...``, also inside the 2025
+  release's ``ODEO_FEB2025_v0_<skim>_mc_<DSID>.<process>.<skim>.root``), else from the file's own
+  DSID branch (``channelNumber``; PHYSLITE: EventInfo's ``mcChannelNumber``); name and role come
+  from the format's packaged DSID catalogue, ``--catalogue`` files or ``roles`` (``{DSID or file:
+  role}``); an unknown DSID is an error naming ``--role``;
+* the cross-section is the product of the format's ``normalisation.cross_section`` branches
+  (2020: ``XSection``; 2025: ``xsec x kfac x filteff``) or ``--xsec DSID=PB`` (PHYSLITE carries
+  none: a missing one is an error naming the DSID and the option);
+* the sum of weights: a flat format's ``normalisation.sum_of_weights`` branch holds the DSID's sum
+  of mcWeight in every entry of every file, so the files of one DSID must agree (to float32
+  precision) and the common value is taken -- never a sum over files; PHYSLITE files carry their
+  own events' weights, so their ``mcEventWeights[0]`` are summed over the DSID's files;
+* remote paths (``root://``, ``https://``) are listed without being opened: a remote MC file takes
+  its cross-section and sum of weights from a local file of the same DSID.
 """
 
 from __future__ import annotations
 
+import functools
 import glob
+import logging
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import awkward as ak
 import numpy as np
 import uproot
 
+from .config import AnalysisConfig, InputFormat, load_config
 from .errors import ManifestError
+from .objects import PHYSLITE, required_branches
 from .samples import ROLE_KIND, ROLES, CatalogueEntry, load_catalogue
 
-MC_FILE = re.compile(r"^mc_(\d+)\.(?:([^.]+)\.)?")
-DATA_FILE = re.compile(r"^data", re.IGNORECASE)
-SUM_WEIGHTS_RTOL = 1e-6  # SumWeights is float32 in the files
+log = logging.getLogger(__name__)
+
+MC_FILE = re.compile(r"(?:^|_)mc_(\d+)\.(?:([^.]+)\.)?")
+DATA_FILE = re.compile(r"(?:^data|_data\d\d_)", re.IGNORECASE)
+SUM_WEIGHTS_RTOL = 1e-6  # the sums of weights are float32 in the 2020 files
 
 
 @dataclass
 class ScannedFile:
     path: str
+    format: str
     is_data: bool
     dsid: int | None
     process: str | None             # from the file name, for DSIDs outside the catalogue
@@ -64,39 +79,101 @@ def find_files(inputs: list[str]) -> list[str]:
     return list(dict.fromkeys(str(Path(f).resolve()) if "://" not in f else f for f in found))
 
 
-def scan_file(path: str, tree: str) -> ScannedFile:
-    """Data or MC, DSID, entries, cross-section and sum of weights of one file."""
+def detect_format(handle: uproot.ReadOnlyDirectory, config: AnalysisConfig, path: str) -> str:
+    """The input format whose tree and data branches the file has (the first such, in the configuration's order)."""
+    keys = set(handle.keys(cycle=False))
+    lacking = {}
+    for name, fmt in config.formats.items():
+        if fmt.branches.tree in keys:
+            missing = sorted(set(required_branches(fmt, is_data=True)) - set(handle[fmt.branches.tree].keys()))
+            if not missing:
+                return name
+            lacking[name] = missing
+    closest = "; ".join(f"{name} lacks {', '.join(m[:6])}{' ...' if len(m) > 6 else ''}" for name, m in lacking.items())
+    raise ManifestError(f"{path}: no input format matches its trees {sorted(keys)[:8]}"
+                        f"{' (' + closest + ')' if closest else ''}; known formats: {sorted(config.formats)}; name "
+                        "one with --format, or add a profile under the configuration's 'formats'")
+
+
+def _first(tree: uproot.TTree, branch: str) -> float:
+    return float(tree[branch].array(entry_stop=1, library="np")[0])
+
+
+def _name_facts(path: str) -> tuple[bool, int | None, str | None]:
+    """(data?, DSID, process) as far as the file's name says."""
     name = path.rsplit("/", 1)[-1]
-    match = MC_FILE.match(name)
-    is_data = bool(DATA_FILE.match(name)) and not match
-    dsid = int(match.group(1)) if match else None
-    process = match.group(2) if match else None
+    match = MC_FILE.search(name)
+    is_data = bool(DATA_FILE.search(name)) and not match
+    return is_data, (int(match.group(1)) if match else None), (match.group(2) if match else None)
+
+
+def scan_file(path: str, config: AnalysisConfig, format_name: str | None = None) -> ScannedFile:
+    """Format, data or MC, DSID, entries, cross-section and sum of weights of one file."""
+    is_data, dsid, process = _name_facts(path)
     if "://" in path:
         if not is_data and dsid is None:
-            raise ManifestError(f"{path}: a remote file is not opened, so its name must say data_* or mc_<DSID>.*")
-        return ScannedFile(path, is_data, dsid, process)
+            raise ManifestError(f"{path}: a remote file is not opened, so its name must say data or mc_<DSID>")
+        return ScannedFile(path, format_name or config.default_format, is_data, dsid, process)
     try:
-        with uproot.open(path) as f:
-            t = f[tree]
-            entries, branches = int(t.num_entries), set(t.keys())
-            first = {b: t[b].array(entry_stop=1, library="np") for b in ("channelNumber", "XSection", "SumWeights")
-                     if b in branches} if entries else {}
-            sums = t["SumWeights"].array(library="np") if "SumWeights" in branches and not is_data else None
+        with uproot.open(path) as handle:
+            name = format_name or detect_format(handle, config, path)
+            fmt = config.format(name)
+            tree = handle[fmt.branches.tree]
+            scanned = ScannedFile(path, name, is_data, dsid, process, int(tree.num_entries))
+            (_scan_physlite if fmt.reader == PHYSLITE else _scan_flat)(scanned, tree, fmt)
+    except ManifestError:
+        raise
     except Exception as exc:
-        raise ManifestError(f"{path}: cannot read tree '{tree}': {exc}") from exc
-    if not is_data and dsid is None:
-        if "channelNumber" not in first:
-            raise ManifestError(f"{path}: neither data_* nor mc_<DSID>.* and no channelNumber branch: "
-                                "give its role with --role FILE=ROLE")
-        dsid = int(first["channelNumber"][0])
-    scanned = ScannedFile(path, is_data, dsid, process, entries)
-    if not is_data and entries:
-        if "XSection" not in first or sums is None:
-            raise ManifestError(f"{path}: MC file without XSection / SumWeights branches")
-        if not np.allclose(sums, sums[0], rtol=SUM_WEIGHTS_RTOL):
-            raise ManifestError(f"{path}: SumWeights differs between entries; expected the DSID total in every entry")
-        scanned.xsec_pb, scanned.sum_weights = float(first["XSection"][0]), float(sums[0])
+        raise ManifestError(f"{path}: cannot read it as an input file: {exc}") from exc
     return scanned
+
+
+def _scan_flat(scanned: ScannedFile, tree: uproot.TTree, fmt: InputFormat) -> None:
+    """A flat ntuple's DSID (name, else its DSID branch), cross-section and sum of weights from its branches."""
+    if scanned.is_data or not scanned.entries:
+        return
+    branches = set(tree.keys())
+    if scanned.dsid is None:
+        dsid_branch = fmt.branches.event.get("dsid")
+        if dsid_branch not in branches:
+            raise ManifestError(f"{scanned.path}: its name says neither data nor mc_<DSID> and it has no DSID branch: "
+                                "give its role with --role FILE=ROLE")
+        scanned.dsid = int(_first(tree, dsid_branch))
+    norm = fmt.normalisation
+    missing = [b for b in (*norm.cross_section, norm.sum_of_weights) if b and b not in branches]
+    if missing:
+        raise ManifestError(f"{scanned.path}: MC file without the {', '.join(missing)} branch(es) of its format's "
+                            "normalisation")
+    if norm.cross_section:
+        scanned.xsec_pb = math.prod(_first(tree, b) for b in norm.cross_section)
+    if norm.sum_of_weights:
+        sums = tree[norm.sum_of_weights].array(library="np")
+        if not np.allclose(sums, sums[0], rtol=SUM_WEIGHTS_RTOL):
+            raise ManifestError(f"{scanned.path}: {norm.sum_of_weights} differs between entries; expected the DSID "
+                                "total in every entry")
+        scanned.sum_weights = float(sums[0])
+
+
+def _scan_physlite(scanned: ScannedFile, tree: uproot.TTree, fmt: InputFormat) -> None:
+    """A PHYSLITE file's data flag (EventInfo's event type), DSID and its events' summed nominal weights."""
+    if not scanned.entries:
+        return
+    info = {k.rsplit(".", 1)[-1]: k for k in tree.keys(filter_name="EventInfoAux*")}
+    simulation = int(tree[info["eventTypeBitmask"]].array(entry_stop=1, library="np")[0]) & 1
+    scanned.is_data = not simulation
+    if scanned.is_data:
+        return
+    scanned.dsid = int(_first(tree, info[fmt.branches.event["dsid"]]))
+    weights = tree[info[fmt.branches.event["mc_weight"]]].array(library="ak")[:, 0]  # the nominal weight
+    scanned.sum_weights = float(np.sum(ak.to_numpy(weights), dtype=np.float64))
+
+
+@functools.cache
+def _catalogue(name: str | None, extra: tuple[str, ...]) -> dict[int, CatalogueEntry]:
+    catalogue = dict(load_catalogue(name)) if name else {}
+    for path in extra:
+        catalogue.update(load_catalogue(path=path))
+    return catalogue
 
 
 def _role_for(scanned: ScannedFile, catalogue: dict[int, CatalogueEntry], roles: dict[str, str]) -> tuple[str, str]:
@@ -105,36 +182,66 @@ def _role_for(scanned: ScannedFile, catalogue: dict[int, CatalogueEntry], roles:
     override = next((roles[k] for k in keys if k in roles), None)
     entry = catalogue.get(scanned.dsid)
     if override is None and entry is None:
-        raise ManifestError(f"{scanned.path}: DSID {scanned.dsid} is not in the Open Data GamGam catalogue; "
+        raise ManifestError(f"{scanned.path}: DSID {scanned.dsid} is not in the {scanned.format} DSID catalogue; "
                             f"say what it is with --role {scanned.dsid}=ROLE (one of {', '.join(ROLES)})")
     name = entry.name if entry else (scanned.process or f"mc_{scanned.dsid}")
     return name, override or entry.role
 
 
-def build_manifest(inputs: list[str], luminosity_pb: float | None, tree: str = "mini",
-                   roles: dict[str, str] | None = None) -> dict[str, dict]:
+def build_manifest(inputs: list[str], luminosity_pb: float | None, roles: dict[str, str] | None = None, *,
+                   format_name: str | None = None, xsecs: dict[int, float] | None = None,
+                   catalogues: tuple[str, ...] = (), config: AnalysisConfig | None = None) -> dict[str, dict]:
     """The manifest (as written to JSON: absolute paths) for the given files."""
-    roles = roles or {}
+    config = config or load_config()
+    roles, xsecs = roles or {}, xsecs or {}
     bad = {k: r for k, r in roles.items() if r not in ROLES}
     if bad:
         raise ManifestError(f"--role takes one of {list(ROLES)}, got {bad}")
-    catalogue = load_catalogue()
-    scanned = [scan_file(p, tree) for p in find_files(inputs)]
+    if format_name is not None:
+        config.format(format_name)  # an unknown one is named before any file is opened
+    scanned = [scan_file(p, config, format_name) for p in find_files(inputs)]
     groups: dict[str, list[ScannedFile]] = {}
     role_of: dict[str, str] = {}
     for s in scanned:
+        catalogue = _catalogue(config.format(s.format).catalogue, tuple(catalogues))
         name, role = ("data", "data") if s.is_data else _role_for(s, catalogue, roles)
         groups.setdefault(name, []).append(s)
         if role_of.setdefault(name, role) != role:
             raise ManifestError(f"dataset {name!r}: files with roles {role_of[name]!r} and {role!r}")
     if luminosity_pb is None and any(r != "data" for r in role_of.values()):
         raise ManifestError("MC files found: give the integrated luminosity of the data with --luminosity-pb")
-    return {name: _entry(name, files, role_of[name], tree, luminosity_pb) for name, files in sorted(groups.items())}
+    _check_cross_sections(groups, role_of, xsecs)
+    manifest = {name: _entry(name, files, role_of[name], config, luminosity_pb, xsecs)
+                for name, files in sorted(groups.items())}
+    how = "given with --format" if format_name else "detected from its tree and branches"
+    for name, entry in manifest.items():
+        log.info("dataset %s: input format %s, %s (%d file(s))", name, entry["metadata"]["format"], how,
+                 len(entry["files"]))
+    return manifest
 
 
-def _entry(name: str, files: list[ScannedFile], role: str, tree: str, luminosity_pb: float | None) -> dict:
+def _check_cross_sections(groups: dict[str, list[ScannedFile]], role_of: dict[str, str],
+                          xsecs: dict[int, float]) -> None:
+    """Every MC DSID has a cross-section, from its files or --xsec; one error naming all that lack one."""
+    lacking = sorted({f.dsid for name, files in groups.items() if role_of[name] != "data" for f in files
+                      if f.entries and f.xsec_pb is None and f.dsid not in xsecs})
+    unused = sorted(set(xsecs) - {f.dsid for files in groups.values() for f in files})
+    if lacking:
+        raise ManifestError(f"DSID(s) {', '.join(map(str, lacking))} have no cross-section in their files (PHYSLITE "
+                            f"carries none): give each with {' '.join(f'--xsec {d}=PB' for d in lacking)}")
+    if unused:
+        raise ManifestError(f"--xsec given for DSID(s) {unused} that no input file has")
+
+
+def _entry(name: str, files: list[ScannedFile], role: str, config: AnalysisConfig, luminosity_pb: float | None,
+           xsecs: dict[int, float]) -> dict:
+    formats = sorted({f.format for f in files})
+    if len(formats) > 1:
+        raise ManifestError(f"dataset {name!r} mixes input formats {formats} (e.g. {files[0].path})")
+    fmt = config.format(formats[0])
     entries = [f.entries for f in files]
-    metadata: dict = {"is_data": role == "data", "kind": ROLE_KIND[role], "role": role, "year": "run2"}
+    metadata: dict = {"is_data": role == "data", "kind": ROLE_KIND[role], "role": role, "year": "run2",
+                      "format": formats[0]}
     if all(e is not None for e in entries):
         metadata["n_events"] = int(sum(entries))
     if luminosity_pb is not None:
@@ -142,23 +249,36 @@ def _entry(name: str, files: list[ScannedFile], role: str, tree: str, luminosity
     if role != "data":
         local = [f for f in files if f.sum_weights is not None]
         if not local:
-            raise ManifestError(f"dataset {name!r}: no local, non-empty file to read XSection and SumWeights from")
-        for f in local[1:]:
-            for key in ("xsec_pb", "sum_weights"):
-                if not np.isclose(getattr(f, key), getattr(local[0], key), rtol=SUM_WEIGHTS_RTOL):
-                    raise ManifestError(f"dataset {name!r}: {key} {getattr(f, key)} in {f.path} differs from "
-                                        f"{getattr(local[0], key)} in {local[0].path} (one DSID, one value)")
-        metadata.update({"xsec_pb": local[0].xsec_pb, "sum_weights": local[0].sum_weights, "dsid": local[0].dsid})
-    return {"files": {f.path: tree for f in files}, "metadata": metadata}
+            raise ManifestError(f"dataset {name!r}: no local, non-empty file to read its cross-section and sum of "
+                                "weights from")
+        dsid = local[0].dsid
+        if fmt.normalisation.sum_of_weights:  # every file holds the DSID total: they must agree
+            for f in local[1:]:
+                for key in ("xsec_pb", "sum_weights"):
+                    if not np.isclose(getattr(f, key), getattr(local[0], key), rtol=SUM_WEIGHTS_RTOL):
+                        raise ManifestError(f"dataset {name!r}: {key} {getattr(f, key)} in {f.path} differs from "
+                                            f"{getattr(local[0], key)} in {local[0].path} (one DSID, one value)")
+            sum_weights = local[0].sum_weights
+        else:  # each file holds its own events' weights
+            sum_weights = float(sum(f.sum_weights for f in local))
+        xsec = xsecs.get(dsid, local[0].xsec_pb)
+        if xsec is None:
+            raise ManifestError(f"dataset {name!r}: DSID {dsid} has no cross-section in its {formats[0]} files: give "
+                                f"it with --xsec {dsid}=PB")
+        metadata.update({"xsec_pb": float(xsec), "sum_weights": sum_weights, "dsid": dsid})
+    return {"files": {f.path: fmt.branches.tree for f in files}, "metadata": metadata}
 
 
 def summary_table(manifest: dict[str, dict]) -> str:
-    """Dataset, role, files, entries, cross-section and sum of weights, one line each."""
-    lines = [f"{'dataset':<12}{'role':<11}{'files':>6}{'entries':>12}{'xsec [pb]':>12}{'sum of weights':>16}"]
+    """Dataset, role, format, files, entries, cross-section and sum of weights, one line each."""
+    width = max(12, *(len(name) + 2 for name in manifest))
+    lines = [f"{'dataset':<{width}}{'role':<11}{'format':<14}{'files':>6}{'entries':>12}{'xsec [pb]':>12}"
+             f"{'sum of weights':>16}"]
     for name, entry in manifest.items():
         m = entry["metadata"]
         xsec = f"{m['xsec_pb']:.4g}" if "xsec_pb" in m else "-"
         sumw = f"{m['sum_weights']:.6g}" if "sum_weights" in m else "-"
         entries = f"{m['n_events']:,}" if "n_events" in m else "remote"
-        lines.append(f"{name:<12}{m['role']:<11}{len(entry['files']):>6}{entries:>12}{xsec:>12}{sumw:>16}")
+        lines.append(f"{name:<{width}}{m['role']:<11}{m.get('format', ''):<14}{len(entry['files']):>6}{entries:>12}"
+                     f"{xsec:>12}{sumw:>16}")
     return "\n".join(lines)

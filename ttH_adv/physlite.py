@@ -27,14 +27,17 @@ ELECTRON, MUON = "electron", "muon"
 QUALITY_BITS = 0x7  # xAOD::Muon quality: the Quality enum in the low three bits of the stored byte
 
 
-def _canonical(collection: ak.Array, mapping: dict[str, str], fields: tuple[str, ...], scale: float,
-               energy_fields: tuple[str, ...]) -> dict[str, ak.Array]:
-    """The fields asked for, under canonical names, in GeV; energy from pt, eta and the mass."""
+def _canonical(collection: ak.Array, mapping: dict[str, str], fields: tuple[str, ...], fmt: InputFormat,
+               fixed_mass: float | None = None) -> dict[str, ak.Array]:
+    """The fields asked for, under canonical names, in GeV; energy from pt, eta and the mass (a branch, or
+    the profile's fixed mass for a collection without one)."""
+    scale, energy_fields = fmt.branches.energy_scale, fmt.branches.energy_fields
     out = {}
     for name in fields:
         if name == "energy" and "energy" not in mapping:
-            pt, eta, mass = (collection[mapping[k]] for k in ("pt", "eta", "mass"))
-            out[name] = np.sqrt((ak.values_astype(pt, np.float64) * np.cosh(eta)) ** 2 + mass**2) * scale
+            pt, eta = (ak.values_astype(collection[mapping[k]], np.float64) for k in ("pt", "eta"))
+            mass = collection[mapping["mass"]] if fixed_mass is None else fixed_mass
+            out[name] = np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2) * scale
         elif name in energy_fields:
             out[name] = ak.values_astype(collection[mapping[name]], np.float64) * scale
         elif name in mapping:
@@ -61,7 +64,7 @@ def _leptons(events: ak.Array, fmt: InputFormat, fields: tuple[str, ...]) -> ak.
         mapping = bmap.collections[name]
         collection = events[mapping.prefix]
         wanted = tuple(f for f in fields if f not in ("type", "is_tight"))
-        record = _canonical(collection, mapping.fields, wanted, bmap.energy_scale, bmap.energy_fields)
+        record = _canonical(collection, mapping.fields, wanted, fmt, fmt.physlite.fixed_mass.get(name))
         record["type"] = ak.values_astype(ak.zeros_like(collection[mapping.fields["pt"]]) + code, np.int32)
         if "is_tight" in fields:
             tight = (collection[mapping.fields["quality"]] & QUALITY_BITS) <= fmt.physlite.muon_quality_max \
@@ -84,7 +87,7 @@ def physlite_collections(events: ak.Array, fmt: InputFormat, fields: dict[str, t
     for name in ("photon", "jet"):
         mapping = bmap.collections[name]
         collection = events[mapping.prefix]
-        record = _canonical(collection, mapping.fields, fields[name], bmap.energy_scale, bmap.energy_fields)
+        record = _canonical(collection, mapping.fields, fields[name], fmt, fmt.physlite.fixed_mass.get(name))
         if name == "jet" and "btag" in fields[name]:
             record["btag"] = _btag_scores(events, collection, fmt)
         records[name] = ak.zip(record)

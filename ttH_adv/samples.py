@@ -11,8 +11,11 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 import yaml
+
+from .errors import ManifestError
 
 BR_H_YY = 2.27e-3
 LUMINOSITY_PB = 139_000.0  # full Run-2, 139 fb^-1 (ATLAS luminosity paper, 2022)
@@ -42,11 +45,27 @@ class CatalogueEntry:
     process: str
 
 
+DEFAULT_CATALOGUE = "opendata_gamgam.yaml"
+
+
+def load_catalogue(name: str = DEFAULT_CATALOGUE, path: str | None = None) -> dict[int, CatalogueEntry]:
+    """A DSID catalogue: a packaged one by file name (ttH_adv/data/NAME), or a user's YAML file at ``path``."""
+    return dict(_read_catalogue(name, path))
+
+
 @functools.cache
-def load_catalogue() -> dict[int, CatalogueEntry]:
-    """The packaged DSID catalogue of the ATLAS Open Data 13 TeV GamGam samples (data/opendata_gamgam.yaml)."""
-    text = resources.files("ttH_adv").joinpath("data/opendata_gamgam.yaml").read_text()
-    return {int(dsid): CatalogueEntry(**entry) for dsid, entry in yaml.safe_load(text)["samples"].items()}
+def _read_catalogue(name: str, path: str | None) -> tuple[tuple[int, CatalogueEntry], ...]:
+    source = path if path is not None else f"ttH_adv/data/{name}"
+    try:
+        text = Path(path).read_text() if path is not None else resources.files("ttH_adv").joinpath("data", name).read_text()
+        entries = tuple((int(dsid), CatalogueEntry(**entry)) for dsid, entry in yaml.safe_load(text)["samples"].items())
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+        raise ManifestError(f"{source}: not a DSID catalogue (expected 'samples: {{DSID: {{name, role, process}}}}'):"
+                            f" {exc}") from exc
+    bad = {dsid: e.role for dsid, e in entries if e.role not in ROLES}
+    if bad:
+        raise ManifestError(f"{source}: roles must be one of {list(ROLES)}, got {bad}")
+    return entries
 
 
 @dataclass(frozen=True)

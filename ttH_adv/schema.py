@@ -127,6 +127,10 @@ def check_file(path: str, tree: str, required: Iterable[str], dataset: str | Non
     with handle:
         try:
             ttree = handle[tree]
+        except KeyError as exc:  # the tree is part of the input format: name the file's own
+            trees = sorted({k for k, c in handle.classnames(cycle=False).items() if c == "TTree"})
+            raise InputFileError(f"file {where} has no tree '{tree}' (its trees: {', '.join(trees) or 'none'}): "
+                                 "is the dataset's input format right?", path=path, dataset=dataset) from exc
         except Exception as exc:
             raise InputFileError(f"file {where} has no readable tree '{tree}': {exc}", path=path,
                                  dataset=dataset) from exc

@@ -6,17 +6,19 @@ from pathlib import Path
 
 import uproot
 
+from .config import AnalysisConfig, load_config
 from .manifest import load_manifest
 
 
-def summarise_manifest(path: str | Path) -> str:
+def summarise_manifest(path: str | Path, config: AnalysisConfig | None = None) -> str:
     """A table of datasets: role, files, entries, cross-section and expected yield sigma x L."""
-    manifest = load_manifest(path)
+    manifest, config = load_manifest(path), config or load_config()
     lines = [f"datasets manifest {manifest.path}",
              f"{'dataset':<10} {'role':<11} {'files':>5} {'entries':>10} {'xsec [pb]':>11} {'sigma x L':>10}"]
     total = 0
     for d in manifest.datasets.values():
-        entries = sum(uproot.open({f: t}).num_entries for f, t in d.files.items())
+        tree = config.format(d.format).branches.tree
+        entries = sum(uproot.open({f: t or tree}).num_entries for f, t in d.files.items())
         total += entries
         xsec = f"{d.xsec_pb:11.4g}" if d.xsec_pb else f"{'-':>11}"
         expected = f"{d.xsec_pb * d.luminosity_pb:10.4g}" if d.xsec_pb else f"{'-':>10}"
