@@ -34,7 +34,6 @@ from processors.tth import TthProcessor, chunk_id
 from ttH_adv.config import AnalysisConfig, load_config
 from ttH_adv.errors import TthAdvError
 from ttH_adv.manifest import Manifest, load_manifest
-from ttH_adv.schema import branch_map_dict
 
 PLAN = "plan.json"
 
@@ -159,10 +158,10 @@ def resubmit_missing(out_dir: Path, config: AnalysisConfig) -> tuple[Path | None
 
 def run_slice(plan_path: str | Path, slice_id: int, out: str | Path) -> Path:
     """Process one slice's chunks with the processor; save the unnormalised partial output."""
-    from coffea.nanoevents import NanoEventsFactory
     from coffea.util import save
 
-    from processors.run import SCHEMAS, dataset_formats
+    from processors.run import dataset_formats
+    from ttH_adv.objects import open_events
 
     plan_path = Path(plan_path)
     folder = plan_path.parent
@@ -178,12 +177,9 @@ def run_slice(plan_path: str | Path, slice_id: int, out: str | Path) -> Path:
     for chunk in plan["slices"][slice_id]:
         label = formats[chunk["dataset"]]
         fmt = config.format(label)
-        metadata = {**manifest.datasets[chunk["dataset"]].metadata(), "dataset": chunk["dataset"],
-                    "filename": chunk["file"], "treename": chunk["tree"], "entrystart": chunk["start"],
-                    "entrystop": chunk["stop"], "format": label, "branch_map": branch_map_dict(fmt.branches)}
-        events = NanoEventsFactory.from_root({chunk["file"]: chunk["tree"]}, schemaclass=SCHEMAS[fmt.reader](),
-                                             metadata=metadata, mode="virtual", entry_start=chunk["start"],
-                                             entry_stop=chunk["stop"]).events()
+        metadata = {**manifest.datasets[chunk["dataset"]].metadata(), "dataset": chunk["dataset"], "format": label}
+        events = open_events(chunk["file"], fmt, metadata, tree=chunk["tree"], entry_start=chunk["start"],
+                             entry_stop=chunk["stop"])
         part = proc.process(events)
         output = part if output is None else processor.accumulate([output, part])
     output = output or {"histograms": {}, "cutflow": {}, "events_read": {}, "chunks": {}}

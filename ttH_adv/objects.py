@@ -76,16 +76,20 @@ def read_filter(reader: str) -> dict:
     return {"filter_name": ["*AuxDyn*", "EventInfoAux*"]} if reader == PHYSLITE else {}
 
 
-def open_events(path: str, fmt: InputFormat, metadata: dict | None = None) -> ak.Array:
-    """One file's events as the processor sees them (lazy), with ``metadata`` (a dataset's, for interactive work)."""
+def open_events(path: str, fmt: InputFormat, metadata: dict | None = None, tree: str | None = None,
+                entry_start: int | None = None, entry_stop: int | None = None) -> ak.Array:
+    """One file's events (or an entry range of them) as the processor sees them, lazily, with ``metadata``
+    (a dataset's): for interactive work and for batch slices, which read chunk by chunk without a Runner."""
     from coffea.nanoevents import NanoEventsFactory
 
     from .schema import branch_map_dict
 
-    metadata = {"filename": path, "treename": fmt.branches.tree, "branch_map": branch_map_dict(fmt.branches),
-                **(metadata or {})}
-    factory = NanoEventsFactory.from_root({path: fmt.branches.tree}, schemaclass=schema(fmt.reader),
-                                          metadata=metadata, mode="virtual", iteritems_options=read_filter(fmt.reader))
+    tree = tree or fmt.branches.tree
+    metadata = {"filename": path, "treename": tree, "entrystart": entry_start, "entrystop": entry_stop,
+                "branch_map": branch_map_dict(fmt.branches), **(metadata or {})}
+    factory = NanoEventsFactory.from_root({path: tree}, schemaclass=schema(fmt.reader), metadata=metadata,
+                                          mode="virtual", iteritems_options=read_filter(fmt.reader),
+                                          entry_start=entry_start, entry_stop=entry_stop)
     return factory.events()
 
 
