@@ -39,7 +39,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .generator import generate_dataset
 
     path = generate_dataset(args.out, args.events, args.seed, files_per_sample=args.files_per_sample,
-                            samples=args.samples, show_progress=not args.no_progress)
+                            samples=args.samples, show_progress=not args.no_progress, format_name=args.format)
     log.info("datasets manifest: %s", path)
     print(path)
     return 0
@@ -51,6 +51,9 @@ def add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1); same seed, same files")
     p.add_argument("--files-per-sample", type=int, default=None, help="files per sample (default: per-sample value)")
     p.add_argument("--samples", nargs="+", default=None, help="only these samples (default: all)")
+    p.add_argument("--format", default="opendata2020",
+                   help="input format of the files: opendata2020 (the 2020 Open Data release's layout, default) or "
+                   "opendata2025 (the 2025 release's)")
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
@@ -512,9 +515,11 @@ def add_report(p: argparse.ArgumentParser) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the whole chain on the default synthetic data, reusing finished stages."""
     from .demo import DemoSettings, demo_summary, quick_settings, run_demo
+    from .ntuple_formats import writer
 
+    writer(args.format)  # an unknown format is refused before anything runs
     settings = DemoSettings(Path(args.out), args.events, args.seed, args.executor, args.workers,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, format=args.format)
     run_demo(quick_settings(settings) if args.quick else settings)
     print(demo_summary(settings))
     return 0
@@ -528,6 +533,8 @@ def add_demo(p: argparse.ArgumentParser) -> None:
                    help="executor for the processing stages (default futures)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--quick", action="store_true", help="tiny networks and few categories (for tests, not physics)")
+    p.add_argument("--format", default="opendata2020", help="input format of the generated ntuples: opendata2020 "
+                   "(default) or opendata2025; the whole chain then reads that format")
 
 
 # --------------------------------------------------------------------------- parser

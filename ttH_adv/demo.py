@@ -61,6 +61,7 @@ class DemoSettings:
     executor: str = "futures"
     workers: int = 2
     progress: bool = True
+    format: str = "opendata2020"  # the input format the generator writes (ttH_adv.ntuple_formats)
     training: dict = field(default_factory=lambda: dict(DEMO_TRAINING))
     trainings: dict[str, list[tuple[str, float]]] = field(default_factory=lambda: dict(DEMO_TRAININGS))
     had_categories: int = 4
@@ -120,7 +121,8 @@ def _manifest(s: DemoSettings):
 def _generate(s: DemoSettings) -> None:
     from .generator import generate_dataset
 
-    generate_dataset(s.manifest.parent, s.events, s.seed, show_progress=s.progress, oversample=s.oversample)
+    generate_dataset(s.manifest.parent, s.events, s.seed, show_progress=s.progress, oversample=s.oversample,
+                     format_name=s.format)
 
 
 def _process(s: DemoSettings) -> None:
@@ -176,7 +178,8 @@ def demo_stages(s: DemoSettings) -> list[Stage]:
     p, paths = s.path, _comparison(s)
     models = [s.model_dir(f) / "results.json" for f in s.trainings]
     chain = [
-        Stage("generate", {"events": s.events, "seed": s.seed, "oversample": s.oversample}, [], [s.manifest],
+        Stage("generate", {"events": s.events, "seed": s.seed, "oversample": s.oversample, "format": s.format}, [],
+              [s.manifest],
               lambda: _generate(s)),
         Stage("process", {}, [s.manifest.parent], [p("features"), p("plain") / "output.coffea"], lambda: _process(s)),
     ]

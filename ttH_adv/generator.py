@@ -47,6 +47,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from .ntuple_formats import MV2C10_WORKING_POINTS, NtupleWriter, SampleFacts, writer
 from .progress import progress_bar
 from .samples import SAMPLES, SAMPLES_BY_NAME, SampleSpec, data_luminosity_pb
 
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 
 BLOCK_SIZE = 50_000
 TREE_NAME = "mini"
+DEFAULT_FORMAT = "opendata2020"  # the layout the events are made in (ttH_adv.ntuple_formats translates)
 MEV = 1000.0
 HIGGS_MASS = 125.0
 MC_RUN_NUMBER = 284500  # mc16a-style run number for MC
@@ -75,7 +77,7 @@ PROMPT_ETCONE = (0.3, 1.2)  # Gaussian mean, width
 FAKE_ETCONE = (2.0, 6.0)  # offset + exponential mean
 
 # b-tagging: MV2c10 77% working point and per-flavour efficiencies there.
-MV2C10_WP77 = 0.6459
+MV2C10_WP77 = MV2C10_WORKING_POINTS[1]
 BTAG_EFF = {5: 0.77, 4: 0.16, 0: 0.0075}
 BTAG_FAIL_SHAPE = {5: 0.4, 4: 1.0, 0: 3.0}  # failing score = -1 + (WP+1) * u**shape
 
@@ -635,17 +637,21 @@ def _file_ranges(n_events: int, n_files: int) -> list[tuple[int, int]]:
 
 
 def _write_sample(spec: SampleSpec, sample_index: int, n_events: int, n_files: int, seed: int,
-                  out_dir: Path, advance) -> tuple[list[str], float]:
-    """Write one sample's files; returns their paths (relative to out_dir) and SumWeights."""
+                  out_dir: Path, advance, format_name: str = DEFAULT_FORMAT) -> tuple[list[str], float]:
+    """Write one sample's files in an input format; returns their paths (relative to out_dir) and SumWeights."""
+    ntuple = writer(format_name)
     ranges = _file_ranges(n_events, n_files)
-    paths = [f"{spec.name}/{spec.name}_{i:03d}.root" for i in range(n_files)]
-    (out_dir / spec.name).mkdir(parents=True, exist_ok=True)
+    paths = [ntuple.file_name(spec, i, n_files) for i in range(n_files)]
+    for p in paths:
+        (out_dir / p).parent.mkdir(parents=True, exist_ok=True)
     files = [uproot.recreate(out_dir / p) for p in paths]
     trees: list = [None] * n_files
     sum_weights = sum_of_weights(sample_weights(spec, sample_index, n_events, seed)) if not spec.is_data else 0.0
+    facts = SampleFacts(spec, n_events, sum_weights)
+    tree_name = ntuple.profile().branches.tree
     position = 0
     try:
-        for block in generate_blocks(spec, sample_index, n_events, seed):
+        for block in (ntuple.translate(b, facts) for b in generate_blocks(spec, sample_index, n_events, seed)):
             size = len(block["eventNumber"])
             for i, (lo, hi) in enumerate(ranges):
                 start, stop = max(lo, position) - position, min(hi, position + size) - position
@@ -653,14 +659,14 @@ def _write_sample(spec: SampleSpec, sample_index: int, n_events: int, n_files: i
                     continue
                 part = _slice(block, start, stop)
                 if trees[i] is None:
-                    trees[i] = _make_tree(files[i], part)
+                    trees[i] = _make_tree(files[i], part, tree_name)
                 trees[i].extend(part)
             position += size
             advance(size)
         for i, tree in enumerate(trees):
             if tree is None:  # a file with no events still gets a valid (empty) tree
-                empty = _slice(next(generate_blocks(spec, sample_index, 1, seed)), 0, 0)
-                _make_tree(files[i], empty)
+                empty = _slice(ntuple.translate(next(generate_blocks(spec, sample_index, 1, seed)), facts), 0, 0)
+                _make_tree(files[i], empty, tree_name)
     finally:
         for f in files:
             f.close()
@@ -669,12 +675,13 @@ def _write_sample(spec: SampleSpec, sample_index: int, n_events: int, n_files: i
 
 def _write_sample_quietly(job: tuple) -> tuple[list[str], float]:
     """``_write_sample`` in a worker process (no progress callback)."""
-    return _write_sample(*job, lambda size: None)
+    *arguments, format_name = job
+    return _write_sample(*arguments, lambda size: None, format_name)
 
 
-def _make_tree(file, block: dict[str, object]):
+def _make_tree(file, block: dict[str, object], tree_name: str = TREE_NAME):
     types = {k: (v.type.content if isinstance(v, ak.Array) else v.dtype) for k, v in block.items()}
-    return file.mktree(TREE_NAME, types, title="ttH-adv synthetic Run-2 ntuple (ATLAS Open Data format)",
+    return file.mktree(tree_name, types, title="ttH-adv synthetic Run-2 ntuple (ATLAS Open Data format)",
                        counter_name=lambda counted: f"{counted}_n")
 
 
@@ -686,14 +693,17 @@ def events_per_sample(n_events: int) -> dict[str, int]:
 def generate_dataset(out_dir: str | Path, n_events: int, seed: int = 1, *,
                      files_per_sample: int | None = None, samples: list[str] | None = None,
                      show_progress: bool = False, oversample: dict[str, int] | None = None,
-                     workers: int = 1) -> Path:
+                     workers: int = 1, format_name: str = DEFAULT_FORMAT) -> Path:
     """Generate the synthetic ntuples and ``datasets.json``; returns the manifest path.
 
     ``oversample`` multiplies the event count of MC samples (e.g. ``{"yyjets": 50}`` for
     background templates with statistics to spare): the model and the luminosity, set by the
     data count, are unchanged; the first events are those of the plain run (seeded blocks).
     ``workers > 1`` writes the samples in parallel processes (the same events, no progress bar).
+    ``format_name`` is the input format written (``ttH_adv.ntuple_formats``): the same events in
+    the 2020 release's layout (default) or the 2025 one's.
     """
+    ntuple = writer(format_name)
     if n_events < 1:
         raise ValueError(f"--events must be positive, got {n_events}")
     oversample = oversample or {}
@@ -714,14 +724,15 @@ def generate_dataset(out_dir: str | Path, n_events: int, seed: int = 1, *,
         if spec.name in oversample:  # about a million events a file, for parallel processing
             n_files = max(n_files, -(-n // 1_000_000))
         jobs.append((spec, SAMPLES.index(spec), n, n_files, seed, out_dir))
+    formats = [format_name] * len(jobs)
     start = time.perf_counter()
     if workers > 1:  # one process per sample; the seeded blocks make the files identical to a serial run
         with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
-            written = list(pool.map(_write_sample_quietly, jobs))
+            written = list(pool.map(_write_sample_quietly, [(*job, f) for job, f in zip(jobs, formats, strict=True)]))
     else:
         with progress_bar("generating", total, enabled=show_progress) as advance:
-            written = [_write_sample(*job, advance) for job in jobs]
-    manifest = {spec.name: _manifest_entry(spec, paths, n, sum_weights, luminosity)
+            written = [_write_sample(*job, advance, format_name) for job in jobs]
+    manifest = {spec.name: _manifest_entry(ntuple, spec, paths, n, sum_weights, luminosity)
                 for (spec, _, n, _, _, _), (paths, sum_weights) in zip(jobs, written, strict=True)}
     elapsed = time.perf_counter() - start
     log.info("generated %d events in %.1f s (%.0f events/s) into %s", total, elapsed, total / elapsed, out_dir)
@@ -730,10 +741,13 @@ def generate_dataset(out_dir: str | Path, n_events: int, seed: int = 1, *,
     return path
 
 
-def _manifest_entry(spec: SampleSpec, paths: list[str], n_events: int, sum_weights: float,
+def _manifest_entry(ntuple: NtupleWriter, spec: SampleSpec, paths: list[str], n_events: int, sum_weights: float,
                     luminosity_pb: float) -> dict:
     metadata = {"is_data": spec.is_data, "kind": spec.kind, "role": spec.role, "year": "run2", "luminosity_pb": luminosity_pb,
                 "n_events": n_events}
+    if ntuple.format != DEFAULT_FORMAT:
+        metadata["format"] = ntuple.format
     if not spec.is_data:
-        metadata.update({"xsec_pb": spec.xsec_pb, "sum_weights": sum_weights, "dsid": spec.dsid})
-    return {"files": {p: TREE_NAME for p in paths}, "metadata": metadata}
+        metadata.update({"xsec_pb": spec.xsec_pb, "sum_weights": sum_weights, "dsid": ntuple.dsid(spec)})
+    tree = ntuple.profile().branches.tree
+    return {"files": {p: tree for p in paths}, "metadata": metadata}
