@@ -85,8 +85,9 @@ def open_events(path: str, fmt: InputFormat, metadata: dict | None = None, tree:
     from .schema import branch_map_dict
 
     tree = tree or fmt.branches.tree
-    metadata = {"filename": path, "treename": tree, "entrystart": entry_start, "entrystop": entry_stop,
-                "branch_map": branch_map_dict(fmt.branches), **(metadata or {})}
+    entries = {"entrystart": entry_start, "entrystop": entry_stop} if entry_start is not None else {}
+    metadata = {"filename": path, "treename": tree, **entries, "branch_map": branch_map_dict(fmt.branches),
+                **(metadata or {})}
     factory = NanoEventsFactory.from_root({path: tree}, schemaclass=schema(fmt.reader), metadata=metadata,
                                           mode="virtual", iteritems_options=read_filter(fmt.reader),
                                           entry_start=entry_start, entry_stop=entry_stop)
