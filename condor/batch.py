@@ -29,11 +29,20 @@ import numpy as np
 import yaml
 from coffea import processor
 
-from processors.run import config_hash, normalise, pop_bookkeeping, preflight
+import ttH_adv
+from processors.run import (
+    categories_metadata,
+    config_hash,
+    model_metadata,
+    normalise,
+    pop_bookkeeping,
+    preflight,
+)
 from processors.tth import TthProcessor, chunk_id
-from ttH_adv.config import AnalysisConfig, load_config
+from ttH_adv.config import AnalysisConfig, config_to_data, load_config
 from ttH_adv.errors import TthAdvError
 from ttH_adv.manifest import Manifest, load_manifest
+from ttH_adv.output import OutputMetadata, load_output, save_output
 
 PLAN = "plan.json"
 
@@ -60,7 +69,7 @@ def _submit_description(config: AnalysisConfig, extra_inputs: list[str]) -> str:
         "executable = run_slice.sh",
         "arguments = $(slice_id)",
         "transfer_input_files = " + ", ".join(["plan.json", "analysis.yaml", *extra_inputs]),
-        "transfer_output_files = partials/partial_$(slice_id).coffea",
+        "transfer_output_files = partials/partial_$(slice_id).zip",
         "should_transfer_files = YES",
         "when_to_transfer_output = ON_EXIT",
         f"output = {cluster.log_directory}/slice_$(slice_id).out",
@@ -84,7 +93,7 @@ def _job_script(config: AnalysisConfig) -> str:
     return ("#!/bin/bash\n# One slice of the ttH(yy) processing (written by `tth-adv condor submit`).\nset -euo pipefail\n"
             f"{setup}\nmkdir -p partials\n"
             f"exec {config.cluster.python} -m ttH_adv.cli --no-progress condor job --plan plan.json --slice \"$1\" "
-            "--out \"partials/partial_$1.coffea\"\n")
+            "--out \"partials/partial_$1.zip\"\n")
 
 
 def write_submission(manifest: Manifest | None, config: AnalysisConfig, out_dir: str | Path, n_jobs: int, *,
@@ -143,7 +152,7 @@ def missing_slices(out_dir: str | Path) -> list[int]:
     """Slices without a partial output in the submit folder (to resubmit alone)."""
     out = Path(out_dir)
     plan = json.loads((out / PLAN).read_text())
-    return [i for i in range(plan["n_slices"]) if not (out / "partials" / f"partial_{i:04d}.coffea").is_file()]
+    return [i for i in range(plan["n_slices"]) if not (out / "partials" / f"partial_{i:04d}.zip").is_file()]
 
 
 def resubmit_missing(out_dir: Path, config: AnalysisConfig) -> tuple[Path | None, list[int]]:
@@ -158,8 +167,6 @@ def resubmit_missing(out_dir: Path, config: AnalysisConfig) -> tuple[Path | None
 
 def run_slice(plan_path: str | Path, slice_id: int, out: str | Path) -> Path:
     """Process one slice's chunks with the processor; save the unnormalised partial output."""
-    from coffea.util import save
-
     from processors.run import dataset_formats
     from ttH_adv.objects import open_events
 
@@ -185,18 +192,29 @@ def run_slice(plan_path: str | Path, slice_id: int, out: str | Path) -> Path:
     output = output or {"histograms": {}, "cutflow": {}, "events_read": {}, "chunks": {}}
     output["slice"] = slice_id
     output["config_hash"] = plan["config_hash"]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save(output, str(out))
-    return out
+    return save_output(output, out)
+
+
+def batch_metadata(plan: dict, folder: Path, manifest: Manifest, bookkeeping: dict, partials: list[str]) -> dict:
+    """The metadata of a merged batch output: the keys of a single run's (``OutputMetadata``), from the plan."""
+    config = load_config(folder / "analysis.yaml")
+    model = str(folder / plan["model"]) if plan["model"] else None
+    chunks = [c for s in plan["slices"] for c in s]
+    entries = {name: sum(c["stop"] - c["start"] for c in chunks if c["dataset"] == name) for name in manifest.datasets}
+    scorer = TthProcessor(config, systematics=plan["systematics"], model_path=model).scorer
+    return OutputMetadata(
+        **bookkeeping, config=config_to_data(config), config_hash=plan["config_hash"], roles=manifest.roles(),
+        luminosity_pb=manifest.luminosity_pb(), entries_in_files=entries,
+        files_processed=sorted({c["file"] for c in chunks}), files_skipped=[], files_without_systematic_branches=[],
+        executor="condor-batch", systematics=plan["systematics"], unblinded=False,
+        model=model_metadata(scorer, manifest), categories=categories_metadata(config.categories),
+        version=ttH_adv.__version__, wall_seconds=0.0, slices=plan["n_slices"], merged_from=partials).to_dict()
 
 
 def merge_partials(plan_path: str | Path, partial_files: list[str | Path]) -> dict:
     """Merge partial outputs exactly; refuse a missing or duplicated slice or chunk."""
-    from coffea.util import load
-
     plan = json.loads(Path(plan_path).read_text())
-    partials = [load(str(p)) for p in partial_files]
+    partials = [load_output(p) for p in partial_files]
     seen = [p["slice"] for p in partials]
     missing = sorted(set(range(plan["n_slices"])) - set(seen))
     duplicated = sorted({s for s in seen if seen.count(s) > 1})
@@ -221,13 +239,10 @@ def merge_partials(plan_path: str | Path, partial_files: list[str | Path]) -> di
         problems.append("a partial was made with another configuration than the plan's")
     if problems:
         raise TthAdvError("refusing to merge: " + "; ".join(problems))
-    fields = ("histograms", "cutflow", "events_read", "chunks")
+    fields = ("histograms", "cutflow", "events_read", "chunks", "objects")
     merged = processor.accumulate([{k: p[k] for k in fields} for p in partials])
     manifest = load_manifest(plan["manifest"], check_files=False)
     normalise(merged, manifest)
-    merged["metadata"] = {**pop_bookkeeping(merged),
-                          "files_processed": sorted({c["file"] for s in plan["slices"] for c in s}),
-                          "files_skipped": [], "executor": "condor-batch", "slices": plan["n_slices"],
-                          "systematics": plan["systematics"], "config_hash": plan["config_hash"],
-                          "wall_seconds": 0.0, "model": plan["model"], "roles": manifest.roles()}
+    merged["metadata"] = batch_metadata(plan, Path(plan_path).parent, manifest, pop_bookkeeping(merged),
+                                        [str(p) for p in partial_files])
     return merged

@@ -1,7 +1,6 @@
 """Running the processor: file checks, executors, coffea's Runner, normalisation, output.
 
-The saved output (``coffea.util.save``, an LZ4-compressed pickle, extension ``.coffea``) is a
-dict with:
+An output (saved by ``ttH_adv.output.save_output`` as one zip, no pickle) is a dict with:
 
 * ``histograms["mgg"]`` -- ``hist.Hist`` of m_yy with axes dataset, region, category,
   systematic, mgg and ``Weight()`` storage, MC normalised to luminosity x cross-section;
@@ -10,8 +9,8 @@ dict with:
   ``mgg_control@<label>`` per model, which ``split_by_scoring`` turns into one output each;
 * ``cutflow[dataset][step]`` -- ``{"events", "weighted"}`` after each step of
   ``processors.tth.cutflow_steps`` (weighted sums normalised like the histograms);
-* ``metadata`` -- events read per dataset, files processed, files skipped with the reason,
-  executor, chunk size, systematics, blinding, package version, configuration hash and wall time.
+* ``metadata`` -- ``ttH_adv.output.OutputMetadata``: the configuration, roles, luminosity,
+  events read, files processed and skipped, executor, systematics, model, version, wall time.
 
 Outputs of separate runs merge with ``merge_outputs``.
 """
@@ -31,16 +30,16 @@ from pathlib import Path
 from typing import Any
 
 from coffea import processor
-from coffea.util import coffea_console, load, save
+from coffea.util import coffea_console
 
 import ttH_adv
 from ttH_adv import objects as obj
-from ttH_adv.config import AnalysisConfig, config_hash
+from ttH_adv.config import AnalysisConfig, config_hash, config_to_data
 from ttH_adv.errors import InputFileError, ProcessingError, TthAdvError
 from ttH_adv.inference import KEY_QUANTISATION
 from ttH_adv.manifest import Manifest
 from ttH_adv.objects import FLAT, required_branches
-from ttH_adv.output import CONTROL_HISTOGRAM, MASS_HISTOGRAM
+from ttH_adv.output import CONTROL_HISTOGRAM, MASS_HISTOGRAM, OutputMetadata, merge_metadata
 from ttH_adv.schema import FileCheck, branch_map_dict, check_file
 
 from .tth import Scoring, TthProcessor
@@ -348,26 +347,25 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
     normalise(output, manifest)
     wall = time.perf_counter() - start
     processed = sorted(f for d in checked.fileset.values() for f in d["files"])
-    output["metadata"] = {
-        **pop_bookkeeping(output),
-        "files_processed": processed,
-        "files_skipped": checked.skipped,
-        "files_without_systematic_branches": checked.without_optional,
-        "entries_in_files": checked.entries,
-        "executor": options.executor, "workers": options.workers, "chunksize": options.chunksize,
-        "aligned_chunks": options.align_clusters,
-        "maxchunks": options.maxchunks, "systematics": options.systematics, "unblinded": options.unblind,
-        "dump_dir": options.dump_dir, "version": ttH_adv.__version__, "config_hash": config_hash(config),
-        "model": model_metadata(proc.scorer, manifest),
-        "categories": {k: list(v) for k, v in config.categories.items()},
-        **({"scorings": {label: {"model": model_metadata(proc.scorers[label], manifest),
-                                 "categories": {k: list(v) for k, v in scoring.categories.items()}}
-                         for label, scoring in proc.scorings.items()}} if options.scorings else {}),
-        "luminosity_pb": manifest.luminosity_pb(),
-        "roles": manifest.roles(),
-        "wall_seconds": wall,
-    }
+    output["metadata"] = OutputMetadata(
+        **pop_bookkeeping(output), config=config_to_data(config), config_hash=config_hash(config),
+        roles=manifest.roles(), luminosity_pb=manifest.luminosity_pb(), entries_in_files=checked.entries,
+        files_processed=processed, files_skipped=checked.skipped,
+        files_without_systematic_branches=checked.without_optional, executor=options.executor,
+        systematics=options.systematics, unblinded=options.unblind, model=model_metadata(proc.scorer, manifest),
+        categories=categories_metadata(config.categories), version=ttH_adv.__version__, wall_seconds=wall,
+        workers=options.workers, chunksize=options.chunksize, aligned_chunks=options.align_clusters,
+        maxchunks=options.maxchunks, dump_dir=options.dump_dir,
+        scorings={label: {"model": model_metadata(proc.scorers[label], manifest),
+                          "categories": categories_metadata(scoring.categories)}
+                  for label, scoring in proc.scorings.items()} if options.scorings else {},
+    ).to_dict()
     return output
+
+
+def categories_metadata(categories: dict) -> dict[str, list[float]]:
+    """Score boundaries per channel, as the metadata hold them."""
+    return {k: list(v) for k, v in categories.items()}
 
 
 def model_metadata(scorer: Any, manifest: Manifest) -> dict | None:
@@ -393,9 +391,9 @@ def split_by_scoring(output: dict) -> dict[str, dict]:
     outputs = {}
     for label, scoring in meta["scorings"].items():
         histograms = {name: output["histograms"][f"{name}@{label}"] for name in (MASS_HISTOGRAM, CONTROL_HISTOGRAM)}
-        rest = {k: v for k, v in meta.items() if k != "scorings"}
         outputs[label] = {"histograms": histograms, "cutflow": output["cutflow"],
-                          "metadata": {**rest, "model": scoring["model"], "categories": scoring["categories"]}}
+                          "metadata": {**meta, "scorings": {}, "model": scoring["model"],
+                                       "categories": scoring["categories"]}}
     return outputs
 
 
@@ -406,32 +404,13 @@ def pop_bookkeeping(output: dict) -> dict:
             "objects": {k: dict(v) for k, v in output.pop("objects", {}).items()}}
 
 
-def merge_outputs(outputs: list[dict]) -> dict:
-    """Add the histograms and cutflows of several (normalised) outputs; metadata are listed."""
+def merge_outputs(outputs: list[dict], sources: list[str] | None = None) -> dict:
+    """Add the histograms and cutflows of several (normalised) outputs; their metadata merged
+    (``ttH_adv.output.merge_metadata``: refused where configuration, model or roles differ)."""
+    sources = sources or [f"output {i + 1}" for i in range(len(outputs))]
     merged = processor.accumulate([{k: v for k, v in o.items() if k != "metadata"} for o in outputs])
-    roles: dict[str, str] = {}
-    for o in outputs:
-        for name, role in o.get("metadata", {}).get("roles", {}).items():
-            if roles.setdefault(name, role) != role:
-                raise TthAdvError(f"cannot merge: dataset {name!r} has role {roles[name]!r} in one output, {role!r} in another")
-    merged["metadata"] = {"merged_from": [o.get("metadata", {}) for o in outputs], "roles": roles}
+    merged["metadata"] = merge_metadata([o["metadata"] for o in outputs], sources)
     return merged
-
-
-def save_output(output: dict, path: str | Path) -> Path:
-    """Save an output as a ``.coffea`` file (LZ4 pickle)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save(output, str(path))
-    return path
-
-
-def load_output(path: str | Path) -> dict:
-    """Load an output written by ``save_output``."""
-    path = Path(path)
-    if not path.is_file():
-        raise TthAdvError(f"output file not found: {path}")
-    return load(str(path))
 
 
 def export_root(output: dict, path: str | Path) -> Path:

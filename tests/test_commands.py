@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import uproot
 
-from processors.run import load_output
 from ttH_adv.cli import main
+from ttH_adv.output import load_output
+from ttH_adv.plotting import _luminosity
 
 from conftest import histogram_by_dataset, run
 
@@ -23,7 +24,7 @@ def test_condor_slices_resubmission_merge_and_root_export(small_manifest, config
     assert (folder / "slices.txt").read_text().split() == ["0000", "0001", "0002"]
 
     def job(i):
-        partial = folder / "partials" / f"partial_{i:04d}.coffea"
+        partial = folder / "partials" / f"partial_{i:04d}.zip"
         assert main(["--no-progress", "condor", "job", "--plan", str(folder / "plan.json"), "--slice", str(i),
                      "--out", str(partial)]) == 0
         return partial
@@ -32,7 +33,7 @@ def test_condor_slices_resubmission_merge_and_root_export(small_manifest, config
     partials[1].unlink()  # a job lost on the pool
     assert main(["condor", "submit", "--out", str(folder), "--resubmit-missing", "--dry-run"]) == 0
     assert (folder / "slices.txt").read_text() == "0001\n"
-    merged = tmp_path / "merged.coffea"
+    merged = tmp_path / "merged.zip"
     assert main(["merge", "--plan", str(folder / "plan.json"), "--partials", str(folder / "partials"),
                  "--out", str(merged)]) == 2
     assert "missing slice(s) [1]" in caplog.text and not merged.exists()
@@ -43,6 +44,10 @@ def test_condor_slices_resubmission_merge_and_root_export(small_manifest, config
     a, b = histogram_by_dataset(output), histogram_by_dataset(single)
     assert a.keys() == b.keys() and all(np.array_equal(a[d][0], b[d][0]) for d in a)
     assert output["cutflow"] == single["cutflow"]
+    assert set(output["metadata"]) == set(single["metadata"])  # a merged batch records what a single run does
+    for key in ("events_read", "objects", "entries_in_files", "roles", "luminosity_pb", "config", "categories"):
+        assert output["metadata"][key] == single["metadata"][key], key
+    assert _luminosity(output) == small_manifest.luminosity_pb() > 0  # the plots' luminosity label
     assert main(["export-root", "--input", str(merged), "--out", str(tmp_path / "h.root")]) == 0
     h = output["histograms"]["mgg"]
     with uproot.open(tmp_path / "h.root") as f:
@@ -82,7 +87,7 @@ def test_categorize_command_writes_descending_boundaries_with_enough_sideband(sm
     # the boundaries run through the processor: its categories are the boundaries' categories
     assert main(["--no-progress", "run", "--datasets", manifest, "--out", str(tmp_path / "categorised"), "--model",
                  str(tmp_path / "model" / "model.onnx"), "--categories", str(tmp_path / "cat.json")]) == 0
-    h = load_output(tmp_path / "categorised" / "output.coffea")["histograms"]["mgg"]
+    h = load_output(tmp_path / "categorised" / "output.zip")["histograms"]["mgg"]
     assert list(h.axes["category"]) == ["had_1", "had_2", "lep_1"]
 
 
@@ -93,7 +98,7 @@ def test_run_on_dask_gives_the_same_output_with_each_worker_start(small_manifest
         out = tmp_path / start
         assert main(["--no-progress", "run", "--datasets", str(small_manifest.path), "--out", str(out),
                      "--executor", "dask", "--workers", "2", "--worker-start", start, "--chunksize", "5000"]) == 0
-        outputs[start] = histogram_by_dataset(load_output(out / "output.coffea"))
+        outputs[start] = histogram_by_dataset(load_output(out / "output.zip"))
     for name, (values, variances) in outputs["forkserver"].items():
         assert np.array_equal(values, outputs["spawn"][name][0]) and np.array_equal(variances, outputs["spawn"][name][1])
 
@@ -125,7 +130,7 @@ def test_compare_writes_a_row_per_trained_result_across_feature_sets(small_manif
         assert row["categories"] == len(fit["categories"]) and row["with_function"] == len(
             [c for c in fit["categories"] if c["chosen_family"]])
         assert row["z"] <= row["z_without_modelling"] + 1e-9  # the modelling uncertainty never adds sensitivity
-        output = load_output(tmp_path / "compare" / label / "output.coffea")
+        output = load_output(tmp_path / "compare" / label / "output.zip")
         assert output["metadata"]["model"]["path"].endswith(f"{label.split('.', 1)[1]}.onnx")
         assert list(output["histograms"]) == ["mgg", "mgg_control"]
     assert rows["seed.ddt"]["r50_over_ddt"] == pytest.approx(1.0)
@@ -138,8 +143,8 @@ def test_compare_writes_a_row_per_trained_result_across_feature_sets(small_manif
         model = tmp_path / folder / "models" / f"{label.split('.', 1)[1]}.onnx"
         assert main(["--no-progress", "run", "--datasets", manifest, "--out", str(tmp_path / "alone" / label),
                      "--model", str(model), "--categories", str(tmp_path / "compare" / label / "categories.json")]) == 0
-        alone = histogram_by_dataset(load_output(tmp_path / "alone" / label / "output.coffea"))
-        shared = histogram_by_dataset(load_output(tmp_path / "compare" / label / "output.coffea"))
+        alone = histogram_by_dataset(load_output(tmp_path / "alone" / label / "output.zip"))
+        shared = histogram_by_dataset(load_output(tmp_path / "compare" / label / "output.zip"))
         assert alone.keys() == shared.keys()
         assert all(np.array_equal(alone[k][0], shared[k][0]) and np.array_equal(alone[k][1], shared[k][1])
                    for k in alone), label

@@ -56,18 +56,18 @@ def test_submit_description_parses_and_expands_to_one_job_per_slice(submission, 
 
 def test_slices_merge_to_exactly_one_single_run(submission, small_manifest, config):
     folder, _ = submission
-    partials = [run_slice(folder / PLAN, i, folder / "partials" / f"partial_{i:04d}.coffea") for i in range(5)]
+    partials = [run_slice(folder / PLAN, i, folder / "partials" / f"partial_{i:04d}.zip") for i in range(5)]
     assert missing_slices(folder) == []
     _same(merge_partials(folder / PLAN, partials), run(small_manifest, config))
 
 
 def test_missing_or_duplicated_slices_are_refused(submission, config):
     folder, _ = submission
-    partials = sorted((folder / "partials").glob("partial_*.coffea"))
+    partials = sorted((folder / "partials").glob("partial_*.zip"))
     if len(partials) < 5:  # the previous test writes them; make them if run alone
-        partials = [run_slice(folder / PLAN, i, folder / "partials" / f"partial_{i:04d}.coffea") for i in range(5)]
+        partials = [run_slice(folder / PLAN, i, folder / "partials" / f"partial_{i:04d}.zip") for i in range(5)]
     with pytest.raises(TthAdvError, match=r"missing slice\(s\) \[2\]"):
-        merge_partials(folder / PLAN, [p for p in partials if not p.name.endswith("0002.coffea")])
+        merge_partials(folder / PLAN, [p for p in partials if not p.name.endswith("0002.zip")])
     with pytest.raises(TthAdvError, match=r"slice\(s\) \[1\] given more than once.*processed twice"):
         merge_partials(folder / PLAN, [*partials, partials[1]])
     # A lost slice is resubmitted alone.

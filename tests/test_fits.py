@@ -319,12 +319,12 @@ def _bump(size: float) -> np.ndarray:
     return _exponential(1.0) * (1 + size * np.exp(-0.5 * ((CENTRES - 126) / 4) ** 2))
 
 
-def _toy_output(tmp_path, continuum: np.ndarray, name: str = "out.coffea"):
+def _toy_output(tmp_path, continuum: np.ndarray, name: str = "out.zip"):
     """Histograms of one category: TI data sidebands, NTNI data and continuum MC of the unit shape ``continuum``
     (exact expectations, 20k data events, MC of 50x their statistics) and 30 signal events."""
     import hist
 
-    from processors.run import save_output
+    from ttH_adv.output import save_output
 
     sculpted = continuum
     h = hist.Hist(hist.axis.StrCategory(["data", "ttH", "yyjets"], name="dataset"),
@@ -352,15 +352,15 @@ def test_modelling_uncertainty_enters_the_likelihood_and_costs_a_sculpted_catego
     half its expected significance; a smooth one keeps at least 95%."""
     import dataclasses
 
-    from processors.run import load_output
     from ttH_adv.fit_analysis import WITH_MODELLING, WITHOUT_MODELLING, run_fits
+    from ttH_adv.output import load_output
 
     # criteria loose enough that the exponential is chosen for the sculpted template too
     loose = dataclasses.replace(load_config(), fits=dataclasses.replace(
         load_config().fits, spurious_fraction_of_signal=10.0, min_gof_probability=0.0, f_test_probability=0.0))
     kept = {}
     for label, size in (("sculpted", 0.08), ("smooth", 0.0)):
-        result = run_fits(load_output(_toy_output(tmp_path, _bump(size), f"{label}.coffea")), loose)
+        result = run_fits(load_output(_toy_output(tmp_path, _bump(size), f"{label}.zip")), loose)
         record = result["categories"][0]
         assert record["chosen_family"] == "exponential"
         width = record["modelling_uncertainty"]

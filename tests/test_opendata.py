@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import uproot
 
-from processors.run import load_output
 from ttH_adv.cli import main
 from ttH_adv.errors import ManifestError
 from ttH_adv.manifest import load_manifest
 from ttH_adv.opendata import build_manifest
+from ttH_adv.output import load_output
 from ttH_adv.samples import SAMPLES, SAMPLES_BY_NAME, load_catalogue
 
 
@@ -63,7 +63,7 @@ def test_manifest_from_the_release_layout_then_run_train_fit_with_renamed_datase
     new_name = {old: f"sample_{i}" for i, old in enumerate(raw)}
     assert main(["--no-progress", "run", "--datasets", str(manifest_path), "--out", str(tmp_path / "hist"),
                  "--dump-features", str(tmp_path / "dump"), "--executor", "futures"]) == 0
-    output = load_output(tmp_path / "hist" / "output.coffea")
+    output = load_output(tmp_path / "hist" / "output.zip")
     manifest = load_manifest(manifest_path)
     data = manifest.datasets[new_name["data"]]
     entries = sum(uproot.open(f)["mini"].num_entries for f in data.files)

@@ -11,12 +11,12 @@ import pytest
 import uproot
 import yaml
 
-from processors.run import load_output
 from ttH_adv.cli import main
 from ttH_adv.generator import generate_dataset
 from ttH_adv.manifest import load_manifest
 from ttH_adv.ntuple_formats import MV2C10_WORKING_POINTS
 from ttH_adv.opendata import DATA_FILE, MC_FILE
+from ttH_adv.output import load_output
 
 from conftest import N_EVENTS, SEED, run
 
@@ -110,7 +110,7 @@ def test_manifest_run_train_fit_on_the_2025_format(generated_2025, manifest, con
     out = tmp_path / "hist"
     assert main(["--no-progress", "run", "--datasets", str(built), "--out", str(out), "--dump-features",
                  str(tmp_path / "dump"), "--executor", "futures"]) == 0
-    output = load_output(out / "output.coffea")
+    output = load_output(out / "output.zip")
     same_events_2020 = run(manifest, config)  # the conftest's files: the same events in the 2020 layout
     for name in generated:  # the photon kinematics, trigger and mass window do not depend on the format
         for step in FORMAT_INDEPENDENT_STEPS:

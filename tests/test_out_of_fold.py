@@ -60,14 +60,14 @@ def test_processor_reproduces_trainings_out_of_fold_scores(trained):
 
 def test_all_events_model_is_marked_and_differs_from_out_of_fold(trained):
     """The explicit all-events model scores training events in-sample: the output says so."""
-    from processors.run import load_output
+    from ttH_adv.output import load_output
 
     folder, manifest = trained
     oof = pd.read_parquet(folder / "model" / "out_of_fold.parquet")
     scored = _scored(folder, manifest, folder / "model" / "model_all_events.onnx", "all_events")
     joined = oof.merge(scored, on=["dataset", "eventNumber"], suffixes=("_training", "_processor")).dropna()
     assert np.max(np.abs(joined.score_training - joined.score_processor)) > 1e-3  # not the out-of-fold scores
-    model = load_output(folder / "all_events" / "output.coffea")["metadata"]["model"]
+    model = load_output(folder / "all_events" / "output.zip")["metadata"]["model"]
     assert model["n_folds"] == 1 and model["scores"] == "in-sample for data, ttH"
-    kfold = load_output(folder / "kfold" / "output.coffea")["metadata"]["model"]
+    kfold = load_output(folder / "kfold" / "output.zip")["metadata"]["model"]
     assert kfold["n_folds"] == 2 and kfold["scores"] == "out-of-fold"

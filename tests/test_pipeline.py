@@ -47,7 +47,7 @@ def test_demo_runs_end_to_end_and_continues(tmp_path, capsys):
                 "model_scaled/results.json", "model_extended/results.json", "compare/comparison.md",
                 "compare/comparison.json", "report/report.md", "report/pareto.png", "report/sculpting.png"]
     produced += [f"compare/{label}/{name}" for label in labels for name in
-                 ("categories.json", "output.coffea", "fits/fits.json", "fits/workspace.json")]
+                 ("categories.json", "output.zip", "fits/fits.json", "fits/workspace.json")]
     for path in produced:
         assert (tmp_path / path).is_file(), path
     manifest = json.loads((tmp_path / "ntuples" / "datasets.json").read_text())

@@ -248,7 +248,7 @@ def test_dump_files_carry_their_provenance_and_mixed_dumps_are_refused(small_man
     import json
 
     import ttH_adv
-    from ttH_adv.config import config_hash
+    from ttH_adv.config import config_hash, config_to_data
     from ttH_adv.dump import read_provenance
     from ttH_adv.errors import TthAdvError
     from ttH_adv.features import FEATURE_SET_VERSION
@@ -258,10 +258,11 @@ def test_dump_files_carry_their_provenance_and_mixed_dumps_are_refused(small_man
     first = sorted((tmp_path / "dump").rglob("*.parquet"))
     made = read_provenance(first[0])
     assert made == {"config_hash": config_hash(config), "model_sha256": "none", "version": ttH_adv.__version__,
-                    "feature_set_version": json.dumps(FEATURE_SET_VERSION, sort_keys=True)}
+                    "feature_set_version": json.dumps(FEATURE_SET_VERSION, sort_keys=True),
+                    "config": json.dumps(config_to_data(config), sort_keys=True)}
     other = dataclasses.replace(config, jets=dataclasses.replace(config.jets, pt_min=config.jets.pt_min + 5))
     run(datasets, other, dump_dir=str(tmp_path / "dump"), chunksize=300)  # other chunks: new files beside the old
-    with pytest.raises(TthAdvError, match=r"mixes 2 provenances \(differing in config_hash"):
+    with pytest.raises(TthAdvError, match=r"mixes 2 provenances \(differing in config, config_hash"):
         read_dump(tmp_path / "dump")
     assert len(sorted((tmp_path / "dump").rglob("*.parquet"))) > len(first)
     assert len(read_dump(tmp_path / "dump", allow_mixed=True)) > 0

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import uproot
 
-from processors.run import load_output
 from processors.tth import WEIGHT_QUANTUM, ChunkInfo, TthProcessor
 from ttH_adv import objects as obj
 from ttH_adv.cli import main
 from ttH_adv.manifest import load_manifest
+from ttH_adv.output import load_output
 
 REALDATA = Path(os.environ.get("TTH_ADV_REALDATA", Path(__file__).resolve().parents[2] / "shared" / "realdata"))
 ODEO = REALDATA / "odeo2025"
@@ -48,7 +48,7 @@ def build_manifest(tmp_path: Path, folder: Path, *extra: str) -> Path:
 
 
 def run(tmp_path: Path, manifest: Path, executor: str) -> dict:
-    out = tmp_path / f"{executor}.coffea"
+    out = tmp_path / f"{executor}.zip"
     args = ["--no-progress", "run", "--datasets", str(manifest), "--out", str(out), "--executor", executor]
     assert main([*args, "--workers", "2"] if executor != "iterative" else args) == 0
     return load_output(out)
@@ -272,7 +272,7 @@ def test_a_file_read_with_another_formats_profile_is_refused_before_any_event(tm
     manifest = tmp_path / "datasets.json"
     entry = {"files": {str(path): tree}, "metadata": {"is_data": True, "kind": "data", "format": wrong}}
     manifest.write_text(json.dumps({"one": entry}))
-    out = tmp_path / "out.coffea"
+    out = tmp_path / "out.zip"
     assert main(["--no-progress", "run", "--datasets", str(manifest), "--out", str(out)]) == 2
     assert str(path) in caplog.text and missing in caplog.text and not out.exists()
     caplog.clear()

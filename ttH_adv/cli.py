@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .demo import DEMO_EVENTS
 from .errors import TthAdvError
+from .output import carried_config, output_path
 
 log = logging.getLogger("ttH_adv")
 
@@ -23,12 +24,6 @@ CHANNEL_COUNTS = {"had": 4, "lep": 3}  # seed 000's categories per channel
 def _setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
-
-
-def output_path(out: str) -> Path:
-    """``--out`` as a file: a ``.coffea`` path as given, otherwise ``<folder>/output.coffea``."""
-    path = Path(out)
-    return path if path.suffix == ".coffea" else path / "output.coffea"
 
 
 # --------------------------------------------------------------------------- generate, manifest, summary
@@ -169,7 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.only:
         manifest = manifest.select(args.only)
     options = run_options(args, dump_dir=args.dump_features, unblind=args.unblind, model_path=args.model)
-    processed = stages.process(manifest, config, options, output_path(args.out), cluster=args.cluster)
+    processed = stages.process(manifest, config, options, output_path(args.out, write=True), cluster=args.cluster)
     print(summary(processed.output))
     print(f"output: {processed.path}")
     return 0
@@ -268,12 +263,14 @@ def cmd_condor_job(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     """Merge batch partial outputs; refuse missing or duplicated slices."""
     from condor.batch import merge_partials
-    from processors.run import save_output, summary
+    from processors.run import summary
 
-    partials = sorted(Path(args.partials).glob("partial_*.coffea")) if Path(args.partials).is_dir() else \
+    from .output import save_output
+
+    partials = sorted(Path(args.partials).glob("partial_*.zip")) if Path(args.partials).is_dir() else \
         [Path(p) for p in args.partials.split(",")]
     merged = merge_partials(args.plan, partials)
-    path = save_output(merged, output_path(args.out))
+    path = save_output(merged, output_path(args.out, write=True))
     print(summary(merged))
     print(f"merged output: {path}")
     return 0
@@ -281,13 +278,15 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 def add_merge(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plan", required=True, help="plan.json of the submit folder")
-    p.add_argument("--partials", required=True, help="folder of partial_*.coffea, or a comma-separated list")
-    p.add_argument("--out", required=True, help="merged output (.coffea file or folder)")
+    p.add_argument("--partials", required=True, help="folder of partial_*.zip, or a comma-separated list")
+    p.add_argument("--out", required=True, help="merged output (.zip file or folder)")
 
 
 def cmd_export_root(args: argparse.Namespace) -> int:
     """Write the m_yy histograms of a saved output to a ROOT file."""
-    from processors.run import export_root, load_output
+    from processors.run import export_root
+
+    from .output import load_output
 
     path = export_root(load_output(output_path(args.input)), args.out)
     print(f"ROOT histograms: {path}")
@@ -295,7 +294,7 @@ def cmd_export_root(args: argparse.Namespace) -> int:
 
 
 def add_export_root(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", required=True, help="output of 'tth-adv run' (.coffea file or its folder)")
+    p.add_argument("--input", required=True, help="output of 'tth-adv run' (its .zip file or folder)")
     p.add_argument("--out", required=True, help="ROOT file to write")
 
 
@@ -335,11 +334,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from training.config import load_training_config
 
     from . import stages
-    from .config import load_config
+    from .dump import dump_config
 
     config = load_training_config(args.config, training_overrides(args))
+    analysis = carried_config(dump_config(args.features), args.analysis_config, f"feature dump {args.features}")
     summary = stages.train(args.features, args.out, config, training_runs(args.method, args.lam, args.lambda_scan),
-                           load_config(args.analysis_config), all_events=args.all_events, int8=args.int8)
+                           analysis, all_events=args.all_events, int8=args.int8)
     print(summary["table"])
     chosen = summary["chosen"]
     print(f"chosen: {chosen['method']} (lambda {chosen['lambda']:g}) -> {chosen['model']}  [{chosen['rule']}]")
@@ -395,10 +395,10 @@ def print_categories(result: dict, path: Path) -> None:
 def cmd_categorize(args: argparse.Namespace) -> int:
     """Optimise score-category boundaries per channel for the combined expected significance."""
     from . import stages
-    from .config import load_config
+    from .dump import dump_config
 
-    result = stages.categorize(args.features, args.out, {"had": args.had, "lep": args.lep}, load_config(args.config),
-                               args.min_sideband)
+    config = carried_config(dump_config(args.features), args.config, f"feature dump {args.features}")
+    result = stages.categorize(args.features, args.out, {"had": args.had, "lep": args.lep}, config, args.min_sideband)
     print_categories(result, Path(args.out))
     return 0
 
@@ -419,13 +419,14 @@ def add_categorize(p: argparse.ArgumentParser) -> None:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     """Sideband fits, spurious-signal test, signal model, significance and the pyhf workspace."""
-    from processors.run import load_output
-
     from . import stages
-    from .config import load_config
     from .fit_analysis import category_table, pyhf_summary
+    from .output import load_output
 
-    result = stages.fit(load_output(output_path(args.histograms)), args.out, load_config(args.config), args.unblind)
+    path = output_path(args.histograms)
+    output = load_output(path)
+    config = carried_config(output["metadata"].get("config"), args.config, path)
+    result = stages.fit(output, args.out, config, args.unblind)
     print(category_table(result))
     print("\n".join(pyhf_summary(result)))
     print(f"fits: {Path(args.out) / 'fits.json'}\npyhf workspace: {Path(args.out) / 'workspace.json'}")
@@ -436,7 +437,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def add_fit(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--histograms", required=True, help="output of 'tth-adv run' (.coffea file or its folder)")
+    p.add_argument("--histograms", required=True, help="output of 'tth-adv run' (its .zip file or folder)")
     p.add_argument("--out", required=True, help="folder for fits.json and workspace.json")
     p.add_argument("--unblind", action="store_true", help="fit the data in the signal region (default: Asimov)")
     p.add_argument("--strict", action="store_true",
@@ -476,10 +477,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Plots and report.md of any fitted outputs (and, optionally, their training and a comparison)."""
     import json
 
-    from processors.run import load_output
-
     from . import stages
-    from .config import load_config
+    from .output import load_output
     from .plotting import load_training_results
 
     if len(args.histograms) != len(args.fits):
@@ -491,8 +490,10 @@ def cmd_report(args: argparse.Namespace) -> int:
                      for label, h, f in zip(labels, args.histograms, args.fits, strict=True)}
     comparison = json.loads((Path(args.comparison) / "comparison.json").read_text())["rows"] if args.comparison \
         else None
+    first_label, (first_output, _) = next(iter(fits_by_model.items()))
+    config = carried_config(first_output["metadata"].get("config"), args.config, f"the output of {first_label}")
     path = stages.report(args.out, fits_by_model, load_training_results(*args.training), args.features and
-                         Path(args.features), load_config(args.config), comparison, args.score_column)
+                         Path(args.features), config, comparison, args.score_column)
     print(f"report: {path}")
     return 0
 

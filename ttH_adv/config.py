@@ -474,16 +474,43 @@ def load_config(path: str | Path | None = None) -> AnalysisConfig:
         if not isinstance(user, dict):
             raise ConfigError(f"configuration file {path} must hold a mapping at top level")
         data = merge_overrides(data, user)
+    return _validated(data, str(path or "packaged defaults"), resolve_extends=True)
+
+
+def _validated(data: dict[str, Any], source: str, resolve_extends: bool = False) -> AnalysisConfig:
+    """An AnalysisConfig from plain data, with every cross-check; errors name ``source``."""
     try:
-        data["formats"] = _resolve_extends(data.get("formats") or {})
+        if resolve_extends:
+            data["formats"] = _resolve_extends(data.get("formats") or {})
         config = build_section(AnalysisConfig, data, "config")
         config.format()  # the default format exists
         _check_mass_window(config.mass)
         _check_categories(config)
         _check_template_control(config)
     except ConfigError as exc:
-        raise ConfigError(f"{path or 'packaged defaults'}: {exc}") from exc
+        raise ConfigError(f"{source}: {exc}") from exc
     return config
+
+
+def config_to_data(config: AnalysisConfig) -> dict[str, Any]:
+    """The whole effective configuration as JSON-ready data (what outputs and dumps carry)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def config_from_data(data: dict[str, Any], source: str) -> AnalysisConfig:
+    """The configuration an output or dump carries (``config_to_data``), checked as a file would be."""
+    return _validated(json.loads(json.dumps(data)), source)
+
+
+def first_difference(a: Any, b: Any, where: str = "") -> str | None:
+    """The dotted key of the first place two configuration data differ (None where they agree)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(a.keys() | b.keys(), key=str):
+            found = first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else str(key))
+            if found:
+                return found
+        return None
+    return None if a == b else (where or "(top level)")
 
 
 def _check_mass_window(window: MassWindow) -> None:

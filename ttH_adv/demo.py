@@ -11,7 +11,7 @@ Stages (each reused when its inputs are unchanged, see ``ttH_adv.pipeline``), ea
                         extended: adversarial, drop-correlated), k-fold
 4. ``compare_score``    one processor pass scoring every trained model          -> OUT/compare/scored_features
 5. ``compare_categorize`` each model's score categories                         -> OUT/compare/<result>/categories.json
-6. ``compare_fill``     one processor pass filling every model's categories     -> OUT/compare/<result>/output.coffea
+6. ``compare_fill``     one processor pass filling every model's categories     -> OUT/compare/<result>/output.zip
 7. ``compare_fit``      templates, spurious signal, function choice, bias,      -> OUT/compare/<result>/fits
                         Z with and without the modelling uncertainty, pyhf
 8. ``compare_table``    the methods side by side in the final metric            -> OUT/compare/comparison.md
@@ -28,6 +28,7 @@ import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .output import OUTPUT_FILE
 from .pipeline import Stage, run_stages
 
 DEMO_EVENTS = 1_000_000
@@ -130,7 +131,7 @@ def _process(s: DemoSettings) -> None:
 
     shutil.rmtree(s.path("features"), ignore_errors=True)  # a fresh dump, never mixed with an older one
     stages.process(_manifest(s), _config(), _options(s, dump_dir=str(s.path("features"))),
-                   s.path("plain") / "output.coffea")
+                   s.path("plain") / OUTPUT_FILE)
 
 
 def _train(s: DemoSettings, feature_set: str) -> None:
@@ -157,10 +158,8 @@ def _comparison(s: DemoSettings):
 def _report(s: DemoSettings) -> None:
     import json
 
-    from processors.run import load_output
-
     from . import stages
-    from .output import labelled
+    from .output import labelled, load_output
     from .plotting import load_training_results
 
     paths = _comparison(s)
@@ -181,7 +180,7 @@ def demo_stages(s: DemoSettings) -> list[Stage]:
         Stage("generate", {"events": s.events, "seed": s.seed, "oversample": s.oversample, "format": s.format}, [],
               [s.manifest],
               lambda: _generate(s)),
-        Stage("process", {}, [s.manifest.parent], [p("features"), p("plain") / "output.coffea"], lambda: _process(s)),
+        Stage("process", {}, [s.manifest.parent], [p("features"), p("plain") / OUTPUT_FILE], lambda: _process(s)),
     ]
     chain += [Stage(f"train_{f}", {"training": s.training, "runs": runs}, [p("features")], [s.model_dir(f) / "results.json"],
                     lambda f=f: _train(s, f)) for f, runs in s.trainings.items()]
@@ -224,13 +223,14 @@ def demo_summary(s: DemoSettings) -> str:
     """What the demo shows, as text: processing, training tables, the comparison, where the report is."""
     import json
 
-    from processors.run import load_output, summary
+    from processors.run import summary
 
     from .compare import comparison_markdown, comparison_summary
     from .fit_analysis import category_table
+    from .output import load_output
 
     paths = _comparison(s)
-    lines = [summary(load_output(s.path("plain") / "output.coffea"))]
+    lines = [summary(load_output(s.path("plain") / OUTPUT_FILE))]
     for feature_set in s.trainings:
         lines += [f"training, {feature_set} features:",
                   json.loads((s.model_dir(feature_set) / "results.json").read_text())["table"]]

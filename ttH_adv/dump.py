@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from .errors import TthAdvError
+from .errors import InputFileError, TthAdvError
 from .output import labelled
 
 PROVENANCE_PREFIX = "ttH_adv."  # schema-metadata keys of a dump file's provenance
@@ -45,10 +45,11 @@ def chunk_file(dump_dir: str | Path, dataset: str, filename: str, start: int, st
 def provenance(config: Any, model_sha256: str | None) -> dict[str, str]:
     """What made a dump file, kept in its parquet schema metadata: configuration, model, feature sets, version."""
     from . import __version__
-    from .config import config_hash
+    from .config import config_hash, config_to_data
     from .features import FEATURE_SET_VERSION
 
-    return {"config_hash": config_hash(config), "model_sha256": model_sha256 or "none",
+    return {"config_hash": config_hash(config), "config": json.dumps(config_to_data(config), sort_keys=True),
+            "model_sha256": model_sha256 or "none",
             "feature_set_version": json.dumps(FEATURE_SET_VERSION, sort_keys=True), "version": __version__}
 
 
@@ -105,6 +106,25 @@ def check_one_provenance(dump_dir: str | Path, files: list[str]) -> dict[str, st
     return dict(next(iter(groups)))
 
 
+def dump_files(dump_dir: str | Path) -> list[str]:
+    """The parquet files of a dump; an ``InputFileError`` naming the folder where it has none."""
+    path = Path(dump_dir)
+    if not path.is_dir():
+        raise InputFileError(f"feature dump folder not found: {path} (tth-adv run --dump-features DIR writes one)",
+                             path=str(path))
+    files = sorted(str(p) for p in path.rglob("*.parquet"))
+    if not files:
+        raise InputFileError(f"no feature dump (*.parquet) under {path}", path=str(path))
+    return files
+
+
+def dump_config(dump_dir: str | Path) -> dict | None:
+    """The analysis configuration a dump was made with (None for a dump written before it was recorded)."""
+    files = dump_files(dump_dir)
+    text = check_one_provenance(dump_dir, files).get("config")
+    return json.loads(text) if text else None
+
+
 def read_dump(dump_dir: str | Path, columns: list[str] | None = None, filter_expression: Any = None,
               allow_mixed: bool = False) -> pa.Table:
     """All chunks of a dump as one table (optionally a column subset and a pyarrow filter).
@@ -112,9 +132,7 @@ def read_dump(dump_dir: str | Path, columns: list[str] | None = None, filter_exp
     Refuses a folder whose files were made with different configurations, models, feature-set
     versions or package versions (their provenance) unless ``allow_mixed``.
     """
-    files = sorted(str(p) for p in Path(dump_dir).rglob("*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"no feature dump (*.parquet) under {dump_dir}")
+    files = dump_files(dump_dir)
     if not allow_mixed:
         check_one_provenance(dump_dir, files)
     dataset = pads.dataset(files, format="parquet")

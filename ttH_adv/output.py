@@ -1,11 +1,246 @@
-"""The saved output of a run: the names of its histograms and of a scoring's columns."""
+"""The saved output of a run, as an artifact: its metadata, its file format, its configuration.
+
+An output is a dict ``{"histograms": {name: hist.Hist}, "cutflow": {dataset: {step: {"events",
+"weighted"}}}, "metadata": OutputMetadata as a dict}`` (``processors.run`` documents the
+histograms).  It is saved as one zip file (``output.zip``) that runs no code when loaded and does
+not depend on the hist or coffea version that wrote it:
+
+* ``histograms/<name>.json`` and its ``.npy`` arrays: each histogram in the scikit-hep standard
+  serialisation (``uhi.io.zip``; arrays read with ``allow_pickle=False``);
+* ``content.json``: everything else (cutflow, metadata, a batch partial's bookkeeping).
+
+Outputs saved by earlier versions as ``.coffea`` (an LZ4 pickle) still load, with a warning: a
+pickle runs whatever it holds, so load only your own.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import zipfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError, InputFileError, TthAdvError
+
+log = logging.getLogger(__name__)
+
 MASS_HISTOGRAM = "mgg"              # m_yy per dataset, region, category and systematic
 CONTROL_HISTOGRAM = "mgg_control"   # the same for the template control selections (nominal only)
+OUTPUT_FILE = "output.zip"
+LEGACY_SUFFIX = ".coffea"
+CONTENT = "content.json"
+HISTOGRAM_FOLDER = "histograms/"
+ZIP_MAGIC, LZ4_MAGIC = b"PK\x03\x04", b"\x04\x22\x4d\x18"
 
 
 def labelled(name: str, label: str) -> str:
     """A scoring's histogram or dump column: ``name`` for a run's only model (empty label), else ``name@label``."""
     return f"{name}@{label}" if label else name
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+@dataclass
+class OutputMetadata:
+    """What an output records of how it was made; a single run, a merge and a batch merge write the same keys."""
+
+    config: dict | None                      # the whole effective analysis configuration (config_to_data)
+    config_hash: str
+    roles: dict[str, str]
+    luminosity_pb: float | None
+    events_read: dict[str, int]
+    chunks: dict[str, list[str]]
+    objects: dict[str, dict[str, int]]       # objects read and passing each object selection, per dataset
+    entries_in_files: dict[str, int]
+    files_processed: list[str]
+    files_skipped: list[dict[str, str]]
+    files_without_systematic_branches: list[str]
+    executor: str
+    systematics: str
+    unblinded: bool
+    model: dict | None
+    categories: dict[str, list[float]]
+    version: str
+    wall_seconds: float
+    workers: int | None = None
+    chunksize: int | None = None
+    aligned_chunks: bool | None = None
+    maxchunks: int | None = None
+    dump_dir: str | None = None
+    scorings: dict[str, dict] = field(default_factory=dict)   # several models of one pass (a comparison)
+    slices: int | None = None                # batch slices merged
+    merged_from: list[str] = field(default_factory=list)      # the outputs a merge added
+
+    def to_dict(self) -> dict[str, Any]:
+        """The metadata as the output holds them."""
+        return asdict(self)
+
+
+METADATA_KEYS = tuple(f.name for f in fields(OutputMetadata))
+# Keys every output of a merge must share: adding histograms made otherwise would mix two analyses.
+MUST_AGREE = ("config_hash", "systematics", "unblinded", "model", "categories", "scorings")
+
+
+def merge_metadata(metas: list[dict], sources: list[str]) -> dict[str, Any]:
+    """The metadata of outputs added together; refuses outputs whose configuration, model or roles differ."""
+    from .config import first_difference
+
+    first = metas[0]
+    for key in MUST_AGREE:
+        for other, source in zip(metas[1:], sources[1:], strict=True):
+            if other.get(key) != first.get(key):
+                where = first_difference(first.get("config"), other.get("config")) if key == "config_hash" else None
+                raise TthAdvError(f"cannot merge {sources[0]} and {source}: their {key} differ"
+                                  + (f" (configuration key {where!r})" if where else ""))
+    roles: dict[str, str] = {}
+    for meta in metas:
+        for name, role in meta.get("roles", {}).items():
+            if roles.setdefault(name, role) != role:
+                raise TthAdvError(f"cannot merge: dataset {name!r} has role {roles[name]!r} in one output, "
+                                  f"{role!r} in another")
+    lumis = {m.get("luminosity_pb") for m in metas} - {None}
+    if len(lumis) > 1:
+        raise TthAdvError(f"cannot merge outputs of different luminosities {sorted(lumis)} pb^-1")
+
+    def same(key: str) -> Any:
+        values = [m.get(key) for m in metas]
+        return values[0] if all(v == values[0] for v in values) else None
+
+    merged = OutputMetadata(
+        config=first.get("config"), config_hash=first["config_hash"], roles=roles,
+        luminosity_pb=next(iter(lumis), None),
+        events_read=_add_counts(m.get("events_read", {}) for m in metas),
+        chunks={name: sorted({c for m in metas for c in m.get("chunks", {}).get(name, [])})
+                for name in sorted({n for m in metas for n in m.get("chunks", {})})},
+        objects={name: _add_counts(m["objects"][name] for m in metas if name in m.get("objects", {}))
+                 for name in sorted({n for m in metas for n in m.get("objects", {})})},
+        entries_in_files=_add_counts(m.get("entries_in_files", {}) for m in metas),
+        files_processed=sorted({f for m in metas for f in m.get("files_processed", [])}),
+        files_skipped=[s for m in metas for s in m.get("files_skipped", [])],
+        files_without_systematic_branches=sorted({f for m in metas for f in m.get("files_without_systematic_branches",
+                                                                                   [])}),
+        executor=same("executor") or "merged", systematics=first["systematics"], unblinded=first["unblinded"],
+        model=first.get("model"), categories=first.get("categories", {}), version=same("version") or "mixed",
+        wall_seconds=float(sum(m.get("wall_seconds", 0.0) for m in metas)),
+        workers=same("workers"), chunksize=same("chunksize"), aligned_chunks=same("aligned_chunks"),
+        maxchunks=same("maxchunks"), dump_dir=same("dump_dir"), scorings=first.get("scorings", {}),
+        slices=same("slices"), merged_from=list(sources))
+    return merged.to_dict()
+
+
+def _add_counts(parts: Any) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for part in parts:
+        for key, n in part.items():
+            total[key] = total.get(key, 0) + n
+    return total
+
+
+# --------------------------------------------------------------------------- the configuration downstream
+
+
+def carried_config(carried: dict | None, given: str | Path | None, source: str) -> Any:
+    """The analysis configuration of a stage's input: the one it carries, checked against a ``--config``
+    given too (refused, naming the first differing key, where they disagree); an input that carries none
+    (made by an earlier version) takes ``--config`` or the defaults."""
+    from .config import config_from_data, config_to_data, first_difference, load_config
+
+    if carried is None:
+        return load_config(given)
+    config = config_from_data(carried, f"the configuration {source} carries")
+    if given is not None:
+        # categories come from `run --categories` as often as from a file: the input's are compared as its own
+        mine = {**config_to_data(load_config(given)), "categories": config_to_data(config)["categories"]}
+        where = first_difference(config_to_data(config), mine)
+        if where:
+            raise ConfigError(f"--config {given} disagrees with the configuration {source} was made with, at "
+                              f"{where!r}: leave --config out (the input's own is used) or remake the input with it")
+    return config
+
+
+# --------------------------------------------------------------------------- file
+
+
+def output_path(out: str | Path, write: bool = False) -> Path:
+    """An output file from ``--out`` (``write``) or ``--histograms``/``--input``: a ``.zip`` path as given, else
+    the folder's ``output.zip``; reading also takes an old ``.coffea`` file, or a folder holding only one."""
+    path = Path(out)
+    if path.suffix == LEGACY_SUFFIX:
+        if write:
+            raise ConfigError(f"--out {path}: outputs are saved as .zip (a .coffea file was the old pickle format)")
+        return path
+    if path.suffix == ".zip":
+        return path
+    legacy = path / f"output{LEGACY_SUFFIX}"
+    return legacy if not write and legacy.is_file() and not (path / OUTPUT_FILE).is_file() else path / OUTPUT_FILE
+
+
+def save_output(output: dict, path: str | Path) -> Path:
+    """Save an output (or a batch partial) as one zip: histograms by uhi.io, the rest as JSON; atomically."""
+    import uhi.io.zip as uhi_zip
+    from hist import serialization
+
+    from .atomic import atomic_path
+
+    path = Path(path)
+    content = {k: v for k, v in output.items() if k != "histograms"}
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, h in output.get("histograms", {}).items():
+            uhi_zip.write(zf, HISTOGRAM_FOLDER + name, serialization.to_uhi(h))
+        zf.writestr(CONTENT, json.dumps(content, default=_plain, allow_nan=True))
+    return path
+
+
+def _plain(value: Any) -> Any:
+    """JSON for the numpy scalars, sets and accumulators an output's bookkeeping may hold."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, dict):
+        return dict(value)
+    raise TypeError(f"cannot save a {type(value).__name__} in an output")
+
+
+def load_output(path: str | Path) -> dict:
+    """An output written by ``save_output`` (no code runs), or an old ``.coffea`` pickle (with a warning)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"output file not found: {path} (an output of tth-adv run)", path=str(path))
+    with path.open("rb") as f:
+        magic = f.read(4)
+    if magic == LZ4_MAGIC:
+        from coffea.util import load
+
+        log.warning("%s is an output of an earlier version (a pickle, which runs code when loaded): loading it; "
+                    "save it again with this version to have the safe format", path)
+        return load(str(path))
+    if magic != ZIP_MAGIC:
+        raise InputFileError(f"{path} is not an output of tth-adv run (neither its zip nor an old .coffea file)",
+                             path=str(path))
+    return _read_zip(path)
+
+
+def _read_zip(path: Path) -> dict:
+    import hist
+    import uhi.io.zip as uhi_zip
+    from hist import serialization
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            if CONTENT not in names:
+                raise InputFileError(f"{path} is a zip but not an output of tth-adv run (no {CONTENT})", path=str(path))
+            output = json.loads(zf.read(CONTENT))
+            histograms = [n[len(HISTOGRAM_FOLDER):-len(".json")] for n in names
+                          if n.startswith(HISTOGRAM_FOLDER) and n.endswith(".json")]
+            output["histograms"] = {name: hist.Hist(serialization.from_uhi(uhi_zip.read(zf, HISTOGRAM_FOLDER + name)))
+                                    for name in sorted(histograms)}
+    except (zipfile.BadZipFile, EOFError, KeyError, ValueError) as exc:
+        raise InputFileError(f"{path} is damaged: {type(exc).__name__}: {exc}", path=str(path)) from None
+    return output

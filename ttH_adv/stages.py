@@ -3,7 +3,7 @@
 =============  ================================================================  ==========================
 stage          what it does                                                      writes
 =============  ================================================================  ==========================
-``process``    the processor over a manifest (any executor, a model, categories)  OUT/output.coffea, a dump
+``process``    the processor over a manifest (any executor, a model, categories)  OUT/output.zip, a dump
 ``train``      k-fold training of methods and lambdas, ONNX export                MODELDIR/
 ``categorize`` score boundaries per channel from a scored dump                    categories.json
 ``fit``        templates, spurious signal, function choice, bias, Z, mu_95, pyhf  fits.json, workspace.json
@@ -27,6 +27,7 @@ from typing import Any
 
 from .config import AnalysisConfig
 from .manifest import Manifest
+from .output import OUTPUT_FILE
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,9 @@ def process(manifest: Manifest, config: AnalysisConfig, options: Any, out: str |
 
     ``cluster="condor"`` runs on Dask workers of an adaptive HTCondor cluster.
     """
-    from processors.run import run_analysis, save_output
+    from processors.run import run_analysis
+
+    from .output import save_output
 
     if cluster == "condor":
         with _condor_client(config, options) as client:
@@ -143,7 +146,7 @@ class ComparePaths:
 
     def histograms(self, label: str) -> Path:
         """A result's output of the categories pass (the fit's input)."""
-        return self.out / label / "output.coffea"
+        return self.out / label / OUTPUT_FILE
 
     def fits(self, label: str) -> Path:
         """A result's fits folder (fits.json, workspace.json)."""
@@ -175,10 +178,11 @@ def compare_categorize(results: list, paths: ComparePaths, config: AnalysisConfi
 def compare_fill(manifest: Manifest, results: list, paths: ComparePaths, config: AnalysisConfig,
                  options: Any) -> dict[str, Path]:
     """The categories pass: one processor run fills every result's categories; one output each."""
-    from processors.run import save_output, split_by_scoring
+    from processors.run import split_by_scoring
     from processors.tth import Scoring
 
     from .categorize import read_categories
+    from .output import save_output
 
     scorings = tuple(Scoring(r.label, str(r.model), {c: tuple(b) for c, b in
                                                      read_categories(paths.categories(r.label)).items()})
@@ -189,7 +193,7 @@ def compare_fill(manifest: Manifest, results: list, paths: ComparePaths, config:
 
 def _fit_saved(histograms: Path, out: Path, config: AnalysisConfig) -> dict:
     """``fit`` of a saved output (a process pool's task: paths in, fits out)."""
-    from processors.run import load_output
+    from .output import load_output
 
     return fit(load_output(histograms), out, config)
 

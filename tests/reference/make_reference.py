@@ -35,6 +35,11 @@ def reference_summary(output: dict) -> dict:
 
 
 def compute_reference() -> dict:
+    """The reference summary of the processor's output on the reference dataset."""
+    return reference_summary(reference_output())
+
+
+def reference_output() -> dict:
     """Generate the reference dataset and run the processor on it."""
     from processors.run import RunOptions, run_analysis
     from ttH_adv.config import load_config
@@ -43,8 +48,7 @@ def compute_reference() -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         manifest = load_manifest(generate_dataset(tmp, REFERENCE_EVENTS, REFERENCE_SEED))
-        output = run_analysis(manifest, load_config(), RunOptions(progress=False))
-    return reference_summary(output)
+        return run_analysis(manifest, load_config(), RunOptions(progress=False))
 
 
 if __name__ == "__main__":
