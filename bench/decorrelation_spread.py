@@ -39,8 +39,11 @@ def main() -> None:
     parser.add_argument("--analysis-config", default=None, help="analysis configuration (its mass window)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    runs = training_runs(args.methods, 0.0, args.lambdas)
-    data = load_training_data(args.features, load_training_config(args.config).data)
+    defaults = load_training_config(args.config)
+    # the adversary scanned over --lambdas; every other method once (DisCo at its configured lambda)
+    runs = [run for method in args.methods for run in
+            training_runs([method], None, args.lambdas if method == "adversarial" else None, defaults.lambdas)]
+    data = load_training_data(args.features, defaults.data)
     binning = metrics.mass_binning(load_config(args.analysis_config).mass)
     print(f"{int(data.y.sum())} signal, {int((1 - data.y).sum())} background events; seeds {args.seeds}")
     print(f"{'method':<16}{'lambda':>7}{'R50 mean':>10}{'std':>6}{'JSD50/fl mean':>15}{'std':>6}"

@@ -16,14 +16,18 @@ from training.export import export_onnx  # noqa: E402
 from training.methods import (  # noqa: E402
     DecorrelatedClassifier,
     EpochRecord,
+    Unconstrained,
     correlated_features,
     mass_reweighting,
     selection_key,
 )
 from training.models import mixture_information, tf  # noqa: E402
+from training.registry import METHODS, MethodSpec, result_name  # noqa: E402
 from training.toys import in_other_units, pivot_toy, score_dependence  # noqa: E402
 from ttH_adv import metrics  # noqa: E402
+from ttH_adv.cli import main, training_runs  # noqa: E402
 from ttH_adv.config import load_config  # noqa: E402
+from ttH_adv.errors import ConfigError  # noqa: E402
 from ttH_adv.features import FEATURE_SET_VERSION, feature_names  # noqa: E402
 from ttH_adv.inference import ModelMismatchError, OnnxScorer, check_model, load_model_info  # noqa: E402
 
@@ -158,9 +162,9 @@ def test_disco_and_baselines_run_with_the_same_interface():
     config = load_training_config(overrides=TINY)
     unconstrained = DecorrelatedClassifier(config, "classifier", 0, ["x1", "x2"])
     unconstrained.fit(X, y, m, w)
-    disco = DecorrelatedClassifier(config, "disco", 0, ["x1", "x2"])
+    disco = DecorrelatedClassifier(config, "disco", config.lambdas["disco"], ["x1", "x2"])
     disco.fit(X, y, m, w)
-    assert _bkg_dcor(disco, X, y, m) < _bkg_dcor(unconstrained, X, y, m)
+    assert disco.lam == 10.0 and _bkg_dcor(disco, X, y, m) < _bkg_dcor(unconstrained, X, y, m)
     dropped = DecorrelatedClassifier(config, "drop-correlated", 0, ["x1", "x2"])
     dropped.fit(X, y, m, w)
     assert dropped.dropped == ["x2"] and dropped.kept == [0]
@@ -325,3 +329,37 @@ def test_unusable_model_files_are_refused_before_any_event(exported, tmp_path, s
     manifest = str(small_manifest.path)
     assert main(["--no-progress", "run", "--datasets", manifest, "--out", str(out), "--model", str(wider)]) == 2
     assert f"lists {width} features" in caplog.text and not out.exists()  # nothing processed, nothing written
+
+
+class _Toy(Unconstrained):
+    """A method nobody ships: the classifier with its background weighted twice."""
+
+    name = "toy-clipped"
+
+    def training_weights(self, protected, y, weights, binning):
+        """Twice the background weight."""
+        return np.where(y == 0, 2.0 * weights, weights)
+
+
+def test_a_method_is_added_through_the_registry_alone(monkeypatch):
+    monkeypatch.setitem(METHODS, "toy-clipped", MethodSpec(_Toy))
+    X, y, m, w = _toy(4_000, seed=3)
+    config = load_training_config(overrides={**TINY, "schedule": {**TINY["schedule"], "epochs": 1}})
+    model = DecorrelatedClassifier(config, "toy-clipped", 5.0, ["x1", "x2"])
+    assert isinstance(model.strategy, _Toy) and model.lam == 0.0  # it does not take lambda
+    model.fit(X, y, m, w)
+    assert model.predict(X).shape == (len(X),)
+    assert training_runs(["toy-clipped", "disco"], None, None, config.lambdas) == [("toy-clipped", 0.0), ("disco", 10.0)]
+    assert result_name("toy-clipped", 0.0) == "toy-clipped" and result_name("disco", 3.0) == "disco_lam3"
+
+
+def test_lambda_goes_to_every_method_that_takes_it_and_an_unknown_method_is_named(tmp_path, caplog):
+    defaults = load_training_config().lambdas
+    assert training_runs(["adversarial", "disco", "ddt"], None, [1, 2], defaults) == [
+        ("adversarial", 1.0), ("adversarial", 2.0), ("disco", 1.0), ("disco", 2.0), ("ddt", 0.0)]
+    assert training_runs(["adversarial", "disco"], 7.0, None, defaults) == [("adversarial", 7.0), ("disco", 7.0)]
+    assert training_runs(["adversarial", "disco"], None, None, defaults) == [("adversarial", 30.0), ("disco", 10.0)]
+    with pytest.raises(ConfigError, match="known: adversarial, classifier"):
+        training_runs(["adversarail"], None, None, defaults)
+    assert main(["train", "--features", str(tmp_path), "--out", str(tmp_path / "m"), "--method", "adversarail"]) == 2
+    assert "adversarail" in caplog.text

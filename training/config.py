@@ -61,7 +61,6 @@ class SelectionConfig:
 @dataclass(frozen=True)
 class BaselineConfig:
     drop_correlation_max: float
-    disco_alpha: float
     ddt_bins: int
     ddt_levels: int
 
@@ -74,6 +73,7 @@ class TrainingConfig:
     schedule: ScheduleConfig
     selection: SelectionConfig
     baselines: BaselineConfig
+    lambdas: dict[str, float]      # each lambda-taking method's default strength (tth-adv train without --lambda)
 
 
 def load_training_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainingConfig:
@@ -93,6 +93,9 @@ def load_training_config(path: str | Path | None = None, overrides: dict | None 
         raise ConfigError(f"training.adversary.input must be 'logit' or 'score', got {config.adversary.input!r}")
     if config.data.n_folds < 2:
         raise ConfigError("training.data.n_folds must be at least 2")
+    bad = {name: lam for name, lam in config.lambdas.items() if not lam > 0}
+    if bad:
+        raise ConfigError(f"training.lambdas must be positive, got {bad}")
     if config.baselines.ddt_bins < 1 or config.baselines.ddt_levels < 2:
         raise ConfigError("training.baselines needs ddt_bins >= 1 and ddt_levels >= 2")
     return config

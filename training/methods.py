@@ -4,7 +4,7 @@
 one model; ``predict(X, protected)`` gives the signal score.  The protected variable is any real
 number per event (m_yy in the analysis): it is standardised with the mean and spread of the
 training background, and its JSD binning is given (m_yy: the configured window) or taken from
-quantiles of the training background.  Methods (``METHODS``, name -> class):
+quantiles of the training background.  Methods (registered by name in ``training.registry``):
 
 * ``classifier`` (``Unconstrained``) -- the unconstrained classifier.
 * ``drop-correlated`` (``DropCorrelated``) -- without the features whose |Pearson correlation|
@@ -13,8 +13,8 @@ quantiles of the training background.  Methods (``METHODS``, name -> class):
 * ``reweight`` (``Reweight``) -- background weights reweighted so its protected-variable
   distribution takes the signal's shape (seed 001; with a narrow resonance it is the background
   that must take the signal's shape, the signal has no support outside the peak).
-* ``disco`` (``DisCo``) -- BCE plus alpha x distance-correlation^2 of score and protected variable
-  on a background batch.
+* ``disco`` (``DisCo``) -- BCE plus lambda x distance-correlation^2 of score and protected variable
+  on a background batch (the paper's alpha).
 * ``adversarial`` (``Adversarial``) -- seed 000's min-max: the classifier minimises
   L_clf - lambda * L_adv while a Gaussian-mixture adversary minimises L_adv = -log q(z | logit) on
   background (seeds 002/004).  The penalty is lambda * max(0, I_adv), the mutual information the
@@ -60,6 +60,7 @@ from .models import (
     tf,
     weighted_mean,
 )
+from .registry import method_spec
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class Unconstrained:
 
     def __init__(self, config: TrainingConfig, lam: float = 0.0) -> None:
         self.config = config
-        self.lam = 0.0
+        self.lam = float(lam) if method_spec(self.name).takes_lambda else 0.0
 
     def dropped_features(self, X_bkg: np.ndarray, protected_bkg: np.ndarray, names: list[str]) -> list[str]:
         """Features left out of the network (none)."""
@@ -208,8 +209,8 @@ class DisCo(Unconstrained):
         return distance_correlation_squared(tf.sigmoid(logits), protected, weights)
 
     def penalty_loss(self, term: tf.Tensor) -> tf.Tensor:
-        """alpha x dCor^2."""
-        return self.config.baselines.disco_alpha * term
+        """lambda x dCor^2."""
+        return self.lam * term
 
 
 class Adversarial(Unconstrained):
@@ -218,7 +219,6 @@ class Adversarial(Unconstrained):
 
     def __init__(self, config: TrainingConfig, lam: float = 0.0) -> None:
         super().__init__(config, lam)
-        self.lam = float(lam)
         self.adversary = None
         self._optimiser = None
 
@@ -321,8 +321,6 @@ def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, levels: np.ndar
     return np.interp(levels, position, values[order])
 
 
-METHODS: dict[str, type[Unconstrained]] = {cls.name: cls for cls in (
-    Adversarial, Unconstrained, DropCorrelated, Reweight, DisCo, FixedEfficiency)}
 
 
 # --------------------------------------------------------------------------- the shared loop
@@ -333,10 +331,8 @@ class DecorrelatedClassifier:
 
     def __init__(self, config: TrainingConfig, method: str = "adversarial", lam: float = 0.0,
                  feature_names: list[str] | None = None) -> None:
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; known: {list(METHODS)}")
         self.config = config
-        self.strategy = METHODS[method](config, lam)
+        self.strategy = method_spec(method).load()(config, lam)
         self.feature_names = feature_names
         self.kept: list[int] = []
         self.dropped: list[str] = []

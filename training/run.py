@@ -35,6 +35,7 @@ from .config import TrainingConfig
 from .data import TrainingData, load_training_data
 from .export import export_onnx
 from .methods import DecorrelatedClassifier, evaluate_scores
+from .registry import result_name
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class MethodResult:
     @property
     def name(self) -> str:
         """File-name-safe label, e.g. 'adversarial_lam30'."""
-        return self.method if self.method != "adversarial" else f"adversarial_lam{self.lam:g}"
+        return result_name(self.method, self.lam)
 
 
 def fit_network(data: TrainingData, config: TrainingConfig, method: str, lam: float,

@@ -301,15 +301,21 @@ def add_export_root(p: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- train
 
 
-def training_runs(methods: list[str], lam: float, scan: list[float] | None) -> list[tuple[str, float]]:
-    """(method, lambda) pairs: adversarial at each scanned lambda, the baselines once."""
-    from training.methods import METHODS
+def training_runs(methods: list[str], lam: float | None, scan: list[float] | None,
+                  defaults: dict[str, float]) -> list[tuple[str, float]]:
+    """(method, lambda) pairs: a lambda-taking method at each scanned lambda (or --lambda, or its default in
+    the training configuration's ``lambdas``), the others once."""
+    from training.registry import METHODS, method_spec
 
-    chosen = list(METHODS) if "all" in methods else methods
     runs = []
-    for method in chosen:
-        lambdas = (scan or [lam]) if method == "adversarial" else [0.0]
-        runs += [(method, float(x)) for x in lambdas]
+    for method in list(METHODS) if "all" in methods else methods:
+        if not method_spec(method).takes_lambda:
+            runs.append((method, 0.0))
+            continue
+        if not scan and lam is None and method not in defaults:
+            raise TthAdvError(f"method {method!r} takes lambda: give --lambda, or set lambdas.{method} in the "
+                              "training configuration")
+        runs += [(method, float(x)) for x in scan or [lam if lam is not None else defaults[method]]]
     return runs
 
 
@@ -337,8 +343,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .dump import dump_config
 
     config = load_training_config(args.config, training_overrides(args))
+    runs = training_runs(args.method, args.lam, args.lambda_scan, config.lambdas)
     analysis = carried_config(dump_config(args.features), args.analysis_config, f"feature dump {args.features}")
-    summary = stages.train(args.features, args.out, config, training_runs(args.method, args.lam, args.lambda_scan),
+    summary = stages.train(args.features, args.out, config, runs,
                            analysis, all_events=args.all_events, int8=args.int8)
     print(summary["table"])
     chosen = summary["chosen"]
@@ -357,12 +364,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", required=True, help="feature dump folder of 'tth-adv run --dump-features'")
     p.add_argument("--out", required=True, help="model folder: model.onnx (chosen), models/, results.json")
+    from training.registry import METHODS
+
+    taking = [name for name, spec in METHODS.items() if spec.takes_lambda]
     p.add_argument("--method", nargs="+", default=["adversarial"],
-                   choices=["adversarial", "classifier", "drop-correlated", "reweight", "disco", "ddt", "all"],
-                   help="methods to train (default adversarial; 'all' for every method)")
-    p.add_argument("--lambda", dest="lam", type=float, default=30.0, help="adversary strength (default 30)")
+                   help=f"methods to train: {', '.join(METHODS)}, or 'all' (default adversarial)")
+    p.add_argument("--lambda", dest="lam", type=float, default=None,
+                   help=f"strength of the lambda-taking methods ({', '.join(taking)}); default: the training "
+                   "configuration's lambdas (adversarial 30, disco 10)")
     p.add_argument("--lambda-scan", type=float, nargs="+", default=None, metavar="L",
-                   help="train the adversarial method at each of these lambdas")
+                   help=f"train each lambda-taking method ({', '.join(taking)}) at each of these lambdas")
     p.add_argument("--config", default=None, help="training configuration YAML overriding training/defaults.yaml")
     p.add_argument("--epochs", type=int, default=None, help="adversarial/training epochs (override)")
     p.add_argument("--folds", type=int, default=None, help="k of the k-fold split by eventNumber (override)")
