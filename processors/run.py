@@ -146,16 +146,18 @@ def dataset_formats(manifest: Manifest, config: AnalysisConfig, processor_instan
     """Each dataset's input format name (its manifest's ``format``, else the configuration's default), checked
     before any file is opened: the profile exists, and object systematics have the shifts to read."""
     formats = {}
-    object_variations = processor_instance is not None and any(v.kind == "object" for v in processor_instance.variations)
+    shift_fields = sorted({f for v in processor_instance.variations for f in v.object_fields}) if processor_instance \
+        else []
     for name, dataset in manifest.datasets.items():
         label = dataset.format or config.default_format
         try:
             profile = config.format(label)
         except TthAdvError as exc:
             raise TthAdvError(f"dataset {name!r} of {manifest.path}: {exc}") from None
-        if object_variations and not dataset.is_data and "pt_syst" not in profile.branches.optional_fields:
+        lacking = [f for f in shift_fields if f not in profile.branches.optional_fields]
+        if lacking and not dataset.is_data:
             raise TthAdvError(f"dataset {name!r}: its input format {label!r} has no object-systematic shifts "
-                              "(pt_syst): run it with --systematics none or weights")
+                              f"({', '.join(lacking)}): run it with --systematics none or weights")
         formats[name] = label
     return formats
 

@@ -48,7 +48,7 @@ from ttH_adv.features import all_features, feature_matrix, feature_names
 from ttH_adv.inference import OnnxScorer
 from ttH_adv.manifest import normalisation
 from ttH_adv.output import CONTROL_HISTOGRAM, MASS_HISTOGRAM, labelled
-from ttH_adv.systematics import Variation, shift_collection, variations, weight_branches
+from ttH_adv.systematics import Variation, variations, weight_branches
 
 # coffea warns, for every PHYSLITE chunk, of each branch uproot cannot interpret (ElementLinks to
 # vertices, the aux store's base): branches the analysis never reads.  Here, so workers see it too.
@@ -202,7 +202,7 @@ class TthProcessor(processor.ProcessorABC):
 
     def extra_fields(self, is_data: bool) -> dict[str, tuple[str, ...]]:
         """Fields read beyond the format's own: the pT-shift field, only when object variations run on MC."""
-        extra = ("pt_syst",) if not is_data and any(v.kind == "object" for v in self.variations) else ()
+        extra = () if is_data else tuple(dict.fromkeys(f for v in self.variations for f in v.object_fields))
         return {name: extra for name in obj.COLLECTIONS}
 
     def object_fields(self, fmt: InputFormat, is_data: bool) -> dict[str, tuple[str, ...]]:
@@ -325,11 +325,7 @@ class TthProcessor(processor.ProcessorABC):
 
     def shifted(self, objs: PhysicsObjects, variation: Variation) -> PhysicsObjects:
         """Objects with an object variation applied (unchanged for other variations)."""
-        if variation.kind != "object":
-            return objs
-        attr = {"photon": "photons", "jet": "jets", "lepton": "leptons"}[variation.collection]
-        changed = {attr: shift_collection(getattr(objs, attr), variation.direction)}
-        return PhysicsObjects(**{**objs.__dict__, **changed})
+        return variation.varied(objs)
 
     def select(self, objs: PhysicsObjects, info: ChunkInfo) -> Selection:
         """Run every selection step on one set of objects."""

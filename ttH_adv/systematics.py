@@ -12,12 +12,16 @@ function that turns one entry into its variations, as HiggsDNA registers its cor
   selection re-run on the shifted objects.
 
 A new kind is a function ``(name, settings) -> list[Variation]`` added to the registry plus a
-section in ``SystematicsConfig``.  Weight kinds never re-run the selection: their factor is a
-per-event multiplier of the nominal weight (``Variation.weight_factor``).
+section in ``SystematicsConfig``.  A variation carries how it is applied, so the processor never
+asks which kind it is: a weight variation its ``factor`` (a per-event multiplier of the nominal
+weight, ``Variation.weight_factor``; the selection is not re-run), an object variation its
+``apply`` (objects -> varied objects, e.g. ``ObjectShift``, with the fields it reads; the
+selection re-runs on them).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,16 +101,41 @@ def _correction(file: str, name: str):
 
 
 @dataclass(frozen=True)
+class ObjectShift:
+    """One collection's pT and energy moved by ``direction`` x its ``pt_syst`` (applied to the event's objects)."""
+
+    collection: str               # photon | jet | lepton: the objects' attribute is its plural
+    direction: int
+    fields: tuple[str, ...] = ("pt_syst",)  # what it reads beyond the nominal objects
+
+    def __call__(self, objects: Any) -> Any:
+        """The objects (a dataclass of collections) with this collection shifted."""
+        attr = f"{self.collection}s"
+        return dataclasses.replace(objects, **{attr: shift_collection(getattr(objects, attr), self.direction)})
+
+
+@dataclass(frozen=True)
 class Variation:
+    """One named variation, carrying how it is applied: a weight factor, or ``apply`` to the objects."""
+
     name: str                     # e.g. "jet_energy_scale_up"
     kind: str                     # nominal | weight (the selection is kept) | object (the selection re-runs)
     direction: int = 0            # +1 up, -1 down
-    collection: str | None = None  # object variations
     factor: Callable | None = None  # weight variations: (direction, events, selection) -> multiplier
+    apply: Callable | None = None   # object variations: objects -> varied objects (with ``fields`` to read)
 
     def weight_factor(self, events: Any = None, selection: Any = None) -> np.ndarray | float:
         """Multiplier of the nominal event weight (per event, or one number)."""
         return 1.0 if self.factor is None else self.factor(self.direction, events, selection)
+
+    def varied(self, objects: Any) -> Any:
+        """The objects this variation selects on (the nominal ones unless it applies a shift)."""
+        return objects if self.apply is None else self.apply(objects)
+
+    @property
+    def object_fields(self) -> tuple[str, ...]:
+        """Object fields the variation reads beyond the nominal ones (MC only)."""
+        return getattr(self.apply, "fields", ())
 
 
 def _relative_weight(name: str, settings: WeightSystematic) -> list[Variation]:
@@ -129,7 +158,7 @@ def _correctionlib_weight(name: str, settings: CorrectionlibSystematic) -> list[
 
 
 def _object_shift(name: str, settings: ObjectSystematic) -> list[Variation]:
-    return [Variation(f"{name}_{tag}", "object", d, collection=settings.collection) for tag, d in DIRECTIONS]
+    return [Variation(f"{name}_{tag}", "object", d, apply=ObjectShift(settings.collection, d)) for tag, d in DIRECTIONS]
 
 
 SYSTEMATIC_KINDS: dict[str, Callable[[str, Any], list[Variation]]] = {
