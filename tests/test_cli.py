@@ -34,3 +34,18 @@ def test_library_and_processors_never_import_tensorflow():
     code = ("import sys, ttH_adv, processors, ttH_adv.cli, ttH_adv.generator, ttH_adv.schema, ttH_adv.manifest;"
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_bad_training_request_is_refused_in_one_line_before_tensorflow_is_imported(tmp_path):
+    """An unknown key, feature set or method: exit 2, one line naming it, and TensorFlow never imported."""
+    (tmp_path / "bogus.yaml").write_text("bogus: 1\n")
+    probe = ("import sys; from ttH_adv.cli import main; code = main(sys.argv[1:]); "
+             "print('TF' if 'tensorflow' in sys.modules else 'noTF'); sys.exit(code)")
+    base = ["train", "--features", str(tmp_path), "--out", str(tmp_path / "model")]
+    for extra, named in ((["--config", str(tmp_path / "bogus.yaml")], "bogus"), (["--feature-set", "typo"], "typo"),
+                         (["--method", "adversarail"], "adversarail")):
+        result = subprocess.run([sys.executable, "-c", probe, *base, *extra], capture_output=True, text=True)
+        errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
+        assert result.returncode == 2 and result.stdout.strip() == "noTF", (extra, result.stderr)
+        assert len(errors) == 1 and named in errors[0] and len(errors[0]) < 300 and "Traceback" not in result.stderr
+        assert not (tmp_path / "model").exists()

@@ -393,3 +393,17 @@ def test_fit_marks_a_category_without_an_acceptable_function_and_strict_fails(tm
     assert result["without_function"] == ["had_1"] and result["combined"] == {}
     assert main(["--no-progress", "fit", "--histograms", str(path), "--out", str(tmp_path / "strict"),
                  "--strict"]) == 1
+
+
+def test_smoothing_records_a_hyperparameter_at_its_bound_instead_of_warning():
+    import warnings
+
+    from ttH_adv.templates import smooth
+
+    centres = 0.5 * (EDGES[1:] + EDGES[:-1])
+    observed = np.random.default_rng(1).poisson(100 * np.exp(-(centres - 105) / 30)).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a ConvergenceWarning would fail here
+        mean, kernel = smooth(observed, np.maximum(observed, 1.0), EDGES, (10.0, 500.0))
+    assert "at bound: k1__constant_value lower" in kernel  # nothing beyond the exponential mean to resolve
+    assert np.all(mean >= 0) and mean.sum() == pytest.approx(observed.sum(), rel=0.05)

@@ -10,6 +10,7 @@ import yaml
 
 from ttH_adv.config import build_section, merge_overrides
 from ttH_adv.errors import ConfigError
+from ttH_adv.features import feature_names
 
 BACKGROUNDS = ("ntni_data", "mc", "both")
 
@@ -87,6 +88,7 @@ def load_training_config(path: str | Path | None = None, overrides: dict | None 
     if overrides:
         data = merge_overrides(data, overrides)
     config = build_section(TrainingConfig, data, "training")
+    feature_names(config.data.feature_set)  # an unknown feature set fails here, before TensorFlow is imported
     if config.data.background not in BACKGROUNDS:
         raise ConfigError(f"training.data.background must be one of {BACKGROUNDS}, got {config.data.background!r}")
     if config.adversary.input not in ("logit", "score"):

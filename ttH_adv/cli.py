@@ -19,11 +19,14 @@ from .output import carried_config, output_path
 log = logging.getLogger("ttH_adv")
 
 CHANNEL_COUNTS = {"had": 4, "lep": 3}  # seed 000's categories per channel
+QUIET_LIBRARIES = ("tf2onnx", "pyhf")
 
 
 def _setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for name in QUIET_LIBRARIES:  # their INFO lines (ONNX graph optimisation, pyhf's model building) only with -v
+        logging.getLogger(name).setLevel(logging.WARNING if verbosity < 1 else logging.DEBUG)
 
 
 # --------------------------------------------------------------------------- generate, manifest, summary

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .columns import Collection, Record, delta_phi
+from .errors import ConfigError
 
 JET_PAD = 0.0
 N_JETS = 3
@@ -49,7 +50,8 @@ def feature_names(feature_set: str = DEFAULT_FEATURE_SET) -> list[str]:
     try:
         return list(FEATURE_SETS[feature_set])
     except KeyError:
-        raise KeyError(f"unknown feature set {feature_set!r}; known: {sorted(FEATURE_SETS)}") from None
+        raise ConfigError(f"unknown feature set {feature_set!r} (--feature-set, training data.feature_set); "
+                          f"known: {sorted(FEATURE_SETS)}") from None
 
 
 def all_features(lead: Record, sublead: Record, mass: np.ndarray, jets: Collection, n_bjets: np.ndarray,

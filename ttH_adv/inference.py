@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import TthAdvError
+from .errors import ConfigError, TthAdvError
 from .features import FEATURE_SET_VERSION, feature_names
 
 KEY_FEATURES = "ttH_adv.features"
@@ -137,7 +137,7 @@ def check_model(info: ModelInfo) -> None:
     """Refuse a model whose features (names, order) or feature-set version differ from ours."""
     try:
         expected = feature_names(info.feature_set)
-    except KeyError as exc:
+    except ConfigError as exc:
         raise ModelMismatchError(f"model {info.path}: unknown feature set {info.feature_set!r}") from exc
     problems = []
     if info.feature_set_version != FEATURE_SET_VERSION[info.feature_set]:

@@ -26,6 +26,8 @@ relaxed criterion zeta = max(|S_spur| - 2 Delta_MC, 0).
 
 from __future__ import annotations
 
+import re
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -201,6 +203,7 @@ def _component_variance(values: np.ndarray, variance: np.ndarray, floor: float) 
 def smooth(values: np.ndarray, noise: np.ndarray, edges: np.ndarray, length_scale: tuple[float, float]
            ) -> tuple[np.ndarray, str]:
     """Gaussian-process regression of a binned template, each bin's variance as its noise; returns (mean, kernel)."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import RBF, ConstantKernel
 
@@ -210,8 +213,27 @@ def smooth(values: np.ndarray, noise: np.ndarray, edges: np.ndarray, length_scal
     kernel = ConstantKernel(1.0, (1e-4, 1e4)) * RBF(length_scale=max(30.0, length_scale[0]),
                                                    length_scale_bounds=tuple(length_scale))
     gp = GaussianProcessRegressor(kernel, alpha=noise / scale**2, n_restarts_optimizer=2, random_state=0)
-    gp.fit(centres, (values - mean) / scale)
-    return np.maximum(gp.predict(centres) * scale + mean, 0.0), str(gp.kernel_)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        gp.fit(centres, (values - mean) / scale)
+    # A hyperparameter at its bound (an amplitude at the floor, a length scale at the ceiling) means the
+    # residual about the exponential mean has no structure the GP resolves: recorded in the kernel, not printed.
+    for w in caught:
+        if not issubclass(w.category, ConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    bounds = _bound_notes(caught)
+    kernel_text = str(gp.kernel_) + (f" (at bound: {', '.join(bounds)})" if bounds else "")
+    return np.maximum(gp.predict(centres) * scale + mean, 0.0), kernel_text
+
+
+def _bound_notes(caught: list) -> list[str]:
+    """'k2__length_scale upper' for each kernel hyperparameter sklearn found at a bound."""
+    notes = []
+    for w in caught:
+        found = re.search(r"parameter (\w+) is close to the specified (upper|lower) bound", str(w.message))
+        if found and f"{found.group(1)} {found.group(2)}" not in notes:
+            notes.append(f"{found.group(1)} {found.group(2)}")
+    return notes
 
 
 def _exponential_fit(values: np.ndarray, variance: np.ndarray, edges: np.ndarray) -> np.ndarray:
