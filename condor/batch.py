@@ -39,12 +39,29 @@ from processors.run import (
     preflight,
 )
 from processors.tth import TthProcessor, chunk_id
+from ttH_adv.atomic import write_text
 from ttH_adv.config import AnalysisConfig, config_to_data, load_config
-from ttH_adv.errors import TthAdvError
+from ttH_adv.errors import InputFileError, TthAdvError, one_line
 from ttH_adv.manifest import Manifest, load_manifest
 from ttH_adv.output import OutputMetadata, load_output, save_output
 
 PLAN = "plan.json"
+
+
+def read_plan(path: str | Path) -> dict:
+    """A submit folder's plan.json; an ``InputFileError`` naming it where it is missing or not a plan."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"plan not found: {path} (tth-adv condor submit writes it into its --out folder)",
+                             path=str(path))
+    try:
+        plan = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{path} is not a plan of tth-adv condor submit: {one_line(exc)}", path=str(path)
+                             ) from None
+    if not isinstance(plan, dict) or "slices" not in plan:
+        raise InputFileError(f"{path} is not a plan of tth-adv condor submit (no slices)", path=str(path))
+    return plan
 
 
 def plan_slices(manifest: Manifest, config: AnalysisConfig, n_jobs: int, chunksize: int) -> list[list[dict]]:
@@ -104,28 +121,27 @@ def write_submission(manifest: Manifest | None, config: AnalysisConfig, out_dir:
     With ``previous_plan`` (resubmission) the plan is kept and only ``only``'s slices are queued.
     """
     out = Path(out_dir)
+    slices = plan_slices(manifest, config, n_jobs, chunksize) if previous_plan is None else None  # checks first
     (out / "partials").mkdir(parents=True, exist_ok=True)
     (out / config.cluster.log_directory).mkdir(parents=True, exist_ok=True)
     if previous_plan is None:
-        slices = plan_slices(manifest, config, n_jobs, chunksize)
         plan = {"manifest": str(manifest.path.resolve()), "n_slices": len(slices), "chunksize": chunksize,
                 "systematics": systematics, "model": "model.onnx" if model else None,
                 "config_hash": config_hash(config), "slices": slices}
-        (out / PLAN).write_text(json.dumps(plan, indent=1) + "\n")
+        write_text(out / PLAN, json.dumps(plan, indent=1) + "\n")
         config_data = dataclasses.asdict(config)
-        (out / "analysis.yaml").write_text(yaml.safe_dump(_plain(config_data), sort_keys=False))
+        write_text(out / "analysis.yaml", yaml.safe_dump(_plain(config_data), sort_keys=False))
         if model:
             shutil.copy(model, out / "model.onnx")
     else:
         plan = previous_plan
     ids = range(plan["n_slices"]) if only is None else only
-    (out / "slices.txt").write_text("".join(f"{i:04d}\n" for i in ids))
+    write_text(out / "slices.txt", "".join(f"{i:04d}\n" for i in ids))
     script = out / "run_slice.sh"
-    script.write_text(_job_script(config))
+    write_text(script, _job_script(config))
     script.chmod(0o755)
     submit = out / "job.sub"
-    submit.write_text(_submit_description(config, ["model.onnx"] if plan["model"] else []))
-    return submit
+    return write_text(submit, _submit_description(config, ["model.onnx"] if plan["model"] else []))
 
 
 def _plain(value: Any) -> Any:
@@ -151,7 +167,7 @@ def submit(submit_file: Path) -> str:
 def missing_slices(out_dir: str | Path) -> list[int]:
     """Slices without a partial output in the submit folder (to resubmit alone)."""
     out = Path(out_dir)
-    plan = json.loads((out / PLAN).read_text())
+    plan = read_plan(out / PLAN)
     return [i for i in range(plan["n_slices"]) if not (out / "partials" / f"partial_{i:04d}.zip").is_file()]
 
 
@@ -161,7 +177,7 @@ def resubmit_missing(out_dir: Path, config: AnalysisConfig) -> tuple[Path | None
     todo = missing_slices(out_dir)
     if not todo:
         return None, []
-    plan = json.loads((out_dir / PLAN).read_text())
+    plan = read_plan(out_dir / PLAN)
     return write_submission(None, config, out_dir, plan["n_slices"], only=todo, previous_plan=plan), todo
 
 
@@ -172,7 +188,7 @@ def run_slice(plan_path: str | Path, slice_id: int, out: str | Path) -> Path:
 
     plan_path = Path(plan_path)
     folder = plan_path.parent
-    plan = json.loads(plan_path.read_text())
+    plan = read_plan(plan_path)
     if not 0 <= slice_id < plan["n_slices"]:
         raise TthAdvError(f"slice {slice_id} is not in {plan_path} (0..{plan['n_slices'] - 1})")
     config = load_config(folder / "analysis.yaml")
@@ -213,7 +229,7 @@ def batch_metadata(plan: dict, folder: Path, manifest: Manifest, bookkeeping: di
 
 def merge_partials(plan_path: str | Path, partial_files: list[str | Path]) -> dict:
     """Merge partial outputs exactly; refuse a missing or duplicated slice or chunk."""
-    plan = json.loads(Path(plan_path).read_text())
+    plan = read_plan(plan_path)
     partials = [load_output(p) for p in partial_files]
     seen = [p["slice"] for p in partials]
     missing = sorted(set(range(plan["n_slices"])) - set(seen))

@@ -100,3 +100,36 @@ def test_an_empty_or_missing_dump_folder_is_named(tmp_path, caplog):
         caplog.clear()
         assert main(["categorize", "--features", str(tmp_path / folder), "--out", str(tmp_path / "c.json")]) == 2
         assert folder in caplog.text and "Traceback" not in caplog.text
+
+
+def test_an_interrupted_write_leaves_the_previous_file_and_no_partial_one(small_manifest, config, tmp_path,
+                                                                          monkeypatch):
+    import uhi.io.zip
+
+    from ttH_adv.fit_analysis import write_fit_results
+
+    output = run(small_manifest.select(["ttH", "data"]), config)
+    path = save_output(output, tmp_path / "output.zip")
+    fits = write_fit_results({"previous": True}, tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    write_histogram = uhi.io.zip.write
+
+    def die_after_the_first_histogram(zf, name, histogram):
+        write_histogram(zf, name, histogram)
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(uhi.io.zip, "write", die_after_the_first_histogram)
+    with pytest.raises(KeyboardInterrupt):
+        save_output(output, path)
+    write_text = type(tmp_path).write_text
+
+    def half_then_die(self, text, *args, **kwargs):
+        write_text(self, text[: len(text) // 2], *args, **kwargs)
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(type(tmp_path), "write_text", half_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        write_fit_results({"new": True}, tmp_path)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # both intact, no temporary left
+    assert load_output(path)["cutflow"] == json.loads(json.dumps(output["cutflow"])) and fits.is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -363,3 +364,22 @@ def test_lambda_goes_to_every_method_that_takes_it_and_an_unknown_method_is_name
         training_runs(["adversarail"], None, None, defaults)
     assert main(["train", "--features", str(tmp_path), "--out", str(tmp_path / "m"), "--method", "adversarail"]) == 2
     assert "adversarail" in caplog.text
+
+
+def test_an_interrupted_model_export_leaves_the_previous_model(exported, monkeypatch):
+    import onnx
+
+    models, path, X, event_number = exported
+    before = path.read_bytes()
+    save = onnx.save
+
+    def half_then_fail(proto, target):
+        save(proto, target)
+        data = Path(target).read_bytes()
+        Path(target).write_bytes(data[: len(data) // 2])
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(onnx, "save", half_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        export_onnx(models, path, "seed", feature_names("seed"), {})
+    assert path.read_bytes() == before and sorted(p.name for p in path.parent.iterdir()) == [path.name]

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from ttH_adv.config import build_section, merge_overrides
-from ttH_adv.errors import ConfigError
+from ttH_adv.errors import ConfigError, one_line
 from ttH_adv.features import feature_names
 
 BACKGROUNDS = ("ntni_data", "mc", "both")
@@ -84,7 +84,11 @@ def load_training_config(path: str | Path | None = None, overrides: dict | None 
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"training configuration not found: {path}")
-        data = merge_overrides(data, yaml.safe_load(path.read_text()) or {})
+        try:
+            user = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"training configuration {path} is not valid YAML: {one_line(exc)}") from exc
+        data = merge_overrides(data, user)
     if overrides:
         data = merge_overrides(data, overrides)
     config = build_section(TrainingConfig, data, "training")

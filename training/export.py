@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ttH_adv import inference as inf
+from ttH_adv.atomic import atomic_path
 from ttH_adv.features import FEATURE_SET_VERSION
 
 from .methods import DecorrelatedClassifier
@@ -107,6 +108,6 @@ def export_onnx(models: list[DecorrelatedClassifier], path: str | Path, feature_
         entry.key, entry.value = key, value
     onnx.checker.check_model(proto)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, str(path))
+    with atomic_path(path) as tmp:
+        onnx.save(proto, str(tmp))
     return path

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ttH_adv import metrics
+from ttH_adv.atomic import atomic_path, write_text
 from ttH_adv.config import AnalysisConfig, load_config
 
 from .config import TrainingConfig
@@ -161,8 +162,9 @@ def write_out_of_fold(path: Path, data: TrainingData, scores: np.ndarray) -> Pat
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"dataset": data.dataset.astype(str), "eventNumber": data.event_number,
-                             "score": np.asarray(scores, dtype=np.float64)}), path)
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.table({"dataset": data.dataset.astype(str), "eventNumber": data.event_number,
+                                 "score": np.asarray(scores, dtype=np.float64)}), tmp)
     return path
 
 
@@ -211,5 +213,5 @@ def run_training(features_dir: str | Path, out_dir: str | Path, config: Training
         "out_of_fold": str(out / "out_of_fold.parquet"), "all_events_model": all_events,
         "int8": quantisation,
     }
-    (out / "results.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
+    write_text(out / "results.json", json.dumps(summary, indent=1, default=float) + "\n")
     return summary

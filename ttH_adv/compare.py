@@ -46,12 +46,13 @@ def trained_results(model_dirs: list[str | Path]) -> list[TrainedResult]:
     for folder in map(Path, model_dirs):
         path = folder / "results.json"
         if not path.is_file():
-            raise InputFileError(f"{folder} is not a training folder: no results.json (make it with tth-adv train)")
+            raise InputFileError(f"{folder} is not a training folder: no results.json (make it with tth-adv train)",
+                                 path=str(folder))
         summary = json.loads(path.read_text())
         for r in summary["results"]:
             model = folder / "models" / Path(r["model"]).name
             if not model.is_file():
-                raise InputFileError(f"{path} lists {model.name}, which is not in {folder / 'models'}")
+                raise InputFileError(f"{path} lists {model.name}, which is not in {folder / 'models'}", path=str(path))
             found.append(TrainedResult(f"{summary['feature_set']}.{model.stem}", r["method"], float(r["lambda"]),
                                        summary["feature_set"], model, r["metrics"]))
     labels = [r.label for r in found]

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, one_line
 
 
 @dataclass(frozen=True)
@@ -470,7 +470,7 @@ def load_config(path: str | Path | None = None) -> AnalysisConfig:
         try:
             user = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from exc
+            raise ConfigError(f"configuration file {path} is not valid YAML: {one_line(exc)}") from exc
         if not isinstance(user, dict):
             raise ConfigError(f"configuration file {path} must hold a mapping at top level")
         data = merge_overrides(data, user)

@@ -38,3 +38,11 @@ class MissingBranchError(InputFileError):
 
 class ProcessingError(TthAdvError):
     """Processing stopped on a chunk (the message names dataset, file and entry range)."""
+
+
+def one_line(exc: Exception) -> str:
+    """A third-party error's message on one line (uproot's and onnxruntime's span several; YAML's: what, where)."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:  # yaml's MarkedYAMLError
+        return f"{getattr(exc, 'problem', None) or exc} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(exc).split())

@@ -47,6 +47,8 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from .atomic import write_text
+from .errors import ConfigError
 from .ntuple_formats import MV2C10_WORKING_POINTS, NtupleWriter, SampleFacts, writer
 from .progress import progress_bar
 from .samples import SAMPLES, SAMPLES_BY_NAME, SampleSpec, data_luminosity_pb
@@ -705,7 +707,10 @@ def generate_dataset(out_dir: str | Path, n_events: int, seed: int = 1, *,
     """
     ntuple = writer(format_name)
     if n_events < 1:
-        raise ValueError(f"--events must be positive, got {n_events}")
+        raise ConfigError(f"--events must be positive, got {n_events}")
+    unknown = sorted(set(samples or ()) - set(SAMPLES_BY_NAME))
+    if unknown:
+        raise ConfigError(f"--samples: no generated sample {unknown}; the generator makes {list(SAMPLES_BY_NAME)}")
     oversample = oversample or {}
     unknown = sorted(set(oversample) - set(SAMPLES_BY_NAME))
     if unknown or any(SAMPLES_BY_NAME[s].is_data or f < 1 for s, f in oversample.items() if s in SAMPLES_BY_NAME):
@@ -736,9 +741,7 @@ def generate_dataset(out_dir: str | Path, n_events: int, seed: int = 1, *,
                 for (spec, _, n, _, _, _), (paths, sum_weights) in zip(jobs, written, strict=True)}
     elapsed = time.perf_counter() - start
     log.info("generated %d events in %.1f s (%.0f events/s) into %s", total, elapsed, total / elapsed, out_dir)
-    path = out_dir / "datasets.json"
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
-    return path
+    return write_text(out_dir / "datasets.json", json.dumps(manifest, indent=2) + "\n")
 
 
 def _manifest_entry(ntuple: NtupleWriter, spec: SampleSpec, paths: list[str], n_events: int, sum_weights: float,

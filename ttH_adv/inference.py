@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, TthAdvError
+from .errors import ConfigError, TthAdvError, one_line
 from .features import FEATURE_SET_VERSION, feature_names
 
 KEY_FEATURES = "ttH_adv.features"
@@ -123,7 +123,7 @@ def load_model_info(path: str | Path) -> ModelInfo:
         sess = session(str(path), sha)
         meta = dict(sess.get_modelmeta().custom_metadata_map)
     except Exception as exc:
-        raise TthAdvError(f"cannot load ONNX model {path}: {exc}") from exc
+        raise TthAdvError(f"cannot load ONNX model {path}: {one_line(exc)}") from exc
     missing = [k for k in REQUIRED_KEYS if k not in meta]
     if missing:
         raise ModelMismatchError(f"model {path} lacks metadata {missing}; export it with training.export")
@@ -131,6 +131,11 @@ def load_model_info(path: str | Path) -> ModelInfo:
     return ModelInfo(str(path), sha, json.loads(meta[KEY_FEATURES]), meta[KEY_FEATURE_SET],
                      meta[KEY_FEATURE_SET_VERSION], meta[KEY_METHOD], float(meta[KEY_LAMBDA]),
                      int(json.loads(meta[KEY_FOLDS])["n_folds"]), inputs, meta)
+
+
+def _some(names: list[str], most: int = 4) -> str:
+    """A list of names, cut to its first few (the error stays one readable line)."""
+    return str(names) if len(names) <= most else f"{names[:most]} and {len(names) - most} more"
 
 
 def check_model(info: ModelInfo) -> None:
@@ -147,7 +152,7 @@ def check_model(info: ModelInfo) -> None:
         missing = [f for f in expected if f not in info.features]
         extra = [f for f in info.features if f not in expected]
         if missing or extra:
-            problems.append(f"features missing from the model {missing}, unknown to the analysis {extra}")
+            problems.append(f"features missing from the model {_some(missing)}, unknown to the analysis {_some(extra)}")
         else:
             first = next(i for i, (a, b) in enumerate(zip(info.features, expected, strict=True)) if a != b)
             problems.append(f"feature order differs from position {first}: model has {info.features[first]!r}, "

@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from .errors import ManifestError
+from .atomic import write_text
+from .errors import ManifestError, one_line
 from .samples import KINDS, ROLE_KIND, ROLES, load_catalogue
 
 DATASET_KEYS = {"files", "treename", "metadata"}
@@ -97,7 +98,8 @@ def _read(path: Path) -> Any:
     try:
         return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ManifestError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from exc
+        raise ManifestError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {one_line(exc)}"
+                            ) from exc
 
 
 def _is_number(value: Any) -> bool:
@@ -181,6 +183,8 @@ def load_manifest(path: str | Path, *, check_files: bool = True) -> Manifest:
         if files and "is_data" in meta and meta.get("kind") in KINDS:
             datasets[name] = DatasetInfo(name=name, files=files, **meta)
     if problems:
+        if len(problems) == 1:
+            raise ManifestError(f"{path}: {problems[0]}")
         raise ManifestError(f"{path}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
     return Manifest(path, datasets)
 
@@ -197,5 +201,4 @@ def write_manifest(manifest: Manifest, path: str | Path) -> Path:
             except ValueError:
                 files[f] = tree
         out[name] = {"files": files, "metadata": d.metadata()}
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    return path
+    return write_text(path, json.dumps(out, indent=2) + "\n")

@@ -37,7 +37,7 @@ import numpy as np
 import uproot
 
 from .config import AnalysisConfig, InputFormat, load_config
-from .errors import ManifestError
+from .errors import ManifestError, one_line
 from .objects import PHYSLITE, required_branches
 from .samples import ROLE_KIND, ROLES, CatalogueEntry, load_catalogue
 
@@ -124,7 +124,7 @@ def scan_file(path: str, config: AnalysisConfig, format_name: str | None = None)
     except ManifestError:
         raise
     except Exception as exc:
-        raise ManifestError(f"{path}: cannot read it as an input file: {exc}") from exc
+        raise ManifestError(f"{path}: cannot read it as an input file: {one_line(exc)}") from exc
     return scanned
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, InputFileError, TthAdvError
+from .errors import ConfigError, InputFileError, TthAdvError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -242,5 +242,5 @@ def _read_zip(path: Path) -> dict:
             output["histograms"] = {name: hist.Hist(serialization.from_uhi(uhi_zip.read(zf, HISTOGRAM_FOLDER + name)))
                                     for name in sorted(histograms)}
     except (zipfile.BadZipFile, EOFError, KeyError, ValueError) as exc:
-        raise InputFileError(f"{path} is damaged: {type(exc).__name__}: {exc}", path=str(path)) from None
+        raise InputFileError(f"{path} is damaged: {type(exc).__name__}: {one_line(exc)}", path=str(path)) from None
     return output

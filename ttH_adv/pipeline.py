@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_text
+
 log = logging.getLogger(__name__)
 
 
@@ -56,7 +58,7 @@ def run_stages(out: Path, stages: Iterable[Stage]) -> dict[str, str]:
         start = time.perf_counter()
         stage.run()
         seconds = time.perf_counter() - start
-        record.write_text(json.dumps({"fingerprint": _fingerprint(stage), "seconds": seconds}) + "\n")
+        write_text(record, json.dumps({"fingerprint": _fingerprint(stage), "seconds": seconds}) + "\n")
         log.info("stage %d/%d %s: done in %.1f s", number, len(stages), stage.name, seconds)
         status[stage.name] = "ran"
     return status

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ManifestError
+from .errors import ManifestError, one_line
 
 BR_H_YY = 2.27e-3
 LUMINOSITY_PB = 139_000.0  # full Run-2, 139 fb^-1 (ATLAS luminosity paper, 2022)
@@ -61,7 +61,7 @@ def _read_catalogue(name: str, path: str | None) -> tuple[tuple[int, CatalogueEn
         entries = tuple((int(dsid), CatalogueEntry(**entry)) for dsid, entry in yaml.safe_load(text)["samples"].items())
     except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
         raise ManifestError(f"{source}: not a DSID catalogue (expected 'samples: {{DSID: {{name, role, process}}}}'):"
-                            f" {exc}") from exc
+                            f" {one_line(exc)}") from exc
     bad = {dsid: e.role for dsid, e in entries if e.role not in ROLES}
     if bad:
         raise ManifestError(f"{source}: roles must be one of {list(ROLES)}, got {bad}")

@@ -27,7 +27,7 @@ from coffea.nanoevents.methods import base, vector
 from coffea.nanoevents.schemas.base import BaseSchema, zip_forms
 
 from .config import BranchMap, build_section, load_config
-from .errors import InputFileError, MissingBranchError
+from .errors import InputFileError, MissingBranchError, one_line
 
 
 class FlatNtupleSchema(BaseSchema):
@@ -123,7 +123,7 @@ def check_file(path: str, tree: str, required: Iterable[str], dataset: str | Non
     except FileNotFoundError as exc:
         raise InputFileError(f"input file not found: {where}", path=path, dataset=dataset) from exc
     except Exception as exc:  # uproot raises many types for corrupt or truncated files
-        raise InputFileError(f"cannot read ROOT file {where}: {exc}", path=path, dataset=dataset) from exc
+        raise InputFileError(f"cannot read ROOT file {where}: {one_line(exc)}", path=path, dataset=dataset) from exc
     with handle:
         try:
             ttree = handle[tree]
@@ -132,7 +132,7 @@ def check_file(path: str, tree: str, required: Iterable[str], dataset: str | Non
             raise InputFileError(f"file {where} has no tree '{tree}' (its trees: {', '.join(trees) or 'none'}): "
                                  "is the dataset's input format right?", path=path, dataset=dataset) from exc
         except Exception as exc:
-            raise InputFileError(f"file {where} has no readable tree '{tree}': {exc}", path=path,
+            raise InputFileError(f"file {where} has no readable tree '{tree}': {one_line(exc)}", path=path,
                                  dataset=dataset) from exc
         if not isinstance(ttree, uproot.TTree):
             raise InputFileError(f"'{tree}' in {where} is not a TTree", path=path, dataset=dataset)
