@@ -11,7 +11,7 @@ a bump under the signal whose true spurious signal is k times the signal's stati
 uncertainty in data, dS.  Last column: the same for GP-smoothed templates
 (``ttH_adv.templates.smooth``), which keep the raw template's Delta_MC.  Also printed: the mean
 |S_spur| the modelling nuisance would carry.  ``fits.template_min_statistics`` is the r from
-which the raw template's test keeps its power (README, "Background modelling").
+which the raw template's test keeps its power (docs/fits.md).
 """
 
 from __future__ import annotations

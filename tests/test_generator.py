@@ -139,7 +139,7 @@ def test_background_kinematics_correlate_with_mass(manifest, config):
         return np.corrcoef(x, mass)[0, 1]
 
     # Seed 000: 0.27, 0.36, 0.28, 0.22, 0.10. The generator reproduces the angular ones
-    # closely; its photon-pT correlations are ~0.1 off (README, "Synthetic ntuples").
+    # closely; its photon-pT correlations are ~0.1 off (docs/processing.md, "Synthetic ntuples").
     assert 0.08 < r(lead.pt) < 0.35
     assert 0.25 < r(sub.pt) < 0.55
     assert 0.20 < r(np.hypot(dphi, deta)) < 0.36

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 
@@ -11,6 +12,17 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from .config import AdversaryConfig, ClassifierConfig  # noqa: E402
+
+
+class _ExpectedRetracing(logging.Filter):
+    """Drops TensorFlow's 'triggered tf.function retracing' notice: every fold and method builds its own step
+    functions (``DecorrelatedClassifier._build_steps``), traced once per phase, which is what it counts."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+logging.getLogger("tensorflow").addFilter(_ExpectedRetracing())
 
 
 def build_classifier(n_features: int, config: ClassifierConfig, seed: int) -> keras.Model:

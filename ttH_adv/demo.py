@@ -70,7 +70,7 @@ class DemoSettings:
     min_sideband: int = 10
     oversample: dict = field(default_factory=lambda: dict(DEMO_OVERSAMPLE))
     # The comparison's results the report shows category by category: the adversarial model on the
-    # extended features, which gives the best expected Z with the modelling uncertainty (README), and
+    # extended features, which gives the best expected Z with the modelling uncertainty (docs/results.md), and
     # the unconstrained classifier.
     decorrelated: str = f"extended.adversarial_lam{DEMO_LAMBDA:g}"
     unconstrained: str = "seed.classifier"

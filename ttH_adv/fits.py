@@ -1,6 +1,6 @@
 """Sideband fits, spurious-signal test, signal model, S+B fits and significance (iminuit, scipy).
 
-Conventions (README, "Fits"):
+Conventions (docs/fits.md):
 
 * histograms are m_yy counts in the configured window and bins (``config.mass``; the histogram
   edges carry the range, the window gives the blinded region); shapes are integrated over each

@@ -12,7 +12,7 @@ collection here.  Decided here, as the format's settings say (``PhysliteSettings
   Quality enum (0 tight, 1 medium, 2 loose); higher bits are other flags -- are at most
   ``muon_quality_max``;
 * the missing transverse momentum, which PHYSLITE leaves to be rebuilt, is the negative vector
-  sum of the event's photons, jets and leptons (no soft term: a stand-in, README "Input formats").
+  sum of the event's photons, jets and leptons (no soft term: a stand-in, docs/formats.md).
 """
 
 from __future__ import annotations
