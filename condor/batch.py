@@ -18,12 +18,10 @@ normalises once, so the merged result equals a single run bit for bit.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import yaml
@@ -129,8 +127,7 @@ def write_submission(manifest: Manifest | None, config: AnalysisConfig, out_dir:
                 "systematics": systematics, "model": "model.onnx" if model else None,
                 "config_hash": config_hash(config), "slices": slices}
         write_text(out / PLAN, json.dumps(plan, indent=1) + "\n")
-        config_data = dataclasses.asdict(config)
-        write_text(out / "analysis.yaml", yaml.safe_dump(_plain(config_data), sort_keys=False))
+        write_text(out / "analysis.yaml", yaml.safe_dump(config_to_data(config), sort_keys=False))
         if model:
             shutil.copy(model, out / "model.onnx")
     else:
@@ -142,14 +139,6 @@ def write_submission(manifest: Manifest | None, config: AnalysisConfig, out_dir:
     script.chmod(0o755)
     submit = out / "job.sub"
     return write_text(submit, _submit_description(config, ["model.onnx"] if plan["model"] else []))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def submit(submit_file: Path) -> str:
@@ -205,7 +194,7 @@ def run_slice(plan_path: str | Path, slice_id: int, out: str | Path) -> Path:
                              entry_stop=chunk["stop"])
         part = proc.process(events)
         output = part if output is None else processor.accumulate([output, part])
-    output = output or {"histograms": {}, "cutflow": {}, "events_read": {}, "chunks": {}}
+    output = output or {"histograms": {}, "cutflow": {}, "events_read": {}, "chunks": {}, "objects": {}}
     output["slice"] = slice_id
     output["config_hash"] = plan["config_hash"]
     return save_output(output, out)

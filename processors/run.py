@@ -34,6 +34,7 @@ from coffea.util import coffea_console
 
 import ttH_adv
 from ttH_adv import objects as obj
+from ttH_adv.atomic import atomic_path
 from ttH_adv.config import AnalysisConfig, config_hash, config_to_data
 from ttH_adv.errors import InputFileError, ProcessingError, TthAdvError
 from ttH_adv.inference import KEY_QUANTISATION
@@ -421,7 +422,7 @@ def export_root(output: dict, path: str | Path) -> Path:
     import uproot
 
     path = Path(path)
-    with uproot.recreate(path) as f:
+    with atomic_path(path) as tmp, uproot.recreate(tmp) as f:
         for name, h in output["histograms"].items():
             prefix = "" if name == MASS_HISTOGRAM else f"{name.replace(MASS_HISTOGRAM + '_', '', 1)}/"
             for d in h.axes["dataset"]:

@@ -119,9 +119,10 @@ def dump_files(dump_dir: str | Path) -> list[str]:
 
 
 def dump_config(dump_dir: str | Path) -> dict | None:
-    """The analysis configuration a dump was made with (None for a dump written before it was recorded)."""
-    files = dump_files(dump_dir)
-    text = check_one_provenance(dump_dir, files).get("config")
+    """The analysis configuration a dump was made with (None for a dump written before it was recorded).
+
+    Its first file's: ``read_dump`` refuses a dump whose files were made with different ones."""
+    text = read_provenance(dump_files(dump_dir)[0]).get("config")
     return json.loads(text) if text else None
 
 

@@ -22,6 +22,7 @@ writes instead:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -59,7 +60,13 @@ class NtupleWriter:
 
     def profile(self) -> InputFormat:
         """The packaged profile of the format (its tree, for the files and the manifest)."""
-        return load_config().format(self.format)
+        return packaged_profile(self.format)
+
+
+@functools.cache
+def packaged_profile(name: str) -> InputFormat:
+    """A packaged input format profile, loaded once (a writer translates block after block with it)."""
+    return load_config().format(name)
 
 
 # ------------------------------------------------------------------ 2020 (the generator's own layout)
@@ -112,7 +119,7 @@ def _btag_quantile(score: ak.Array) -> ak.Array:
 
 def _translate_2025(block: dict[str, object], facts: SampleFacts) -> dict[str, object]:
     """A 2020-layout block (MeV) as the 2025 release writes it (GeV, its names and types)."""
-    old = load_config().format("opendata2020")
+    old = packaged_profile("opendata2020")
     energy = {"pt", "E", "ptcone30", "etcone20"}
     kinematics = {"pt": "pt", "eta": "eta", "phi": "phi", "e": "E"}
     photon, jet, lep = block["photon"], block["jet"], block["lep"]

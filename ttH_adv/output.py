@@ -154,9 +154,9 @@ def carried_config(carried: dict | None, given: str | Path | None, source: str) 
         return load_config(given)
     config = config_from_data(carried, f"the configuration {source} carries")
     if given is not None:
+        own = config_to_data(config)
         # categories come from `run --categories` as often as from a file: the input's are compared as its own
-        mine = {**config_to_data(load_config(given)), "categories": config_to_data(config)["categories"]}
-        where = first_difference(config_to_data(config), mine)
+        where = first_difference(own, {**config_to_data(load_config(given)), "categories": own["categories"]})
         if where:
             raise ConfigError(f"--config {given} disagrees with the configuration {source} was made with, at "
                               f"{where!r}: leave --config out (the input's own is used) or remake the input with it")
