@@ -23,8 +23,8 @@ import tempfile
 import time
 
 from ttH_adv.config import load_config
-from ttH_adv.generator import generate_dataset
-from ttH_adv.manifest import load_manifest
+from ttH_adv.inputs.generator import generate_dataset
+from ttH_adv.inputs.manifest import load_manifest
 
 
 def chunks_of(manifest_path: str, chunksize: int) -> list[tuple[str, str, int, int]]:
@@ -44,7 +44,7 @@ def chunks_of(manifest_path: str, chunksize: int) -> list[tuple[str, str, int, i
 def time_chunks(job: tuple[str, list[tuple[str, str, int, int]]]) -> list[float]:
     """Seconds of the processor on each chunk, in this process (imports and the first chunk's set-up excluded)."""
     from processors.tth import TthProcessor
-    from ttH_adv.objects import open_events
+    from ttH_adv.inputs.objects import open_events
 
     manifest_path, chunks = job
     manifest, config = load_manifest(manifest_path), load_config()

@@ -21,8 +21,8 @@ from collections import Counter
 
 from processors.run import RunOptions, local_cluster, run_analysis
 from ttH_adv.config import load_config
-from ttH_adv.generator import generate_dataset
-from ttH_adv.manifest import load_manifest
+from ttH_adv.inputs.generator import generate_dataset
+from ttH_adv.inputs.manifest import load_manifest
 
 
 def profile(manifest, workers: int) -> str:

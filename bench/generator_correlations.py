@@ -14,13 +14,13 @@ import tempfile
 import awkward as ak
 import numpy as np
 
-from ttH_adv import objects
-from ttH_adv import selections as sel
-from ttH_adv.columns import delta_phi
 from ttH_adv.config import load_config
-from ttH_adv.generator import generate_dataset
-from ttH_adv.manifest import load_manifest
-from ttH_adv.schema import read_events
+from ttH_adv.event import selections as sel
+from ttH_adv.event.columns import delta_phi
+from ttH_adv.inputs import objects
+from ttH_adv.inputs.generator import generate_dataset
+from ttH_adv.inputs.manifest import load_manifest
+from ttH_adv.inputs.schema import read_events
 
 SEED_000 = {"lead pT": 0.27, "sublead pT": 0.36, "dR": 0.28, "dphi": 0.22, "deta": 0.10}
 

@@ -12,8 +12,8 @@ import argparse
 import tempfile
 import time
 
-from ttH_adv.generator import events_per_sample, generate_blocks, generate_dataset
-from ttH_adv.samples import SAMPLES
+from ttH_adv.inputs.generator import events_per_sample, generate_blocks, generate_dataset
+from ttH_adv.inputs.samples import SAMPLES
 
 
 def main() -> None:

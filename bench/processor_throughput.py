@@ -29,9 +29,9 @@ from coffea import processor
 from processors.run import RunOptions, preflight, run_analysis
 from processors.tth import TthProcessor
 from ttH_adv.config import load_config
-from ttH_adv.generator import generate_dataset
-from ttH_adv.manifest import load_manifest
-from ttH_adv.schema import FlatNtupleSchema
+from ttH_adv.inputs.generator import generate_dataset
+from ttH_adv.inputs.manifest import load_manifest
+from ttH_adv.inputs.schema import FlatNtupleSchema
 
 
 def branches_read(fileset: dict, config) -> dict[str, list[str]]:
@@ -85,7 +85,7 @@ def timed_run(manifest, config, repeat: int, **options) -> float:
 
 def one_off_command(manifest_path: str, out: str, repeat: int, **options) -> float:
     """Best wall time of ``tth-adv run`` in a fresh process: imports, start-up and saving included."""
-    command = [sys.executable, "-m", "ttH_adv.cli", "--no-progress", "run", "--datasets", str(manifest_path),
+    command = [sys.executable, "-m", "ttH_adv.app.cli", "--no-progress", "run", "--datasets", str(manifest_path),
                "--out", out, *(f"--{k}={v}" for k, v in options.items())]
     return min(wall_times(repeat, lambda: subprocess.run(command, check=True, stdout=subprocess.DEVNULL)))
 

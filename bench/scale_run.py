@@ -22,8 +22,8 @@ from pathlib import Path
 
 from processors.run import RunOptions, local_cluster, run_analysis
 from ttH_adv.config import load_config
-from ttH_adv.generator import generate_dataset
-from ttH_adv.manifest import load_manifest
+from ttH_adv.inputs.generator import generate_dataset
+from ttH_adv.inputs.manifest import load_manifest
 
 
 def peak_rss_mb() -> float:

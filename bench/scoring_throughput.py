@@ -20,9 +20,9 @@ import numpy as np
 
 from processors.run import RunOptions, run_analysis
 from ttH_adv.config import load_config
-from ttH_adv.generator import generate_dataset
 from ttH_adv.inference import OnnxScorer
-from ttH_adv.manifest import load_manifest
+from ttH_adv.inputs.generator import generate_dataset
+from ttH_adv.inputs.manifest import load_manifest
 
 
 def timed(fn, repeat: int = 2) -> float:
@@ -55,7 +55,7 @@ def main() -> None:
         from training.data import load_training_data
         from training.methods import DecorrelatedClassifier
         from training.quantize import quantize_model
-        from ttH_adv.metrics import mass_binning
+        from ttH_adv.stats.metrics import mass_binning
 
         data = load_training_data(tmp / "dump", cfg.data)
         int8_model = str(tmp / "model" / "model_int8.onnx")

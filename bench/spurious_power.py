@@ -3,13 +3,13 @@
     python bench/spurious_power.py [--trials 100] [--data-events 600]
 
 For templates with r times the data's effective statistics (the template is the true shape
-with Gaussian bin fluctuations of variance t / r at the data's yield, as ``ttH_adv.templates``
+with Gaussian bin fluctuations of variance t / r at the data's yield, as ``ttH_adv.stats.templates``
 builds them), the fraction of templates on which the exponential *fails* the test
-(``ttH_adv.fits.spurious_signal``, the relaxed criterion zeta = max(|S| - 2 Delta_MC, 0)), for a
+(``ttH_adv.stats.fits.spurious_signal``, the relaxed criterion zeta = max(|S| - 2 Delta_MC, 0)), for a
 truly exponential background (false alarms) and for a background a classifier sculpted into
 a bump under the signal whose true spurious signal is k times the signal's statistical
 uncertainty in data, dS.  Last column: the same for GP-smoothed templates
-(``ttH_adv.templates.smooth``), which keep the raw template's Delta_MC.  Also printed: the mean
+(``ttH_adv.stats.templates.smooth``), which keep the raw template's Delta_MC.  Also printed: the mean
 |S_spur| the modelling nuisance would carry.  ``fits.template_min_statistics`` is the r from
 which the raw template's test keeps its power (docs/fits.md).
 """
@@ -21,9 +21,9 @@ import warnings
 
 import numpy as np
 
-from ttH_adv import fits
 from ttH_adv.config import load_config
-from ttH_adv.templates import smooth
+from ttH_adv.stats import fits
+from ttH_adv.stats.templates import smooth
 
 CONFIG = load_config()
 WINDOW = CONFIG.mass

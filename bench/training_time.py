@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from training.config import load_training_config  # noqa: E402
 from training.methods import DecorrelatedClassifier  # noqa: E402
-from ttH_adv.features import feature_names  # noqa: E402
+from ttH_adv.event.features import feature_names  # noqa: E402
 
 NETWORKS = {"seed 4x512": {"layers": [512, 512, 512, 512], "dropout": 0.3},
             "small 3x128": {"layers": [128, 128, 128], "dropout": 0.1}}

@@ -40,7 +40,7 @@ from processors.tth import TthProcessor, chunk_id
 from ttH_adv.atomic import write_text
 from ttH_adv.config import AnalysisConfig, config_to_data, load_config
 from ttH_adv.errors import InputFileError, TthAdvError, one_line
-from ttH_adv.manifest import Manifest, load_manifest
+from ttH_adv.inputs.manifest import Manifest, load_manifest
 from ttH_adv.output import OutputMetadata, load_output, save_output
 
 PLAN = "plan.json"
@@ -107,7 +107,7 @@ def _job_script(config: AnalysisConfig) -> str:
     setup = "\n".join(config.cluster.setup)
     return ("#!/bin/bash\n# One slice of the ttH(yy) processing (written by `tth-adv condor submit`).\nset -euo pipefail\n"
             f"{setup}\nmkdir -p partials\n"
-            f"exec {config.cluster.python} -m ttH_adv.cli --no-progress condor job --plan plan.json --slice \"$1\" "
+            f"exec {config.cluster.python} -m ttH_adv.app.cli --no-progress condor job --plan plan.json --slice \"$1\" "
             "--out \"partials/partial_$1.zip\"\n")
 
 
@@ -173,7 +173,7 @@ def resubmit_missing(out_dir: Path, config: AnalysisConfig) -> tuple[Path | None
 def run_slice(plan_path: str | Path, slice_id: int, out: str | Path) -> Path:
     """Process one slice's chunks with the processor; save the unnormalised partial output."""
     from processors.run import dataset_formats
-    from ttH_adv.objects import open_events
+    from ttH_adv.inputs.objects import open_events
 
     plan_path = Path(plan_path)
     folder = plan_path.parent

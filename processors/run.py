@@ -33,15 +33,15 @@ from coffea import processor
 from coffea.util import coffea_console
 
 import ttH_adv
-from ttH_adv import objects as obj
 from ttH_adv.atomic import atomic_path
 from ttH_adv.config import AnalysisConfig, config_hash, config_to_data
 from ttH_adv.errors import InputFileError, ProcessingError, TthAdvError
 from ttH_adv.inference import KEY_QUANTISATION
-from ttH_adv.manifest import Manifest
-from ttH_adv.objects import FLAT, required_branches
+from ttH_adv.inputs import objects as obj
+from ttH_adv.inputs.manifest import Manifest
+from ttH_adv.inputs.objects import FLAT, required_branches
+from ttH_adv.inputs.schema import FileCheck, branch_map_dict, check_file
 from ttH_adv.output import CONTROL_HISTOGRAM, MASS_HISTOGRAM, OutputMetadata, merge_metadata
-from ttH_adv.schema import FileCheck, branch_map_dict, check_file
 
 from .tth import Scoring, TthProcessor
 from .workers import DEFAULT_WORKER_START, WORKER_STARTS, start_fork_server

@@ -9,7 +9,7 @@ override (HiggsDNA style):
 Template control selections.  Events in no channel but in a channel's looser
 ``template_control`` selection (the b-tag requirement dropped) are scored and categorised like
 the channel's own and fill ``mgg_control``: the background templates take their shapes from them
-where the channel's own statistics are short (``ttH_adv.templates``).
+where the channel's own statistics are short (``ttH_adv.stats.templates``).
 
 Scorings.  The processor scores any number of models in one pass (``Scoring``): the run's model
 (``--model``, empty label: histograms ``mgg``/``mgg_control``, dump column ``score``) or, for a
@@ -39,31 +39,24 @@ import hist
 import numpy as np
 from coffea import processor
 
-from ttH_adv import objects as obj
-from ttH_adv import selections as sel
-from ttH_adv.columns import Collection
 from ttH_adv.config import AnalysisConfig, ChannelCuts, InputFormat, category_names
 from ttH_adv.errors import TthAdvError
-from ttH_adv.features import all_features, feature_matrix, feature_names
+from ttH_adv.event import selections as sel
+from ttH_adv.event.columns import Collection
+from ttH_adv.event.features import all_features, feature_matrix, feature_names
+from ttH_adv.event.selections import NO_CHANNEL, REGIONS, cutflow_steps
+from ttH_adv.event.systematics import Variation, variations, weight_branches
 from ttH_adv.inference import OnnxScorer
-from ttH_adv.manifest import normalisation
+from ttH_adv.inputs import objects as obj
+from ttH_adv.inputs.manifest import normalisation
 from ttH_adv.output import CONTROL_HISTOGRAM, MASS_HISTOGRAM, labelled
-from ttH_adv.systematics import Variation, variations, weight_branches
 
 # coffea warns, for every PHYSLITE chunk, of each branch uproot cannot interpret (ElementLinks to
 # vertices, the aux store's base): branches the analysis never reads.  Here, so workers see it too.
 warnings.filterwarnings("ignore", r"Skipping \S+ as it is (not interpretable by Uproot|it cannot be represented)",
                         UserWarning)
 
-REGIONS = ("TI", "NTNI")
-NO_CHANNEL = "none"
-COMMON_STEPS = ("all", "trigger", "two_photons", "relative_pt", "mass_window", "unblinded")
 WEIGHT_QUANTUM = 2.0**-24
-
-
-def cutflow_steps(channels: tuple[str, ...]) -> tuple[str, ...]:
-    """Cutflow step names: the common steps, then each region and its channels."""
-    return COMMON_STEPS + tuple(s for r in REGIONS for s in (r, *(f"{r}_{c}" for c in channels)))
 
 
 @dataclass(frozen=True)
@@ -148,7 +141,7 @@ class TthProcessor(processor.ProcessorABC):
         if len(set(labels)) < len(labels) or (len(labels) > 1 and "" in labels):
             raise TthAdvError(f"scorings need distinct, non-empty labels, got {labels}")
         self.scorings = {s.label: s for s in scorings}
-        # Checked against ttH_adv.features here, before any event is read.
+        # Checked against ttH_adv.event.features here, before any event is read.
         self.scorers = {s.label: OnnxScorer(s.model_path) for s in scorings}
         # Imported here, not at the top: pyarrow and pandas load only where the processor is
         # built, not in every worker (0.15 s of its start).
@@ -216,7 +209,7 @@ class TthProcessor(processor.ProcessorABC):
         return obj.branches_read(fmt, self.object_fields(fmt, is_data), is_data, weights)
 
     def build_objects(self, events: ak.Array, info: ChunkInfo) -> PhysicsObjects:
-        """GeV physics objects in the format's fields, whatever the input format (``ttH_adv.objects``)."""
+        """GeV physics objects in the format's fields, whatever the input format (``ttH_adv.inputs.objects``)."""
         fmt = info.format
         collections = obj.collections(events, fmt, self.extra_fields(info.is_data))
         return PhysicsObjects(**collections, met=obj.missing_et(events, fmt, collections),
@@ -285,7 +278,7 @@ class TthProcessor(processor.ProcessorABC):
 
     def compute_features(self, d: sel.Diphoton, jets: Collection, n_b: np.ndarray, leptons: Collection,
                          met: np.ndarray, mass: np.ndarray) -> dict[str, np.ndarray]:
-        """Every classifier feature (``ttH_adv.features``) for the given events."""
+        """Every classifier feature (``ttH_adv.event.features``) for the given events."""
         return all_features(d.lead, d.sublead, mass, jets, n_b, leptons, met)
 
     def score(self, features: dict[str, np.ndarray], event_number: np.ndarray, mass: np.ndarray,

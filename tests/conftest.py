@@ -6,9 +6,9 @@ import awkward as ak
 import pytest
 
 from ttH_adv.config import load_config
-from ttH_adv.generator import generate_dataset
-from ttH_adv.manifest import load_manifest
-from ttH_adv.schema import read_events as read_file_events
+from ttH_adv.inputs.generator import generate_dataset
+from ttH_adv.inputs.manifest import load_manifest
+from ttH_adv.inputs.schema import read_events as read_file_events
 
 SEED = 7
 N_EVENTS = 60_000

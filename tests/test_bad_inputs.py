@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ttH_adv.cli import main
+from ttH_adv.app.cli import main
 from ttH_adv.config import load_config
 from ttH_adv.errors import InputFileError, MissingBranchError, ProcessingError, TthAdvError
-from ttH_adv.manifest import Manifest, write_manifest
+from ttH_adv.inputs.manifest import Manifest, write_manifest
 
 from conftest import run
 from helpers import empty_copy, truncated_copy, without_branch

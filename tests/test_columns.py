@@ -6,8 +6,8 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from ttH_adv import selections as sel
-from ttH_adv.columns import Collection, Record
+from ttH_adv.event import selections as sel
+from ttH_adv.event.columns import Collection, Record
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import uproot
 
-from ttH_adv.cli import main
+from ttH_adv.app.cli import main
 from ttH_adv.output import load_output
-from ttH_adv.plotting import _luminosity
+from ttH_adv.report.plotting import _luminosity
 
 from conftest import histogram_by_dataset, run
 

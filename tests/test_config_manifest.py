@@ -8,8 +8,8 @@ import pytest
 
 from ttH_adv.config import load_config
 from ttH_adv.errors import ConfigError, ManifestError
-from ttH_adv.manifest import load_manifest, write_manifest
-from ttH_adv.objects import required_branches
+from ttH_adv.inputs.manifest import load_manifest, write_manifest
+from ttH_adv.inputs.objects import required_branches
 
 
 def test_defaults_carry_design_values(config):

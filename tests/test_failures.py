@@ -15,9 +15,9 @@ import logging
 import numpy as np
 import pytest
 
-from ttH_adv.cli import main
+from ttH_adv.app.cli import main
 from ttH_adv.inference import KEY_FEATURE_SET_VERSION, REQUIRED_KEYS
-from ttH_adv.manifest import Manifest, write_manifest
+from ttH_adv.inputs.manifest import Manifest, write_manifest
 from ttH_adv.output import save_output
 
 from conftest import run
@@ -104,7 +104,7 @@ def _other_model(path):
                               [helper.make_tensor_value_info("score", TensorProto.FLOAT, [None])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     values = {k: "{}" for k in REQUIRED_KEYS}
-    values.update({"ttH_adv.features": json.dumps(["track_pt", "track_eta"]), "ttH_adv.feature_set": "seed",
+    values.update({"ttH_adv.event.features": json.dumps(["track_pt", "track_eta"]), "ttH_adv.feature_set": "seed",
                    KEY_FEATURE_SET_VERSION: "seed-v1", "ttH_adv.method": "classifier", "ttH_adv.lambda": "0",
                    "ttH_adv.folds": json.dumps({"n_folds": 1})})
     helper.set_model_props(model, values)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ttH_adv import fits
-from ttH_adv.categorize import optimise_channel
 from ttH_adv.config import load_config
+from ttH_adv.stats import fits
+from ttH_adv.stats.categorize import optimise_channel
 
 WINDOW = load_config().mass
 EDGES = WINDOW.edges()
@@ -112,7 +112,7 @@ def _sideband_fit(family, chi2, ndf):
 
 
 def test_function_choice_needs_the_goodness_of_fit_and_the_f_test():
-    from ttH_adv.fit_analysis import choose_function
+    from ttH_adv.stats.fit_analysis import choose_function
 
     config = load_config().fits
     spurious = [{"family": f, "passed": True} for f in fits.FAMILY_ORDER]
@@ -134,7 +134,7 @@ def test_function_choice_needs_the_goodness_of_fit_and_the_f_test():
 
 
 def test_template_fraction_is_measured_from_the_data_and_smoothing_keeps_the_shape():
-    from ttH_adv.templates import Components, build_template
+    from ttH_adv.stats.templates import Components, build_template
 
     rng = np.random.default_rng(21)
     photon = _exponential(1.0, slope=-0.55)     # 0.020 / GeV: the generator's prompt yy
@@ -167,7 +167,7 @@ def test_template_fraction_is_measured_from_the_data_and_smoothing_keeps_the_sha
 
 
 def test_a_short_template_takes_its_shapes_from_the_control_selection_and_their_agreement_is_tested():
-    from ttH_adv.templates import Components, build_template
+    from ttH_adv.stats.templates import Components, build_template
 
     rng = np.random.default_rng(22)
     photon, reducible = _exponential(1.0, slope=-0.55), _exponential(1.0, slope=-0.72)
@@ -214,8 +214,13 @@ def test_asimov_significance_matches_counting_formula_for_a_clean_peak():
 
 def test_pyhf_workspace_matches_the_histograms_and_recovers_an_injected_signal(small_manifest, config):
     pyhf = pytest.importorskip("pyhf")
-    from ttH_adv.fit_analysis import category_slice, chosen_background, datasets_by_role, run_fits
-    from ttH_adv.workspace import build_workspace
+    from ttH_adv.stats.fit_analysis import (
+        category_slice,
+        chosen_background,
+        datasets_by_role,
+        run_fits,
+    )
+    from ttH_adv.stats.workspace import build_workspace
 
     from conftest import run
 
@@ -266,8 +271,8 @@ def test_pyhf_workspace_matches_the_histograms_and_recovers_an_injected_signal(s
 def test_pyhf_agrees_with_the_own_fit_on_significance_and_limit(small_manifest, config):
     """Same model on both sides (no systematics): pyhf's asymptotic Z and expected limit match the iminuit fit."""
     pytest.importorskip("pyhf")
-    from ttH_adv.fit_analysis import WITH_MODELLING, WITHOUT_MODELLING, run_fits
-    from ttH_adv.workspace import build_workspace, compare_with_pyhf
+    from ttH_adv.stats.fit_analysis import WITH_MODELLING, WITHOUT_MODELLING, run_fits
+    from ttH_adv.stats.workspace import build_workspace, compare_with_pyhf
 
     from conftest import run
 
@@ -352,8 +357,8 @@ def test_modelling_uncertainty_enters_the_likelihood_and_costs_a_sculpted_catego
     half its expected significance; a smooth one keeps at least 95%."""
     import dataclasses
 
-    from ttH_adv.fit_analysis import WITH_MODELLING, WITHOUT_MODELLING, run_fits
     from ttH_adv.output import load_output
+    from ttH_adv.stats.fit_analysis import WITH_MODELLING, WITHOUT_MODELLING, run_fits
 
     # criteria loose enough that the exponential is chosen for the sculpted template too
     loose = dataclasses.replace(load_config(), fits=dataclasses.replace(
@@ -381,7 +386,7 @@ def test_modelling_uncertainty_enters_the_likelihood_and_costs_a_sculpted_catego
 
 
 def test_fit_marks_a_category_without_an_acceptable_function_and_strict_fails(tmp_path):
-    from ttH_adv.cli import main
+    from ttH_adv.app.cli import main
 
     path = _sculpted_output(tmp_path)
     assert main(["--no-progress", "fit", "--histograms", str(path), "--out", str(tmp_path / "fits")]) == 0
@@ -398,7 +403,7 @@ def test_fit_marks_a_category_without_an_acceptable_function_and_strict_fails(tm
 def test_smoothing_records_a_hyperparameter_at_its_bound_instead_of_warning():
     import warnings
 
-    from ttH_adv.templates import smooth
+    from ttH_adv.stats.templates import smooth
 
     centres = 0.5 * (EDGES[1:] + EDGES[:-1])
     observed = np.random.default_rng(1).poisson(100 * np.exp(-(centres - 105) / 30)).astype(float)

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import uproot
 
-from ttH_adv import objects
-from ttH_adv import selections as sel
-from ttH_adv.columns import delta_phi
-from ttH_adv.generator import events_per_sample, generate_dataset
-from ttH_adv.manifest import load_manifest
-from ttH_adv.samples import DATA_SKIM_XSEC_PB, SAMPLES_BY_NAME
+from ttH_adv.event import selections as sel
+from ttH_adv.event.columns import delta_phi
+from ttH_adv.inputs import objects
+from ttH_adv.inputs.generator import events_per_sample, generate_dataset
+from ttH_adv.inputs.manifest import load_manifest
+from ttH_adv.inputs.samples import DATA_SKIM_XSEC_PB, SAMPLES_BY_NAME
 
 from conftest import read_events
 

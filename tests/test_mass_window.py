@@ -58,8 +58,8 @@ def test_every_stage_follows_the_moved_window(small_manifest, moved, tmp_path):
     pytest.importorskip("tensorflow")
     from training.config import load_training_config
     from training.run import run_training
-    from ttH_adv.categorize import categorize, window_over_sideband
-    from ttH_adv.fit_analysis import run_fits
+    from ttH_adv.stats.categorize import categorize, window_over_sideband
+    from ttH_adv.stats.fit_analysis import run_fits
 
     # processor: histogram axis, selection window and blinding
     output = run(small_manifest, moved, dump_dir=str(tmp_path / "dump"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ttH_adv import metrics as M
 from ttH_adv.config import load_config
+from ttH_adv.stats import metrics as M
 
 BINNING = M.mass_binning(load_config().mass)  # 105-160 GeV in 1 GeV bins, from the configuration
 

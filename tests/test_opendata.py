@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import uproot
 
-from ttH_adv.cli import main
+from ttH_adv.app.cli import main
 from ttH_adv.errors import ManifestError
-from ttH_adv.manifest import load_manifest
-from ttH_adv.opendata import build_manifest
+from ttH_adv.inputs.manifest import load_manifest
+from ttH_adv.inputs.opendata import build_manifest
+from ttH_adv.inputs.samples import SAMPLES, SAMPLES_BY_NAME, load_catalogue
 from ttH_adv.output import load_output
-from ttH_adv.samples import SAMPLES, SAMPLES_BY_NAME, load_catalogue
 
 
 @pytest.fixture(scope="module")

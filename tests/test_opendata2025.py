@@ -11,11 +11,11 @@ import pytest
 import uproot
 import yaml
 
-from ttH_adv.cli import main
-from ttH_adv.generator import generate_dataset
-from ttH_adv.manifest import load_manifest
-from ttH_adv.ntuple_formats import MV2C10_WORKING_POINTS
-from ttH_adv.opendata import DATA_FILE, MC_FILE
+from ttH_adv.app.cli import main
+from ttH_adv.inputs.generator import generate_dataset
+from ttH_adv.inputs.manifest import load_manifest
+from ttH_adv.inputs.ntuple_formats import MV2C10_WORKING_POINTS
+from ttH_adv.inputs.opendata import DATA_FILE, MC_FILE
 from ttH_adv.output import load_output
 
 from conftest import N_EVENTS, SEED, run

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from ttH_adv.cli import main  # noqa: E402
+from ttH_adv.app.cli import main  # noqa: E402
 from ttH_adv.dump import read_dump  # noqa: E402
 
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from processors.run import merge_outputs
-from ttH_adv.cli import main
+from ttH_adv.app.cli import main
 from ttH_adv.config import config_to_data, load_config
 from ttH_adv.dump import dump_config
 from ttH_adv.errors import InputFileError, TthAdvError
@@ -106,7 +106,7 @@ def test_an_interrupted_write_leaves_the_previous_file_and_no_partial_one(small_
                                                                           monkeypatch):
     import uhi.io.zip
 
-    from ttH_adv.fit_analysis import write_fit_results
+    from ttH_adv.stats.fit_analysis import write_fit_results
 
     output = run(small_manifest.select(["ttH", "data"]), config)
     path = save_output(output, tmp_path / "output.zip")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ttH_adv.cli import main
-from ttH_adv.pipeline import Stage, run_stages
+from ttH_adv.app.cli import main
+from ttH_adv.app.pipeline import Stage, run_stages
 
 
 def test_stages_reuse_and_rerun_on_changed_input(tmp_path):

@@ -13,9 +13,10 @@ import pytest
 
 pytest.importorskip("pytest_mpl")
 
-from processors.tth import cutflow_steps  # noqa: E402
-from ttH_adv import fits, plotting  # noqa: E402
 from ttH_adv.config import load_config  # noqa: E402
+from ttH_adv.event.selections import cutflow_steps  # noqa: E402
+from ttH_adv.report import plotting
+from ttH_adv.stats import fits  # noqa: E402
 
 WINDOW = load_config().mass
 EDGES = WINDOW.edges()

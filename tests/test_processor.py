@@ -10,9 +10,10 @@ import pytest
 import uproot
 
 from processors.run import export_root, merge_outputs
-from processors.tth import COMMON_STEPS, quantise
+from processors.tth import quantise
 from ttH_adv.dump import read_dump
-from ttH_adv.manifest import Manifest
+from ttH_adv.event.selections import COMMON_STEPS
+from ttH_adv.inputs.manifest import Manifest
 
 from conftest import histogram_by_dataset, run
 from helpers import read_all
@@ -200,7 +201,7 @@ def test_feature_dump_is_complete_and_without_duplicates(small_manifest, config,
                 sel = rows[(rows.region == region) & (rows.channel == channel)]
                 assert len(sel) == cutflow[f"{region}_{channel}"]["events"]
                 assert sel.weight.sum() == pytest.approx(cutflow[f"{region}_{channel}"]["weighted"], rel=1e-9, abs=1e-12)
-    from ttH_adv.features import FEATURE_SETS
+    from ttH_adv.event.features import FEATURE_SETS
     assert set(FEATURE_SETS["extended"]) | set(FEATURE_SETS["scaled"]) <= set(table.columns)
     assert (table.jet3_pt[table.n_jets < 3] == 0).all() and (table.jet3_pt[table.n_jets >= 3] > 25).all()
 
@@ -251,7 +252,7 @@ def test_dump_files_carry_their_provenance_and_mixed_dumps_are_refused(small_man
     from ttH_adv.config import config_hash, config_to_data
     from ttH_adv.dump import read_provenance
     from ttH_adv.errors import TthAdvError
-    from ttH_adv.features import FEATURE_SET_VERSION
+    from ttH_adv.event.features import FEATURE_SET_VERSION
 
     datasets = small_manifest.select(["ttH"])
     run(datasets, config, dump_dir=str(tmp_path / "dump"))

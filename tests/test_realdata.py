@@ -18,9 +18,9 @@ import pytest
 import uproot
 
 from processors.tth import WEIGHT_QUANTUM, ChunkInfo, TthProcessor
-from ttH_adv import objects as obj
-from ttH_adv.cli import main
-from ttH_adv.manifest import load_manifest
+from ttH_adv.app.cli import main
+from ttH_adv.inputs import objects as obj
+from ttH_adv.inputs.manifest import load_manifest
 from ttH_adv.output import load_output
 
 REALDATA = Path(os.environ.get("TTH_ADV_REALDATA", Path(__file__).resolve().parents[2] / "shared" / "realdata"))

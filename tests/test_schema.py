@@ -6,12 +6,12 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from ttH_adv import objects
 from ttH_adv.config import load_config
 from ttH_adv.errors import InputFileError, MissingBranchError
-from ttH_adv.objects import required_branches
-from ttH_adv.schema import check_branches
-from ttH_adv.schema import read_events as read_events_of_file
+from ttH_adv.inputs import objects
+from ttH_adv.inputs.objects import required_branches
+from ttH_adv.inputs.schema import check_branches
+from ttH_adv.inputs.schema import read_events as read_events_of_file
 
 from conftest import read_events
 from helpers import empty_copy, truncated_copy, without_branch

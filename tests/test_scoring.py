@@ -11,7 +11,7 @@ pytest.importorskip("tensorflow")
 
 from ttH_adv.config import with_categories  # noqa: E402
 from ttH_adv.dump import read_dump  # noqa: E402
-from ttH_adv.features import feature_matrix, feature_names  # noqa: E402
+from ttH_adv.event.features import feature_matrix, feature_names  # noqa: E402
 from ttH_adv.inference import OnnxScorer  # noqa: E402
 
 from conftest import histogram_by_dataset, run  # noqa: E402
@@ -67,7 +67,7 @@ def test_int8_model_is_calibrated_checked_and_recorded(small_manifest, config, t
 def test_int8_model_that_misses_parity_is_refused(trained, config, tmp_path, monkeypatch):
     from training import quantize
     from training.data import load_training_data
-    from ttH_adv.metrics import mass_binning
+    from ttH_adv.stats.metrics import mass_binning
 
     folder, cfg, _ = trained
     monkeypatch.setattr(quantize, "MAX_P99_DIFFERENCE", 1e-9)

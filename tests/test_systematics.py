@@ -10,7 +10,7 @@ import pytest
 from ttH_adv.config import CorrectionlibSystematic
 from ttH_adv.dump import read_dump
 from ttH_adv.errors import ConfigError
-from ttH_adv.systematics import SYSTEMATIC_KINDS, variations
+from ttH_adv.event.systematics import SYSTEMATIC_KINDS, variations
 
 from conftest import histogram_by_dataset, run
 

@@ -25,12 +25,12 @@ from training.methods import (  # noqa: E402
 from training.models import mixture_information, tf  # noqa: E402
 from training.registry import METHODS, MethodSpec, result_name  # noqa: E402
 from training.toys import in_other_units, pivot_toy, score_dependence  # noqa: E402
-from ttH_adv import metrics  # noqa: E402
-from ttH_adv.cli import main, training_runs  # noqa: E402
+from ttH_adv.app.cli import main, training_runs  # noqa: E402
 from ttH_adv.config import load_config  # noqa: E402
 from ttH_adv.errors import ConfigError  # noqa: E402
-from ttH_adv.features import FEATURE_SET_VERSION, feature_names  # noqa: E402
+from ttH_adv.event.features import FEATURE_SET_VERSION, feature_names  # noqa: E402
 from ttH_adv.inference import ModelMismatchError, OnnxScorer, check_model, load_model_info  # noqa: E402
+from ttH_adv.stats import metrics  # noqa: E402
 
 BINNING = metrics.mass_binning(load_config().mass)
 TINY = {"classifier": {"layers": [32, 32], "dropout": 0.0},
@@ -271,7 +271,7 @@ def test_mismatched_models_are_refused_with_a_clear_message(exported, tmp_path, 
     swapped = names[:]
     swapped[0], swapped[1] = swapped[1], swapped[0]
     cases = {
-        "ttH_adv.features": (json.dumps(swapped), "feature order differs from position 0"),
+        "ttH_adv.event.features": (json.dumps(swapped), "feature order differs from position 0"),
         "ttH_adv.feature_set_version": ("seed-v0", "feature-set version 'seed-v0'"),
         "ttH_adv.folds": (json.dumps({"n_folds": 1}), "metadata says 1 fold.*graph has an 'event_number' input"),
     }
@@ -281,7 +281,7 @@ def test_mismatched_models_are_refused_with_a_clear_message(exported, tmp_path, 
             check_model(load_model_info(bad))
         with pytest.raises(ModelMismatchError):
             TthProcessor(config, model_path=str(bad))  # refused before any event is read
-    renamed = _relabelled(path, tmp_path, **{"ttH_adv.features": json.dumps(names[:-1] + ["jet3_mass"])})
+    renamed = _relabelled(path, tmp_path, **{"ttH_adv.event.features": json.dumps(names[:-1] + ["jet3_mass"])})
     with pytest.raises(ModelMismatchError, match=r"missing from the model \['jet3_phi'\].*\['jet3_mass'\]"):
         check_model(load_model_info(renamed))
 
@@ -305,9 +305,9 @@ def test_unusable_model_files_are_refused_before_any_event(exported, tmp_path, s
     """Missing file, no metadata, unknown feature set, a graph narrower than its metadata; the CLI exits 2."""
     import onnx
 
-    from ttH_adv.cli import main
+    from ttH_adv.app.cli import main
     from ttH_adv.errors import TthAdvError
-    from ttH_adv.features import FEATURE_SET_VERSION
+    from ttH_adv.event.features import FEATURE_SET_VERSION
 
     _, path, _, _ = exported
     with pytest.raises(TthAdvError, match=r"model file not found: .*absent\.onnx"):
@@ -315,14 +315,14 @@ def test_unusable_model_files_are_refused_before_any_event(exported, tmp_path, s
     bare = onnx.load(str(path))
     del bare.metadata_props[:]
     onnx.save(bare, str(tmp_path / "bare.onnx"))
-    with pytest.raises(ModelMismatchError, match=r"lacks metadata \['ttH_adv.features'"):
+    with pytest.raises(ModelMismatchError, match=r"lacks metadata \['ttH_adv.event.features'"):
         OnnxScorer(tmp_path / "bare.onnx")
     with pytest.raises(ModelMismatchError, match="unknown feature set 'tracks'"):
         OnnxScorer(_relabelled(path, tmp_path, **{"ttH_adv.feature_set": "tracks"}))
     # metadata of another, wider feature set on the 23-input graph: caught before onnxruntime sees an event
     wider = _relabelled(path, tmp_path, **{"ttH_adv.feature_set": "extended",
                                            "ttH_adv.feature_set_version": FEATURE_SET_VERSION["extended"],
-                                           "ttH_adv.features": json.dumps(feature_names("extended"))})
+                                           "ttH_adv.event.features": json.dumps(feature_names("extended"))})
     width = len(feature_names("extended"))
     with pytest.raises(ModelMismatchError, match=rf"graph input 'features' has shape \[None, 23\].*lists {width} features"):
         OnnxScorer(wider)

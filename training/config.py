@@ -10,7 +10,7 @@ import yaml
 
 from ttH_adv.config import build_section, merge_overrides
 from ttH_adv.errors import ConfigError, one_line
-from ttH_adv.features import feature_names
+from ttH_adv.event.features import feature_names
 
 BACKGROUNDS = ("ntni_data", "mc", "both")
 

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from ttH_adv.dump import read_dump
 from ttH_adv.errors import TthAdvError
-from ttH_adv.features import feature_names
+from ttH_adv.event.features import feature_names
 
 from .config import DataConfig
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from ttH_adv import inference as inf
 from ttH_adv.atomic import atomic_path
-from ttH_adv.features import FEATURE_SET_VERSION
+from ttH_adv.event.features import FEATURE_SET_VERSION
 
 from .methods import DecorrelatedClassifier
 from .models import tf

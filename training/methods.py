@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ttH_adv import metrics
+from ttH_adv.stats import metrics
 
 from .config import TrainingConfig
 from .data import Standardiser

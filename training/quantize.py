@@ -23,8 +23,8 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
 from ttH_adv import inference as inf
-from ttH_adv import metrics
 from ttH_adv.errors import TthAdvError
+from ttH_adv.stats import metrics
 
 from .data import TrainingData
 from .methods import evaluate_scores

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ttH_adv import metrics
 from ttH_adv.atomic import atomic_path, write_text
 from ttH_adv.config import AnalysisConfig, load_config
+from ttH_adv.stats import metrics
 
 from .config import TrainingConfig
 from .data import TrainingData, load_training_data

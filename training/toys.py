@@ -27,7 +27,7 @@ def in_other_units(z: np.ndarray) -> np.ndarray:
 def score_dependence(model, rng: np.random.Generator, n: int = 40_000, bins: int = 20) -> float:
     """JSD between the background score densities at z = -1 and z = +1 (quantile bins of the pooled scores);
     the model takes the nuisance in ``in_other_units``."""
-    from ttH_adv import metrics
+    from ttH_adv.stats import metrics
 
     scores = []
     for value in (-1.0, 1.0):

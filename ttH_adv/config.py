@@ -126,7 +126,7 @@ class BranchSystematic:
 class CorrectionlibSystematic:
     file: str                  # correctionlib JSON (schema v2), relative to the working directory
     correction: str            # the correction's name in the file
-    inputs: tuple[str, ...]    # per input: a feature name (ttH_adv.features) or "systematic"
+    inputs: tuple[str, ...]    # per input: a feature name (ttH_adv.event.features) or "systematic"
     nominal: str = "nominal"   # values of the "systematic" input
     up: str = "up"
     down: str = "down"
@@ -134,7 +134,7 @@ class CorrectionlibSystematic:
 
 @dataclass(frozen=True)
 class SystematicsConfig:
-    """One section per kind of systematic (ttH_adv.systematics.SYSTEMATIC_KINDS), each name -> settings."""
+    """One section per kind of systematic (ttH_adv.event.systematics.SYSTEMATIC_KINDS), each name -> settings."""
 
     weight: dict[str, WeightSystematic]
     object: dict[str, ObjectSystematic]
@@ -279,7 +279,7 @@ class Normalisation:
 
 @dataclass(frozen=True)
 class PhysliteSettings:
-    """What a DAOD_PHYSLITE release names differently (``ttH_adv.physlite``, the PHYSLITE reader)."""
+    """What a DAOD_PHYSLITE release names differently (``ttH_adv.inputs.physlite``, the PHYSLITE reader)."""
 
     btagging: str             # the jets' b-tagging container (its ElementLink target)
     tagger: str               # DL1r, DL1dv01: pb, pc, pu -> D = ln(pb / (fc pc + (1 - fc) pu))
@@ -291,9 +291,9 @@ class PhysliteSettings:
 
 @dataclass(frozen=True)
 class InputFormat:
-    """Everything that differs between the ntuples the analysis reads, as data (``ttH_adv.objects`` reads it).
+    """Everything that differs between the ntuples the analysis reads, as data (``ttH_adv.inputs.objects`` reads it).
 
-    ``reader`` flat: a flat ntuple read through the branch map (``ttH_adv.schema``); physlite: a
+    ``reader`` flat: a flat ntuple read through the branch map (``ttH_adv.inputs.schema``); physlite: a
     DAOD_PHYSLITE CollectionTree through coffea's PHYSLITESchema, the branch map's collection
     prefixes naming its collections.  The decisions read the branch map's field names.
     """

@@ -4,7 +4,7 @@ File names are derived from the chunk (dataset / input file / entry range / vari
 two workers never collide, a retried chunk overwrites its own file rather than adding a
 second copy, and every file is written to a temporary name and renamed when complete.
 
-Columns: every feature of ``ttH_adv.features`` (all named sets), ``mgg``, ``weight``
+Columns: every feature of ``ttH_adv.event.features`` (all named sets), ``mgg``, ``weight``
 (normalised: mcWeight x scale factors x L x sigma / sum of weights; 1 for data), one
 ``weight_<variation>`` column per weight systematic, ``region`` (TI/NTNI), ``channel``
 (had/lep/none), ``control`` (the channel whose template control selection holds an event that
@@ -46,7 +46,7 @@ def provenance(config: Any, model_sha256: str | None) -> dict[str, str]:
     """What made a dump file, kept in its parquet schema metadata: configuration, model, feature sets, version."""
     from . import __version__
     from .config import config_hash, config_to_data
-    from .features import FEATURE_SET_VERSION
+    from .event.features import FEATURE_SET_VERSION
 
     return {"config_hash": config_hash(config), "config": json.dumps(config_to_data(config), sort_keys=True),
             "model_sha256": model_sha256 or "none",

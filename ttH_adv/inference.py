@@ -2,7 +2,7 @@
 
 A model file carries ``metadata_props`` (written by ``training.export``) naming its features in
 order, the feature-set version and its folds.  ``load_model_info`` reads them with onnxruntime and
-``check_model`` refuses a model whose features differ from ``ttH_adv.features`` (or whose graph
+``check_model`` refuses a model whose features differ from ``ttH_adv.event.features`` (or whose graph
 input disagrees with its own metadata) before a single event is read.  A k-fold model takes the
 events' ``event_number`` and scores each with the network that did not train on it; a ``ddt``
 model also takes the protected variable (m_yy).  ``OnnxScorer`` is what processors hold: it pickles as (path, hash) and opens one
@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError, TthAdvError, one_line
-from .features import FEATURE_SET_VERSION, feature_names
+from .event.features import FEATURE_SET_VERSION, feature_names
 
-KEY_FEATURES = "ttH_adv.features"
+KEY_FEATURES = "ttH_adv.event.features"
 KEY_FEATURE_SET = "ttH_adv.feature_set"
 KEY_FEATURE_SET_VERSION = "ttH_adv.feature_set_version"
 KEY_SCALING = "ttH_adv.scaling"

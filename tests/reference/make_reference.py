@@ -43,8 +43,8 @@ def reference_output() -> dict:
     """Generate the reference dataset and run the processor on it."""
     from processors.run import RunOptions, run_analysis
     from ttH_adv.config import load_config
-    from ttH_adv.generator import generate_dataset
-    from ttH_adv.manifest import load_manifest
+    from ttH_adv.inputs.generator import generate_dataset
+    from ttH_adv.inputs.manifest import load_manifest
 
     with tempfile.TemporaryDirectory() as tmp:
         manifest = load_manifest(generate_dataset(tmp, REFERENCE_EVENTS, REFERENCE_SEED))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ManifestError, one_line
+from ..errors import ManifestError, one_line
 
 BR_H_YY = 2.27e-3
 LUMINOSITY_PB = 139_000.0  # full Run-2, 139 fb^-1 (ATLAS luminosity paper, 2022)
@@ -33,7 +33,7 @@ def data_luminosity_pb(n_data_events: int) -> float:
 KINDS = ("signal", "background", "data")
 # What a dataset is for, read by every stage (training, categorize, fits, plots, the run summary):
 # data; signal (ttH); resonant (other H -> yy modes, peaking at m_H); continuum (non-resonant yy
-# MC, the background templates).  A manifest carries it per dataset (ttH_adv.manifest).
+# MC, the background templates).  A manifest carries it per dataset (ttH_adv.inputs.manifest).
 ROLES = ("data", "signal", "resonant", "continuum")
 ROLE_KIND = {"data": "data", "signal": "signal", "resonant": "background", "continuum": "background"}
 
@@ -75,9 +75,9 @@ class SampleSpec:
     dsid: int          # MC dataset ID (data: 0)
     xsec_pb: float     # sigma x BR in pb; 0 for data
     share: float       # fraction of the requested events generated for this sample
-    model: str         # event model in ttH_adv.generator
+    model: str         # event model in ttH_adv.inputs.generator
     n_files: int       # files written for this sample (at the default file count)
-    role: str          # data | signal | resonant | continuum (ttH_adv.manifest.ROLES)
+    role: str          # data | signal | resonant | continuum (ttH_adv.inputs.manifest.ROLES)
 
     @property
     def is_data(self) -> bool:

@@ -3,7 +3,7 @@
 ``FlatNtupleSchema`` zips prefixed branches into records: ``photon``, ``jet``, ``lepton`` and the
 singleton ``met``, named as in the configured branch map, in the file's units.  Unmapped
 branches stay at top level under their own names (real Open Data files carry many).  The
-Lorentz-vector objects in GeV are built from these records by ``ttH_adv.objects``.
+Lorentz-vector objects in GeV are built from these records by ``ttH_adv.inputs.objects``.
 
 It reads counted C arrays (what uproot writes) and ``std::vector`` branches (what real Open
 Data files hold) alike, whatever the counter's integer type: only the per-branch offsets are
@@ -26,8 +26,8 @@ from coffea.nanoevents import NanoEventsFactory
 from coffea.nanoevents.methods import base, vector
 from coffea.nanoevents.schemas.base import BaseSchema, zip_forms
 
-from .config import BranchMap, build_section, load_config
-from .errors import InputFileError, MissingBranchError, one_line
+from ..config import BranchMap, build_section, load_config
+from ..errors import InputFileError, MissingBranchError, one_line
 
 
 class FlatNtupleSchema(BaseSchema):
@@ -63,7 +63,7 @@ class FlatNtupleSchema(BaseSchema):
 
     @classmethod
     def behavior(cls) -> dict:
-        """NanoEvents base behaviour plus Lorentz vectors (used by ``ttH_adv.objects``)."""
+        """NanoEvents base behaviour plus Lorentz vectors (used by ``ttH_adv.inputs.objects``)."""
         behavior = {}
         behavior.update(base.behavior)
         behavior.update(vector.behavior)

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
-from .config import InputFormat, load_config
-from .errors import ConfigError
+from ..config import InputFormat, load_config
+from ..errors import ConfigError
 from .samples import SampleSpec, load_catalogue
 
 # MV2c10 thresholds of the 85, 77, 70 and 60% b-jet efficiency working points (ATLAS, ATL-PHYS-PUB-2016-012).

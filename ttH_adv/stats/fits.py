@@ -26,7 +26,7 @@ import numpy as np
 from iminuit import Minuit
 from scipy import special, stats
 
-from .config import MassWindow
+from ..config import MassWindow
 
 
 def _x(m: np.ndarray, low: float, high: float) -> np.ndarray:

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from .atomic import write_text
-from .errors import ManifestError, one_line
+from ..atomic import write_text
+from ..errors import ManifestError, one_line
 from .samples import KINDS, ROLE_KIND, ROLES, load_catalogue
 
 DATASET_KEYS = {"files", "treename", "metadata"}

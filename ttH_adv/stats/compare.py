@@ -1,7 +1,7 @@
 """Methods side by side in the final metric (``tth-adv compare``): the table and its inputs.
 
 Every trained result of one or more training folders (``results.json``: one feature set each)
-is scored, categorised, filled and fitted by the stage functions (``ttH_adv.stages.compare``);
+is scored, categorised, filled and fitted by the stage functions (``ttH_adv.app.stages.compare``);
 this module reads the trained results and turns their fits into one table per result:
 method, feature set, lambda, R50 and JSD50/floor (out-of-fold, from training), R50 as a fraction
 of the ``ddt`` ceiling of the same feature set (provisional: ddt's map is fitted on the
@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputFileError
+from ..errors import InputFileError
 from .fit_analysis import WITH_MODELLING, WITHOUT_MODELLING
 
 CEILING_METHOD = "ddt"  # the unconstrained score ranked within m_yy slices: flat background efficiency
@@ -141,7 +141,7 @@ def comparison_summary(rows: list[dict]) -> str:
 
 def write_comparison(rows: list[dict], out: str | Path) -> tuple[Path, Path]:
     """comparison.json and comparison.md in ``out``."""
-    from .atomic import write_text
+    from ..atomic import write_text
 
     out = Path(out)
     md = "\n".join(["# Methods side by side", "", *comparison_markdown(rows), "", comparison_summary(rows), ""])

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConfigError
 from .columns import Collection, Record, delta_phi
-from .errors import ConfigError
 
 JET_PAD = 0.0
 N_JETS = 3

@@ -1,7 +1,7 @@
 """Physics objects in GeV from any input format: the one layer that knows formats (``InputFormat``).
 
-A format's reader (``flat``: the branch map's records of ``ttH_adv.schema``; ``physlite``: coffea's
-PHYSLITESchema, ``ttH_adv.physlite``) gives the processor the same thing whatever the files:
+A format's reader (``flat``: the branch map's records of ``ttH_adv.inputs.schema``; ``physlite``: coffea's
+PHYSLITESchema, ``ttH_adv.inputs.physlite``) gives the processor the same thing whatever the files:
 photons, jets and leptons as flat ``Collection`` columns in GeV with the fields the format's
 decisions read (``InputFormat.fields``), the missing transverse momentum, the trigger decision,
 the event number and the MC event weight.  Every energy-like field named in the branch map's
@@ -18,8 +18,8 @@ import awkward as ak
 import numpy as np
 from coffea.nanoevents.methods import vector
 
-from .columns import Collection, event_column
-from .config import BranchMap, InputFormat
+from ..config import BranchMap, InputFormat
+from ..event.columns import Collection, event_column
 
 FLAT, PHYSLITE = "flat", "physlite"
 READERS = (FLAT, PHYSLITE)
@@ -107,7 +107,7 @@ def collections(events: ak.Array, fmt: InputFormat,
 
 
 def missing_et(events: ak.Array, fmt: InputFormat, objects: dict[str, Collection]) -> np.ndarray:
-    """The missing transverse momentum per event in GeV (PHYSLITE: from the objects, ``ttH_adv.physlite``)."""
+    """The missing transverse momentum per event in GeV (PHYSLITE: from the objects, ``ttH_adv.inputs.physlite``)."""
     if fmt.reader == PHYSLITE:
         from .physlite import object_met
 

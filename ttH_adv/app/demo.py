@@ -1,7 +1,7 @@
 """``tth-adv demo``: the whole analysis chain on the embedded default (synthetic) data.
 
-Stages (each reused when its inputs are unchanged, see ``ttH_adv.pipeline``), each a call of a
-``ttH_adv.stages`` function:
+Stages (each reused when its inputs are unchanged, see ``ttH_adv.app.pipeline``), each a call of a
+``ttH_adv.app.stages`` function:
 
 1. ``generate``         synthetic Run-2 ntuples and ``datasets.json``, the       -> OUT/ntuples
                         continuum MC oversampled for the background templates
@@ -28,7 +28,7 @@ import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .output import OUTPUT_FILE
+from ..output import OUTPUT_FILE
 from .pipeline import Stage, run_stages
 
 DEMO_EVENTS = 1_000_000
@@ -62,7 +62,7 @@ class DemoSettings:
     executor: str = "futures"
     workers: int = 2
     progress: bool = True
-    format: str = "opendata2020"  # the input format the generator writes (ttH_adv.ntuple_formats)
+    format: str = "opendata2020"  # the input format the generator writes (ttH_adv.inputs.ntuple_formats)
     training: dict = field(default_factory=lambda: dict(DEMO_TRAINING))
     trainings: dict[str, list[tuple[str, float]]] = field(default_factory=lambda: dict(DEMO_TRAININGS))
     had_categories: int = 4
@@ -108,19 +108,19 @@ def _options(s: DemoSettings, **fields):
 
 
 def _config():
-    from .config import load_config
+    from ..config import load_config
 
     return load_config()
 
 
 def _manifest(s: DemoSettings):
-    from .manifest import load_manifest
+    from ..inputs.manifest import load_manifest
 
     return load_manifest(s.manifest)
 
 
 def _generate(s: DemoSettings) -> None:
-    from .generator import generate_dataset
+    from ..inputs.generator import generate_dataset
 
     generate_dataset(s.manifest.parent, s.events, s.seed, show_progress=s.progress, oversample=s.oversample,
                      format_name=s.format)
@@ -144,7 +144,7 @@ def _train(s: DemoSettings, feature_set: str) -> None:
 
 
 def _results(s: DemoSettings) -> list:
-    from .compare import trained_results
+    from ..stats.compare import trained_results
 
     return trained_results([s.model_dir(f) for f in s.trainings])
 
@@ -158,9 +158,9 @@ def _comparison(s: DemoSettings):
 def _report(s: DemoSettings) -> None:
     import json
 
+    from ..output import labelled, load_output
+    from ..report.plotting import load_training_results
     from . import stages
-    from .output import labelled, load_output
-    from .plotting import load_training_results
 
     paths = _comparison(s)
     fits = {label: (load_output(paths.histograms(result)), json.loads((paths.fits(result) / "fits.json").read_text()))
@@ -208,7 +208,7 @@ def _mark(path: Path, done: dict) -> None:
     """A stage's completion record, the results it made (the next stage's fingerprinted input)."""
     import json
 
-    from .atomic import write_text
+    from ..atomic import write_text
 
     write_text(path, json.dumps(sorted(done)) + "\n")
 
@@ -225,9 +225,9 @@ def demo_summary(s: DemoSettings) -> str:
 
     from processors.run import summary
 
-    from .compare import comparison_markdown, comparison_summary
-    from .fit_analysis import category_table
-    from .output import load_output
+    from ..output import load_output
+    from ..stats.compare import comparison_markdown, comparison_summary
+    from ..stats.fit_analysis import category_table
 
     paths = _comparison(s)
     lines = [summary(load_output(s.path("plain") / OUTPUT_FILE))]

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_text
-from .config import MassWindow
-from .fit_analysis import category_inputs, chosen_background
+from ..atomic import write_text
+from ..config import MassWindow
+from ..event.selections import COMMON_STEPS
+from ..stats.fit_analysis import category_inputs, chosen_background
 
 EXPERIMENT_TEXT = "Open Data"  # mplhep's ATLAS label: "ATLAS Open Data", "Simulation" added for simulation
 
@@ -105,7 +106,7 @@ def sculpting_inputs(dump_dir: str | Path, score_column: str = "score") -> tuple
     """
     import pyarrow.compute as pc
 
-    from .dump import read_dump
+    from ..dump import read_dump
 
     table = read_dump(dump_dir, columns=[score_column, "mgg", "role", "region", "systematic", "channel"])
     table = table.filter(pc.and_(pc.equal(table["systematic"], "nominal"), pc.not_equal(table["channel"], "none")))
@@ -118,7 +119,7 @@ def sculpting_inputs(dump_dir: str | Path, score_column: str = "score") -> tuple
 def figure_sculpting(scores: np.ndarray, mass: np.ndarray, threshold: float, window: MassWindow,
                      luminosity_pb: float | None):
     """NTNI data m_yy shape before and after the cut at 50% signal efficiency (normalised), with its JSD."""
-    from . import metrics
+    from ..stats import metrics
 
     plt = _pyplot()
     binning = metrics.mass_binning(window)
@@ -215,8 +216,6 @@ def plot_scores(results: dict, path: Path, luminosity_pb: float | None = None) -
 
 def figure_cutflow(output: dict):
     """Left: fraction of events after each sequential step, per dataset; right: the region/channel split."""
-    from processors.tth import COMMON_STEPS
-
     plt = _pyplot()
     cutflows = dict(sorted(output["cutflow"].items()))
     splits = [s for s in next(iter(cutflows.values())) if s not in COMMON_STEPS]
@@ -296,7 +295,7 @@ def _modelling_cell(row: dict) -> str:
 
 def comparison_table(fits_by_model: dict[str, dict]) -> list[str]:
     """Markdown rows: per category and model, function, chi2 probability, spurious signal, bias, Z."""
-    from .fit_analysis import category_rows
+    from ..stats.fit_analysis import category_rows
 
     lines = ["| category | model | function | exponential passes | chi2 prob. | zeta / S | zeta / dS | "
              "bias / allowance | template / data | modelling unc. | Z_exp | Z_exp (stat.) |",
@@ -317,7 +316,7 @@ def comparison_table(fits_by_model: dict[str, dict]) -> list[str]:
 
 
 def _combined_lines(label: str, result: dict) -> list[str]:
-    from .fit_analysis import WITH_MODELLING, WITHOUT_MODELLING, pyhf_summary
+    from ..stats.fit_analysis import WITH_MODELLING, WITHOUT_MODELLING, pyhf_summary
 
     combined = result.get("combined") or {}
     lines = []
@@ -337,7 +336,7 @@ def _combined_lines(label: str, result: dict) -> list[str]:
 
 def category_markdown(result: dict) -> list[str]:
     """One model's categories as a Markdown table."""
-    from .fit_analysis import category_rows
+    from ..stats.fit_analysis import category_rows
 
     lines = ["| category | S (window) | B (window) | function | chi2/ndf | p | zeta/S | zeta/dS | bias | allowance | "
              "template/data | modelling unc. | Z_exp | Z_exp (stat.) | mu_95 |",
@@ -376,12 +375,12 @@ def template_markdown(fits_by_model: dict[str, dict]) -> list[str]:
 def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], training: dict, dump_dir: Path | None,
                  window: MassWindow, comparison: list[dict] | None = None, score_column: str = "score") -> Path:
     """All plots (PNG and PDF) plus report.md: the methods side by side first (``comparison``, rows of
-    ``ttH_adv.compare``), then the models' categories side by side, then each model's details.
+    ``ttH_adv.stats.compare``), then the models' categories side by side, then each model's details.
 
     ``fits_by_model`` maps a label (e.g. decorrelated, unconstrained) to (processor output, fits.json);
     ``dump_dir``'s ``score_column`` gives the sculpting plot.
     """
-    from .compare import comparison_markdown, comparison_summary
+    from ..stats.compare import comparison_markdown, comparison_summary
 
     out = Path(out)
     first_output = next(iter(fits_by_model.values()))[0]

@@ -1,6 +1,6 @@
 """Object and event selections as pure columnar functions (numpy over flat columns).
 
-Each function takes GeV objects (``ttH_adv.columns.Collection`` for collections,
+Each function takes GeV objects (``ttH_adv.event.columns.Collection`` for collections,
 ``Record`` for one object per event) and the relevant configuration section -- for the
 identification, isolation, b-tagging and JVT decisions the input format's (``InputFormat``) --
 and returns a boolean mask, so a processor step is a short composition of named selections.
@@ -12,8 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import ChannelCuts, InputFormat, JetCuts, JvtDecision, LeptonCuts, PhotonCuts
 from .columns import Collection, Record, invariant_mass
-from .config import ChannelCuts, InputFormat, JetCuts, JvtDecision, LeptonCuts, PhotonCuts
+
+REGIONS = ("TI", "NTNI")   # photon regions: both tight and isolated, or one not (the template control)
+NO_CHANNEL = "none"
+COMMON_STEPS = ("all", "trigger", "two_photons", "relative_pt", "mass_window", "unblinded")
+
+
+def cutflow_steps(channels: tuple[str, ...]) -> tuple[str, ...]:
+    """Cutflow step names: the common steps, then each region and its channels."""
+    return COMMON_STEPS + tuple(s for r in REGIONS for s in (r, *(f"{r}_{c}" for c in channels)))
 
 
 def photon_in_acceptance(photons: Collection, cuts: PhotonCuts) -> np.ndarray:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from iminuit import Minuit
 
-from .config import FitConfig, MassWindow
+from ..config import FitConfig, MassWindow
 
 OWN_SHAPES, WITH_CONTROL = "category", "category + template control"
 

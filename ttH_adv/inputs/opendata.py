@@ -1,7 +1,7 @@
 """A datasets manifest from real files: the ATLAS Open Data releases and DAOD_PHYSLITE (``tth-adv manifest``).
 
 ``build_manifest`` takes folders (searched recursively for ``*.root``), files or globs.  Each file's
-input format (``ttH_adv.objects``, the configuration's ``formats``) is the one whose tree and
+input format (``ttH_adv.inputs.objects``, the configuration's ``formats``) is the one whose tree and
 branches it has, or the one given; one log line per dataset says which.  Then:
 
 * data files -- named ``data_*`` (2020 release), ``*_data15_period*`` / ``*_data16_*`` (2025
@@ -36,8 +36,8 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from .config import AnalysisConfig, InputFormat, load_config
-from .errors import ManifestError, one_line
+from ..config import AnalysisConfig, InputFormat, load_config
+from ..errors import ManifestError, one_line
 from .objects import PHYSLITE, required_branches
 from .samples import ROLE_KIND, ROLES, CatalogueEntry, load_catalogue
 

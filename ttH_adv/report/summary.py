@@ -6,8 +6,8 @@ from pathlib import Path
 
 import uproot
 
-from .config import AnalysisConfig, load_config
-from .manifest import load_manifest
+from ..config import AnalysisConfig, load_config
+from ..inputs.manifest import load_manifest
 
 
 def summarise_manifest(path: str | Path, config: AnalysisConfig | None = None) -> str:

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_text
+from ..output import MASS_HISTOGRAM
 from . import fits
-from .atomic import write_text
 from .fit_analysis import (
     WITH_MODELLING,
     WITHOUT_MODELLING,
@@ -34,7 +35,6 @@ from .fit_analysis import (
     chosen_background,
     datasets_by_role,
 )
-from .output import MASS_HISTOGRAM
 
 SPURIOUS_SAMPLE = "spurious_signal"
 SHAPE_SAMPLE = "background_shape"

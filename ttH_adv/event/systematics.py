@@ -30,15 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from .columns import Collection, event_column
-from .config import (
+from ..config import (
     AnalysisConfig,
     BranchSystematic,
     CorrectionlibSystematic,
     ObjectSystematic,
     WeightSystematic,
 )
-from .errors import ConfigError
+from ..errors import ConfigError
+from .columns import Collection, event_column
 
 NOMINAL = "nominal"
 MODES = ("none", "weights", "all")
@@ -152,7 +152,7 @@ def _correctionlib_weight(name: str, settings: CorrectionlibSystematic) -> list[
     unknown = [i for i in settings.inputs if i != SYSTEMATIC_INPUT and i not in all_feature_names()]
     if unknown:
         raise ConfigError(f"systematics.correctionlib.{name}: unknown input(s) {unknown}: a feature name "
-                          f"(ttH_adv.features) or {SYSTEMATIC_INPUT!r}")
+                          f"(ttH_adv.event.features) or {SYSTEMATIC_INPUT!r}")
     _correction(settings.file, settings.correction)  # a missing file or correction fails before any event
     return [Variation(f"{name}_{tag}", "weight", d, factor=CorrectionlibFactor(settings)) for tag, d in DIRECTIONS]
 

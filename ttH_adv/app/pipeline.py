@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_text
+from ..atomic import write_text
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
-from .atomic import write_text
-from .config import MassWindow
-from .dump import read_dump
-from .errors import TthAdvError
+from ..atomic import write_text
+from ..config import MassWindow
+from ..dump import read_dump
+from ..errors import TthAdvError
 from .fits import asimov_significance
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ Per category of the processor output (TI region, nominal), in the configured mas
    other Higgs modes (their MC histograms, fixed);
 2. sideband fits of TI data (the signal window excluded) with every family, chi2/ndf and its
    probability;
-3. the background-only template (``ttH_adv.templates``): continuum yy MC plus the reducible part
+3. the background-only template (``ttH_adv.stats.templates``): continuum yy MC plus the reducible part
    from NTNI data, in the fraction the TI data sidebands measure; smoothed by a Gaussian process
    where its statistics are short of ``fits.template_min_statistics`` x the data;
 4. the spurious-signal test of every family on the template, with the relaxed criterion
@@ -35,12 +35,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_text
+from ..config import AnalysisConfig, FitConfig
+from ..errors import TthAdvError
+from ..inputs.samples import ROLES
+from ..output import CONTROL_HISTOGRAM, MASS_HISTOGRAM
 from . import fits
-from .atomic import write_text
-from .config import AnalysisConfig, FitConfig
-from .errors import TthAdvError
-from .output import CONTROL_HISTOGRAM, MASS_HISTOGRAM
-from .samples import ROLES
 from .templates import Components, Template, build_template
 
 log = logging.getLogger(__name__)

@@ -25,9 +25,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .config import AnalysisConfig
-from .manifest import Manifest
-from .output import OUTPUT_FILE
+from ..config import AnalysisConfig
+from ..inputs.manifest import Manifest
+from ..output import OUTPUT_FILE
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def process(manifest: Manifest, config: AnalysisConfig, options: Any, out: str |
     """
     from processors.run import run_analysis
 
-    from .output import save_output
+    from ..output import save_output
 
     if cluster == "condor":
         with _condor_client(config, options) as client:
@@ -90,8 +90,8 @@ def train(features: str | Path, out: str | Path, config: Any, runs: list[tuple[s
 def categorize(features: str | Path, out: str | Path, counts: dict[str, int], config: AnalysisConfig,
                min_sideband: int = 10, score_column: str = "score") -> dict:
     """Score boundaries per channel maximising the expected significance; writes and returns categories.json."""
-    from .categorize import categorize as optimise
-    from .categorize import write_categories
+    from ..stats.categorize import categorize as optimise
+    from ..stats.categorize import write_categories
 
     result = optimise(features, counts, config.mass, min_sideband, score_column)
     write_categories(result, out)
@@ -104,8 +104,8 @@ def categorize(features: str | Path, out: str | Path, counts: dict[str, int], co
 def fit(output: dict, out: str | Path, config: AnalysisConfig, unblind: bool = False) -> dict:
     """Every category's fits and the combination, the pyhf workspace and its cross-check; writes
     OUT/fits.json and OUT/workspace.json and returns the fits."""
-    from .fit_analysis import run_fits, write_fit_results
-    from .workspace import build_workspace, compare_with_pyhf, write_workspace
+    from ..stats.fit_analysis import run_fits, write_fit_results
+    from ..stats.workspace import build_workspace, compare_with_pyhf, write_workspace
 
     result = run_fits(output, config, unblind=unblind)
     spec = build_workspace(output, result, unblind)
@@ -121,7 +121,7 @@ def fit(output: dict, out: str | Path, config: AnalysisConfig, unblind: bool = F
 def report(out: str | Path, fits_by_model: dict[str, tuple[dict, dict]], training: dict, dump_dir: Path | None,
            config: AnalysisConfig, comparison: list[dict] | None = None, score_column: str = "score") -> Path:
     """Plots and report.md of fitted outputs ({label: (output, fits)}), a comparison table first if given."""
-    from .plotting import write_report
+    from ..report.plotting import write_report
 
     return write_report(Path(out), fits_by_model, training, dump_dir, config.mass, comparison, score_column)
 
@@ -169,7 +169,7 @@ def compare_score(manifest: Manifest, results: list, paths: ComparePaths, config
 def compare_categorize(results: list, paths: ComparePaths, config: AnalysisConfig, counts: dict[str, int],
                        min_sideband: int) -> dict[str, dict]:
     """Each result's categories from its scores in the scoring pass's dump."""
-    from .output import labelled
+    from ..output import labelled
 
     return {r.label: categorize(paths.scored, paths.categories(r.label), counts, config, min_sideband,
                                 labelled("score", r.label)) for r in results}
@@ -181,8 +181,8 @@ def compare_fill(manifest: Manifest, results: list, paths: ComparePaths, config:
     from processors.run import split_by_scoring
     from processors.tth import Scoring
 
-    from .categorize import read_categories
-    from .output import save_output
+    from ..output import save_output
+    from ..stats.categorize import read_categories
 
     scorings = tuple(Scoring(r.label, str(r.model), {c: tuple(b) for c, b in
                                                      read_categories(paths.categories(r.label)).items()})
@@ -193,7 +193,7 @@ def compare_fill(manifest: Manifest, results: list, paths: ComparePaths, config:
 
 def _fit_saved(histograms: Path, out: Path, config: AnalysisConfig) -> dict:
     """``fit`` of a saved output (a process pool's task: paths in, fits out)."""
-    from .output import load_output
+    from ..output import load_output
 
     return fit(load_output(histograms), out, config)
 
@@ -213,7 +213,7 @@ def compare_fit(results: list, paths: ComparePaths, config: AnalysisConfig, work
 
 def compare_table(results: list, paths: ComparePaths) -> list[dict]:
     """The comparison table from the fits and categories on disk; writes comparison.json and comparison.md."""
-    from .compare import comparison_row, write_comparison
+    from ..stats.compare import comparison_row, write_comparison
 
     rows = [comparison_row(r, results, json.loads((paths.fits(r.label) / "fits.json").read_text()),
                            json.loads(paths.categories(r.label).read_text())) for r in results]
@@ -224,7 +224,7 @@ def compare_table(results: list, paths: ComparePaths) -> list[dict]:
 def compare(manifest: Manifest, model_dirs: list[str | Path], out: str | Path, config: AnalysisConfig,
             options: Any, counts: dict[str, int], min_sideband: int = 10) -> list[dict]:
     """Every trained result of the training folders through score -> categorize -> fill -> fit, then one table."""
-    from .compare import trained_results
+    from ..stats.compare import trained_results
 
     results = trained_results(model_dirs)
     paths = ComparePaths(Path(out))

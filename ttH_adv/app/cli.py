@@ -1,6 +1,6 @@
 """The ``tth-adv`` command line: one subcommand per stage, each parse -> one library call -> print.
 
-The stages themselves live in ``ttH_adv.stages`` (the demo calls the same functions); each
+The stages themselves live in ``ttH_adv.app.stages`` (the demo calls the same functions); each
 command here only turns its arguments into the stage's inputs and prints what it made.
 """
 
@@ -12,9 +12,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import TthAdvError
+from ..output import carried_config, output_path
 from .demo import DEMO_EVENTS
-from .errors import TthAdvError
-from .output import carried_config, output_path
 
 log = logging.getLogger("ttH_adv")
 
@@ -34,7 +34,7 @@ def _setup_logging(verbosity: int) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Write synthetic Run-2 ntuples and their datasets manifest."""
-    from .generator import generate_dataset
+    from ..inputs.generator import generate_dataset
 
     path = generate_dataset(args.out, args.events, args.seed, files_per_sample=args.files_per_sample,
                             samples=args.samples, show_progress=not args.no_progress, format_name=args.format)
@@ -58,9 +58,9 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     """Build a datasets manifest from Open Data-style ROOT files; print its summary table."""
     import json
 
-    from .atomic import write_text
-    from .config import load_config
-    from .opendata import build_manifest, summary_table
+    from ..atomic import write_text
+    from ..config import load_config
+    from ..inputs.opendata import build_manifest, summary_table
 
     manifest = build_manifest(args.inputs, args.luminosity_pb, key_values(args.role, "--role", "FILE_OR_DSID=ROLE"),
                               format_name=args.format, xsecs=xsec_values(args.xsec), catalogues=tuple(args.catalogue),
@@ -115,7 +115,7 @@ def add_manifest(p: argparse.ArgumentParser) -> None:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     """Print a one-screen summary of a datasets manifest."""
-    from .summary import summarise_manifest
+    from ..report.summary import summarise_manifest
 
     print(summarise_manifest(args.datasets))
     return 0
@@ -153,14 +153,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     _start_workers_early(args)
     from processors.run import summary
 
+    from ..config import load_config
+    from ..inputs.manifest import load_manifest
     from . import stages
-    from .config import load_config
-    from .manifest import load_manifest
 
     config = load_config(args.config)
     if args.categories:
-        from .categorize import read_categories
-        from .config import with_categories
+        from ..config import with_categories
+        from ..stats.categorize import read_categories
 
         config = with_categories(config, read_categories(args.categories))
     manifest = load_manifest(args.datasets)
@@ -214,8 +214,8 @@ def cmd_condor_submit(args: argparse.Namespace) -> int:
     """Split the work into slices, write the HTCondor submission and submit it (or only write it)."""
     from condor.batch import resubmit_missing, submit, write_submission
 
-    from .config import load_config
-    from .manifest import load_manifest
+    from ..config import load_config
+    from ..inputs.manifest import load_manifest
 
     config = load_config(args.config)
     if args.resubmit_missing:
@@ -268,7 +268,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from condor.batch import merge_partials
     from processors.run import summary
 
-    from .output import save_output
+    from ..output import save_output
 
     partials = sorted(Path(args.partials).glob("partial_*.zip")) if Path(args.partials).is_dir() else \
         [Path(p) for p in args.partials.split(",")]
@@ -289,7 +289,7 @@ def cmd_export_root(args: argparse.Namespace) -> int:
     """Write the m_yy histograms of a saved output to a ROOT file."""
     from processors.run import export_root
 
-    from .output import load_output
+    from ..output import load_output
 
     path = export_root(load_output(output_path(args.input)), args.out)
     print(f"ROOT histograms: {path}")
@@ -342,8 +342,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train the decorrelated classifier and baselines; export ONNX; write the Pareto table."""
     from training.config import load_training_config
 
+    from ..dump import dump_config
     from . import stages
-    from .dump import dump_config
 
     config = load_training_config(args.config, training_overrides(args))
     runs = training_runs(args.method, args.lam, args.lambda_scan, config.lambdas)
@@ -408,8 +408,8 @@ def print_categories(result: dict, path: Path) -> None:
 
 def cmd_categorize(args: argparse.Namespace) -> int:
     """Optimise score-category boundaries per channel for the combined expected significance."""
+    from ..dump import dump_config
     from . import stages
-    from .dump import dump_config
 
     config = carried_config(dump_config(args.features), args.config, f"feature dump {args.features}")
     result = stages.categorize(args.features, args.out, {"had": args.had, "lep": args.lep}, config, args.min_sideband)
@@ -433,9 +433,9 @@ def add_categorize(p: argparse.ArgumentParser) -> None:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     """Sideband fits, spurious-signal test, signal model, significance and the pyhf workspace."""
+    from ..output import load_output
+    from ..stats.fit_analysis import category_table, pyhf_summary
     from . import stages
-    from .fit_analysis import category_table, pyhf_summary
-    from .output import load_output
 
     path = output_path(args.histograms)
     output = load_output(path)
@@ -465,10 +465,10 @@ def add_fit(p: argparse.ArgumentParser) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Every trained result scored, categorised, filled and fitted alike; one table in the final metric."""
     _start_workers_early(args)
+    from ..config import load_config
+    from ..inputs.manifest import load_manifest
+    from ..stats.compare import comparison_markdown, comparison_summary
     from . import stages
-    from .compare import comparison_markdown, comparison_summary
-    from .config import load_config
-    from .manifest import load_manifest
 
     rows = stages.compare(load_manifest(args.datasets), args.models, args.out, load_config(args.config),
                           run_options(args), {"had": args.had, "lep": args.lep}, args.min_sideband)
@@ -491,9 +491,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Plots and report.md of any fitted outputs (and, optionally, their training and a comparison)."""
     import json
 
+    from ..output import load_output
+    from ..report.plotting import load_training_results
     from . import stages
-    from .output import load_output
-    from .plotting import load_training_results
 
     if len(args.histograms) != len(args.fits):
         raise TthAdvError(f"--histograms and --fits pair up: got {len(args.histograms)} and {len(args.fits)}")
@@ -529,8 +529,8 @@ def add_report(p: argparse.ArgumentParser) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the whole chain on the default synthetic data, reusing finished stages."""
+    from ..inputs.ntuple_formats import writer
     from .demo import DemoSettings, demo_summary, quick_settings, run_demo
-    from .ntuple_formats import writer
 
     writer(args.format)  # an unknown format is refused before anything runs
     settings = DemoSettings(Path(args.out), args.events, args.seed, args.executor, args.workers,

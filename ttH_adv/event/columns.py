@@ -15,7 +15,7 @@ from functools import cached_property
 import awkward as ak
 import numpy as np
 
-from .config import BranchMap
+from ..config import BranchMap
 
 
 class Record(dict):

@@ -20,8 +20,8 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-from .columns import Collection, record_columns
-from .config import InputFormat
+from ..config import InputFormat
+from ..event.columns import Collection, record_columns
 
 ELECTRON, MUON = "electron", "muon"
 QUALITY_BITS = 0x7  # xAOD::Muon quality: the Quality enum in the low three bits of the stored byte

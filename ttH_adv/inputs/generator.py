@@ -47,17 +47,17 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from .atomic import write_text
-from .errors import ConfigError
+from ..atomic import write_text
+from ..errors import ConfigError
+from ..progress import progress_bar
 from .ntuple_formats import MV2C10_WORKING_POINTS, NtupleWriter, SampleFacts, writer
-from .progress import progress_bar
 from .samples import SAMPLES, SAMPLES_BY_NAME, SampleSpec, data_luminosity_pb
 
 log = logging.getLogger(__name__)
 
 BLOCK_SIZE = 50_000
 TREE_NAME = "mini"
-DEFAULT_FORMAT = "opendata2020"  # the layout the events are made in (ttH_adv.ntuple_formats translates)
+DEFAULT_FORMAT = "opendata2020"  # the layout the events are made in (ttH_adv.inputs.ntuple_formats translates)
 MEV = 1000.0
 HIGGS_MASS = 125.0
 MC_RUN_NUMBER = 284500  # mc16a-style run number for MC
@@ -702,7 +702,7 @@ def generate_dataset(out_dir: str | Path, n_events: int, seed: int = 1, *,
     background templates with statistics to spare): the model and the luminosity, set by the
     data count, are unchanged; the first events are those of the plain run (seeded blocks).
     ``workers > 1`` writes the samples in parallel processes (the same events, no progress bar).
-    ``format_name`` is the input format written (``ttH_adv.ntuple_formats``): the same events in
+    ``format_name`` is the input format written (``ttH_adv.inputs.ntuple_formats``): the same events in
     the 2020 release's layout (default) or the 2025 one's.
     """
     ntuple = writer(format_name)

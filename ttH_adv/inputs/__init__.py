@@ -1,0 +1,1 @@
+"""Inputs: the file formats, their readers (branch map, PHYSLITE), the sample catalogue, manifests and the generator."""

@@ -1,0 +1,1 @@
+"""Reporting: the plots and the text summary of a saved output (reads outputs, never makes them)."""

@@ -1,0 +1,1 @@
+"""Statistics: mass templates, sideband fits, categorisation, the pyhf workspace, metrics and the method comparison."""
