@@ -31,8 +31,9 @@ dataset after accumulation (``processors.run.normalise``).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import awkward as ak
 import hist
@@ -121,6 +122,44 @@ class Selection:
     scores: dict[str, np.ndarray] = field(default_factory=dict)    # per scoring label: NaN outside channel/control
     categories: dict[str, np.ndarray] = field(default_factory=dict)          # per label: channel events' categories
     control_categories: dict[str, np.ndarray] = field(default_factory=dict)  # per label: control events' categories
+    bin_indices: dict[tuple, Any] = field(default_factory=dict)  # histogram bins of the events, per histogram
+
+    def bins(self, key: tuple, compute: Callable[..., Any], *args: Any) -> Any:
+        """``compute(*args)``, the histogram bin index under ``key``, once per selection (weight variations share it)."""
+        if key not in self.bin_indices:
+            self.bin_indices[key] = compute(*args)
+        return self.bin_indices[key]
+
+
+@dataclass
+class PhotonStage:
+    """The selection steps that read only the photons and the trigger (``TthProcessor.select_photons``)."""
+
+    diphoton: sel.Diphoton               # every event's leading pair
+    steps: dict[str, np.ndarray]         # the common cutflow steps
+    is_ti: np.ndarray
+    idx: np.ndarray                      # the passed events (after blinding)
+    passed_diphoton: sel.Diphoton        # their pairs
+
+
+class Reuse:
+    """One chunk's memo of selection stages, keyed by the identity of each stage's inputs.
+
+    The first result of a stage (the nominal's) is kept; a later call with the very same input
+    objects gets it back instead of recomputing it.  Object variations replace only the
+    collection they shift, so the untouched collections -- and the stages that read only them --
+    are the nominal's objects, and reusing their results is exact."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, tuple[tuple, Any]] = {}
+
+    def __call__(self, stage: str, inputs: tuple, compute: Callable[[], Any]) -> Any:
+        kept = self.kept.get(stage)
+        if kept is not None and all(a is b for a, b in zip(kept[0], inputs, strict=True)):
+            return kept[1]
+        result = compute()
+        self.kept.setdefault(stage, (inputs, result))
+        return result
 
 
 class TthProcessor(processor.ProcessorABC):
@@ -250,24 +289,26 @@ class TthProcessor(processor.ProcessorABC):
             return np.zeros(len(mass), bool)
         return is_ti & self.config.mass.in_window(mass)
 
-    def select_jets_and_leptons(self, jets: Collection, leptons: Collection, d: sel.Diphoton,
-                                info: ChunkInfo) -> tuple[Collection, Collection, np.ndarray]:
-        """Selected jets and leptons away from the two photons (Delta R > 0.4), and the b-jet count."""
+    def select_jets_near(self, jets: Collection, d: sel.Diphoton, info: ChunkInfo) -> tuple[Collection, np.ndarray]:
+        """Selected jets away from the two photons (Delta R > 0.4), and the b-jet count."""
         fmt = info.format
         jets = jets.select(sel.select_jets(jets, self.config.jets, fmt.jvt) & sel.away_from(jets, d.lead, d.sublead))
-        lep_mask = sel.select_leptons(leptons, self.config.leptons, fmt)
-        leptons = leptons.select(lep_mask & sel.away_from(leptons, d.lead, d.sublead))
-        return jets, leptons, jets.count(fmt.btag(jets))
+        return jets, jets.count(fmt.btag(jets))
+
+    def select_leptons_near(self, leptons: Collection, d: sel.Diphoton, info: ChunkInfo) -> Collection:
+        """Selected leptons away from the two photons (Delta R > 0.4)."""
+        lep_mask = sel.select_leptons(leptons, self.config.leptons, info.format)
+        return leptons.select(lep_mask & sel.away_from(leptons, d.lead, d.sublead))
 
     def assign_channel(self, n_leptons: np.ndarray, n_jets: np.ndarray, n_bjets: np.ndarray,
                        cuts: dict[str, ChannelCuts] | None = None) -> np.ndarray:
         """'lep', 'had' or 'none' per event, the first channel whose cuts pass (the channels by default;
         their cuts are disjoint in lepton count)."""
-        channel = np.full(len(n_jets), NO_CHANNEL, dtype=object)
-        for name, channel_cuts in (self.config.channels if cuts is None else cuts).items():
-            ok = sel.passes_channel(n_leptons, n_jets, n_bjets, channel_cuts)
-            channel[ok & (channel == NO_CHANNEL)] = name
-        return channel
+        cuts = self.config.channels if cuts is None else cuts
+        code = np.full(len(n_jets), len(cuts))  # integer codes: comparing object arrays of names is slow
+        for i, channel_cuts in reversed(list(enumerate(cuts.values()))):  # the first that passes is written last
+            code[sel.passes_channel(n_leptons, n_jets, n_bjets, channel_cuts)] = i
+        return np.array([*cuts, NO_CHANNEL], dtype=object)[code]
 
     def assign_control(self, n_leptons: np.ndarray, n_jets: np.ndarray, n_bjets: np.ndarray,
                        channel: np.ndarray) -> np.ndarray:
@@ -320,16 +361,28 @@ class TthProcessor(processor.ProcessorABC):
         """Objects with an object variation applied (unchanged for other variations)."""
         return variation.varied(objs)
 
-    def select(self, objs: PhysicsObjects, info: ChunkInfo) -> Selection:
-        """Run every selection step on one set of objects."""
+    def select_photons(self, objs: PhysicsObjects, info: ChunkInfo) -> PhotonStage:
+        """The steps that read only the photons and the trigger: diphoton, region, blinding, the passed events."""
         d, steps = self.select_diphoton(objs, info)
         is_ti = self.assign_region(d, info)
         steps["unblinded"] = steps["mass_window"] & ~self.blinded(d.mass, is_ti, info)
+        idx = np.flatnonzero(steps["unblinded"])
+        return PhotonStage(d, steps, is_ti, idx, d.take(idx))
+
+    def select(self, objs: PhysicsObjects, info: ChunkInfo, reuse: Reuse | None = None) -> Selection:
+        """Run every selection step on one set of objects.
+
+        With ``reuse`` (one per chunk), a stage whose inputs are the very objects an earlier call
+        saw takes that call's result: a variation that shifts only the jets keeps the nominal
+        photon and lepton stages, with results identical to running them again."""
+        reuse = Reuse() if reuse is None else reuse
+        ph = reuse("photons", (objs.photons, objs.trigger), lambda: self.select_photons(objs, info))
+        steps, is_ti, idx, dp = dict(ph.steps), ph.is_ti, ph.idx, ph.passed_diphoton
         passed = steps["unblinded"]
-        idx = np.flatnonzero(passed)
-        dp = d.take(idx)
-        jets, leptons, n_b = self.select_jets_and_leptons(objs.jets.take_events(idx), objs.leptons.take_events(idx), dp,
-                                                          info)
+        jets, n_b = reuse("jets", (objs.jets, dp),
+                          lambda: self.select_jets_near(objs.jets.take_events(idx), dp, info))
+        leptons = reuse("leptons", (objs.leptons, dp),
+                        lambda: self.select_leptons_near(objs.leptons.take_events(idx), dp, info))
         channel = self.assign_channel(leptons.counts, jets.counts, n_b)
         control = self.assign_control(leptons.counts, jets.counts, n_b, channel)
         features = self.compute_features(dp, jets, n_b, leptons, objs.met[idx], dp.mass)
@@ -346,7 +399,7 @@ class TthProcessor(processor.ProcessorABC):
             steps[region] = passed & in_region
             for name in self.channels:
                 steps[f"{region}_{name}"] = steps[region] & in_channel[name]
-        return Selection(d.mass, steps, passed, is_ti, channel, control, features, scores, categories,
+        return Selection(ph.diphoton.mass, steps, passed, is_ti, channel, control, features, scores, categories,
                          control_categories)
 
     def raw_weights(self, events: ak.Array, info: ChunkInfo) -> np.ndarray:
@@ -366,11 +419,12 @@ class TthProcessor(processor.ProcessorABC):
         weights = self.raw_weights(events, info)
         run_variations = [v for v in self.variations if v.kind == "nominal" or not info.is_data]
         nominal: Selection | None = None
+        reuse = Reuse()  # the nominal stages, for variations that leave their inputs unchanged
         for variation in run_variations:
             if variation.kind == "weight" and nominal is not None:
                 selection = nominal
             else:
-                selection = self.select(self.shifted(objs, variation), info)
+                selection = self.select(self.shifted(objs, variation), info, reuse)
             w = quantise(weights * variation.weight_factor(events, selection))
             self.fill(out, info, selection, w, variation.name)
             if variation.kind == "nominal":
@@ -383,29 +437,37 @@ class TthProcessor(processor.ProcessorABC):
     def fill(self, out: dict, info: ChunkInfo, s: Selection, w: np.ndarray, systematic: str) -> None:
         """Each scoring's histograms: its categories of this variation, its control categories (nominal only)."""
         for label in self.category_bounds():
-            self.fill_histogram(out["histograms"][labelled(MASS_HISTOGRAM, label)], s, s.categories[label], w,
-                                systematic)
+            h = out["histograms"][labelled(MASS_HISTOGRAM, label)]
+            self.fill_histogram(h, s.bins(("channel", label), self.bin_index, h, s, s.categories[label]), w, systematic)
             if systematic == "nominal":
-                self.fill_histogram(out["histograms"][labelled(CONTROL_HISTOGRAM, label)], s,
-                                    s.control_categories[label], w, systematic)
+                h = out["histograms"][labelled(CONTROL_HISTOGRAM, label)]
+                index = s.bins(("control", label), self.bin_index, h, s, s.control_categories[label])
+                self.fill_histogram(h, index, w, systematic)
 
-    def fill_histogram(self, h: hist.Hist, s: Selection, category: np.ndarray, w: np.ndarray,
-                       systematic: str) -> None:
-        """Add exact per-bin sums of w and w^2 (bincount) for the passed events with a category on h's axis."""
+    def bin_index(self, h: hist.Hist, s: Selection, category: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(events, flat bin) of the passed events with a category on h's axis and m_yy inside it.
+
+        The bin of an event depends only on the selection, so weight variations, which keep the
+        nominal selection, reuse it (``Selection.bins``)."""
         mass_axis = h.axes["mgg"]
         categories = list(h.axes["category"])
         passed = np.flatnonzero(s.passed)
-        mass = s.mass[passed]
-        w_passed = w[passed]
         region_idx = np.where(s.is_ti[passed], 0, 1)
         category_idx = _index_in(category, categories)
-        mass_idx = np.asarray(mass_axis.index(mass)).reshape(-1)
+        mass_idx = np.asarray(mass_axis.index(s.mass[passed])).reshape(-1)
         keep = np.flatnonzero((category_idx >= 0) & (mass_idx >= 0) & (mass_idx < mass_axis.size))
         shape = (len(REGIONS), len(categories), mass_axis.size)
-        flat = np.ravel_multi_index((region_idx[keep], category_idx[keep], mass_idx[keep]), shape)
+        return passed[keep], np.ravel_multi_index((region_idx[keep], category_idx[keep], mass_idx[keep]), shape)
+
+    def fill_histogram(self, h: hist.Hist, index: tuple[np.ndarray, np.ndarray], w: np.ndarray,
+                       systematic: str) -> None:
+        """Add exact per-bin sums of w and w^2 (bincount) of the indexed events to h's systematic slice."""
+        rows, flat = index
+        shape = (len(REGIONS), h.axes["category"].size, h.axes["mgg"].size)
         size = int(np.prod(shape))
-        values = np.bincount(flat, weights=w_passed[keep], minlength=size).reshape(shape)
-        variances = np.bincount(flat, weights=quantise(w_passed[keep] ** 2), minlength=size).reshape(shape)
+        w_rows = w[rows]
+        values = np.bincount(flat, weights=w_rows, minlength=size).reshape(shape)
+        variances = np.bincount(flat, weights=quantise(w_rows**2), minlength=size).reshape(shape)
         sy = h.axes["systematic"].index(systematic)
         view = h.view()
         view["value"][0, :, :, sy, :] += values
@@ -433,8 +495,7 @@ class TthProcessor(processor.ProcessorABC):
 
 def _index_in(labels: np.ndarray, names: list[str]) -> np.ndarray:
     """Position of each label in ``names`` (-1 where absent), without a loop over events."""
-    if len(labels) == 0:
-        return np.zeros(0, np.int64)
-    unique, inverse = np.unique(labels.astype(str), return_inverse=True)
-    positions = np.array([names.index(u) if u in names else -1 for u in unique], dtype=np.int64)
-    return positions[inverse]
+    index = np.full(len(labels), -1, dtype=np.int64)
+    for i, name in enumerate(names):  # a few names: one comparison each beats sorting the labels
+        index[labels == name] = i
+    return index

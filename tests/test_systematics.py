@@ -97,3 +97,41 @@ def test_branch_systematic_takes_per_event_weights_from_branches(small_manifest,
         branches.update(zip(arrays["eventNumber"], arrays["scaleFactor_PILEUP"] / arrays["scaleFactor_PHOTON"], strict=True))
     expected = np.array([branches[e] for e in table.eventNumber])
     assert np.allclose(table.weight_sf_swap_up / table.weight, expected, rtol=1e-6) and expected.std() > 0
+
+
+def test_object_variations_reuse_the_nominal_stages_they_do_not_shift_with_identical_results(small_manifest, config):
+    """A jet shift keeps the nominal photon and lepton stages: histograms and cutflows as if re-run from scratch."""
+    from processors.run import RunOptions, run_analysis
+    from processors.tth import Reuse, TthProcessor
+
+    class FromScratch(TthProcessor):
+        def select(self, objs, info, reuse=None):
+            return super().select(objs, info, Reuse())  # a fresh memo per variation: every stage runs
+
+    class Counting(TthProcessor):  # the executor runs a copy: the count travels in the output
+        def process(self, events):
+            self.photon_stages = 0
+            out = super().process(events)
+            out["photon_stages"] = self.photon_stages
+            return out
+
+        def select_photons(self, objs, info):
+            self.photon_stages += 1
+            return super().select_photons(objs, info)
+
+    datasets = small_manifest.select(["ttH", "ttyy"])
+    options = RunOptions(progress=False, systematics="all", align_clusters=False, chunksize=4_000)
+    reused = run_analysis(datasets, config, options, processor_instance=Counting(config, systematics="all"))
+    scratch = run_analysis(datasets, config, options, processor_instance=FromScratch(config, systematics="all"))
+    a, b = histogram_by_dataset(reused), histogram_by_dataset(scratch)
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key][0], b[key][0])
+        np.testing.assert_array_equal(a[key][1], b[key][1])
+    assert reused["cutflow"] == scratch["cutflow"]
+    h = reused["histograms"]["mgg"]
+    jes = h[{"systematic": "jet_energy_scale_up"}].values()
+    assert not np.array_equal(jes, h[{"systematic": "nominal"}].values())  # the jet shift still moves events
+    chunks = sum(len(c) for c in reused["metadata"]["chunks"].values())
+    # per chunk: nominal and the two photon shifts run the photon stage; the jet and lepton shifts reuse it
+    assert reused["photon_stages"] == 3 * chunks
