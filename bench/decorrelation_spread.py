@@ -1,7 +1,7 @@
 """Run-to-run spread of the decorrelation table: every method retrained with several seeds.
 
     python bench/decorrelation_spread.py --features DIR [--config training/small.yaml]
-        [--seeds 1 2 3 4 5] [--lambdas 10 30 100] [--methods adversarial drop-correlated disco ddt]
+        [--seeds 1 2 3 4 5] [--lambdas 10 30 100] [--methods adversarial drop-correlated disco mode mode-linear ddt]
 
 One training seed moves a result by more than the differences between methods on ~10^4
 background events, so a single table cannot say which method is better.  This trains each
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--config", default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--lambdas", type=float, nargs="+", default=[10.0, 30.0, 100.0])
-    parser.add_argument("--methods", nargs="+", default=["adversarial", "drop-correlated", "disco", "ddt"])
+    parser.add_argument("--methods", nargs="+", default=["adversarial", "drop-correlated", "disco", "mode", "mode-linear", "ddt"])
     parser.add_argument("--analysis-config", default=None, help="analysis configuration (its mass window)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

@@ -67,6 +67,12 @@ class BaselineConfig:
 
 
 @dataclass(frozen=True)
+class ModeConfig:
+    mass_bins: int       # equal-occupancy bins of the protected variable per background batch
+    score_bins: int      # score thresholds at which the conditional CDFs are compared
+
+
+@dataclass(frozen=True)
 class TrainingConfig:
     data: DataConfig
     classifier: ClassifierConfig
@@ -74,6 +80,7 @@ class TrainingConfig:
     schedule: ScheduleConfig
     selection: SelectionConfig
     baselines: BaselineConfig
+    mode: ModeConfig               # the MoDe methods' settings (mode, mode-linear)
     lambdas: dict[str, float]      # each lambda-taking method's default strength (tth-adv train without --lambda)
 
 
@@ -102,6 +109,11 @@ def load_training_config(path: str | Path | None = None, overrides: dict | None 
     bad = {name: lam for name, lam in config.lambdas.items() if not lam > 0}
     if bad:
         raise ConfigError(f"training.lambdas must be positive, got {bad}")
+    if config.mode.mass_bins < 2 or config.mode.score_bins < 2:
+        raise ConfigError("training.mode needs mass_bins >= 2 and score_bins >= 2")
+    if config.mode.mass_bins > config.schedule.batch_size // 4:
+        raise ConfigError(f"training.mode.mass_bins ({config.mode.mass_bins}) needs at least 4 background events per bin "
+                          f"of a batch (schedule.batch_size {config.schedule.batch_size})")
     if config.baselines.ddt_bins < 1 or config.baselines.ddt_levels < 2:
         raise ConfigError("training.baselines needs ddt_bins >= 1 and ddt_levels >= 2")
     return config

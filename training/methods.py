@@ -15,6 +15,12 @@ quantiles of the training background.  Methods (registered by name in ``training
   that must take the signal's shape, the signal has no support outside the peak).
 * ``disco`` (``DisCo``) -- BCE plus lambda x distance-correlation^2 of score and protected variable
   on a background batch (the paper's alpha).
+* ``mode`` / ``mode-linear`` (``MomentDecomposition``, ``MomentDecompositionLinear``) -- BCE plus
+  lambda x L_MoDe (Kitouni, Nachman, Weisser & Williams, arXiv:2010.09745): the background's
+  conditional score CDF held to its Legendre expansion in the protected variable of order 0 (flat
+  background efficiency at every cut) or 1 (linear in m_yy).  The modeloss package's TensorFlow
+  version imports Keras 2's ``tensorflow.keras.preprocessing`` and ignores event weights, so the
+  loss is written here from the paper (``training.models.moment_decomposition_loss``).
 * ``adversarial`` (``Adversarial``) -- seed 000's min-max: the classifier minimises
   L_clf - lambda * L_adv while a Gaussian-mixture adversary minimises L_adv = -log q(z | logit) on
   background (seeds 002/004).  The penalty is lambda * max(0, I_adv), the mutual information the
@@ -57,6 +63,7 @@ from .models import (
     distance_correlation_squared,
     mixture_information,
     mixture_nll,
+    moment_decomposition_loss,
     tf,
     weighted_mean,
 )
@@ -70,7 +77,7 @@ class EpochRecord:
     epoch: int
     phase: str
     loss: float
-    penalty: float          # mean decorrelation term: I_adv in nats (adversarial), dCor^2 (DisCo), else 0
+    penalty: float          # mean decorrelation term: I_adv in nats (adversarial), dCor^2 (DisCo), L_MoDe, else 0
     auc: float
     r50: float
     jsd50: float
@@ -211,6 +218,33 @@ class DisCo(Unconstrained):
     def penalty_loss(self, term: tf.Tensor) -> tf.Tensor:
         """lambda x dCor^2."""
         return self.lam * term
+
+
+class MomentDecomposition(DisCo):
+    """MoDe, order 0: the background's conditional score CDF made flat in the protected variable.
+
+    DisCo's schedule and lambda x term (penalised from the first epoch); only the term differs."""
+
+    name = "mode"
+    order = 0
+
+    def penalty(self, logits: tf.Tensor, protected: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+        """L_MoDe of the score on a background batch (``training.models.moment_decomposition_loss``)."""
+        settings = self.config.mode
+        return moment_decomposition_loss(tf.sigmoid(logits), protected, weights, self.order, settings.mass_bins,
+                                         settings.score_bins)
+
+    def metadata(self) -> dict:
+        """The order and binning of the MoDe term."""
+        return {"mode_order": self.order, "mode_mass_bins": self.config.mode.mass_bins,
+                "mode_score_bins": self.config.mode.score_bins}
+
+
+class MomentDecompositionLinear(MomentDecomposition):
+    """MoDe, order 1: the conditional CDF may vary linearly in the protected variable ("mildly mass-dependent")."""
+
+    name = "mode-linear"
+    order = 1
 
 
 class Adversarial(Unconstrained):

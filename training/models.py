@@ -109,3 +109,49 @@ def distance_correlation_squared(x: tf.Tensor, y: tf.Tensor, weights: tf.Tensor)
         return tf.reduce_sum(w[:, None] * m * w[None, :])
 
     return tf.math.divide_no_nan(wmean(a * b), tf.sqrt(wmean(a * a) * wmean(b * b)))
+
+
+def legendre_polynomials(x: tf.Tensor, order: int) -> tf.Tensor:
+    """P_0 .. P_order at x in [-1, 1], as columns [len(x), order + 1] (order <= 2)."""
+    if not 0 <= order <= 2:
+        raise ValueError(f"MoDe order must be 0, 1 or 2, got {order}")
+    polynomials = [tf.ones_like(x), x, 0.5 * (3.0 * x**2 - 1.0)]
+    return tf.stack(polynomials[: order + 1], axis=-1)
+
+
+def moment_decomposition_loss(scores: tf.Tensor, protected: tf.Tensor, weights: tf.Tensor, order: int,
+                              mass_bins: int, score_bins: int) -> tf.Tensor:
+    """MoDe (Kitouni, Nachman, Weisser & Williams, arXiv:2010.09745) on one background batch.
+
+    With F_m(s) the background's conditional CDF of the score at protected value m, and m
+    mapped to [-1, 1], the loss is the squared distance of F_m(s) from its Legendre expansion up
+    to ``order``:
+
+        a_l(s) = (2l + 1) / 2  int_{-1}^{1} F_m(s) P_l(m) dm,      F^_m(s) = sum_{l <= order} a_l(s) P_l(m),
+        L_MoDe = int_0^1 ds  (1/2) int_{-1}^{1} dm  [F_m(s) - F^_m(s)]^2.
+
+    Order 0 asks F_m(s) = its mean over m: a background efficiency flat in m at every cut;
+    order 1 lets it vary linearly in m.  Discretised as in the paper's implementation: m in
+    ``mass_bins`` equal-occupancy bins of the batch (integrated with their widths), s at
+    ``score_bins`` midpoints.  The step in the CDF is a sigmoid one score bin wide, so the
+    gradient reaches every score; the weights weight each bin's CDF (negative ones count as 0).
+    """
+    per_bin = tf.shape(scores)[0] // mass_bins
+    rows = tf.argsort(protected)[: per_bin * mass_bins]
+    m = tf.reshape(tf.gather(protected, rows), (mass_bins, per_bin))
+    s = tf.reshape(tf.gather(scores, rows), (mass_bins, per_bin))
+    w = tf.reshape(tf.maximum(tf.gather(weights, rows), 0.0), (mass_bins, per_bin))
+    low, high = m[0, 0], m[-1, -1]
+    x = 2.0 * tf.math.divide_no_nan(m - low, high - low) - 1.0        # m in [-1, 1]
+    inner = 0.5 * (x[:-1, -1] + x[1:, 0])                              # boundaries between the bins
+    edges = tf.concat([[-1.0], inner, [1.0]], axis=0)
+    width = edges[1:] - edges[:-1]                                     # dm per bin (they add up to 2)
+    centre = tf.reduce_sum(x * w, axis=1) / tf.maximum(tf.reduce_sum(w, axis=1), 1e-12)
+    thresholds = (tf.range(score_bins, dtype=scores.dtype) + 0.5) / score_bins
+    below = tf.sigmoid((thresholds[None, None, :] - s[:, :, None]) * score_bins)   # [bin, event, s]
+    cdf = tf.reduce_sum(w[:, :, None] * below, axis=1) / tf.maximum(tf.reduce_sum(w, axis=1), 1e-12)[:, None]
+    P = legendre_polynomials(centre, order)                            # [bin, l]
+    norm = (2.0 * tf.range(order + 1, dtype=scores.dtype) + 1.0) / 2.0
+    coefficients = norm[:, None] * tf.einsum("bs,bl,b->ls", cdf, P, width)
+    fitted = tf.matmul(P, coefficients)                                # [bin, s]
+    return tf.reduce_sum(0.5 * width[:, None] * (cdf - fitted) ** 2) / score_bins

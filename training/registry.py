@@ -39,6 +39,8 @@ METHODS: dict[str, MethodSpec] = {
     "reweight": MethodSpec("training.methods:Reweight"),
     "disco": MethodSpec("training.methods:DisCo", takes_lambda=True),
     "ddt": MethodSpec("training.methods:FixedEfficiency"),
+    "mode": MethodSpec("training.methods:MomentDecomposition", takes_lambda=True),
+    "mode-linear": MethodSpec("training.methods:MomentDecompositionLinear", takes_lambda=True),
 }
 
 

@@ -374,7 +374,7 @@ def add_train(p: argparse.ArgumentParser) -> None:
                    help=f"methods to train: {', '.join(METHODS)}, or 'all' (default adversarial)")
     p.add_argument("--lambda", dest="lam", type=float, default=None,
                    help=f"strength of the lambda-taking methods ({', '.join(taking)}); default: the training "
-                   "configuration's lambdas (adversarial 30, disco 10)")
+                   "configuration's lambdas (training/defaults.yaml)")
     p.add_argument("--lambda-scan", type=float, nargs="+", default=None, metavar="L",
                    help=f"train each lambda-taking method ({', '.join(taking)}) at each of these lambdas")
     p.add_argument("--config", default=None, help="training configuration YAML overriding training/defaults.yaml")
