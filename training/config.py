@@ -39,6 +39,7 @@ class AdversaryConfig:
     classifier_learning_rate: float
     steps_per_classifier_step: int
     input: str
+    marginal_conditions: int   # events of a batch the penalty's marginal q_bar runs over (0: all)
 
 
 @dataclass(frozen=True)

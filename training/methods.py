@@ -281,7 +281,8 @@ class Adversarial(Unconstrained):
 
     def penalty(self, logits: tf.Tensor, protected: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
         """I_adv: the information about the protected variable the adversary extracts, in nats."""
-        return mixture_information(self.adversary(self._adversary_input(logits), training=False), protected, weights)
+        return mixture_information(self.adversary(self._adversary_input(logits), training=False), protected, weights,
+                                   self.config.adversary.marginal_conditions or None)
 
     def penalty_loss(self, term: tf.Tensor) -> tf.Tensor:
         """lambda x max(0, I_adv)."""
@@ -409,8 +410,8 @@ class DecorrelatedClassifier:
         self.protected_scaler = Standardiser.fit(protected[bkg, None])
         self.classifier = build_classifier(len(self.kept), cfg.classifier, cfg.schedule.seed)
         method.build(self.classifier)
-        self._build_steps()
         data = self._tensors(X, y, protected, weights)
+        self._build_steps(data)
         rng = np.random.default_rng(cfg.schedule.seed)
         for phase in method.phases():
             self._run_phase(phase, data, rng, validation)
@@ -446,18 +447,25 @@ class DecorrelatedClassifier:
         return {"x": Xs.astype(np.float32), "y": y.astype(np.float32), "m": self._scaled_protected(protected),
                 "w": weights.astype(np.float32), "background_rows": np.flatnonzero(y == 0)}
 
-    def _background_batch(self, data, rng) -> list:
-        """batch_size background events drawn with replacement, for the adversary and the penalty."""
-        rows = data["background_rows"]
-        idx = rows[rng.integers(0, len(rows), self.config.schedule.batch_size)]
-        return [tf.constant(data[k][idx]) for k in ("x", "m", "w")]
+    def _build_steps(self, data: dict[str, np.ndarray]) -> None:
+        """One compiled step per classifier batch: the adversary's updates, then the classifier's.
 
-    def _build_steps(self) -> None:
-        clf, method = self.classifier, self.strategy
-        plain_opt = _adam(self.config.classifier.learning_rate)
+        The training background lives in the graph and its batches are drawn there (a seeded
+        ``tf.random.Generator``, with replacement), so a batch costs one call and no host round
+        trip however many adversary updates it holds."""
+        clf, method, cfg = self.classifier, self.strategy, self.config
+        plain_opt = _adam(cfg.classifier.learning_rate)
         penalised_opt = _adam(method.penalised_learning_rate())
         for optimiser in (plain_opt, penalised_opt):
             optimiser.build(clf.trainable_variables)
+        rows = data["background_rows"]
+        background = [tf.constant(data[k][rows]) for k in ("x", "m", "w")]
+        sampler = tf.random.Generator.from_seed(cfg.schedule.seed)
+        size = cfg.schedule.batch_size
+
+        def background_batch(batches: int = 1):
+            idx = sampler.uniform((batches * size,), 0, len(rows), dtype=tf.int64)
+            return [tf.gather(t, idx) for t in background]
 
         def decorrelation_term(xb, mb, wb):
             # Inference-mode logits: the score that is cut on.  With dropout active an adversary
@@ -465,44 +473,42 @@ class DecorrelatedClassifier:
             return method.penalty(clf(xb, training=False)[:, 0], mb, wb)
 
         @tf.function
-        def classifier_step(x, y, w, xb, mb, wb, penalised):
+        def train_batch(x, y, w, adversary_steps, trains_classifier, penalised):
+            # Python ints and bools: one trace per kind of phase, the adversary's updates unrolled
+            adversary_loss = tf.constant(0.0)
+            if adversary_steps:
+                # the classifier is fixed while the adversary steps: one pass gives every step's logits
+                xb, mb, wb = background_batch(adversary_steps)
+                logits = clf(xb, training=False)[:, 0]
+                for i in range(adversary_steps):
+                    step = slice(i * size, (i + 1) * size)
+                    adversary_loss = method.adversary_step(logits[step], mb[step], wb[step])
+            if not trains_classifier:
+                return adversary_loss, tf.constant(0.0)
             with tf.GradientTape() as tape:
                 loss = binary_cross_entropy(y, clf(x, training=True)[:, 0], w)
-                term = decorrelation_term(xb, mb, wb) if penalised else tf.constant(0.0)
+                term = decorrelation_term(*background_batch()) if penalised else tf.constant(0.0)
                 total = loss + (method.penalty_loss(term) if penalised else 0.0)
             grads = tape.gradient(total, clf.trainable_variables)
-            # a Python bool: one trace per kind of phase, each with its own optimiser
-            optimiser = penalised_opt if penalised else plain_opt
+            optimiser = penalised_opt if penalised else plain_opt  # each kind of phase its own optimiser
             optimiser.apply_gradients(zip(grads, clf.trainable_variables, strict=True))
             return loss, term
 
-        @tf.function
-        def adversary_step(x, m, w):
-            return method.adversary_step(clf(x, training=False)[:, 0], m, w)
-
-        self._classifier_step, self._adversary_step = classifier_step, adversary_step
-        self._decorrelation_term = decorrelation_term
+        self._train_batch, self._decorrelation_term = train_batch, decorrelation_term
 
     def _epoch(self, phase: Phase, data, rng, epoch: int, validation) -> EpochRecord | None:
         start = time.perf_counter()
         n = len(data["y"])
         batch = self.config.schedule.batch_size
         order = rng.permutation(n)
-        losses, terms = [], []
+        results = []
         for first in range(0, n, batch):
-            for _ in range(phase.adversary_steps):
-                adversary_loss = self._adversary_step(*self._background_batch(data, rng))
-            if not phase.trains_classifier:
-                losses.append(float(adversary_loss))
-                continue
             idx = order[first:first + batch]
-            background = self._background_batch(data, rng) if phase.penalised else (None, None, None)
-            loss, term = self._classifier_step(*[tf.constant(data[k][idx]) for k in ("x", "y", "w")], *background,
-                                               phase.penalised)
-            losses.append(float(loss))
-            terms.append(float(term))
+            results.append(self._train_batch(*[tf.constant(data[k][idx]) for k in ("x", "y", "w")],
+                                             phase.adversary_steps, phase.trains_classifier, phase.penalised))
+        losses, terms = (np.array([float(r[i]) for r in results]) for i in (0, 1))  # read once, after the epoch
         seconds = time.perf_counter() - start
-        penalty = float(np.mean(terms)) if terms else 0.0
+        penalty = float(np.mean(terms)) if phase.trains_classifier else 0.0
         return self._validate(validation, phase.name, epoch, float(np.mean(losses)), penalty, seconds)
 
     def _validate(self, validation, phase: str, epoch: int, loss: float, penalty: float,

@@ -63,23 +63,31 @@ def mixture_nll(params: list[tf.Tensor], target: tf.Tensor) -> tf.Tensor:
     return -tf.reduce_logsumexp(log_mix + log_norm, axis=-1)
 
 
-def mixture_information(params: list[tf.Tensor], target: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+def mixture_information(params: list[tf.Tensor], target: tf.Tensor, weights: tf.Tensor,
+                        conditions: int | None = None) -> tf.Tensor:
     """The adversary's estimate of I(m; score) in nats on one batch: <log q(m|s) - log q_bar(m)>.
 
     q_bar(m) = sum_j w_j q(m | s_j) / sum_j w_j is the marginal the adversary itself implies, so
     a mixture that cannot fit the marginal m_yy shape exactly still measures zero information
     for a score independent of m_yy (a histogram-based H(m) would hide sculpting below its gap).
+    The marginal is a sum over the batch's events j; with ``conditions`` it runs over the first
+    that many only (the batch is a random draw, so they are a random subsample): the pairwise
+    term, events x conditions x components, is most of an adversarial epoch's cost.
     """
     means, log_sigmas, mix_logits = params
     log_sigmas = tf.clip_by_value(log_sigmas, -5.0, 3.0)
     log_mix = tf.nn.log_softmax(mix_logits, axis=-1)
+    const = 0.5 * math.log(2 * math.pi)
+    own = tf.reduce_logsumexp(log_mix - 0.5 * ((target[:, None] - means) / tf.exp(log_sigmas)) ** 2 - log_sigmas
+                              - const, -1)
+    j = slice(None) if conditions is None else slice(0, conditions)
     # [event i, condition j, component k]: the density of m_i under the mixture of event j's score
-    z = (target[:, None, None] - means[None]) / tf.exp(log_sigmas)[None]
-    log_pair = tf.reduce_logsumexp(log_mix[None] - 0.5 * z**2 - log_sigmas[None] - 0.5 * math.log(2 * math.pi), -1)
-    positive = tf.maximum(weights, 0.0)  # negative-weight MC events cannot weight a density
+    z = (target[:, None, None] - means[None, j]) / tf.exp(log_sigmas)[None, j]
+    log_pair = tf.reduce_logsumexp(log_mix[None, j] - 0.5 * z**2 - log_sigmas[None, j] - const, -1)
+    positive = tf.maximum(weights[j], 0.0)  # negative-weight MC events cannot weight a density
     log_w = tf.math.log(positive / tf.reduce_sum(positive))
     log_marginal = tf.reduce_logsumexp(log_pair + log_w[None, :], axis=1)
-    return weighted_mean(tf.linalg.diag_part(log_pair) - log_marginal, weights)
+    return weighted_mean(own - log_marginal, weights)
 
 
 def weighted_mean(values: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
@@ -132,9 +140,12 @@ def moment_decomposition_loss(scores: tf.Tensor, protected: tf.Tensor, weights: 
 
     Order 0 asks F_m(s) = its mean over m: a background efficiency flat in m at every cut;
     order 1 lets it vary linearly in m.  Discretised as in the paper's implementation: m in
-    ``mass_bins`` equal-occupancy bins of the batch (integrated with their widths), s at
-    ``score_bins`` midpoints.  The step in the CDF is a sigmoid one score bin wide, so the
-    gradient reaches every score; the weights weight each bin's CDF (negative ones count as 0).
+    ``mass_bins`` equal-occupancy bins of the batch (integrated with their widths).  One change:
+    s runs over ``score_bins`` quantiles of the batch's scores rather than a fixed grid in [0, 1]
+    (the integral is over the background efficiency), because on a fixed grid a network that
+    squeezes every score into one bin makes every CDF flat for free.  Each step in the CDF is a
+    sigmoid as wide as the gap to the neighbouring quantiles, so the gradient reaches every
+    score; the weights weight each bin's CDF (negative ones count as 0).
     """
     per_bin = tf.shape(scores)[0] // mass_bins
     rows = tf.argsort(protected)[: per_bin * mass_bins]
@@ -147,8 +158,15 @@ def moment_decomposition_loss(scores: tf.Tensor, protected: tf.Tensor, weights: 
     edges = tf.concat([[-1.0], inner, [1.0]], axis=0)
     width = edges[1:] - edges[:-1]                                     # dm per bin (they add up to 2)
     centre = tf.reduce_sum(x * w, axis=1) / tf.maximum(tf.reduce_sum(w, axis=1), 1e-12)
-    thresholds = (tf.range(score_bins, dtype=scores.dtype) + 0.5) / score_bins
-    below = tf.sigmoid((thresholds[None, None, :] - s[:, :, None]) * score_bins)   # [bin, event, s]
+    # thresholds at the batch's score quantiles (fixed for the gradient), each step as wide as the
+    # gap to its neighbours: a fixed grid in s would be flattened by squeezing every score into one bin
+    pooled = tf.sort(tf.reshape(s, [-1]))
+    positions = tf.cast((tf.range(score_bins + 2, dtype=scores.dtype) + 0.5) / (score_bins + 2)
+                        * tf.cast(tf.size(pooled), scores.dtype), tf.int32)
+    nodes = tf.stop_gradient(tf.gather(pooled, positions))
+    thresholds = nodes[1:-1]
+    widths = tf.maximum(0.5 * (nodes[2:] - nodes[:-2]), 1e-6)
+    below = tf.sigmoid((thresholds[None, None, :] - s[:, :, None]) / widths[None, None, :])   # [bin, event, s]
     cdf = tf.reduce_sum(w[:, :, None] * below, axis=1) / tf.maximum(tf.reduce_sum(w, axis=1), 1e-12)[:, None]
     P = legendre_polynomials(centre, order)                            # [bin, l]
     norm = (2.0 * tf.range(order + 1, dtype=scores.dtype) + 1.0) / 2.0
