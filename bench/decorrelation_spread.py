@@ -7,8 +7,9 @@ One training seed moves a result by more than the differences between methods on
 background events, so a single table cannot say which method is better.  This trains each
 (method, lambda) k-fold once per seed (the seed sets initial weights, dropout, batch order and
 adversary batches; folds and data stay fixed) and prints, per result, the mean and standard
-deviation over seeds of R50 and JSD50/floor (out-of-fold, m_yy in the configured window's JSD
-bins), and how many seeds put it within 2x the floor.
+deviation over seeds of R50 and of JSD/floor at 50% and 80% signal efficiency (out-of-fold, m_yy in
+the configured window's JSD bins), how many seeds put it within --within (1.5) x the floor at both
+efficiencies, and its mean R50 as a fraction of the ddt ceiling's (where ddt is among the methods).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--lambdas", type=float, nargs="+", default=[10.0, 30.0, 100.0])
     parser.add_argument("--methods", nargs="+", default=["adversarial", "drop-correlated", "disco", "mode", "mode-linear", "ddt"])
     parser.add_argument("--analysis-config", default=None, help="analysis configuration (its mass window)")
+    parser.add_argument("--within", type=float, default=1.5, help="count seeds within this many times the floor")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     defaults = load_training_config(args.config)
@@ -46,20 +48,24 @@ def main() -> None:
     data = load_training_data(args.features, defaults.data)
     binning = metrics.mass_binning(load_config(args.analysis_config).mass)
     print(f"{int(data.y.sum())} signal, {int((1 - data.y).sum())} background events; seeds {args.seeds}")
-    print(f"{'method':<16}{'lambda':>7}{'R50 mean':>10}{'std':>6}{'JSD50/fl mean':>15}{'std':>6}"
-          f"{'<= 2x':>7}   per seed (R50 @ JSD50/floor)")
+    rows = []
     for method, lam in runs:
-        r50, ratio = [], []
+        figures = []
         for seed in args.seeds:
             config = load_training_config(args.config, {"schedule": {"seed": seed}})
             result, _, _ = train_one(data, config, method, lam, binning)
-            r50.append(result.metrics["r50"])
-            ratio.append(result.metrics["ratio50"])
-        within = sum(r <= 2.0 for r in ratio)
-        detail = "  ".join(f"{a:.1f}@{b:.1f}" for a, b in zip(r50, ratio, strict=True))
-        print(f"{method:<16}{lam:>7g}{np.mean(r50):>10.2f}{np.std(r50, ddof=1):>6.2f}{np.mean(ratio):>15.2f}"
-              f"{np.std(ratio, ddof=1):>6.2f}{within:>4}/{len(ratio)}   {detail}", flush=True)
-
+            figures.append([result.metrics[k] for k in ("r50", "ratio50", "ratio80")])
+        rows.append((method, lam, np.array(figures)))
+    ceilings = [f[:, 0].mean() for m, _, f in rows if m == "ddt"]
+    print(f"{'method':<16}{'lambda':>7}{'R50':>13}{'/ddt':>6}{'JSD50/floor':>14}{'JSD80/floor':>14}"
+          f"{f'<= {args.within:g}x':>8}   per seed (R50 @ JSD50/floor, JSD80/floor)")
+    for method, lam, f in rows:
+        within = int(np.sum((f[:, 1] <= args.within) & (f[:, 2] <= args.within)))
+        share = f"{f[:, 0].mean() / ceilings[0]:>6.2f}" if ceilings else f"{'':>6}"
+        detail = "  ".join(f"{a:.1f}@{b:.1f},{c:.1f}" for a, b, c in f)
+        print(f"{method:<16}{lam:>7g}{f[:, 0].mean():>7.2f}±{f[:, 0].std(ddof=1):<5.2f}{share}"
+              f"{f[:, 1].mean():>8.2f}±{f[:, 1].std(ddof=1):<5.2f}{f[:, 2].mean():>8.2f}±{f[:, 2].std(ddof=1):<5.2f}"
+              f"{within:>5}/{len(f)}   {detail}", flush=True)
 
 if __name__ == "__main__":
     main()
