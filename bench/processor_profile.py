@@ -21,13 +21,11 @@ import tempfile
 import time
 from collections import defaultdict
 
-from processor_throughput import branches_read, raw_read
+from processor_throughput import raw_read, read_baseline
 
-from processors.run import RunOptions, preflight, run_analysis
+from processors.run import RunOptions, run_analysis
 from processors.tth import TthProcessor
 from ttH_adv.config import load_config
-from ttH_adv.inputs.generator import generate_dataset
-from ttH_adv.inputs.manifest import load_manifest
 
 STEPS = ("process", "build_objects", "count_objects", "raw_weights", "select", "select_diphoton", "assign_region",
          "blinded", "select_photons", "select_jets_near", "select_leptons_near", "assign_channel", "assign_control", "compute_features", "score",
@@ -113,11 +111,8 @@ def main() -> None:
     config = load_config()
     options = RunOptions(progress=False, chunksize=args.chunksize, systematics=args.systematics)
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = load_manifest(args.datasets or generate_dataset(tmp, args.events, seed=1,
-                                                                    files_per_sample=args.files_per_sample))
-        fileset = preflight(manifest, config, skip_bad_files=False).fileset
-        branches = branches_read(fileset, config)
-        n, raw = raw_read(fileset, branches)
+        manifest, fileset, branches, n, raw = read_baseline(args.datasets, args.events, args.files_per_sample, config,
+                                                            tmp)
         best, profile = float("inf"), {}
         for _ in range(args.repeat):  # interleaved with the bare read, so both see the same machine
             raw = min(raw, raw_read(fileset, branches)[1])

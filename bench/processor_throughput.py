@@ -63,6 +63,16 @@ def raw_read(fileset: dict, branches: dict[str, list[str]]) -> tuple[int, float]
     return events, time.perf_counter() - start
 
 
+def read_baseline(datasets: str | None, events: int, files_per_sample: int, config, tmp: str) -> tuple:
+    """The manifest (generated into tmp unless given), its checked fileset, the branches the processor reads
+    and a first timed bare read: (manifest, fileset, branches, events read, seconds)."""
+    manifest = load_manifest(datasets or generate_dataset(tmp, events, seed=1, files_per_sample=files_per_sample))
+    fileset = preflight(manifest, config, skip_bad_files=False).fileset
+    branches = branches_read(fileset, config)
+    n, raw = raw_read(fileset, branches)
+    return manifest, fileset, branches, n, raw
+
+
 def wall_times(repeat: int, action: Callable[[], object]) -> list[float]:
     """Wall times of ``repeat`` calls of ``action``."""
     times = []
@@ -102,11 +112,8 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config()
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = load_manifest(args.datasets or generate_dataset(tmp, args.events, seed=1,
-                                                                    files_per_sample=args.files_per_sample))
-        fileset = preflight(manifest, config, skip_bad_files=False).fileset
-        branches = branches_read(fileset, config)
-        n, raw = raw_read(fileset, branches)
+        manifest, fileset, branches, n, raw = read_baseline(args.datasets, args.events, args.files_per_sample, config,
+                                                            tmp)
         raw = min(raw, raw_read(fileset, branches)[1])  # warm page cache for both sides
         chunk = args.chunksize
         rows = [("bare uproot read of the same branches", raw)]
