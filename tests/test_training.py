@@ -241,6 +241,10 @@ def test_epoch_selection_keeps_the_least_sculpted_epoch_for_decorrelating_method
     history = [record(0, 0.80, 6.1, 1.9), record(1, 0.74, 5.0, 0.7), record(2, 0.75, 5.2, 0.7), record(3, 0.78, 5.6, 1.2)]
     assert max(history, key=selection_key).epoch == 2  # lowest JSD ratio; R50 breaks the tie
     assert max(history, key=lambda r: selection_key(r, decorrelating=False)).epoch == 0  # best AUC
+    collapsed = record(4, 0.51, 1.1, 0.4)  # a near-constant score sculpts nothing: it must not win
+    assert max([*history, collapsed], key=lambda r: selection_key(r, min_auc=0.55)).epoch == 2
+    assert max([*history, collapsed], key=selection_key).epoch == 4  # without the guard it would
+    assert load_training_config().selection.min_auc == 0.55
 
 
 def test_disco_and_baselines_run_with_the_same_interface():

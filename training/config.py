@@ -55,6 +55,7 @@ class ScheduleConfig:
 @dataclass(frozen=True)
 class SelectionConfig:
     jsd_ratio_max: float
+    min_auc: float
     jsd_toys: int
     jsd_bins: int
     quantile_bins: int

@@ -39,7 +39,8 @@ quantiles of the training background.  Methods (registered by name in ``training
   test fold, where the training events show 0.20 throughout; JSD50 7.1x against 4.0x the floor).
 
 Model selection (README): after every epoch the validation set gives AUC, R50 and JSD50/floor.
-Decorrelating methods keep the epoch with the lowest validation JSD50/floor (the rejection-
+Decorrelating methods keep the epoch with the lowest validation JSD50/floor among those with a
+validation AUC of at least ``selection.min_auc`` (the rejection-
 sculpting trade-off is made across lambda on out-of-fold scores, ``training.run.choose``); the
 others keep the best validation AUC.  Training stops after ``patience`` epochs without a new best.
 """
@@ -96,16 +97,18 @@ class Phase:
     adversary_steps: int = 0      # adversary updates before each classifier batch
 
 
-def selection_key(record: EpochRecord, decorrelating: bool = True) -> tuple:
+def selection_key(record: EpochRecord, decorrelating: bool = True, min_auc: float = 0.0) -> tuple:
     """Sort key of the epoch-selection rule (the highest key wins).
 
-    Decorrelating methods: the lowest validation JSD50/floor, then the highest R50.  The
-    baselines that do not decorrelate are selected on classification alone (validation AUC),
-    so the unconstrained classifier stays unconstrained.
+    Decorrelating methods: the lowest validation JSD50/floor, then the highest R50, among the
+    epochs that still classify (validation AUC >= ``min_auc``): a network collapsed to a
+    near-constant score sculpts nothing and would otherwise win.  The baselines that do not
+    decorrelate are selected on classification alone (validation AUC), so the unconstrained
+    classifier stays unconstrained.
     """
     if not decorrelating:
         return (record.auc,)
-    return (-record.ratio50, record.r50)
+    return (record.auc >= min_auc, -record.ratio50, record.r50)
 
 
 def correlated_features(X: np.ndarray, protected: np.ndarray, names: list[str], threshold: float) -> list[str]:
@@ -427,7 +430,7 @@ class DecorrelatedClassifier:
             record = self._epoch(phase, data, rng, epoch, validation)
             if not phase.selects or record is None:
                 continue
-            key = selection_key(record, self.strategy.decorrelating)
+            key = selection_key(record, self.strategy.decorrelating, self.config.selection.min_auc)
             if best_key is None or key > best_key:
                 best_key, best_weights, since_best = key, self.classifier.get_weights(), 0
                 self.best_epoch = epoch
