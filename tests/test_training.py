@@ -247,6 +247,13 @@ def test_epoch_selection_keeps_the_least_sculpted_epoch_for_decorrelating_method
     assert load_training_config().selection.min_auc == 0.55
 
 
+def test_out_of_range_method_settings_are_refused_naming_the_key():
+    with pytest.raises(ConfigError, match="marginal_conditions"):
+        load_training_config(overrides={"adversary": {"marginal_conditions": 5000}})
+    with pytest.raises(ConfigError, match="mode.mass_bins"):
+        load_training_config(overrides={"mode": {"mass_bins": 1000}})
+
+
 def test_disco_and_baselines_run_with_the_same_interface():
     X, y, m, w = _toy(8_000, seed=1)
     config = load_training_config(overrides=TINY)

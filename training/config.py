@@ -111,6 +111,9 @@ def load_training_config(path: str | Path | None = None, overrides: dict | None 
     bad = {name: lam for name, lam in config.lambdas.items() if not lam > 0}
     if bad:
         raise ConfigError(f"training.lambdas must be positive, got {bad}")
+    if not 0 <= config.adversary.marginal_conditions <= config.schedule.batch_size:
+        raise ConfigError(f"training.adversary.marginal_conditions must be 0 (all) to schedule.batch_size "
+                          f"({config.schedule.batch_size}), got {config.adversary.marginal_conditions}")
     if config.mode.mass_bins < 2 or config.mode.score_bins < 2:
         raise ConfigError("training.mode needs mass_bins >= 2 and score_bins >= 2")
     if config.mode.mass_bins > config.schedule.batch_size // 4:
