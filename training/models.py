@@ -78,8 +78,7 @@ def mixture_information(params: list[tf.Tensor], target: tf.Tensor, weights: tf.
     log_sigmas = tf.clip_by_value(log_sigmas, -5.0, 3.0)
     log_mix = tf.nn.log_softmax(mix_logits, axis=-1)
     const = 0.5 * math.log(2 * math.pi)
-    own = tf.reduce_logsumexp(log_mix - 0.5 * ((target[:, None] - means) / tf.exp(log_sigmas)) ** 2 - log_sigmas
-                              - const, -1)
+    own = -mixture_nll(params, target)  # log q(m_i | s_i)
     j = slice(None) if conditions is None else slice(0, conditions)
     # [event i, condition j, component k]: the density of m_i under the mixture of event j's score
     z = (target[:, None, None] - means[None, j]) / tf.exp(log_sigmas)[None, j]
