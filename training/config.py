@@ -50,6 +50,7 @@ class ScheduleConfig:
     epochs: int
     patience: int
     seed: int
+    lambda_ramp_epochs: int    # penalised epochs over which lambda rises linearly from 0 (0: full from the first)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class BaselineConfig:
     drop_correlation_max: float
     ddt_bins: int
     ddt_levels: int
+    ceiling_events_per_bin: int
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,8 @@ def load_training_config(path: str | Path | None = None, overrides: dict | None 
     if config.mode.mass_bins > config.schedule.batch_size // 4:
         raise ConfigError(f"training.mode.mass_bins ({config.mode.mass_bins}) needs at least 4 background events per bin "
                           f"of a batch (schedule.batch_size {config.schedule.batch_size})")
-    if config.baselines.ddt_bins < 1 or config.baselines.ddt_levels < 2:
-        raise ConfigError("training.baselines needs ddt_bins >= 1 and ddt_levels >= 2")
+    if config.schedule.lambda_ramp_epochs < 0:
+        raise ConfigError(f"training.schedule.lambda_ramp_epochs must be >= 0, not {config.schedule.lambda_ramp_epochs}")
+    if config.baselines.ddt_bins < 1 or config.baselines.ddt_levels < 2 or config.baselines.ceiling_events_per_bin < 10:
+        raise ConfigError("training.baselines needs ddt_bins >= 1, ddt_levels >= 2 and ceiling_events_per_bin >= 10")
     return config
