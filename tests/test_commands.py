@@ -105,13 +105,13 @@ def test_run_on_dask_gives_the_same_output_with_each_worker_start(small_manifest
 
 def test_compare_writes_a_row_per_trained_result_across_feature_sets(small_manifest, tmp_path, capsys):
     """`tth-adv compare` over two training folders (seed and extended features): every result scored in one pass,
-    categorised, filled in one pass and fitted; one table row each, ddt's R50 the seed rows' ceiling."""
+    categorised, filled in one pass and fitted; one table row each, the ddt result's ceiling the seed rows'."""
     pytest.importorskip("tensorflow")
     manifest = str(small_manifest.path)
     assert main(["--no-progress", "run", "--datasets", manifest, "--out", str(tmp_path / "plain"),
                  "--dump-features", str(tmp_path / "features")]) == 0
     small = tmp_path / "small.yaml"  # ddt's map in few m_yy bins: this dataset has a few hundred background events
-    small.write_text("baselines: {ddt_bins: 3, ddt_levels: 11}\n")
+    small.write_text("baselines: {ddt_bins: 3, ddt_levels: 11, ceiling_events_per_bin: 10}\n")
     for folder, feature_set, methods in (("seed", "seed", ["classifier", "ddt"]),
                                          ("extended", "extended", ["adversarial"])):
         assert main(["--no-progress", "train", "--features", str(tmp_path / "features"), "--out",
@@ -133,9 +133,11 @@ def test_compare_writes_a_row_per_trained_result_across_feature_sets(small_manif
         output = load_output(tmp_path / "compare" / label / "output.zip")
         assert output["metadata"]["model"]["path"].endswith(f"{label.split('.', 1)[1]}.onnx")
         assert list(output["histograms"]) == ["mgg", "mgg_control"]
-    assert rows["seed.ddt"]["r50_over_ddt"] == pytest.approx(1.0)
-    assert rows["seed.classifier"]["r50_over_ddt"] == pytest.approx(rows["seed.classifier"]["r50"] / rows["seed.ddt"]["r50"])
-    assert rows["extended.adversarial_lam10"]["r50_over_ddt"] is None and rows["seed.ddt"]["lambda"] is None
+    ceiling = next(r["metrics"]["ceiling"]["r50"] for r in json.loads((tmp_path / "seed" / "results.json").read_text())
+                   ["results"] if r["method"] == "ddt")
+    for label in ("seed.ddt", "seed.classifier"):
+        assert rows[label]["r50_over_ceiling"] == pytest.approx(rows[label]["r50"] / ceiling)
+    assert rows["extended.adversarial_lam10"]["r50_over_ceiling"] is None and rows["seed.ddt"]["lambda"] is None
     assert "| adversarial | extended | 10 |" in (tmp_path / "compare" / "comparison.md").read_text()
     # the shared processor pass fills each model's categories exactly as a run with that model alone does
     # (the first and the last of the pass's models)

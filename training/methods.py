@@ -363,7 +363,7 @@ class FixedEfficiency(Unconstrained):
         at = tf.clip_by_value(protected, centres[0], centres[-1])
         segment = tf.reduce_sum(tf.cast(at[:, None] >= centres[None, 1:-1], tf.int32), axis=1)
         low, high = tf.gather(centres, segment), tf.gather(centres, segment + 1)
-        step = ((at - low) / (high - low))[:, None]
+        step = ((at - low) / tf.maximum(high - low, 1e-6))[:, None]  # equal centres (repeated values): 0
         nodes = (1.0 - step) * tf.gather(all_nodes, segment) + step * tf.gather(all_nodes, segment + 1)  # [N, levels]
         low, width = nodes[:, :-1], nodes[:, 1:] - nodes[:, :-1]
         fraction = tf.clip_by_value((logits[:, None] - low) / width, 0.0, 1.0)

@@ -4,8 +4,8 @@ Every trained result of one or more training folders (``results.json``: one feat
 is scored, categorised, filled and fitted by the stage functions (``ttH_adv.app.stages.compare``);
 this module reads the trained results and turns their fits into one table per result:
 method, feature set, lambda, R50 and JSD50/floor (out-of-fold, from training), R50 as a fraction
-of the ``ddt`` ceiling of the same feature set (provisional: ddt's map is fitted on the
-validation background only), the categories with an acceptable function, the exponential's
+of the ceiling of the same feature set (the ``ddt`` result's network made flat by cross-fitted
+maps, ``training.run.fixed_efficiency_ceiling``), the categories with an acceptable function, the exponential's
 spurious-signal pass rate, the worst |bias| / allowance, and the expected significance without
 and with the background-modelling nuisance, with mu_95.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 from ..errors import InputFileError
 from .fit_analysis import WITH_MODELLING, WITHOUT_MODELLING
 
-CEILING_METHOD = "ddt"  # the unconstrained score ranked within m_yy slices: flat background efficiency
+CEILING_METHOD = "ddt"  # its result carries the ceiling: the unconstrained score made flat in m_yy
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,9 @@ def trained_results(model_dirs: list[str | Path]) -> list[TrainedResult]:
 
 
 def _ceiling(result: TrainedResult, results: list[TrainedResult]) -> float | None:
-    """R50 of the ddt result of the same feature set, if one was trained."""
-    return next((r.metrics["r50"] for r in results if r.method == CEILING_METHOD
-                 and r.feature_set == result.feature_set), None)
+    """The ceiling's R50 of the same feature set, if a ddt result there carries one."""
+    return next((r.metrics["ceiling"]["r50"] for r in results if r.method == CEILING_METHOD
+                 and r.feature_set == result.feature_set and "ceiling" in r.metrics), None)
 
 
 def comparison_row(result: TrainedResult, results: list[TrainedResult], fit: dict, categories: dict) -> dict:
@@ -85,7 +85,7 @@ def comparison_row(result: TrainedResult, results: list[TrainedResult], fit: dic
         "label": result.label, "method": result.method, "feature_set": result.feature_set,
         "lambda": result.lam if result.takes_lambda else None,
         "r50": result.metrics["r50"], "jsd50_over_floor": result.metrics["ratio50"],
-        "r50_over_ddt": result.metrics["r50"] / ceiling if ceiling else None,
+        "r50_over_ceiling": result.metrics["r50"] / ceiling if ceiling else None,
         "categories": len(records), "categories_requested": sum(
             categories.get("fewer_than_requested", {}).get(c, {}).get("requested", len(b))
             for c, b in categories["categories"].items()),
@@ -105,7 +105,7 @@ def _number(value, fmt: str) -> str:
 
 def comparison_markdown(rows: list[dict]) -> list[str]:
     """The comparison as a Markdown table, best expected Z (with the modelling nuisance) first."""
-    lines = ["| method | features | λ | R50 | JSD50 / floor | R50 / ddt | categories with a function | "
+    lines = ["| method | features | λ | R50 | JSD50 / floor | R50 / ceiling | categories with a function | "
              "templates ≥ min. statistics | exponential passes | worst \\|bias\\| / allowance | Z (stat. only) | "
              "**Z** | Z by channel | μ95 |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: -r["z"]):
@@ -113,7 +113,7 @@ def comparison_markdown(rows: list[dict]) -> list[str]:
         worst = (f"{r['worst_bias_over_allowance']:.2f} ({r['worst_bias_category']})"
                  if r["worst_bias_over_allowance"] is not None else "–")
         lines.append(f"| {r['method']} | {r['feature_set']} | {_number(r['lambda'], 'g')} | {r['r50']:.1f} | "
-                     f"{r['jsd50_over_floor']:.1f} | {_number(r['r50_over_ddt'], '.2f')} | "
+                     f"{r['jsd50_over_floor']:.1f} | {_number(r['r50_over_ceiling'], '.2f')} | "
                      f"{r['with_function']} / {r['categories']}{asked} | {r['templates_with_power']} / {r['categories']} | "
                      f"{r['exponential_passes']} / {r['categories']} | "
                      f"{worst} | {r['z_without_modelling']:.2f} | **{r['z']:.2f}** | "
