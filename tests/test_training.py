@@ -34,6 +34,7 @@ from ttH_adv.config import load_config  # noqa: E402
 from ttH_adv.errors import ConfigError  # noqa: E402
 from ttH_adv.event.features import FEATURE_SET_VERSION, feature_names  # noqa: E402
 from ttH_adv.inference import ModelMismatchError, OnnxScorer, check_model, load_model_info  # noqa: E402
+from ttH_adv.report.plotting import classifier_markdown, plot_pareto  # noqa: E402
 from ttH_adv.stats import metrics  # noqa: E402
 
 BINNING = metrics.mass_binning(load_config().mass)
@@ -380,7 +381,7 @@ def _toy_data(n, seed):
     return TrainingData(X, y, m, w, np.arange(n, dtype=np.int64), np.where(y == 1, "ttH", "data"), ["x1", "x2"])
 
 
-def test_ddt_ceiling_is_flat_and_scores_each_half_with_the_other_halfs_map(monkeypatch):
+def test_ddt_ceiling_is_flat_and_scores_each_half_with_the_other_halfs_map(monkeypatch, tmp_path):
     """The ceiling: the unconstrained network made flat by a cross-fitted map; no map scores its own events.
 
     Measured (TINY network, 24k toy events): classifier 25x the floor; ceiling 0.6 / 0.9 at R50 1.9."""
@@ -409,6 +410,11 @@ def test_ddt_ceiling_is_flat_and_scores_each_half_with_the_other_halfs_map(monke
     assert all(len(m["fitted"]) > 2000 and len(m["scored"]) > 4000 and m["fitted"] & m["scored"] <= clipped
                for m in maps)
     assert "ddt ceiling" in format_table([result, plain])
+    summary = {"chosen": {"method": "ddt", "lambda": 0.0, "rule": "r"},
+               "results": [{"method": r.method, "lambda": r.lam, "metrics": r.metrics} for r in (result, plain)]}
+    row = f"| ddt ceiling (cross-fitted map) | – | {ceiling['auc']:.3f} | {ceiling['r50']:.1f} |"
+    assert any(line.startswith(row) for line in classifier_markdown(summary))
+    assert plot_pareto(summary, tmp_path / "pareto.png").stat().st_size > 0
 
 
 def _relabelled(path, tmp_path, **changes):

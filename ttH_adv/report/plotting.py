@@ -380,6 +380,22 @@ def template_markdown(fits_by_model: dict[str, dict]) -> list[str]:
     return lines
 
 
+def classifier_markdown(training: dict) -> list[str]:
+    """The report's classifier section: the chosen result, every result's figures and the ddt ceiling's."""
+    chosen = training["chosen"]
+    lines = ["## Classifier", "", f"Chosen: {chosen['method']} (lambda {chosen['lambda']:g}); rule: {chosen['rule']}.",
+             f"JSD binning: {training.get('jsd_binning', '')}; out-of-fold metrics.", "",
+             "| method | lambda | AUC | R50 | R80 | JSD50/floor | JSD80/floor |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['method']} | {r['lambda']:g} | {r['metrics']['auc']:.3f} | {r['metrics']['r50']:.1f} | "
+              f"{r['metrics']['r80']:.2f} | {r['metrics']['ratio50']:.1f} | {r['metrics']['ratio80']:.1f} |"
+              for r in training["results"]]
+    ceiling = _ceiling(training)
+    if ceiling:
+        lines += [f"| ddt ceiling (cross-fitted map) | – | {ceiling['auc']:.3f} | {ceiling['r50']:.1f} | "
+                  f"{ceiling['r80']:.2f} | {ceiling['ratio50']:.1f} | {ceiling['ratio80']:.1f} |"]
+    return lines + [""]
+
+
 def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], training: dict, dump_dir: Path | None,
                  window: MassWindow, comparison: list[dict] | None = None, score_column: str = "score") -> Path:
     """All plots (PNG and PDF) plus report.md: the methods side by side first (``comparison``, rows of
@@ -421,8 +437,8 @@ def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], trainin
         lines += ["## Methods side by side", "", "Each trained result scored, categorised, filled and fitted alike; "
                   "Z with the background-modelling uncertainty in the likelihood (a signal-shaped term per "
                   "category, width the larger of its spurious signal and toy bias), best first.  R50 and JSD50 / "
-                  "floor: out-of-fold, from training; R50 / ceiling: against the ddt ceiling (cross-fitted map) of the same features "
-                  "(provisional: its map is fitted on the validation background only).", "",
+                  "floor: out-of-fold, from training; R50 / ceiling: against the ddt ceiling of the same features "
+                  "(its network made flat in m_yy by cross-fitted maps).", "",
                   *comparison_markdown(comparison), "", comparison_summary(comparison), ""]
     lines += [f"## {sections[bool(comparison)]}", ""]
     lines += comparison_table(results) + [""]
@@ -441,18 +457,7 @@ def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], trainin
         if result.get("without_function"):
             lines += [f"No acceptable background function: {', '.join(result['without_function'])}.", ""]
     if training:
-        chosen = training["chosen"]
-        lines += ["## Classifier", "", f"Chosen: {chosen['method']} (lambda {chosen['lambda']:g}); rule: {chosen['rule']}.",
-                  f"JSD binning: {training.get('jsd_binning', '')}; out-of-fold metrics.", "",
-                  "| method | lambda | AUC | R50 | R80 | JSD50/floor | JSD80/floor |", "|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['method']} | {r['lambda']:g} | {r['metrics']['auc']:.3f} | {r['metrics']['r50']:.1f} | "
-                  f"{r['metrics']['r80']:.2f} | {r['metrics']['ratio50']:.1f} | {r['metrics']['ratio80']:.1f} |"
-                  for r in training["results"]]
-        ceiling = _ceiling(training)
-        if ceiling:
-            lines += [f"| ddt ceiling (cross-fitted map) | – | {ceiling['auc']:.3f} | {ceiling['r50']:.1f} | "
-                      f"{ceiling['r80']:.2f} | {ceiling['ratio50']:.1f} | {ceiling['ratio80']:.1f} |"]
-        lines += [""]
+        lines += classifier_markdown(training)
     meta = first_output.get("metadata", {})
     lines += ["## Processing", "", f"Events read: {sum(meta.get('events_read', {}).values()):,}; files: "
               f"{len(meta.get('files_processed', []))}; skipped: {len(meta.get('files_skipped', []))}; "
