@@ -272,6 +272,13 @@ def test_epoch_selection_keeps_the_least_sculpted_epoch_for_decorrelating_method
     assert max([*history, collapsed], key=lambda r: selection_key(r, min_auc=0.55)).epoch == 2
     assert max([*history, collapsed], key=selection_key).epoch == 4  # without the guard it would
     assert load_training_config().selection.min_auc == 0.55
+    # on both working points: an epoch flat at 50% but sculpting at 80% loses
+    at80 = [EpochRecord(0, "adversarial", 0.5, 0.0, 0.75, 5.0, 0.002, 0.003, 0.7, 1.0, 30.0, 3.1),
+            EpochRecord(1, "adversarial", 0.5, 0.0, 0.75, 5.0, 0.003, 0.003, 1.0, 1.0, 30.0, 1.1)]
+    assert max(at80, key=selection_key).epoch == 0
+    assert max(at80, key=lambda r: selection_key(r, working_points=(50, 80))).epoch == 1
+    with pytest.raises(ConfigError, match="epoch_working_points"):
+        load_training_config(overrides={"selection": {"epoch_working_points": [60]}})
 
 
 def test_out_of_range_method_settings_are_refused_naming_the_key():

@@ -60,6 +60,7 @@ class SelectionConfig:
     jsd_toys: int
     jsd_bins: int
     quantile_bins: int
+    epoch_working_points: tuple[int, ...]   # epochs: the worst validation JSD/floor over these signal efficiencies (%)
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,9 @@ def load_training_config(path: str | Path | None = None, overrides: dict | None 
     if config.mode.mass_bins > config.schedule.batch_size // 4:
         raise ConfigError(f"training.mode.mass_bins ({config.mode.mass_bins}) needs at least 4 background events per bin "
                           f"of a batch (schedule.batch_size {config.schedule.batch_size})")
+    if not config.selection.epoch_working_points or not set(config.selection.epoch_working_points) <= {50, 80}:
+        raise ConfigError("training.selection.epoch_working_points must be a non-empty subset of [50, 80], "
+                          f"not {list(config.selection.epoch_working_points)}")
     if config.schedule.lambda_ramp_epochs < 0:
         raise ConfigError(f"training.schedule.lambda_ramp_epochs must be >= 0, not {config.schedule.lambda_ramp_epochs}")
     if config.baselines.ddt_bins < 1 or config.baselines.ddt_levels < 2 or config.baselines.ceiling_events_per_bin < 10:

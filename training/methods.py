@@ -90,6 +90,11 @@ class EpochRecord:
     ratio50: float
     seconds: float
     penalty_weight: float = 0.0  # lambda x the ramp's factor in this epoch (0 where unpenalised)
+    ratio80: float = float("nan")
+
+    def sculpting(self, working_points: tuple[int, ...] = (50,)) -> float:
+        """The worst validation JSD/floor over the given signal efficiencies (%)."""
+        return max(self.ratio50 if point == 50 else self.ratio80 for point in working_points)
 
 
 @dataclass(frozen=True)
@@ -107,10 +112,12 @@ def ramp_factor(epoch: int, ramp_epochs: int) -> float:
     return 1.0 if ramp_epochs <= 0 else min(1.0, epoch / ramp_epochs)
 
 
-def selection_key(record: EpochRecord, decorrelating: bool = True, min_auc: float = 0.0) -> tuple:
+def selection_key(record: EpochRecord, decorrelating: bool = True, min_auc: float = 0.0,
+                  working_points: tuple[int, ...] = (50,)) -> tuple:
     """Sort key of the epoch-selection rule (the highest key wins).
 
-    Decorrelating methods: the lowest validation JSD50/floor, then the highest R50, among the
+    Decorrelating methods: the lowest validation JSD/floor (the worst over ``working_points``, signal
+    efficiencies in %), then the highest R50, among the
     epochs that still classify (validation AUC >= ``min_auc``): a network collapsed to a
     near-constant score sculpts nothing and would otherwise win.  The baselines that do not
     decorrelate are selected on classification alone (validation AUC), so the unconstrained
@@ -118,7 +125,7 @@ def selection_key(record: EpochRecord, decorrelating: bool = True, min_auc: floa
     """
     if not decorrelating:
         return (record.auc,)
-    return (record.auc >= min_auc, -record.ratio50, record.r50)
+    return (record.auc >= min_auc, -record.sculpting(working_points), record.r50)
 
 
 def correlated_features(X: np.ndarray, protected: np.ndarray, names: list[str], threshold: float) -> list[str]:
@@ -456,7 +463,8 @@ class DecorrelatedClassifier:
             record = self._epoch(phase, data, rng, epoch, validation)
             if not phase.selects or record is None:
                 continue
-            key = selection_key(record, self.strategy.decorrelating, self.config.selection.min_auc)
+            key = selection_key(record, self.strategy.decorrelating, self.config.selection.min_auc,
+                                self.config.selection.epoch_working_points)
             if best_key is None or key > best_key:
                 best_key, best_weights, since_best = key, self.classifier.get_weights(), 0
                 self.best_epoch = epoch
@@ -553,7 +561,7 @@ class DecorrelatedClassifier:
         m = evaluate_scores(self.predict(Xv, mv), yv, mv, wv, self.binning.coarsened(selection.jsd_bins),
                             toys=selection.jsd_toys)
         record = EpochRecord(epoch, phase, loss, penalty, m["auc"], m["r50"], m["jsd50"], m["floor50"], m["ratio50"],
-                             seconds, penalty_weight)
+                             seconds, penalty_weight, m["ratio80"])
         self.history.append(record)
         log.info("%s %-20s epoch %2d loss %.4f penalty %.4f AUC %.3f R50 %.1f JSD50/floor %.1f (%.1f s)",
                  self.method, phase, epoch, loss, penalty, record.auc, record.r50, record.ratio50, seconds)
