@@ -225,12 +225,12 @@ def test_a_fixed_seed_adversarial_run_is_reproducible_to_the_bit():
 
 
 def test_a_lambda_ramp_starts_the_penalty_at_zero_and_reaches_lambda():
-    """schedule.lambda_ramp_epochs: epoch e of the adversarial phase applies e / ramp x lambda."""
+    """adversary.lambda_ramp_epochs: epoch e of the adversarial phase applies min(1, e / ramp) x lambda."""
     X, y, m, w = _toy(3_000, seed=9)
 
     def trained(lam, ramp, epochs):
-        config = load_training_config(overrides={**TINY, "schedule": {**TINY["schedule"], "epochs": epochs,
-                                                                      "lambda_ramp_epochs": ramp}})
+        config = load_training_config(overrides={**TINY, "schedule": {**TINY["schedule"], "epochs": epochs},
+                                                 "adversary": {**TINY["adversary"], "lambda_ramp_epochs": ramp}})
         model = DecorrelatedClassifier(config, "adversarial", lam, ["x1", "x2"])
         model.fit(X[:2000], y[:2000], m[:2000], w[:2000], (X[2000:], y[2000:], m[2000:], w[2000:]))
         return model
@@ -244,7 +244,7 @@ def test_a_lambda_ramp_starts_the_penalty_at_zero_and_reaches_lambda():
     np.testing.assert_array_equal(first.classifier.get_weights()[0], unpenalised.classifier.get_weights()[0])
     assert not np.array_equal(full.classifier.get_weights()[0], unpenalised.classifier.get_weights()[0])
     with pytest.raises(ConfigError, match="lambda_ramp_epochs"):
-        load_training_config(overrides={"schedule": {"lambda_ramp_epochs": -1}})
+        load_training_config(overrides={"adversary": {"lambda_ramp_epochs": -1}})
 
 
 def test_penalty_sees_the_inference_score_not_a_dropout_sample():

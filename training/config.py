@@ -40,6 +40,7 @@ class AdversaryConfig:
     steps_per_classifier_step: int
     input: str
     marginal_conditions: int   # events of a batch the penalty's marginal q_bar runs over (0: all)
+    lambda_ramp_epochs: int    # adversarial epochs over which lambda rises linearly from 0 (0: full from the first)
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,6 @@ class ScheduleConfig:
     epochs: int
     patience: int
     seed: int
-    lambda_ramp_epochs: int    # penalised epochs over which lambda rises linearly from 0 (0: full from the first)
 
 
 @dataclass(frozen=True)
@@ -125,8 +125,8 @@ def load_training_config(path: str | Path | None = None, overrides: dict | None 
     if not config.selection.epoch_working_points or not set(config.selection.epoch_working_points) <= {50, 80}:
         raise ConfigError("training.selection.epoch_working_points must be a non-empty subset of [50, 80], "
                           f"not {list(config.selection.epoch_working_points)}")
-    if config.schedule.lambda_ramp_epochs < 0:
-        raise ConfigError(f"training.schedule.lambda_ramp_epochs must be >= 0, not {config.schedule.lambda_ramp_epochs}")
+    if config.adversary.lambda_ramp_epochs < 0:
+        raise ConfigError(f"training.adversary.lambda_ramp_epochs must be >= 0, not {config.adversary.lambda_ramp_epochs}")
     if config.baselines.ddt_bins < 1 or config.baselines.ddt_levels < 2 or config.baselines.ceiling_events_per_bin < 10:
         raise ConfigError("training.baselines needs ddt_bins >= 1, ddt_levels >= 2 and ceiling_events_per_bin >= 10")
     return config

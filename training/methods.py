@@ -39,8 +39,6 @@ quantiles of the training background.  Methods (registered by name in ``training
   test-fold efficiency 0.20/0.26/0.35/0.22 across m_yy quartiles, 0.20 for the training events).
   Its training also reports the ceiling (``training.run.fixed_efficiency_ceiling``): the same
   networks with maps cross-fitted on halves of their own test fold, 2.5x the statistics.
-* ``lambda_ramp_epochs`` (schedule) raises every penalised method's lambda linearly from 0 over
-  the first epochs of its penalised phase (``ramp_factor``).
 
 Model selection (README): after every epoch the validation set gives AUC, R50 and JSD50/floor.
 Decorrelating methods keep the epoch with the lowest validation JSD50/floor among those with a
@@ -105,6 +103,7 @@ class Phase:
     trains_classifier: bool = True
     penalised: bool = False       # the classifier loss carries the decorrelation term
     adversary_steps: int = 0      # adversary updates before each classifier batch
+    ramp_epochs: int = 0          # penalised: epochs over which lambda rises linearly from 0 (``ramp_factor``)
 
 
 def ramp_factor(epoch: int, ramp_epochs: int) -> float:
@@ -284,7 +283,8 @@ class Adversarial(Unconstrained):
                 Phase("pretrain_adversary", schedule.pretrain_adversary_epochs, trains_classifier=False,
                       adversary_steps=1),
                 Phase("adversarial", schedule.epochs, selects=True, penalised=True,
-                      adversary_steps=self.config.adversary.steps_per_classifier_step)]
+                      adversary_steps=self.config.adversary.steps_per_classifier_step,
+                      ramp_epochs=self.config.adversary.lambda_ramp_epochs)]
 
     def build(self, classifier) -> None:
         """The mixture-density adversary and its (faster) optimiser."""
@@ -536,7 +536,7 @@ class DecorrelatedClassifier:
 
     def _epoch(self, phase: Phase, data, rng, epoch: int, validation) -> EpochRecord | None:
         start = time.perf_counter()
-        ramp = ramp_factor(epoch, self.config.schedule.lambda_ramp_epochs) if phase.penalised else 0.0
+        ramp = ramp_factor(epoch, phase.ramp_epochs) if phase.penalised else 0.0
         self._ramp.assign(ramp)
         n = len(data["y"])
         batch = self.config.schedule.batch_size
