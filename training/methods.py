@@ -40,8 +40,9 @@ quantiles of the training background.  Methods (registered by name in ``training
   Its training also reports the ceiling (``training.run.fixed_efficiency_ceiling``): the same
   networks with maps cross-fitted on halves of their own test fold, 2.5x the statistics.
 
-Model selection (README): after every epoch the validation set gives AUC, R50 and JSD50/floor.
-Decorrelating methods keep the epoch with the lowest validation JSD50/floor among those with a
+Model selection (README): after every epoch the validation set gives AUC, R50 and JSD/floor at 50%
+and 80% signal efficiency.  Decorrelating methods keep the epoch with the lowest validation JSD/floor
+(the worst of the ``selection.epoch_working_points``, default both) among those with a
 validation AUC of at least ``selection.min_auc`` (the rejection-
 sculpting trade-off is made across lambda on out-of-fold scores, ``training.run.choose``); the
 others keep the best validation AUC.  Training stops after ``patience`` epochs without a new best.
