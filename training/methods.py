@@ -342,7 +342,7 @@ class FixedEfficiency(Unconstrained):
 
         Between bin centres the nodes are interpolated linearly in the protected variable: the
         unconstrained logit moves by several units across one bin near the m_yy peak, and a
-        step at each bin edge sculpts (3M sample, 20 bins: JSD50 4.3x the floor stepped, 2.3x
+        step at each bin edge sculpts (3M sample, 20 bins: JSD50 4.3x the floor stepped, 2.5x
         interpolated)."""
         baselines = self.config.baselines
         edges = metrics.Binning.quantiles(protected_bkg, bins or baselines.ddt_bins).edges
