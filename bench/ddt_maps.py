@@ -3,7 +3,7 @@
     python bench/ddt_maps.py --features DIR [--config training/small.yaml] [--seed 1]
 
 Trains the unconstrained network of each fold once (the ``ddt`` method's network) and scores its
-test fold through ``training.methods.FixedEfficiency`` maps fitted on: the validation background
+test fold through ``training.run.mapped_scores`` maps fitted on: the validation background
 (the exported ``ddt`` map), the other half of the test fold's background (the ceiling,
 ``training.run.fixed_efficiency_ceiling``) and, as the limit no map can pass, the very events it
 scores (oracle).  Prints out-of-fold R50 and JSD/floor at 50% and 80% signal efficiency per map
@@ -21,18 +21,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from training.config import load_training_config  # noqa: E402
 from training.data import load_training_data  # noqa: E402
-from training.methods import FixedEfficiency, evaluate_scores  # noqa: E402
-from training.models import tf  # noqa: E402
-from training.run import fit_network  # noqa: E402
+from training.methods import evaluate_scores  # noqa: E402
+from training.run import ceiling_half, fit_network, mapped_scores  # noqa: E402
 from ttH_adv.config import load_config  # noqa: E402
 from ttH_adv.stats import metrics  # noqa: E402
-
-
-def mapped(config, logits_fit, mass_fit, weight_fit, logits, mass, bins: int) -> np.ndarray:
-    """Scores of (logits, mass) through a map fitted on the given background."""
-    flat = FixedEfficiency(config)
-    flat.fit_output(logits_fit, mass_fit, weight_fit, bins=bins)
-    return flat.score(tf.constant(logits), tf.constant(mass)).numpy()
 
 
 def main() -> None:
@@ -55,7 +47,7 @@ def main() -> None:
         valid_bkg = validation.y == 0
         sources = {"validation": (model.logits(validation.X[valid_bkg]), validation.mass[valid_bkg],
                                   validation.weight[valid_bkg])}
-        logits, half = model.logits(test.X), (test.event_number // n_folds) % 2
+        logits, half = model.logits(test.X), ceiling_half(test.event_number, n_folds)
         for source, bins in maps:
             fold_scores = np.zeros(len(test))
             for h in (0, 1):
@@ -65,7 +57,7 @@ def main() -> None:
                 else:
                     rows = ((half != h) if source == "other half" else scored) & (test.y == 0)
                     fitted = (logits[rows], test.mass[rows], test.weight[rows])
-                fold_scores[scored] = mapped(config, *fitted, logits[scored], test.mass[scored], bins)
+                fold_scores[scored] = mapped_scores(config, fitted, logits[scored], test.mass[scored], bins)
             scores[(source, bins)][data.test_mask(k, n_folds)] = fold_scores
     print(f"{int(data.y.sum())} signal, {int((1 - data.y).sum())} background events; seed {args.seed}")
     print(f"{'map fitted on':<14}{'bins':>5}{'R50':>7}{'JSD50/floor':>13}{'JSD80/floor':>13}")

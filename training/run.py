@@ -113,20 +113,33 @@ def fixed_efficiency_ceiling(models: list[DecorrelatedClassifier], data: Trainin
     for k, model in enumerate(models):
         _, test = data.fold(k, n_folds)
         logits = model.logits(test.X)
-        half = (test.event_number // n_folds) % 2
+        half = ceiling_half(test.event_number, n_folds)
         fold_scores = np.zeros(len(test))
         for h in (0, 1):
             source = (half != h) & (test.y == 0)
             if source.sum() < model.config.baselines.ceiling_events_per_bin:
                 log.info("no ddt ceiling: %d background events in a half of fold %d", int(source.sum()), k)
                 return None
-            flat = FixedEfficiency(model.config)
-            flat.fit_output(logits[source], test.mass[source], test.weight[source],
-                            bins=max(1, int(source.sum()) // model.config.baselines.ceiling_events_per_bin))
-            fold_scores[half == h] = flat.score(tf.constant(logits[half == h]), tf.constant(test.mass[half == h])).numpy()
+            fold_scores[half == h] = mapped_scores(
+                model.config, (logits[source], test.mass[source], test.weight[source]),
+                logits[half == h], test.mass[half == h],
+                bins=max(1, int(source.sum()) // model.config.baselines.ceiling_events_per_bin))
         scores[data.test_mask(k, n_folds)] = fold_scores
     figures = evaluate_scores(scores, data.y, data.mass, data.weight, binning)
     return {key: figures[key] for key in CEILING_KEYS}
+
+
+def ceiling_half(event_number: np.ndarray, n_folds: int) -> np.ndarray:
+    """0 or 1 per test-fold event: the ceiling's cross-fitting halves (independent of the fold rule)."""
+    return (event_number // n_folds) % 2
+
+
+def mapped_scores(config: TrainingConfig, fitted_on: tuple[np.ndarray, np.ndarray, np.ndarray],
+                  logits: np.ndarray, protected: np.ndarray, bins: int) -> np.ndarray:
+    """Scores of (logits, protected) through a ``FixedEfficiency`` map fitted on (logits, protected, weights)."""
+    flat = FixedEfficiency(config)
+    flat.fit_output(*fitted_on, bins=bins)
+    return flat.score(tf.constant(logits), tf.constant(protected)).numpy()
 
 
 def _roc_points(scores: np.ndarray, y: np.ndarray, weight: np.ndarray, points: int = 200) -> dict[str, list]:
