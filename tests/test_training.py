@@ -249,32 +249,6 @@ def test_a_lambda_ramp_starts_the_penalty_at_zero_and_reaches_lambda():
         load_training_config(overrides={"adversary": {"lambda_ramp_epochs": -1}})
 
 
-def test_weight_averaging_keeps_the_moving_average_and_trains_on_the_raw_weights():
-    """adversary.weight_average_epochs: validated, selected and kept is the EMA; training is unchanged."""
-    X, y, m, w = _toy(3_000, seed=9)
-
-    def trained(average_epochs, epochs=2):
-        config = load_training_config(overrides={**TINY, "schedule": {**TINY["schedule"], "epochs": epochs},
-                                                 "adversary": {**TINY["adversary"],
-                                                               "weight_average_epochs": average_epochs}})
-        model = DecorrelatedClassifier(config, "adversarial", 30.0, ["x1", "x2"])
-        model.fit(X[:2000], y[:2000], m[:2000], w[:2000], (X[2000:], y[2000:], m[2000:], w[2000:]))
-        return model
-
-    raw, frozen, averaged, pretrained = trained(0.0), trained(1e9), trained(1.0), trained(0.0, epochs=0)
-    # the raw weights train on as without averaging: the same losses, bit for bit
-    assert [r.loss for r in frozen.history] == [r.loss for r in raw.history]
-    # an average that never moves (decay 1) keeps the network the adversarial phase started from
-    for kept, start in zip(frozen.classifier.get_weights(), pretrained.classifier.get_weights(), strict=True):
-        np.testing.assert_array_equal(kept, start)
-    # a one-epoch average is neither the start nor the raw network
-    assert not np.array_equal(averaged.classifier.get_weights()[0], pretrained.classifier.get_weights()[0])
-    assert not np.array_equal(averaged.classifier.get_weights()[0], raw.classifier.get_weights()[0])
-    assert averaged.strategy.metadata()["weight_average_epochs"] == 1.0
-    with pytest.raises(ConfigError, match="weight_average_epochs"):
-        load_training_config(overrides={"adversary": {"weight_average_epochs": -1}})
-
-
 def test_penalty_sees_the_inference_score_not_a_dropout_sample():
     """With dropout active the adversary would face a scrambled score; the penalty must not."""
     X, y, m, w = _toy(4_000, seed=6)

@@ -41,8 +41,6 @@ class AdversaryConfig:
     input: str
     marginal_conditions: int   # events of a batch the penalty's marginal q_bar runs over (0: all)
     lambda_ramp_epochs: int    # adversarial epochs over which lambda rises linearly from 0 (0: full from the first)
-    batch_size: int            # background events per adversary update and penalty term (0: schedule.batch_size)
-    weight_average_epochs: float  # the classifier's weights averaged (EMA) with this time constant in epochs (0: off)
 
 
 @dataclass(frozen=True)
@@ -116,10 +114,9 @@ def load_training_config(path: str | Path | None = None, overrides: dict | None 
     bad = {name: lam for name, lam in config.lambdas.items() if not lam > 0}
     if bad:
         raise ConfigError(f"training.lambdas must be positive, got {bad}")
-    adversary_batch = config.adversary.batch_size or config.schedule.batch_size
-    if not 0 <= config.adversary.marginal_conditions <= adversary_batch:
-        raise ConfigError(f"training.adversary.marginal_conditions must be 0 (all) to the adversary's batch size "
-                          f"({adversary_batch}), got {config.adversary.marginal_conditions}")
+    if not 0 <= config.adversary.marginal_conditions <= config.schedule.batch_size:
+        raise ConfigError(f"training.adversary.marginal_conditions must be 0 (all) to schedule.batch_size "
+                          f"({config.schedule.batch_size}), got {config.adversary.marginal_conditions}")
     if config.mode.mass_bins < 2 or config.mode.score_bins < 2:
         raise ConfigError("training.mode needs mass_bins >= 2 and score_bins >= 2")
     if config.mode.mass_bins > config.schedule.batch_size // 4:
@@ -130,11 +127,6 @@ def load_training_config(path: str | Path | None = None, overrides: dict | None 
                           f"not {list(config.selection.epoch_working_points)}")
     if config.adversary.lambda_ramp_epochs < 0:
         raise ConfigError(f"training.adversary.lambda_ramp_epochs must be >= 0, not {config.adversary.lambda_ramp_epochs}")
-    if config.adversary.batch_size < 0:
-        raise ConfigError(f"training.adversary.batch_size must be >= 0 (0: schedule.batch_size), not {config.adversary.batch_size}")
-    if config.adversary.weight_average_epochs < 0:
-        raise ConfigError("training.adversary.weight_average_epochs must be >= 0, "
-                          f"not {config.adversary.weight_average_epochs}")
     if config.baselines.ddt_bins < 1 or config.baselines.ddt_levels < 2 or config.baselines.ceiling_events_per_bin < 10:
         raise ConfigError("training.baselines needs ddt_bins >= 1, ddt_levels >= 2 and ceiling_events_per_bin >= 10")
     return config

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -106,7 +105,6 @@ class Phase:
     penalised: bool = False       # the classifier loss carries the decorrelation term
     adversary_steps: int = 0      # adversary updates before each classifier batch
     ramp_epochs: int = 0          # penalised: epochs over which lambda rises linearly from 0 (``ramp_factor``)
-    average_epochs: float = 0.0   # > 0: validate, select and keep an EMA of the classifier's weights (in epochs)
 
 
 def ramp_factor(epoch: int, ramp_epochs: int) -> float:
@@ -180,10 +178,6 @@ class Unconstrained:
 
     def build(self, classifier) -> None:
         """Build method-specific networks and optimisers around the classifier (none)."""
-
-    def background_batch_size(self) -> int:
-        """Background events per batch of the decorrelation term (and of each adversary update)."""
-        return self.config.schedule.batch_size
 
     def penalised_learning_rate(self) -> float:
         """The classifier's learning rate in penalised phases."""
@@ -291,18 +285,13 @@ class Adversarial(Unconstrained):
                       adversary_steps=1),
                 Phase("adversarial", schedule.epochs, selects=True, penalised=True,
                       adversary_steps=self.config.adversary.steps_per_classifier_step,
-                      ramp_epochs=self.config.adversary.lambda_ramp_epochs,
-                      average_epochs=self.config.adversary.weight_average_epochs)]
+                      ramp_epochs=self.config.adversary.lambda_ramp_epochs)]
 
     def build(self, classifier) -> None:
         """The mixture-density adversary and its (faster) optimiser."""
         self.adversary = build_adversary(self.config.adversary, self.config.schedule.seed)
         self._optimiser = _adam(self.config.adversary.learning_rate)
         self._optimiser.build(self.adversary.trainable_variables)
-
-    def background_batch_size(self) -> int:
-        """``adversary.batch_size`` background events (0: the classifier's batch size)."""
-        return self.config.adversary.batch_size or self.config.schedule.batch_size
 
     def penalised_learning_rate(self) -> float:
         """Two timescales (seed 003): a slower classifier faces the faster adversary."""
@@ -332,9 +321,7 @@ class Adversarial(Unconstrained):
 
     def metadata(self) -> dict:
         """The adversary's settings."""
-        adversary = self.config.adversary
-        return {"adversary_input": adversary.input, "components": adversary.components,
-                "weight_average_epochs": adversary.weight_average_epochs}
+        return {"adversary_input": self.config.adversary.input, "components": self.config.adversary.components}
 
 
 class FixedEfficiency(Unconstrained):
@@ -471,55 +458,24 @@ class DecorrelatedClassifier:
         return self.history
 
     def _run_phase(self, phase: Phase, data, rng, validation) -> None:
-        """Epochs of one phase; a selecting phase keeps its best epoch and stops early.
-
-        With ``phase.average_epochs`` the network that is validated, selected and kept is the
-        moving average of the weights; training goes on from the raw weights."""
+        """Epochs of one phase; a selecting phase keeps its best epoch and stops early."""
         best_key, best_weights, since_best = None, None, 0
-        if phase.average_epochs:
-            self._start_average(phase.average_epochs, -(-len(data["y"]) // self.config.schedule.batch_size))
         for epoch in range(phase.epochs):
-            stats = self._train_epoch(phase, data, rng, epoch)
-            with self._averaged_weights(phase.average_epochs > 0):
-                record = self._validate(validation, phase.name, epoch, *stats)
-                if not phase.selects or record is None:
-                    continue
-                key = selection_key(record, self.strategy.decorrelating, self.config.selection.min_auc,
-                                    self.config.selection.epoch_working_points)
-                if best_key is None or key > best_key:
-                    best_key, best_weights, since_best = key, self.classifier.get_weights(), 0
-                    self.best_epoch = epoch
-                else:
-                    since_best += 1
-                    if since_best >= self.config.schedule.patience:
-                        log.info("early stop after epoch %d (best %d)", epoch, self.best_epoch)
-                        break
-        if best_weights is None and phase.average_epochs:
-            best_weights = [a.numpy() for a in self._average]
+            record = self._epoch(phase, data, rng, epoch, validation)
+            if not phase.selects or record is None:
+                continue
+            key = selection_key(record, self.strategy.decorrelating, self.config.selection.min_auc,
+                                self.config.selection.epoch_working_points)
+            if best_key is None or key > best_key:
+                best_key, best_weights, since_best = key, self.classifier.get_weights(), 0
+                self.best_epoch = epoch
+            else:
+                since_best += 1
+                if since_best >= self.config.schedule.patience:
+                    log.info("early stop after epoch %d (best %d)", epoch, self.best_epoch)
+                    break
         if best_weights is not None:
             self.classifier.set_weights(best_weights)
-
-    def _start_average(self, epochs: float, batches_per_epoch: int) -> None:
-        # per-batch decay with a time constant of ``epochs`` epochs, whatever the dataset's size
-        self._average_decay.assign(float(np.exp(-1.0 / (epochs * batches_per_epoch))))
-        for average, weight in zip(self._average, self.classifier.trainable_variables, strict=True):
-            average.assign(weight)
-
-    @contextmanager
-    def _averaged_weights(self, active: bool):
-        """The classifier holds the averaged weights inside the block, its raw weights again after it."""
-        if not active:
-            yield
-            return
-        weights = self.classifier.trainable_variables
-        raw = [w.numpy() for w in weights]
-        for weight, average in zip(weights, self._average, strict=True):
-            weight.assign(average)
-        try:
-            yield
-        finally:
-            for weight, value in zip(weights, raw, strict=True):
-                weight.assign(value)
 
     def _scaled_protected(self, protected: np.ndarray) -> np.ndarray:
         return self.protected_scaler(np.asarray(protected, dtype=np.float64)[:, None])[:, 0]
@@ -543,10 +499,8 @@ class DecorrelatedClassifier:
         rows = data["background_rows"]
         background = [tf.constant(data[k][rows]) for k in ("x", "m", "w")]
         sampler = tf.random.Generator.from_seed(cfg.schedule.seed)
-        size = method.background_batch_size()
+        size = cfg.schedule.batch_size
         self._ramp = tf.Variable(1.0, trainable=False, dtype=tf.float32)  # set per epoch: no retrace
-        self._average = [tf.Variable(w, trainable=False) for w in clf.trainable_variables]
-        self._average_decay = tf.Variable(0.0, trainable=False, dtype=tf.float32)
 
         def background_batch(batches: int = 1):
             idx = sampler.uniform((batches * size,), 0, len(rows), dtype=tf.int64)
@@ -558,7 +512,7 @@ class DecorrelatedClassifier:
             return method.penalty(clf(xb, training=False)[:, 0], mb, wb)
 
         @tf.function
-        def train_batch(x, y, w, adversary_steps, trains_classifier, penalised, averaged):
+        def train_batch(x, y, w, adversary_steps, trains_classifier, penalised):
             # Python ints and bools: one trace per kind of phase, the adversary's updates unrolled
             adversary_loss = tf.constant(0.0)
             if adversary_steps:
@@ -577,15 +531,11 @@ class DecorrelatedClassifier:
             grads = tape.gradient(total, clf.trainable_variables)
             optimiser = penalised_opt if penalised else plain_opt  # each kind of phase its own optimiser
             optimiser.apply_gradients(zip(grads, clf.trainable_variables, strict=True))
-            if averaged:
-                for average, weight in zip(self._average, clf.trainable_variables, strict=True):
-                    average.assign(self._average_decay * average + (1.0 - self._average_decay) * weight)
             return loss, term
 
         self._train_batch, self._decorrelation_term = train_batch, decorrelation_term
 
-    def _train_epoch(self, phase: Phase, data, rng, epoch: int) -> tuple[float, float, float, float]:
-        """One pass over the training data: mean loss, mean penalty term, seconds and the penalty's weight."""
+    def _epoch(self, phase: Phase, data, rng, epoch: int, validation) -> EpochRecord | None:
         start = time.perf_counter()
         ramp = ramp_factor(epoch, phase.ramp_epochs) if phase.penalised else 0.0
         self._ramp.assign(ramp)
@@ -596,12 +546,12 @@ class DecorrelatedClassifier:
         for first in range(0, n, batch):
             idx = order[first:first + batch]
             results.append(self._train_batch(*[tf.constant(data[k][idx]) for k in ("x", "y", "w")],
-                                             phase.adversary_steps, phase.trains_classifier, phase.penalised,
-                                             phase.average_epochs > 0))
+                                             phase.adversary_steps, phase.trains_classifier, phase.penalised))
         losses, terms = (np.array([float(r[i]) for r in results]) for i in (0, 1))  # read once, after the epoch
         seconds = time.perf_counter() - start
         penalty = float(np.mean(terms)) if phase.trains_classifier else 0.0
-        return float(np.mean(losses)), penalty, seconds, ramp * self.lam
+        return self._validate(validation, phase.name, epoch, float(np.mean(losses)), penalty, seconds,
+                              ramp * self.lam)
 
     def _validate(self, validation, phase: str, epoch: int, loss: float, penalty: float,
                   seconds: float, penalty_weight: float) -> EpochRecord | None:
