@@ -315,6 +315,23 @@ def test_epoch_selection_keeps_the_least_sculpted_epoch_for_decorrelating_method
         load_training_config(overrides={"selection": {"epoch_working_points": [60]}})
 
 
+def test_the_training_loop_keeps_the_epoch_its_working_points_choose():
+    """selection.epoch_working_points reaches the loop: the kept epoch is the one selection_key picks
+    over the history at those points, and the kept weights are that epoch's (its validation AUC)."""
+    X, y, m, w = _toy(6_000, seed=4)
+    fit, valid = slice(0, 4_000), slice(4_000, None)
+    kept = {}
+    for points in ([50], [80]):
+        config = load_training_config(overrides={**TINY, "selection": {"epoch_working_points": points}})
+        model = DecorrelatedClassifier(config, "disco", 1.0, ["x1", "x2"])
+        model.fit(X[fit], y[fit], m[fit], w[fit], (X[valid], y[valid], m[valid], w[valid]), BINNING)
+        chosen = max(model.history, key=lambda r, p=tuple(points): selection_key(r, True, config.selection.min_auc, p))
+        assert model.best_epoch == chosen.epoch
+        assert metrics.auc(model.predict(X[valid]), y[valid], w[valid]) == pytest.approx(chosen.auc, abs=1e-9)
+        kept[points[0]] = chosen.epoch
+    assert kept[50] != kept[80]  # on this toy the two points disagree, so the test tells them apart
+
+
 def test_out_of_range_method_settings_are_refused_naming_the_key():
     with pytest.raises(ConfigError, match="marginal_conditions"):
         load_training_config(overrides={"adversary": {"marginal_conditions": 5000}})
