@@ -209,6 +209,7 @@ def batch_metadata(plan: dict, folder: Path, manifest: Manifest, bookkeeping: di
     scorer = TthProcessor(config, systematics=plan["systematics"], model_path=model).scorer
     return OutputMetadata(
         **bookkeeping, config=config_to_data(config), config_hash=plan["config_hash"], roles=manifest.roles(),
+        dsids=manifest.dsids(),
         luminosity_pb=manifest.luminosity_pb(), entries_in_files=entries,
         files_processed=sorted({c["file"] for c in chunks}), files_skipped=[], files_without_systematic_branches=[],
         executor="condor-batch", systematics=plan["systematics"], unblinded=False,

@@ -41,7 +41,13 @@ from ttH_adv.inputs import objects as obj
 from ttH_adv.inputs.manifest import Manifest
 from ttH_adv.inputs.objects import FLAT, required_branches
 from ttH_adv.inputs.schema import FileCheck, branch_map_dict, check_file
-from ttH_adv.output import CONTROL_HISTOGRAM, MASS_HISTOGRAM, OutputMetadata, merge_metadata
+from ttH_adv.output import (
+    CONTROL_HISTOGRAM,
+    INCLUSIVE_HISTOGRAM,
+    MASS_HISTOGRAM,
+    OutputMetadata,
+    merge_metadata,
+)
 
 from .tth import Scoring, TthProcessor
 from .workers import DEFAULT_WORKER_START, WORKER_STARTS, start_fork_server
@@ -64,6 +70,7 @@ class RunOptions:
     maxchunks: int | None = None
     scheduler: str | None = None
     systematics: str = "none"
+    varied_roles: tuple[str, ...] | None = None  # the roles whose MC runs the variations (None: every MC dataset)
     dump_dir: str | None = None
     unblind: bool = False
     skip_bad_files: bool = False
@@ -329,7 +336,7 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
     start = time.perf_counter()
     proc = processor_instance or TthProcessor(config, systematics=options.systematics, dump_dir=options.dump_dir,
                                               unblind=options.unblind, model_path=options.model_path,
-                                              scorings=options.scorings)
+                                              scorings=options.scorings, varied_roles=options.varied_roles)
     with dask_session(options) as client:
         mapper = cluster_map(client) if client else map
         checked = preflight(manifest, config, options.skip_bad_files, proc, mapper)
@@ -352,7 +359,8 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
     processed = sorted(f for d in checked.fileset.values() for f in d["files"])
     output["metadata"] = OutputMetadata(
         **pop_bookkeeping(output), config=config_to_data(config), config_hash=config_hash(config),
-        roles=manifest.roles(), luminosity_pb=manifest.luminosity_pb(), entries_in_files=checked.entries,
+        roles=manifest.roles(), dsids=manifest.dsids(),
+        varied_roles=list(options.varied_roles) if options.varied_roles is not None else None, luminosity_pb=manifest.luminosity_pb(), entries_in_files=checked.entries,
         files_processed=processed, files_skipped=checked.skipped,
         files_without_systematic_branches=checked.without_optional, executor=options.executor,
         systematics=options.systematics, unblinded=options.unblind, model=model_metadata(proc.scorer, manifest),
@@ -389,11 +397,13 @@ def model_metadata(scorer: Any, manifest: Manifest) -> dict | None:
 
 def split_by_scoring(output: dict) -> dict[str, dict]:
     """One output per model of a run that scored several (``RunOptions.scorings``): its histograms as
-    ``mgg``/``mgg_control``, its model and categories in the metadata, the cutflow shared."""
+    ``mgg``/``mgg_control``, its model and categories in the metadata, the cutflow and ``mgg_inclusive``
+    shared."""
     meta = output["metadata"]
     outputs = {}
     for label, scoring in meta["scorings"].items():
         histograms = {name: output["histograms"][f"{name}@{label}"] for name in (MASS_HISTOGRAM, CONTROL_HISTOGRAM)}
+        histograms[INCLUSIVE_HISTOGRAM] = output["histograms"][INCLUSIVE_HISTOGRAM]
         outputs[label] = {"histograms": histograms, "cutflow": output["cutflow"],
                           "metadata": {**meta, "scorings": {}, "model": scoring["model"],
                                        "categories": scoring["categories"]}}

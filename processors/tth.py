@@ -50,7 +50,13 @@ from ttH_adv.event.systematics import Variation, variations, weight_branches
 from ttH_adv.inference import OnnxScorer
 from ttH_adv.inputs import objects as obj
 from ttH_adv.inputs.manifest import normalisation
-from ttH_adv.output import CONTROL_HISTOGRAM, MASS_HISTOGRAM, labelled
+from ttH_adv.output import (
+    CONTROL_HISTOGRAM,
+    INCLUSIVE,
+    INCLUSIVE_HISTOGRAM,
+    MASS_HISTOGRAM,
+    labelled,
+)
 
 # coffea warns, for every PHYSLITE chunk, of each branch uproot cannot interpret (ElementLinks to
 # vertices, the aux store's base): branches the analysis never reads.  Here, so workers see it too.
@@ -166,10 +172,13 @@ class TthProcessor(processor.ProcessorABC):
     """Selection and categorisation of ttH(yy) events; fills m_yy histograms and cutflows."""
 
     def __init__(self, config: AnalysisConfig, *, systematics: str = "none", dump_dir: str | None = None,
-                 unblind: bool = False, model_path: str | None = None, scorings: Iterable[Scoring] = ()) -> None:
+                 unblind: bool = False, model_path: str | None = None, scorings: Iterable[Scoring] = (),
+                 varied_roles: Iterable[str] | None = None) -> None:
         self.config = config
         self.channels = tuple(config.channels)
         self.systematics = systematics
+        # the MC whose variations are filled (None: all); the others fill zeros in the systematic slices
+        self.varied_roles = None if varied_roles is None else tuple(varied_roles)
         self.variations = variations(config, systematics)
         self.dump_dir = str(dump_dir) if dump_dir else None
         self.unblind = unblind
@@ -207,13 +216,15 @@ class TthProcessor(processor.ProcessorABC):
         """This processor's cutflow step names, in order."""
         return cutflow_steps(self.channels)
 
-    def empty_histogram(self, dataset: str, label: str = "", systematics: list[str] | None = None) -> hist.Hist:
-        """m_yy histogram with dataset, region, category and systematic axes (every variation by default)."""
+    def empty_histogram(self, dataset: str, label: str = "", systematics: list[str] | None = None,
+                        categories: list[str] | None = None) -> hist.Hist:
+        """m_yy histogram with dataset, region, category (the scoring's by default) and systematic axes (every
+        variation by default)."""
         m = self.config.mass
         return hist.Hist(
             hist.axis.StrCategory([dataset], name="dataset", growth=True),
             hist.axis.StrCategory(list(REGIONS), name="region"),
-            hist.axis.StrCategory(self.categories(label), name="category"),
+            hist.axis.StrCategory(self.categories(label) if categories is None else categories, name="category"),
             hist.axis.StrCategory(systematics or [v.name for v in self.variations], name="systematic"),
             hist.axis.Regular(m.n_bins, m.low, m.high, name="mgg", label="m_yy [GeV]"),
             storage=hist.storage.Weight(),
@@ -223,11 +234,13 @@ class TthProcessor(processor.ProcessorABC):
         """The accumulator: histograms, cutflow and bookkeeping (dicts merge by key, numbers add).
 
         Per scoring label: ``mgg`` (every variation) and ``mgg_control`` (the template control
-        selections, nominal only: the templates take shapes, not variations, from them)."""
+        selections, nominal only); once, ``mgg_inclusive``: every selected diphoton event (nominal only),
+        the base of the background templates."""
         histograms = {}
         for label in self.category_bounds():
             histograms[labelled(MASS_HISTOGRAM, label)] = self.empty_histogram(dataset, label)
             histograms[labelled(CONTROL_HISTOGRAM, label)] = self.empty_histogram(dataset, label, ["nominal"])
+        histograms[INCLUSIVE_HISTOGRAM] = self.empty_histogram(dataset, systematics=["nominal"], categories=[INCLUSIVE])
         return {"histograms": histograms, "cutflow": {}, "events_read": {}, "chunks": {}, "objects": {}}
 
     # ------------------------------------------------------------------ steps
@@ -417,7 +430,8 @@ class TthProcessor(processor.ProcessorABC):
         objs = self.build_objects(events, info)
         out["objects"][info.dataset] = self.count_objects(objs, info)
         weights = self.raw_weights(events, info)
-        run_variations = [v for v in self.variations if v.kind == "nominal" or not info.is_data]
+        varied = not info.is_data and (self.varied_roles is None or info.role in self.varied_roles)
+        run_variations = [v for v in self.variations if v.kind == "nominal" or varied]
         nominal: Selection | None = None
         reuse = Reuse()  # the nominal stages, for variations that leave their inputs unchanged
         for variation in run_variations:
@@ -443,6 +457,10 @@ class TthProcessor(processor.ProcessorABC):
                 h = out["histograms"][labelled(CONTROL_HISTOGRAM, label)]
                 index = s.bins(("control", label), self.bin_index, h, s, s.control_categories[label])
                 self.fill_histogram(h, index, w, systematic)
+        if systematic == "nominal":
+            h = out["histograms"][INCLUSIVE_HISTOGRAM]
+            everyone = np.full(len(s.channel), INCLUSIVE, dtype=object)
+            self.fill_histogram(h, self.bin_index(h, s, everyone), w, systematic)
 
     def bin_index(self, h: hist.Hist, s: Selection, category: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(events, flat bin) of the passed events with a category on h's axis and m_yy inside it.

@@ -1,4 +1,4 @@
-"""Fits on toys: pulls, spurious signal, signal model, sideband chi2, pyhf workspace, categories."""
+"""Fits on toys: pulls, spurious signal, signal model, goodness of fit, templates, systematics, pyhf, categories."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from ttH_adv.config import load_config
-from ttH_adv.stats import fits
+from ttH_adv.stats import fits, likelihood
 from ttH_adv.stats.categorize import optimise_channel
 
 WINDOW = load_config().mass
@@ -37,8 +37,8 @@ def test_signal_yield_pulls_over_toys():
     pulls = []
     for _ in range(120):
         observed = rng.poisson(background + signal)
-        model = fits.CategoryModel("toy", observed, signal, np.zeros_like(signal), "exponential", start)
-        mu, mu_err, _ = fits.fit_signal_strength([model], EDGES)
+        model = likelihood.CategoryModel("toy", observed, signal, np.zeros_like(signal), "exponential", start)
+        mu, mu_err, _ = likelihood.fit_signal_strength([model], EDGES)
         pulls.append((mu - 1.0) / mu_err)
     pulls = np.asarray(pulls)
     assert abs(pulls.mean()) < 0.25 and 0.8 < pulls.std() < 1.2
@@ -51,10 +51,10 @@ def test_sideband_fit_of_a_true_exponential():
     for _ in range(20):
         fit = fits.fit_background(rng.poisson(_exponential(20_000)), EDGES, "exponential", ~window, 2.5)
         assert fit.converged and fit.ndf == 16  # 22 bins of 2.5 GeV, 4 in the window, 2 parameters
-        chi2_ndf.append(fit.chi2_ndf)
+        chi2_ndf.append(fit.deviance_ndf)
         slopes.append(fit.params[0])
         predicted.append(fit.expected(EDGES)[window].sum())
-    assert 0.75 < np.mean(chi2_ndf) < 1.3  # chi2/ndf averages 1 for the right function
+    assert 0.75 < np.mean(chi2_ndf) < 1.3  # the deviance per degree of freedom averages 1 for the right function
     assert np.mean(slopes) == pytest.approx(-1.2, abs=0.02)
     assert np.mean(predicted) == pytest.approx(_exponential(20_000)[window].sum(), rel=0.01)
 
@@ -106,12 +106,12 @@ def test_relaxed_criterion_subtracts_twice_the_template_uncertainty():
     assert poor.max_zeta < precise.max_zeta and poor.passed  # a template this poor cannot show a spurious signal
 
 
-def _sideband_fit(family, chi2, ndf):
-    return fits.BackgroundFit(family, [0.0] * fits.FAMILIES[family].n_params, 100.0, 1.0, chi2, ndf,
-                              float(stats.chi2.sf(chi2, ndf)), True)
+def _sideband_fit(family, deviance, ndf):
+    return fits.BackgroundFit(family, [0.0] * fits.FAMILIES[family].n_params, 100.0, 1.0, deviance, ndf,
+                              float(stats.chi2.sf(deviance, ndf)), True)
 
 
-def test_function_choice_needs_the_goodness_of_fit_and_the_f_test():
+def test_function_choice_needs_the_goodness_of_fit_and_an_f_test_of_nested_families_only():
     from ttH_adv.stats.fit_analysis import choose_function
 
     config = load_config().fits
@@ -122,80 +122,168 @@ def test_function_choice_needs_the_goodness_of_fit_and_the_f_test():
     family, choice = choose_function(spurious, fitted, config)
     assert family == "powerlaw" and "exponential" not in choice["qualified"]
     fitted["powerlaw"] = _sideband_fit("powerlaw", 40.0, 16)
-    fitted["exppoly2"] = _sideband_fit("exppoly2", 20.0, 15)
     assert choose_function(spurious, fitted, config)[0] == "exppoly2"
-    # a higher order only when the F-test asks for it: bernstein3 improves chi2 20 -> 19 (not significant) ...
-    fitted["bernstein3"] = _sideband_fit("bernstein3", 19.0, 14)
+    # the next order of the chosen family only when the F-test asks for it: exponential -> exppoly2 ...
+    fitted["exponential"] = _sideband_fit("exponential", 20.0, 16)
+    fitted["exppoly2"] = _sideband_fit("exppoly2", 19.0, 15)  # a gain of 1: chance
+    family, choice = choose_function(spurious, fitted, config)
+    assert family == "exponential" and choice["f_tests"][0]["high"] == "exppoly2"
+    fitted["exppoly2"] = _sideband_fit("exppoly2", 9.0, 15)   # 20 -> 9: F = 18, p < 0.05
     assert choose_function(spurious, fitted, config)[0] == "exppoly2"
-    fitted["bernstein3"] = _sideband_fit("bernstein3", 9.0, 14)  # ... or 20 -> 9: F = 17, p < 0.05
+    # ... and never a family that does not contain the chosen one: a much better Bernstein is not asked
+    fitted["exppoly2"] = _sideband_fit("exppoly2", 19.0, 15)
+    fitted["bernstein5"] = _sideband_fit("bernstein5", 2.0, 11)
+    family, choice = choose_function(spurious, fitted, config)
+    assert family == "exponential" and [t["high"] for t in choice["f_tests"]] == ["exppoly2"]
+    with pytest.raises(ValueError, match="nested"):
+        fits.f_test_probability(fitted["exponential"], fitted["bernstein5"])
+    # within the Bernstein chain the orders climb while each step is significant
+    spurious = [{"family": f, "passed": f.startswith("bernstein")} for f in fits.FAMILY_ORDER]
+    fitted.update({"bernstein2": _sideband_fit("bernstein2", 30.0, 15), "bernstein3": _sideband_fit("bernstein3", 12.0, 14),
+                   "bernstein4": _sideband_fit("bernstein4", 11.5, 13)})
     assert choose_function(spurious, fitted, config)[0] == "bernstein3"
-    # nothing passes the spurious-signal test: no function, never a silent default
+    # nothing passes the spurious-signal test: no function from the rule (the fall-back is the caller's)
     assert choose_function([{"family": f, "passed": False} for f in fits.FAMILY_ORDER], fitted, config)[0] is None
 
 
-def test_template_fraction_is_measured_from_the_data_and_smoothing_keeps_the_shape():
-    from ttH_adv.stats.templates import Components, build_template
+def test_goodness_of_fit_from_refitted_toys_where_the_sidebands_are_sparse():
+    rng = np.random.default_rng(15)
+    side = WINDOW.sideband_bins(EDGES)
+    right, wrong = [], []
+    for _ in range(6):
+        counts = rng.poisson(_exponential(60)).astype(float)  # ~50 sideband events
+        good = fits.fit_background(counts, EDGES, "exponential", side, 2.5)
+        right.append(fits.gof_p_value_from_toys(good, EDGES, side, 2.5, toys=60))
+        peaked = counts + rng.poisson(60 * np.exp(-0.5 * ((CENTRES - 110) / 1.5) ** 2) / 10)  # a sharp structure
+        wrong.append(fits.gof_p_value_from_toys(fits.fit_background(peaked, EDGES, "exponential", side, 2.5),
+                                                EDGES, side, 2.5, toys=60))
+    assert min(right) > 0.02 and np.median(right) > 0.2
+    assert max(wrong) < 0.05
+
+
+def _category_counts(rng, inclusive_events, efficiency, photon_share=0.7):
+    """An inclusive selection's continuum MC (weight 0.5 per event) and NTNI data of the generator's two slopes, and
+    the category selected from them with ``efficiency``(m) per bin."""
+    from ttH_adv.stats.templates import Components
+
+    photon, reducible = _exponential(1.0, slope=-0.55), _exponential(1.0, slope=-0.72)
+    mc_all = rng.poisson(inclusive_events * photon).astype(float)
+    ntni_all = rng.poisson(0.3 * inclusive_events * reducible).astype(float)
+    mc_cat, ntni_cat = rng.binomial(mc_all.astype(int), efficiency), rng.binomial(ntni_all.astype(int), efficiency)
+    inclusive = Components(0.5 * mc_all, 0.25 * mc_all, ntni_all)
+    own = Components(0.5 * mc_cat, 0.25 * mc_cat, ntni_cat.astype(float))
+    expected = {"photon": photon * efficiency, "reducible": reducible * efficiency}
+    return own, inclusive, {k: v / v.sum() for k, v in expected.items()}, photon_share
+
+
+def test_a_template_with_statistics_to_spare_keeps_its_own_shapes_and_its_replicas_measure_them():
+    from ttH_adv.stats.templates import OWN, Components, build_template
 
     rng = np.random.default_rng(21)
-    photon = _exponential(1.0, slope=-0.55)     # 0.020 / GeV: the generator's prompt yy
-    reducible = _exponential(1.0, slope=-0.72)  # 0.026 / GeV: its fakes
-    data = rng.poisson(20_000 * (0.7 * photon + 0.3 * reducible)).astype(float)
-    mc = rng.poisson(200_000 * photon) * 0.5  # weighted MC, 10x the data statistics in the yy part
-    ntni = rng.poisson(100_000 * reducible).astype(float)
-    template = build_template(data, Components(mc, mc * 0.5, ntni), EDGES, WINDOW, load_config().fits)
-    assert template.photon_fraction == pytest.approx(0.7, abs=3 * template.photon_fraction_error)
-    assert template.photon_fraction_error < 0.15  # similar shapes (0.020 vs 0.026 / GeV): weakly measured
-    assert template.data_events == pytest.approx(20_000, rel=0.02)
-    # 1 / (0.7^2 / 200k + 0.3^2 / 100k) = 298k effective events: 15x the data, not smoothed ...
-    assert not template.smoothed and template.statistics_ratio == pytest.approx(14.9, rel=0.05)
-    assert template.effective_events == pytest.approx(template.raw.sum() ** 2 / template.variance.sum())
-    sparse_ntni = rng.poisson(300 * reducible).astype(float)  # ... and with sparse parts it is smoothed
-    sparse_mc = rng.poisson(40_000 * photon) * 0.5
-    smoothed = build_template(data, Components(sparse_mc, sparse_mc * 0.5, sparse_ntni), EDGES, WINDOW,
-                              load_config().fits)
-    assert smoothed.smoothed and "RBF" in smoothed.kernel
-    truth = smoothed.data_events * (smoothed.photon_fraction * photon + (1 - smoothed.photon_fraction) * reducible)
-    grouped = [a.reshape(-1, 10).sum(1) for a in (smoothed.values, smoothed.raw, truth)]
-    assert np.abs(grouped[0] - grouped[2]).sum() < 0.5 * np.abs(grouped[1] - grouped[2]).sum()  # closer to the truth
-    # the length-scale bound keeps a bump of the signal's width out of the smoothed template
-    bump = 400 * _signal_shape()
-    bumped = build_template(data, Components(sparse_mc, sparse_mc * 0.5,
-                                             sparse_ntni + bump / (smoothed.data_events * 0.3 / 300)),
-                            EDGES, WINDOW, load_config().fits)
-    window = ~WINDOW.sideband_bins(EDGES)
-    assert (bumped.values - smoothed.values)[window].sum() < 0.25 * (bumped.raw - smoothed.raw)[window].sum()
-
-
-def test_a_short_template_takes_its_shapes_from_the_control_selection_and_their_agreement_is_tested():
-    from ttH_adv.stats.templates import Components, build_template
-
-    rng = np.random.default_rng(22)
     photon, reducible = _exponential(1.0, slope=-0.55), _exponential(1.0, slope=-0.72)
     data = rng.poisson(2_000 * (0.7 * photon + 0.3 * reducible)).astype(float)
+    mc = rng.poisson(200_000 * photon) * 0.5  # weighted MC, 100x the data in the yy part
+    ntni = rng.poisson(100_000 * reducible).astype(float)
+    template = build_template(data, Components(mc, mc * 0.5, ntni), EDGES, WINDOW, load_config().fits)
+    assert template.method == OWN
+    assert template.photon_fraction == pytest.approx(0.7, abs=3 * template.photon_fraction_error)
+    side = WINDOW.sideband_bins(EDGES)
+    assert template.values[side].sum() == pytest.approx(data[side].sum(), rel=1e-3)  # the data's sideband count
+    # 1 / (f^2 / 200k + (1 - f)^2 / 100k) effective events (173k at f = 0.7), measured by the 200 replicas
+    f = template.photon_fraction
+    assert template.statistics_ratio == pytest.approx(1 / (f**2 / 200_000 + (1 - f) ** 2 / 100_000)
+                                                      / template.data_events, rel=0.15)
+    assert template.effective_events == pytest.approx(template.values.sum() ** 2 / template.variance.sum())
 
-    def components(mc_events, ntni_events, ntni_shape=reducible):
-        mc = rng.poisson(mc_events * photon) * 2.0  # weight 2 per MC event
-        return Components(mc, mc * 2.0, rng.poisson(ntni_events * ntni_shape).astype(float))
 
+def test_a_short_category_takes_the_inclusive_shapes_times_its_efficiency_in_m_yy():
+    from ttH_adv.stats.templates import EFFICIENCY, OWN, build_template
+
+    rng = np.random.default_rng(22)
+    falling = 0.02 * np.exp(-(CENTRES - 105) / 80)  # a smooth efficiency: the channel's requirements
+    own, inclusive, expected, share = _category_counts(rng, 400_000, falling)
+    data = rng.poisson(2_000 * (share * expected["photon"] + (1 - share) * expected["reducible"]))
     config = load_config().fits
-    own = components(2_000, 600)  # about 2x the data's statistics
-    alone = build_template(data, own, EDGES, WINDOW, config)
-    assert alone.shapes == "category" and alone.statistics_ratio < config.template_min_statistics and alone.smoothed
-    loose = build_template(data, own, EDGES, WINDOW, config, control=components(40_000, 12_000))
-    assert loose.shapes == "category + template control" and not loose.smoothed
-    assert loose.statistics_ratio > config.template_min_statistics and loose.own_statistics_ratio == pytest.approx(
-        alone.statistics_ratio)
-    agreement = loose.control_compatibility
-    assert agreement["continuum"]["p_value"] > 0.01 and agreement["ntni"]["p_value"] > 0.01
-    assert agreement["ntni"]["effective_events"] == pytest.approx([own.ntni.sum(), 12_000], rel=0.05)
-    # a control whose reducible shape differs (a steeper fall) is flagged by the chi2 test
-    steep = _exponential(1.0, slope=-1.5)
-    flagged = build_template(data, own, EDGES, WINDOW, config, control=components(40_000, 12_000, steep))
-    assert flagged.control_compatibility["ntni"]["p_value"] < 1e-3
-    assert flagged.control_compatibility["continuum"]["p_value"] > 1e-3
-    # a category with statistics to spare keeps its own shapes
-    rich = build_template(data, components(40_000, 12_000), EDGES, WINDOW, config, control=components(2_000, 600))
-    assert rich.shapes == "category" and rich.control_compatibility["ntni"] is not None
+    alone = build_template(data.astype(float), own, EDGES, WINDOW, config)
+    assert alone.method == OWN and alone.statistics_ratio < 5  # what was once smoothed by a Gaussian process
+    template = build_template(data.astype(float), own, EDGES, WINDOW, config, inclusive)
+    assert template.method == EFFICIENCY and template.statistics_ratio > 5 * alone.statistics_ratio
+    assert template.own_statistics_ratio == pytest.approx(alone.statistics_ratio)
+    assert all(c["p_value"] > 0.01 for c in template.closure.values())  # the efficiency describes the category
+    side = WINDOW.sideband_bins(EDGES)
+    assert template.values[side].sum() == pytest.approx(data[side].sum(), rel=1e-3)
+    truth = template.data_events * (template.photon_fraction * expected["photon"]
+                                    + (1 - template.photon_fraction) * expected["reducible"])
+    grouped = [a.reshape(-1, 10).sum(1) for a in (template.values, alone.values, truth)]
+    assert np.abs(grouped[0] - grouped[2]).sum() < 0.7 * np.abs(grouped[1] - grouped[2]).sum()  # closer to the truth
+
+
+def test_a_sculpted_category_keeps_its_spurious_signal_through_the_efficiency_template():
+    """A classifier that sculpts the continuum under the signal (its score efficiency peaks at 125 GeV, 4 GeV
+    wide): in a category whose own events are 1-2x the data's statistics, the template made with the efficiency
+    in m_yy gives the exponential's spurious signal within 20% of the one the exact template gives."""
+    from ttH_adv.stats.templates import EFFICIENCY, build_template
+
+    rng = np.random.default_rng(23)
+    sculpted = 0.01 * (1 + 2.0 * np.exp(-0.5 * ((CENTRES - 125) / 4) ** 2))
+    signal = _signal_model()
+    config = load_config().fits
+    found, truths = [], []
+    for _ in range(3):
+        own, inclusive, expected, share = _category_counts(rng, 2_000_000, sculpted)
+        exact = share * expected["photon"] + (1 - share) * expected["reducible"]
+        data = rng.poisson(own.ntni.sum() * 2.0 * exact).astype(float)
+        template = build_template(data, own, EDGES, WINDOW, config, inclusive)
+        assert template.method == EFFICIENCY and template.own_statistics_ratio < 5
+        truth = template.data_events * (template.photon_fraction * expected["photon"]
+                                        + (1 - template.photon_fraction) * expected["reducible"])
+        tested = fits.spurious_signal(template.values, template.fit_variance, EDGES, "exponential", signal, 30.0,
+                                      10.0, SCAN, replicas=template.replicas)
+        exact_test = fits.spurious_signal(truth, truth / 1e4, EDGES, "exponential", signal, 30.0, 10.0, SCAN)
+        found.append(tested.max_abs_signal)
+        truths.append(exact_test.max_abs_signal)
+        assert tested.delta_mc < 0.1 * exact_test.max_abs_signal  # the template resolves it
+    assert np.mean(truths) > 20  # the sculpting is a spurious signal of many events
+    assert np.mean(found) == pytest.approx(np.mean(truths), rel=0.2)
+
+
+def test_the_efficiency_reweighting_closes_a_classifier_cannot_tell_it_from_the_category():
+    """Events of an inclusive selection, a category cut from them with a sculpted efficiency in m_yy: the
+    efficiency measured on one half reweights the other half's inclusive events into the category so that a
+    classifier trained to tell them apart has an AUC within 0.5 +/- 0.02 on held-out events."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import roc_auc_score
+
+    from ttH_adv.stats.templates import efficiency, kernel
+
+    rng = np.random.default_rng(24)
+    config = load_config().fits
+    n = 400_000
+    mass = 105 + rng.exponential(40, 4 * n)
+    mass = mass[mass < 160][:n]
+    true_efficiency = 0.1 * (1 + 2.0 * np.exp(-0.5 * ((mass - 125) / 4) ** 2))
+    in_category = rng.random(n) < true_efficiency
+    half = np.arange(n) % 2 == 0
+    index = np.clip(np.digitize(mass, EDGES) - 1, 0, len(EDGES) - 2)
+    passed = np.bincount(index[half & in_category], minlength=len(CENTRES)).astype(float)
+    total = np.bincount(index[half], minlength=len(CENTRES)).astype(float)
+    measured = efficiency(passed, total, kernel(CENTRES, config.efficiency_bandwidth))
+    test = ~half
+    category = mass[test & in_category]
+    reweighted, weights = mass[test], measured[index[test]]
+    x = np.concatenate([category, reweighted])[:, None]
+    y = np.concatenate([np.ones(len(category)), np.zeros(len(reweighted))])
+    w = np.concatenate([np.full(len(category), 1.0 / len(category)), weights / weights.sum()])
+    train = rng.random(len(y)) < 0.5
+    model = HistGradientBoostingClassifier(max_iter=50, random_state=0).fit(x[train], y[train], sample_weight=w[train])
+    auc = roc_auc_score(y[~train], model.predict_proba(x[~train])[:, 1], sample_weight=w[~train])
+    assert auc == pytest.approx(0.5, abs=0.02)
+    # a flat efficiency in its place leaves the sculpting for the classifier to find
+    flat = HistGradientBoostingClassifier(max_iter=50, random_state=0).fit(
+        x[train], y[train], sample_weight=np.concatenate([w[: len(category)],
+                                                          np.full(len(reweighted), 1.0 / len(reweighted))])[train])
+    w_flat = np.concatenate([w[: len(category)], np.full(len(reweighted), 1.0 / len(reweighted))])
+    assert roc_auc_score(y[~train], flat.predict_proba(x[~train])[:, 1], sample_weight=w_flat[~train]) > 0.55
 
 
 def test_bias_toys_of_the_right_function_are_unbiased():
@@ -212,111 +300,136 @@ def test_asimov_significance_matches_counting_formula_for_a_clean_peak():
     assert fits.asimov_significance(0.0, 100.0) == 0.0
 
 
-def test_pyhf_workspace_matches_the_histograms_and_recovers_an_injected_signal(small_manifest, config):
-    pyhf = pytest.importorskip("pyhf")
-    from ttH_adv.stats.fit_analysis import (
-        category_slice,
-        chosen_background,
-        datasets_by_role,
-        run_fits,
-    )
+@pytest.fixture(scope="module")
+def fitted_with_systematics(small_manifest, config):
+    """The small dataset run with every systematic and fitted: (output, fits, category models, workspace)."""
+    from ttH_adv.stats.fit_analysis import analyse
     from ttH_adv.stats.workspace import build_workspace
 
     from conftest import run
 
-    output = run(small_manifest, config, systematics="weights")
+    output = run(small_manifest, config, systematics="all")
+    result, models = analyse(output, config, impacts=False)
+    return output, result, models, build_workspace(models, EDGES)
+
+
+def test_pyhf_workspace_is_the_own_model_and_recovers_an_injected_signal(fitted_with_systematics, config):
+    pyhf = pytest.importorskip("pyhf")
+    import dataclasses
+
+    from ttH_adv.stats.fit_analysis import datasets_by_role
+    from ttH_adv.stats.workspace import INTERPOLATION
+
+    output, result, models, spec = fitted_with_systematics
     assert datasets_by_role(output) == {"data": ["data"], "signal": ["ttH"], "resonant": ["VBF", "WH", "ZH", "ggH", "tH"],
                                         "continuum": ["ttyy", "yyjets"]}  # the generator's roles, via the manifest
-    result = run_fits(output, config)
-    spec = build_workspace(output, result)
-    h = output["histograms"]["mgg"]
-    records = {r["category"]: r for r in result["categories"]}
-    models, injected = [], []
-    for channel in spec["channels"]:
-        category, samples = channel["name"], {s["name"]: s for s in channel["samples"]}
-        signal = category_slice(h, ["ttH"], "TI", category)[0]
-        resonant = category_slice(h, ["ggH", "VBF", "WH", "ZH", "tH"], "TI", category)[0]
-        background = chosen_background(records[category], EDGES)
-        assert np.allclose(samples["signal"]["data"], signal) and np.allclose(samples["background"]["data"], background)
-        assert np.allclose(samples.get("resonant", {"data": 0 * resonant})["data"], resonant)
-        normsys = {m["name"]: m["data"] for m in samples["signal"]["modifiers"] if m["type"] == "normsys"}
-        assert set(normsys) == set(config.systematics.weight)
-        for name, systematic in config.systematics.weight.items():
-            assert normsys[name] == pytest.approx({"hi": 1 + systematic.relative, "lo": 1 - systematic.relative},
-                                                  rel=1e-6)
-        observed = background + 2.0 * signal + resonant  # mu = 2 injected
-        injected.append({"name": category, "data": observed.tolist()})
-        record = records[category]
-        start = fits.BackgroundFit(record["chosen_family"], record["sideband_fits"][record["chosen_family"]]["params"],
-                                   background.sum(), 0, 0, 0, 1, True)
-        models.append(fits.CategoryModel(category, observed, signal, resonant, record["chosen_family"], start,
-                                         record["modelling_uncertainty"]["events"]))
-    spec["observations"] = injected
+    weights = set(config.systematics.weight) | set(config.systematics.object)
+    terms = {n for n, t in config.uncertainties.normalisation.items() if "signal" in t.roles}
+    injected, models_injected = [], []
+    for channel, model in zip(spec["channels"], models, strict=True):
+        samples = {s["name"]: s for s in channel["samples"]}
+        assert np.allclose(samples["signal"]["data"], model.signal)
+        assert np.allclose(samples["background"]["data"], model.start.expected(EDGES))
+        assert model.signal.sum() == pytest.approx(  # the signal model's shape at the ttH MC's yield
+            output["histograms"]["mgg"][{"dataset": "ttH", "region": "TI", "category": channel["name"],
+                                         "systematic": "nominal"}].sum().value)
+        types = {m["name"]: m for m in samples["signal"]["modifiers"]}
+        assert {n for n, m in types.items() if m["type"] == "normsys"} >= terms | (weights & set(types))
+        assert {"photon_id_sf", "jet_energy_scale", "btag_sf"} <= set(types)  # from the histograms' variations
+        assert types["photon_id_sf"]["data"]["hi"] == pytest.approx(1.02, rel=1e-6)  # a flat 2% weight variation
+        assert types["luminosity"]["data"] == {"hi": 1.0083, "lo": 1 - 0.0083}
+        assert {n for n, m in types.items() if m["type"] == "histosys"} == {"signal_mass_scale", "signal_mass_resolution"}
+        observed = model.start.expected(EDGES) + 2.0 * model.signal + model.resonant  # mu = 2 injected
+        injected.append({"name": channel["name"], "data": observed.tolist()})
+        models_injected.append(dataclasses.replace(model, observed=observed))
+    spec = {**spec, "observations": injected}
     pyhf.set_backend("numpy", "minuit")
     try:
         workspace = pyhf.Workspace(spec)
-        model = workspace.model()
+        model = workspace.model(modifier_settings=INTERPOLATION)
         fitted = pyhf.infer.mle.fit(workspace.data(model), model, return_uncertainties=True)
     finally:
         pyhf.set_backend("numpy", "scipy")
     mu_pyhf, error_pyhf = fitted[model.config.poi_index]
-    mu_own, error_own, _ = fits.fit_signal_strength(models, EDGES)
-    # the injected mu to a hundredth of its error (the modelling terms leave a shallow direction for the minimisers)
-    assert abs(mu_pyhf - 2.0) < 0.01 * error_pyhf and abs(mu_own - 2.0) < 0.01 * error_own
-    # both free the background shape and carry the modelling terms; pyhf adds the signal's normalisation
-    # systematics (~6%)
-    assert error_pyhf == pytest.approx(error_own, rel=0.15)
+    mu_own, error_own, _ = likelihood.fit_signal_strength(models_injected, EDGES)
+    # the injected mu to a few hundredths of its error (the modelling terms leave a shallow direction)
+    assert abs(mu_pyhf - 2.0) < 0.03 * error_pyhf and abs(mu_own - 2.0) < 0.03 * error_own
+    assert error_pyhf == pytest.approx(error_own, rel=0.1)  # the background shape: exact here, linearised there
 
 
-def test_pyhf_agrees_with_the_own_fit_on_significance_and_limit(small_manifest, config):
-    """Same model on both sides (no systematics): pyhf's asymptotic Z and expected limit match the iminuit fit."""
+def test_pyhf_agrees_with_the_own_fit_with_every_uncertainty(fitted_with_systematics):
+    """The same model on both sides: pyhf's Z and expected limit within 5% of the own fit's, with every
+    uncertainty and statistical only, and at least 8 modifiers per channel."""
     pytest.importorskip("pyhf")
-    from ttH_adv.stats.fit_analysis import WITH_MODELLING, WITHOUT_MODELLING, run_fits
-    from ttH_adv.stats.workspace import build_workspace, compare_with_pyhf
+    from ttH_adv.stats.fit_analysis import ALL, STATISTICAL
+    from ttH_adv.stats.workspace import compare_with_pyhf
 
-    from conftest import run
-
-    output = run(small_manifest, config)
-    result = run_fits(output, config)
-    spec = build_workspace(output, result)
+    _, result, _, spec = fitted_with_systematics
     terms = [s for c in spec["channels"] for s in c["samples"] if s["name"] == "spurious_signal"]
     assert len(terms) == len(spec["channels"]) > 0  # every fitted category carries its modelling term
     comparison = compare_with_pyhf(result, spec)
-    for likelihood in (WITH_MODELLING, WITHOUT_MODELLING):
-        own = comparison[likelihood]["own"]
-        assert own == {k: result["combined"][likelihood][k] for k in ("significance", "upper_limit")}
+    assert min(comparison["modifiers_per_channel"].values()) >= 8
+    for variant in (ALL, STATISTICAL):
+        own = comparison[variant]["own"]
+        assert own == {k: result["combined"][variant][k] for k in ("significance", "upper_limit")}
         assert own["significance"] > 0 and own["upper_limit"] > 0
         for key in ("significance", "upper_limit"):
-            # within 10% is the requirement; the profiled background shape keeps them within 1% here (held
-            # fixed, as the export once did, they differ by 3-5%)
-            assert abs(comparison[likelihood]["relative_difference"][key]) < 0.02, (likelihood, key, comparison)
-    # the modelling term costs sensitivity on both sides
-    for side in ("own", "pyhf"):
-        assert comparison[WITH_MODELLING][side]["significance"] < comparison[WITHOUT_MODELLING][side]["significance"]
+            assert abs(comparison[variant]["relative_difference"][key]) < 0.05, (variant, key, comparison)
+    for side in ("own", "pyhf"):  # the uncertainties cost sensitivity on both sides
+        assert comparison[ALL][side]["upper_limit"] > comparison[STATISTICAL][side]["upper_limit"]
+
+
+def _channel_events(rng, sculpted: int = 0):
+    """A channel's scored events: signal at high scores, a falling continuum (MC, NTNI and blinded TI data) at low
+    ones, and ``sculpted`` continuum events a classifier pushed to high scores near 125 GeV."""
+    from ttH_adv.stats.categorize import ChannelEvents, Events
+
+    def continuum(n, weight):
+        mass = 105 + rng.exponential(30, n)
+        mass = np.where(mass < 160, mass, 150)
+        score = rng.beta(1, 3, n)
+        if sculpted:
+            mass = np.concatenate([mass, rng.normal(125, 3, sculpted)])
+            score = np.concatenate([score, rng.beta(8, 1, sculpted)])
+        return Events(score, np.full(len(score), weight), mass)
+
+    data = continuum(20_000, 1.0)
+    blinded = ~WINDOW.in_window(data.mass)
+    signal = Events(rng.beta(5, 1, 5000), np.full(5000, 0.01), rng.normal(125, 1.7, 5000))
+    return ChannelEvents(signal, Events.empty(), continuum(40_000, 0.5), continuum(20_000, 1.0),
+                         Events(data.score[blinded], data.weight[blinded], data.mass[blinded]))
 
 
 def test_categorize_finds_the_pure_region_and_respects_the_sideband_minimum():
-    rng = np.random.default_rng(14)
-    score_s = rng.beta(5, 1, 5000)
-    score_d = rng.beta(1, 3, 20_000)
-    mass_d = 105 + rng.exponential(30, 20_000)
-    mass_d = np.where(mass_d < 160, mass_d, 150)
-    mass_s = rng.normal(125, 1.7, 5000)
-    empty = np.zeros(0)
-    best = optimise_channel(score_s, np.full(5000, 0.01), empty, empty, score_d, mass_d, empty, mass_s, 2, 10, WINDOW)
-    assert len(best["boundaries"]) == 2 and best["boundaries"][0] > best["boundaries"][1] > 0.4
-    assert min(best["sideband_events"]) >= 10
-    strict = optimise_channel(score_s, np.full(5000, 0.01), empty, empty, score_d, mass_d, empty, mass_s, 2, 1000, WINDOW)
-    assert min(strict["sideband_events"]) >= 1000 and strict["z"] <= best["z"]
     from ttH_adv.errors import TthAdvError
 
-    with pytest.raises(TthAdvError, match="not even 1 category with >= 50000 sideband events"):
-        optimise_channel(score_s, np.full(5000, 0.01), empty, empty, score_d, mass_d, empty, mass_s, 2, 50_000, WINDOW)
+    events = _channel_events(np.random.default_rng(14))
+    best = optimise_channel(events, 2, 10, WINDOW)
+    assert len(best["boundaries"]) == 2 and best["boundaries"][0] > best["boundaries"][1] > 0.4
+    assert min(best["sideband_events"]) >= 10 and max(best["modelling"]) < 1.0  # nothing sculpted
+    strict = optimise_channel(events, 2, 1000, WINDOW)
+    assert min(strict["sideband_events"]) >= 1000 and strict["z"] <= best["z"]
+    with pytest.raises(TthAdvError, match="not even 1 category with >= 50000 template events"):
+        optimise_channel(events, 2, 50_000, WINDOW)
     # more categories than the sidebands support: the most they can, and how many were asked for
-    fewer = optimise_channel(score_s, np.full(5000, 0.01), empty, empty, score_d, mass_d, empty, mass_s, 4, 1000,
-                             WINDOW)
+    fewer = optimise_channel(events, 4, 1000, WINDOW)
     assert fewer["requested"] == 4 and 1 <= len(fewer["boundaries"]) <= 3
     assert min(fewer["sideband_events"]) >= 1000 and fewer["boundaries"] == sorted(fewer["boundaries"], reverse=True)
+    # the template sets the background, scaled to the TI data's sidebands: 20k data, 40k MC of weight 0.5
+    assert sum(best["sideband_events"]) < sum(~WINDOW.in_window(events.data.mass) & (events.data.score >= best[
+        "boundaries"][-1])) * 1.2
+
+
+def test_categorize_charges_a_sculpted_category_its_modelling_uncertainty():
+    """Continuum events pushed to high scores under the signal are a spurious signal the figure of merit sees: the
+    category that holds them carries a modelling term and the boundaries leave them to a category of their own."""
+    from ttH_adv.stats.categorize import significance_with_uncertainty
+
+    rng = np.random.default_rng(16)
+    best = optimise_channel(_channel_events(rng, sculpted=600), 3, 10, WINDOW)
+    assert max(best["modelling"]) > 10  # the sculpted peak, seen in the template's window
+    assert significance_with_uncertainty(5.0, 20.0, 5.0) < significance_with_uncertainty(5.0, 20.0, 0.0)
+    assert significance_with_uncertainty(5.0, 20.0, 0.0) == pytest.approx(fits.asimov_significance(5.0, 20.0))
 
 
 def _bump(size: float) -> np.ndarray:
@@ -324,15 +437,16 @@ def _bump(size: float) -> np.ndarray:
     return _exponential(1.0) * (1 + size * np.exp(-0.5 * ((CENTRES - 126) / 4) ** 2))
 
 
-def _toy_output(tmp_path, continuum: np.ndarray, name: str = "out.zip"):
+def _toy_output(tmp_path, continuum: np.ndarray, name: str = "out.zip", resonant: float = 0.0):
     """Histograms of one category: TI data sidebands, NTNI data and continuum MC of the unit shape ``continuum``
-    (exact expectations, 20k data events, MC of 50x their statistics) and 30 signal events."""
+    (exact expectations, 20k data events, MC of 50x their statistics), 30 signal events and ``resonant``
+    single-Higgs events."""
     import hist
 
     from ttH_adv.output import save_output
 
     sculpted = continuum
-    h = hist.Hist(hist.axis.StrCategory(["data", "ttH", "yyjets"], name="dataset"),
+    h = hist.Hist(hist.axis.StrCategory(["data", "ttH", "yyjets", "ggH"], name="dataset"),
                   hist.axis.StrCategory(["TI", "NTNI"], name="region"), hist.axis.StrCategory(["had_1"], name="category"),
                   hist.axis.StrCategory(["nominal"], name="systematic"),
                   hist.axis.Regular(110, 105, 160, name="mgg"), storage=hist.storage.Weight())
@@ -341,9 +455,10 @@ def _toy_output(tmp_path, continuum: np.ndarray, name: str = "out.zip"):
     for (d, r), (values, variances) in {(0, 0): (20_000 * sculpted * blinded, 20_000 * sculpted * blinded),
                                         (0, 1): (200_000 * sculpted, 200_000 * sculpted),
                                         (1, 0): (30 * _signal_shape(), 0.01 * _signal_shape()),
-                                        (2, 0): (20_000 * sculpted, 20_000 * sculpted / 50)}.items():
+                                        (2, 0): (20_000 * sculpted, 20_000 * sculpted / 50),
+                                        (3, 0): (resonant * _signal_shape(), 0.01 * _signal_shape())}.items():
         view["value"][d, r, 0, 0], view["variance"][d, r, 0, 0] = values, variances
-    roles = {"data": "data", "ttH": "signal", "yyjets": "continuum"}
+    roles = {"data": "data", "ttH": "signal", "yyjets": "continuum", "ggH": "resonant"}
     return save_output({"histograms": {"mgg": h}, "cutflow": {}, "metadata": {"roles": roles}}, tmp_path / name)
 
 
@@ -358,57 +473,75 @@ def test_modelling_uncertainty_enters_the_likelihood_and_costs_a_sculpted_catego
     import dataclasses
 
     from ttH_adv.output import load_output
-    from ttH_adv.stats.fit_analysis import WITH_MODELLING, WITHOUT_MODELLING, run_fits
+    from ttH_adv.stats.fit_analysis import ALL, STAT_MODELLING, STATISTICAL, run_fits
 
     # criteria loose enough that the exponential is chosen for the sculpted template too
     loose = dataclasses.replace(load_config(), fits=dataclasses.replace(
         load_config().fits, spurious_fraction_of_signal=10.0, min_gof_probability=0.0, f_test_probability=0.0))
     kept = {}
     for label, size in (("sculpted", 0.08), ("smooth", 0.0)):
-        result = run_fits(load_output(_toy_output(tmp_path, _bump(size), f"{label}.zip")), loose)
+        result = run_fits(load_output(_toy_output(tmp_path, _bump(size), f"{label}.zip")), loose, impacts=False)
         record = result["categories"][0]
-        assert record["chosen_family"] == "exponential"
+        assert record["chosen_family"] == "exponential" and not record["fallback"]
         width = record["modelling_uncertainty"]
         spurious = next(s for s in record["spurious_signal"] if s["family"] == "exponential")
         assert width["events"] == pytest.approx(max(spurious["max_abs_signal"], abs(record["bias"]["mean_signal"])))
         assert width["source"] == ("spurious" if spurious["max_abs_signal"] >= abs(record["bias"]["mean_signal"])
                                    else "bias")
-        expected = record["expected"]
-        kept[label] = expected[WITH_MODELLING]["significance"] / expected[WITHOUT_MODELLING]["significance"]
-        assert result["combined"][WITH_MODELLING]["significance"] == pytest.approx(
-            expected[WITH_MODELLING]["significance"], rel=1e-3)
+        combined = result["combined"]
+        kept[label] = combined[STAT_MODELLING]["significance"] / combined[STATISTICAL]["significance"]
+        assert combined[ALL]["significance"] == pytest.approx(record["expected"][ALL]["significance"], rel=1e-3)
         if label == "sculpted":
             assert width["events"] > 5 * record["expected_signal"]  # the bias is five times the signal
-            assert expected[WITH_MODELLING]["upper_limit"] > 2 * expected[WITHOUT_MODELLING]["upper_limit"]
+            assert combined[ALL]["upper_limit"] > 2 * combined[STATISTICAL]["upper_limit"]
         else:
             assert width["events"] < 0.3 * record["expected_signal"]
     assert kept["sculpted"] < 0.5 and kept["smooth"] >= 0.95, kept
 
 
-def test_fit_marks_a_category_without_an_acceptable_function_and_strict_fails(tmp_path):
+def test_a_category_without_an_acceptable_function_is_kept_with_the_fallback_and_strict_fails(tmp_path):
+    """ATLAS practice: no family passes the spurious-signal test, so the category keeps the family of smallest
+    spurious signal, that as its width, flagged; the headline combines it, the figure without it is apart."""
     from ttH_adv.app.cli import main
+    from ttH_adv.stats.fit_analysis import ALL, FALLBACK, PASSING
 
     path = _sculpted_output(tmp_path)
     assert main(["--no-progress", "fit", "--histograms", str(path), "--out", str(tmp_path / "fits")]) == 0
     result = json.loads((tmp_path / "fits" / "fits.json").read_text())
     record = result["categories"][0]
-    assert record["chosen_family"] is None and record["status"] == "no acceptable function"
     assert not any(s["passed"] for s in record["spurious_signal"])
-    assert record["template"]["effective_over_data"] > 10 and not record["template"]["smoothed"]
-    assert result["without_function"] == ["had_1"] and result["combined"] == {}
+    smallest = min(record["spurious_signal"], key=lambda s: s["max_abs_signal"])
+    assert record["fallback"] and record["status"] == FALLBACK and record["chosen_family"] == smallest["family"]
+    assert record["modelling_uncertainty"]["spurious_signal"] == pytest.approx(smallest["max_abs_signal"])
+    assert result["fallback"] == ["had_1"] and result["combined"]["categories"] == ["had_1"]
+    assert result["combined"][ALL]["significance"] > 0 and result["combined"][PASSING] is None
+    assert record["template"]["effective_over_data"] > 10
     assert main(["--no-progress", "fit", "--histograms", str(path), "--out", str(tmp_path / "strict"),
                  "--strict"]) == 1
 
 
-def test_smoothing_records_a_hyperparameter_at_its_bound_instead_of_warning():
-    import warnings
+def test_widening_a_systematic_lowers_the_significance(tmp_path):
+    """Every normalisation term reaches the likelihood: a wider single-Higgs cross-section uncertainty (a
+    background under the peak) costs Z; a wider ttH one widens mu (Z, at mu free, does not see it)."""
+    import dataclasses
 
-    from ttH_adv.stats.templates import smooth
+    from ttH_adv.output import load_output
+    from ttH_adv.stats.fit_analysis import ALL, STATISTICAL, run_fits
 
-    centres = 0.5 * (EDGES[1:] + EDGES[:-1])
-    observed = np.random.default_rng(1).poisson(100 * np.exp(-(centres - 105) / 30)).astype(float)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a ConvergenceWarning would fail here
-        mean, kernel = smooth(observed, np.maximum(observed, 1.0), EDGES, (10.0, 500.0))
-    assert "at bound: k1__constant_value lower" in kernel  # nothing beyond the exponential mean to resolve
-    assert np.all(mean >= 0) and mean.sum() == pytest.approx(observed.sum(), rel=0.05)
+    output = load_output(_toy_output(tmp_path, _bump(0.0), resonant=60.0))
+    config = load_config()
+
+    def widened(name: str):
+        terms = dict(config.uncertainties.normalisation)
+        terms[name] = dataclasses.replace(terms[name], up=0.5, down=0.5)
+        return dataclasses.replace(config, uncertainties=dataclasses.replace(config.uncertainties, normalisation=terms))
+
+    nominal = run_fits(output, config, impacts=False)
+    assert {"ttH_cross_section_scale", "single_higgs_cross_sections"} <= set(nominal["categories"][0]["modifiers"])
+    resonant = run_fits(output, widened("single_higgs_cross_sections"), impacts=False)["combined"]
+    signal = run_fits(output, widened("ttH_cross_section_scale"), impacts=False)["combined"]
+    nominal = nominal["combined"]
+    assert resonant[ALL]["significance"] < 0.95 * nominal[ALL]["significance"]
+    assert signal[ALL]["mu_error"] > 1.1 * nominal[ALL]["mu_error"]
+    for changed in (resonant, signal):  # statistical only: untouched
+        assert changed[STATISTICAL]["significance"] == pytest.approx(nominal[STATISTICAL]["significance"], rel=1e-4)

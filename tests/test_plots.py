@@ -47,8 +47,10 @@ def _fit_output_and_record() -> tuple[dict, dict]:
                   hist.axis.Regular(len(EDGES) - 1, EDGES[0], EDGES[-1], name="mgg"), storage=hist.storage.Weight())
     view = h.view()
     view["value"][0, 0, 0, 0], view["value"][1, 0, 0, 0], view["value"][2, 0, 0, 0] = observed, signal, 0.1 * signal
-    record = {"category": "had_1", "chosen_family": "exponential",
-              "sideband_fits": {"exponential": {"params": [-0.6], "norm": 600.0, "chi2_ndf": 1.07, "p_value": 0.38}}}
+    record = {"category": "had_1", "chosen_family": "exponential", "expected_signal": 4.0, "resonant": 0.4,
+              "signal_model": {"params": {"mu": 125.0, "sigma": 1.7, "alpha_lo": 1.5, "n_lo": 5.0, "alpha_hi": 1.5,
+                                          "n_hi": 5.0}, "chi2_ndf": 1.0},
+              "sideband_fits": {"exponential": {"params": [-0.6], "norm": 600.0, "deviance_ndf": 1.07, "p_value": 0.38}}}
     roles = {"data": "data", "ttH": "signal", "ggH": "resonant"}
     return {"histograms": {"mgg": h}, "metadata": {"luminosity_pb": LUMINOSITY_PB, "roles": roles}}, record
 

@@ -22,6 +22,11 @@ import yaml
 
 from .errors import ConfigError, one_line
 
+# What a dataset is for, read by every stage (training, categorize, fits, plots, the run summary):
+# data; signal (ttH); resonant (other H -> yy modes, peaking at m_H); continuum (non-resonant yy
+# MC, the background templates).  A manifest carries it per dataset (ttH_adv.inputs.manifest).
+ROLES = ("data", "signal", "resonant", "continuum")
+
 
 @dataclass(frozen=True)
 class PhotonCuts:
@@ -145,12 +150,42 @@ class SystematicsConfig:
 @dataclass(frozen=True)
 class FitConfig:
     template_min_statistics: float
-    gp_length_scale: tuple[float, float]
+    template_replicas: int
+    efficiency_bandwidth: float   # GeV: the Gaussian kernel of a category's efficiency in m_yy
     spurious_fraction_of_signal: float
     spurious_fraction_of_error: float
     min_gof_probability: float
+    gof_toys: int                 # toys behind a goodness-of-fit p-value where the sidebands hold few events
+    gof_toys_below: int           # ... fewer sideband events than this
     f_test_probability: float
     bias_toys: int
+
+
+@dataclass(frozen=True)
+class NormalisationUncertainty:
+    """A constrained yield uncertainty of the samples it applies to: x (1 + up) at +1 sigma, x (1 - down) at -1."""
+
+    up: float
+    down: float
+    roles: tuple[str, ...] = ()   # the roles it applies to (signal, resonant) ...
+    dsids: tuple[int, ...] = ()   # ... and/or the datasets of these DSIDs (the manifest's)
+
+
+@dataclass(frozen=True)
+class SignalShapeUncertainty:
+    """The Higgs peak's position and width, relative, as shape terms of every Higgs sample's signal model."""
+
+    mass_scale: float        # peak position m x (1 +/- mass_scale)
+    mass_resolution: float   # peak width sigma x (1 +/- mass_resolution)
+
+
+@dataclass(frozen=True)
+class UncertaintiesConfig:
+    """The systematic uncertainties of the statistical model (``ttH_adv.stats.systematics``)."""
+
+    normalisation: dict[str, NormalisationUncertainty]
+    signal_shape: SignalShapeUncertainty
+    from_histograms: bool    # every systematic variation the histograms hold as a yield term of each Higgs sample
 
 
 @dataclass(frozen=True)
@@ -331,6 +366,7 @@ class AnalysisConfig:
     categories: dict[str, tuple[float, ...]]
     systematics: SystematicsConfig
     fits: FitConfig
+    uncertainties: UncertaintiesConfig
     cluster: ClusterConfig
     formats: dict[str, InputFormat] = field(repr=False)   # the input format profiles by name
     default_format: str = "opendata2020"                  # a manifest dataset's format where it names none
@@ -487,6 +523,7 @@ def _validated(data: dict[str, Any], source: str, resolve_extends: bool = False)
         _check_mass_window(config.mass)
         _check_categories(config)
         _check_template_control(config)
+        _check_uncertainties(config.uncertainties)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
     return config
@@ -546,6 +583,22 @@ def _check_template_control(config: AnalysisConfig) -> None:
         if not looser:
             raise ConfigError(f"'template_control.{channel}' must be looser than 'channels.{channel}' in every cut "
                               f"(it holds the channel's events and more), got {control} against {cuts}")
+
+
+def _check_uncertainties(settings: UncertaintiesConfig) -> None:
+    """Sizes that a log-normal term can take, roles that exist, every term applying to something."""
+    for name, u in settings.normalisation.items():
+        if not (u.up >= 0 and 0 <= u.down < 1):
+            raise ConfigError(f"'uncertainties.normalisation.{name}' needs up >= 0 and 0 <= down < 1 "
+                              f"(relative sizes), got up {u.up}, down {u.down}")
+        unknown = sorted(set(u.roles) - set(ROLES))
+        if unknown or not (u.roles or u.dsids):
+            raise ConfigError(f"'uncertainties.normalisation.{name}' must name roles ({list(ROLES)}) or dsids it "
+                              f"applies to" + (f", not {unknown}" if unknown else ""))
+    shape = settings.signal_shape
+    if not (0 <= shape.mass_scale < 0.1 and 0 <= shape.mass_resolution < 1):
+        raise ConfigError("'uncertainties.signal_shape' needs 0 <= mass_scale < 0.1 and 0 <= mass_resolution < 1, "
+                          f"got {shape}")
 
 
 def with_categories(config: AnalysisConfig, categories: dict[str, list[float]]) -> AnalysisConfig:

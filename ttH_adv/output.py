@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 MASS_HISTOGRAM = "mgg"              # m_yy per dataset, region, category and systematic
 CONTROL_HISTOGRAM = "mgg_control"   # the same for the template control selections (nominal only)
+# Every selected diphoton event before any jet, lepton or score requirement (one category, nominal only): the
+# base the background templates reweight to each category (ttH_adv.stats.templates)
+INCLUSIVE_HISTOGRAM = "mgg_inclusive"
+INCLUSIVE = "inclusive"             # its one category
 OUTPUT_FILE = "output.zip"
 LEGACY_SUFFIX = ".coffea"
 CONTENT = "content.json"
@@ -75,6 +79,8 @@ class OutputMetadata:
     scorings: dict[str, dict] = field(default_factory=dict)   # several models of one pass (a comparison)
     slices: int | None = None                # batch slices merged
     merged_from: list[str] = field(default_factory=list)      # the outputs a merge added
+    dsids: dict[str, int] = field(default_factory=dict)       # each MC dataset's DSID (the manifest's)
+    varied_roles: list[str] | None = None    # the roles whose MC filled the systematic variations (None: all MC)
 
     def to_dict(self) -> dict[str, Any]:
         """The metadata as the output holds them."""
@@ -129,7 +135,8 @@ def merge_metadata(metas: list[dict], sources: list[str]) -> dict[str, Any]:
         wall_seconds=float(sum(m.get("wall_seconds", 0.0) for m in metas)),
         workers=same("workers"), chunksize=same("chunksize"), aligned_chunks=same("aligned_chunks"),
         maxchunks=same("maxchunks"), dump_dir=same("dump_dir"), scorings=first.get("scorings", {}),
-        slices=same("slices"), merged_from=list(sources))
+        slices=same("slices"), merged_from=list(sources),
+        dsids={name: dsid for m in metas for name, dsid in m.get("dsids", {}).items()}, varied_roles=same("varied_roles"))
     return merged.to_dict()
 
 

@@ -19,9 +19,10 @@ REFERENCE_SEED = 2024
 
 
 def reference_summary(output: dict) -> dict:
-    """Cutflow and the non-zero histogram bins (``mgg``; ``mgg_control`` under ``control/``), as plain JSON-able data."""
+    """Cutflow and the non-zero histogram bins (``mgg``; ``mgg_control`` under ``control/``, ``mgg_inclusive`` under
+    ``inclusive/``), as plain JSON-able data."""
     bins = {}
-    for name, prefix in (("mgg", ""), ("mgg_control", "control/")):
+    for name, prefix in (("mgg", ""), ("mgg_control", "control/"), ("mgg_inclusive", "inclusive/")):
         h = output["histograms"][name]
         for d in sorted(h.axes["dataset"]):
             for r in h.axes["region"]:

@@ -80,6 +80,10 @@ class Manifest:
         """Each dataset's role (data, signal, resonant, continuum)."""
         return {name: d.role for name, d in self.datasets.items()}
 
+    def dsids(self) -> dict[str, int]:
+        """Each MC dataset's DSID, where the manifest gives one."""
+        return {name: d.dsid for name, d in self.datasets.items() if d.dsid is not None}
+
     def luminosity_pb(self) -> float | None:
         """The integrated luminosity the datasets stand for (the largest one declared; None if none is)."""
         values = [d.luminosity_pb for d in self.datasets.values() if d.luminosity_pb]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from ..config import ROLES
 from ..errors import ManifestError, one_line
 
 BR_H_YY = 2.27e-3
@@ -31,10 +32,7 @@ def data_luminosity_pb(n_data_events: int) -> float:
     return n_data_events / DATA_SKIM_XSEC_PB
 
 KINDS = ("signal", "background", "data")
-# What a dataset is for, read by every stage (training, categorize, fits, plots, the run summary):
-# data; signal (ttH); resonant (other H -> yy modes, peaking at m_H); continuum (non-resonant yy
-# MC, the background templates).  A manifest carries it per dataset (ttH_adv.inputs.manifest).
-ROLES = ("data", "signal", "resonant", "continuum")
+# The roles (ttH_adv.config.ROLES) and the kind of sample each is.
 ROLE_KIND = {"data": "data", "signal": "signal", "resonant": "background", "continuum": "background"}
 
 

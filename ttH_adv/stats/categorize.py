@@ -1,14 +1,21 @@
 """Score categories that maximise the combined expected significance (``tth-adv categorize``).
 
-Per channel, boundaries are searched on a grid of signal-score quantiles.  For a category the
-expected signal s is the ttH MC (TI) yield in the signal window (``mass.blind_low``-``blind_high``); the background b is the
-continuum in the window, estimated from the TI data sidebands of that category times the
-window/sideband ratio of an exponential fitted to the channel's TI data sidebands, plus the
-resonant Higgs MC in the window.  Each category's Asimov significance
-Z = sqrt(2((s+b) ln(1+s/b) - s)) is summed in quadrature; a category needs at least
-``min_sideband`` data events in the sidebands.  The search is exhaustive over the grid.  A channel
-whose sidebands cannot support the number of categories asked for gets the most they can
-(``fewer_than_requested`` in categories.json, and a warning).
+Per channel, boundaries are searched on a grid of signal-score quantiles.  The figure of merit
+never looks at the TI data the fits use, category by category: for a category
+
+* s is the ttH MC (TI) yield in the signal window (``mass.blind_low``-``blind_high``);
+* b is the background template's yield in the window -- the continuum yy MC (TI) and the NTNI
+  data in the channel's yy fraction, scaled to the channel's TI data sidebands (one number per
+  channel: the data enter the boundaries only there) -- plus the resonant Higgs MC in the window;
+* delta, the category's modelling uncertainty as the fit will see it, is the template's excess in
+  the window over what its own sidebands predict with the channel's window/sideband ratio (what a
+  classifier's sculpting does), less twice its statistical error (the relaxed spurious-signal
+  criterion), at least zero;
+
+Z = Asimov significance with a background uncertainty delta (Cowan's formula), the categories in
+quadrature.  A category needs ``min_sideband`` events of the template in the sidebands.  The search
+is exhaustive over the grid.  A channel whose sidebands cannot support the number of categories
+asked for gets the most they can (``fewer_than_requested`` in categories.json, and a warning).
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,27 +34,62 @@ from ..atomic import write_text
 from ..config import MassWindow
 from ..dump import read_dump
 from ..errors import TthAdvError
-from .fits import asimov_significance
+from .templates import measure_photon_fraction
 
 log = logging.getLogger(__name__)
 
 
-def window_over_sideband(mass: np.ndarray, window: MassWindow) -> float:
-    """Expected window/sideband ratio for an exponential fitted (unbinned ML) to sideband masses."""
-    from scipy import optimize
+@dataclass(frozen=True)
+class Events:
+    """Scored events of one kind: score, weight and m_yy."""
 
-    low, high, blind = window.low, window.high, window.blind
-    side = mass[~window.in_window(mass)]
+    score: np.ndarray
+    weight: np.ndarray
+    mass: np.ndarray
 
-    def integral(a: float, lo: float, hi: float) -> float:
-        return (np.exp(a * hi) - np.exp(a * lo)) / a if abs(a) > 1e-9 else hi - lo
+    @classmethod
+    def empty(cls) -> Events:
+        """No events."""
+        return cls(np.zeros(0), np.zeros(0), np.zeros(0))
 
-    def nll(a: float) -> float:
-        norm = integral(a, low, blind[0]) + integral(a, blind[1], high)
-        return -np.sum(a * side) + len(side) * np.log(norm)
 
-    a = optimize.minimize_scalar(nll, bounds=(-0.2, 0.05), method="bounded").x
-    return integral(a, *blind) / (integral(a, low, blind[0]) + integral(a, blind[1], high))
+@dataclass(frozen=True)
+class ChannelEvents:
+    """What a channel's categories are chosen from (TI region unless said, nominal): the signal and resonant MC,
+    the template's two parts, and the TI data, whose sidebands set the template's scale, channel-wide."""
+
+    signal: Events
+    resonant: Events
+    continuum: Events    # continuum yy MC
+    ntni: Events         # NTNI data (weight 1)
+    data: Events         # TI data (blinded in the window)
+
+
+def significance_with_uncertainty(s: float, b: float, sigma: float) -> float:
+    """Asimov significance of s over b known to +/- sigma (Cowan, Cranmer, Gross & Vitells); sigma 0: the plain one."""
+    if b <= 0 or s <= 0:
+        return 0.0
+    if sigma <= 1e-6 * b:
+        return math.sqrt(2 * ((s + b) * math.log1p(s / b) - s))
+    v = sigma**2
+    first = (s + b) * math.log((s + b) * (b + v) / (b * b + (s + b) * v))
+    second = b * b / v * math.log1p(v * s / (b * (b + v)))
+    return math.sqrt(max(2 * (first - second), 0.0))
+
+
+def template_scale(events: ChannelEvents, window: MassWindow) -> dict[str, float]:
+    """Each template part's scale (events per unit weight) in the channel: the two parts in the yy fraction the
+    channel's TI data sidebands measure, at their yield; and that fraction."""
+    edges = window.edges()
+    shapes = {k: np.histogram(e.mass, edges, weights=e.weight)[0].astype(float)
+              for k, e in (("continuum", events.continuum), ("ntni", events.ntni))}
+    totals = {k: float(v.sum()) for k, v in shapes.items()}
+    unit = {k: v / totals[k] if totals[k] > 0 else v for k, v in shapes.items()}
+    data = np.histogram(events.data.mass, edges)[0].astype(float)
+    fraction, _, total = measure_photon_fraction(data, unit["continuum"], unit["ntni"], window.sideband_bins(edges))
+    return {"continuum": total * fraction / totals["continuum"] if totals["continuum"] > 0 else 0.0,
+            "ntni": total * (1 - fraction) / totals["ntni"] if totals["ntni"] > 0 else 0.0,
+            "photon_fraction": fraction}
 
 
 def _interval_sums(scores: np.ndarray, values: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -63,71 +107,156 @@ def _between(cumulative: np.ndarray, combo: tuple[int, ...]) -> np.ndarray:
     return cumulative[take] - np.where(previous >= 0, cumulative[np.maximum(previous, 0)], 0.0)
 
 
-def optimise_channel(score_s, weight_s, score_r, weight_r, score_d, mass_d, mass_r, mass_s, n_categories: int,
-                     min_sideband: int, window: MassWindow, grid: int = 25) -> dict:
+def optimise_channel(events: ChannelEvents, n_categories: int, min_sideband: float, window: MassWindow,
+                     grid: int = 25) -> dict:
     """Best descending boundaries for one channel, with as many categories as asked for or, where its
     sidebands cannot support them, as many as they can (``requested`` says how many were asked for)."""
     for n in range(n_categories, 0, -1):
-        best = optimise_boundaries(score_s, weight_s, score_r, weight_r, score_d, mass_d, mass_r, mass_s, n,
-                                   min_sideband, window, grid)
+        best = optimise_boundaries(events, n, min_sideband, window, grid)
         if best is not None:
             return {**best, "requested": n_categories}
-    raise TthAdvError(f"not even 1 category with >= {min_sideband} sideband events ({int(np.sum(~window.in_window(mass_d)))} "
-                      "in the whole channel): lower --min-sideband")
+    raise TthAdvError(f"not even 1 category with >= {min_sideband:g} template events in the sidebands "
+                      f"({int(np.sum(~window.in_window(events.data.mass)))} data events in the whole channel's): "
+                      "lower --min-sideband")
 
 
-def optimise_boundaries(score_s, weight_s, score_r, weight_r, score_d, mass_d, mass_r, mass_s, n_categories: int,
-                        min_sideband: int, window: MassWindow, grid: int = 25) -> dict | None:
+def _cumulative_histograms(e: Events, weights: np.ndarray, candidates: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Histograms in m_yy of the events with score >= each candidate (candidates descending), [candidates, bins]."""
+    index = np.searchsorted(-candidates, -e.score, side="left")  # 0: score >= candidates[0]
+    bins = np.clip(np.digitize(e.mass, edges) - 1, 0, len(edges) - 2)
+    inside = (e.mass >= edges[0]) & (e.mass < edges[-1])
+    counts = np.zeros((len(candidates) + 1, len(edges) - 1))
+    np.add.at(counts, (index[inside], bins[inside]), weights[inside])
+    return np.cumsum(counts, axis=0)[: len(candidates)]
+
+
+def sculpting_excess(values: np.ndarray, variance: np.ndarray, edges: np.ndarray, window: MassWindow
+                     ) -> tuple[float, float]:
+    """(the template's excess in the window over an exponential fitted to its sidebands, that excess's
+    statistical error) of one category's template histogram: the spurious signal its sculpting would give."""
+    from scipy import optimize
+
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    side, inside = window.sideband_bins(edges), ~window.sideband_bins(edges)
+    if values[side].sum() <= 0:
+        return 0.0, 0.0
+    x = (centres - centres[0]) / (centres[-1] - centres[0])
+
+    def nll(slope: float) -> float:  # Poisson likelihood of the sidebands, the normalisation profiled
+        shape = np.exp(slope * x)
+        norm = values[side].sum() / shape[side].sum()
+        expected = np.maximum(norm * shape[side], 1e-12)
+        return float(np.sum(expected - values[side] * np.log(expected)))
+
+    slope = optimize.minimize_scalar(nll, bounds=(-20.0, 20.0), method="bounded").x
+    shape = np.exp(slope * x)
+    ratio = shape[inside].sum() / shape[side].sum()
+    excess = values[inside].sum() - ratio * values[side].sum()
+    return float(excess), float(np.sqrt(variance[inside].sum() + ratio**2 * variance[side].sum()))
+
+
+def optimise_boundaries(events: ChannelEvents, n_categories: int, min_sideband: float, window: MassWindow,
+                        grid: int = 25) -> dict | None:
     """Best descending boundaries for exactly ``n_categories`` (exhaustive over the grid); None if none has
-    ``min_sideband`` sideband events in every category."""
-    ratio = window_over_sideband(mass_d, window)
-    candidates = np.unique(np.quantile(score_s, np.linspace(0.02, 0.98, grid)))[::-1]
-    # Cumulative (score >= candidate) sums of each ingredient; a category is a difference of two.
-    signal = _interval_sums(score_s, weight_s * window.in_window(mass_s), candidates)
-    sideband = _interval_sums(score_d, (~window.in_window(mass_d)).astype(float), candidates)
-    resonant = _interval_sums(score_r, weight_r * window.in_window(mass_r), candidates)
+    ``min_sideband`` template events in the sidebands of every category."""
+    scale = template_scale(events, window)
+    candidates = np.unique(np.quantile(events.signal.score, np.linspace(0.02, 0.98, grid)))[::-1]
+    signal = _interval_sums(events.signal.score, events.signal.weight * window.in_window(events.signal.mass),
+                            candidates)
+    resonant = _interval_sums(events.resonant.score, events.resonant.weight * window.in_window(events.resonant.mass),
+                              candidates)
+    # the template (its two parts at their scales) per score interval, in goodness-of-fit bins
+    edges = np.arange(window.low, window.high + 1e-9, window.gof_bin_width)
+    template = np.zeros((len(candidates), len(edges) - 1))
+    variance = np.zeros_like(template)
+    for k in ("continuum", "ntni"):
+        e, c = getattr(events, k), scale[k]
+        template += _cumulative_histograms(e, c * e.weight, candidates, edges)
+        variance += _cumulative_histograms(e, (c * e.weight) ** 2, candidates, edges)
+    side = window.sideband_bins(edges)
+    excess = {}  # (previous boundary, boundary) -> modelling term of that category
+
+    def modelling(previous: int, take: int) -> float:
+        if (previous, take) not in excess:
+            below = (lambda a: a[previous]) if previous >= 0 else (lambda a: 0.0)
+            found, error = sculpting_excess(template[take] - below(template), variance[take] - below(variance),
+                                            edges, window)
+            excess[(previous, take)] = max(abs(found) - 2 * error, 0.0)
+        return excess[(previous, take)]
+
+    sideband_sums, window_sums = template[:, side].sum(axis=1), template[:, ~side].sum(axis=1)
+    # Every category is an interval between two candidates (previous -1: from the top): its sums, its modelling
+    # term and its Z once per interval; a combination of intervals is then a lookup.
+    n = len(candidates)
+    previous = np.arange(-1, n)[:, None]
+    take = np.arange(n)[None, :]
+
+    def interval(cumulative: np.ndarray) -> np.ndarray:  # [previous + 1, take]: sum over (previous, take]
+        below = np.where(previous >= 0, cumulative[np.maximum(previous, 0)], 0.0)
+        return cumulative[take] - below
+
+    in_sidebands, in_window = interval(sideband_sums), interval(window_sums)
+    s_window, r_window = interval(signal), interval(resonant)
+    z_interval = np.full((n + 1, n), -np.inf)
+    for p, t in zip(*np.nonzero(take > previous), strict=True):
+        if in_sidebands[p, t] >= min_sideband:
+            z_interval[p, t] = significance_with_uncertainty(s_window[p, t], in_window[p, t] + r_window[p, t],
+                                                             modelling(p - 1, t))
+    combos = np.array(list(itertools.combinations(range(n), n_categories)), dtype=int).reshape(-1, n_categories)
+    starts = np.concatenate([np.zeros((len(combos), 1), int), combos[:, :-1] + 1], axis=1)  # previous + 1
+    z_parts = z_interval[starts, combos]
+    valid = np.isfinite(z_parts).all(axis=1)  # every category with its sideband events
+    totals = np.full(len(combos), -1.0)
+    totals[valid] = np.sqrt(np.square(z_parts[valid]).sum(axis=1))
     best = {"z": -1.0}
-    for combo in itertools.combinations(range(len(candidates)), n_categories):
-        side = _between(sideband, combo)
-        if np.any(side < min_sideband):
-            continue
-        zs = [asimov_significance(s_, b_) for s_, b_ in
-              zip(_between(signal, combo), side * ratio + _between(resonant, combo), strict=True)]
-        z = float(np.sqrt(np.sum(np.square(zs))))
-        if z > best["z"]:
-            best = {"z": z, "boundaries": [float(candidates[i]) for i in combo], "category_z": zs,
-                    "sideband_events": side.tolist()}
+    if len(combos) and totals.max() >= 0:
+        i = int(np.argmax(totals))
+        combo, rows = combos[i], starts[i]
+        best = {"z": float(totals[i]), "boundaries": [float(candidates[k]) for k in combo],
+                "category_z": z_parts[i].tolist(), "sideband_events": in_sidebands[rows, combo].tolist(),
+                "background_in_window": in_window[rows, combo].tolist(),
+                "modelling": [modelling(r - 1, t) for r, t in zip(rows, combo, strict=True)]}
     if best["z"] < 0:
         return None
-    best["window_over_sideband"] = ratio
+    best.update(photon_fraction=scale["photon_fraction"])
     return best
 
 
-def categorize(dump_dir: str | Path, n_categories: dict[str, int], window: MassWindow, min_sideband: int = 10,
-               score_column: str = "score") -> dict:
-    """Optimise boundaries per channel from a dump that carries scores (``score_column``: one model's of several)."""
-    table = read_dump(dump_dir, columns=[score_column, "mgg", "weight", "role", "region", "channel", "systematic"])
-    table = table.filter(pc.and_(pc.equal(table["systematic"], "nominal"), pc.equal(table["region"], "TI")))
-    frame = table.to_pandas().rename(columns={score_column: "score"})
+def _events(frame, role: str, region: str, channel: str) -> Events:
+    rows = frame[(frame.role == role) & (frame.region == region) & (frame.channel == channel)]
+    return Events(rows.score.to_numpy(), rows.weight.to_numpy(), rows.mgg.to_numpy())
+
+
+def scored_events(dump_dir: str | Path, score_columns: list[str]):
+    """The nominal rows of a scored dump, with the given score columns (a pandas frame)."""
+    table = read_dump(dump_dir, columns=[*score_columns, "mgg", "weight", "role", "region", "channel", "systematic"])
+    return table.filter(pc.equal(table["systematic"], "nominal")).to_pandas()
+
+
+def categorize(dump_dir: str | Path, n_categories: dict[str, int], window: MassWindow, min_sideband: float = 10,
+               score_column: str = "score", events=None) -> dict:
+    """Optimise boundaries per channel from a dump that carries scores (``score_column``: one model's of several;
+    ``events``: its rows already read by ``scored_events``)."""
+    frame = (scored_events(dump_dir, [score_column]) if events is None else events).rename(
+        columns={score_column: "score"})
     result = {}
     for channel, n in n_categories.items():
-        rows = frame[frame.channel == channel]
-        sig = rows[rows.role == "signal"]
-        res = rows[rows.role == "resonant"]
-        data = rows[rows.role == "data"]
-        if len(sig) == 0 or len(data) == 0:
+        events = ChannelEvents(_events(frame, "signal", "TI", channel), _events(frame, "resonant", "TI", channel),
+                               _events(frame, "continuum", "TI", channel), _events(frame, "data", "NTNI", channel),
+                               _events(frame, "data", "TI", channel))
+        if len(events.signal.score) == 0 or len(events.data.score) == 0:
             raise TthAdvError(f"channel {channel!r}: no signal or no data rows in {dump_dir}")
-        result[channel] = optimise_channel(sig.score.to_numpy(), sig.weight.to_numpy(), res.score.to_numpy(),
-                                           res.weight.to_numpy(), data.score.to_numpy(), data.mgg.to_numpy(),
-                                           res.mgg.to_numpy(), sig.mgg.to_numpy(), n, min_sideband, window)
+        result[channel] = optimise_channel(events, n, min_sideband, window)
         if len(result[channel]["boundaries"]) < n:
-            log.warning("channel %s: its sidebands support %d of the %d categories asked for (>= %d sideband "
+            log.warning("channel %s: its sidebands support %d of the %d categories asked for (>= %g template "
                         "events each)", channel, len(result[channel]["boundaries"]), n, min_sideband)
     combined = float(np.sqrt(sum(r["z"] ** 2 for r in result.values())))
     fewer = {c: {"requested": r["requested"], "found": len(r["boundaries"])} for c, r in result.items()
              if len(r["boundaries"]) < r["requested"]}
     return {"categories": {c: r["boundaries"] for c, r in result.items()}, "details": result,
-            "combined_z": combined, "min_sideband": min_sideband, "fewer_than_requested": fewer}
+            "combined_z": combined, "min_sideband": min_sideband, "fewer_than_requested": fewer,
+            "figure_of_merit": "template-based background (TI data only as each channel's sideband count) and "
+                               "the template's window excess as the modelling uncertainty"}
 
 
 def write_categories(result: dict, path: str | Path) -> Path:

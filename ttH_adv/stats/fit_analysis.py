@@ -1,29 +1,35 @@
-"""``tth-adv fit``: per-category background model, function choice, bias, signal model, significance.
+"""``tth-adv fit``: per-category background model, function choice, bias, signal model, systematics, significance.
 
 Per category of the processor output (TI region, nominal), in the configured mass window:
 
-1. signal model: double-sided Crystal Ball fitted to ttH MC; the resonant background is the
-   other Higgs modes (their MC histograms, fixed);
-2. sideband fits of TI data (the signal window excluded) with every family, chi2/ndf and its
-   probability;
-3. the background-only template (``ttH_adv.stats.templates``): continuum yy MC plus the reducible part
-   from NTNI data, in the fraction the TI data sidebands measure; smoothed by a Gaussian process
-   where its statistics are short of ``fits.template_min_statistics`` x the data;
+1. signal model: a double-sided Crystal Ball fitted to the ttH MC, the m_yy shape of every Higgs
+   sample in the likelihood (the signal and each resonant dataset, at their MC yields;
+   ``ttH_adv.stats.systematics``);
+2. sideband fits of TI data (the signal window excluded) with every family; goodness of fit from
+   the saturated-model Poisson likelihood ratio, its p-value from refitted toys where the
+   sidebands hold fewer than ``fits.gof_toys_below`` events;
+3. the background-only template (``ttH_adv.stats.templates``): continuum yy MC plus the reducible
+   part from NTNI data, in the fraction the TI data sidebands measure; the category's own shapes,
+   or the inclusive shapes times the category's efficiency in m_yy where its own are short of
+   ``fits.template_min_statistics`` x the data; its statistics from replicas;
 4. the spurious-signal test of every family on the template, with the relaxed criterion
-   zeta = max(|S_spur| - 2 Delta_MC, 0);
-5. the function: among the families that pass 4 and whose sideband fit has a chi2 probability
-   of at least ``fits.min_gof_probability``, the one with the fewest parameters, unless an F-test
-   asks for a higher order.  A category where nothing qualifies gets no function: it is marked
-   (``chosen_family`` null, ``status``) and left out of the combination, never silently fitted;
+   zeta = max(|S_spur| - 2 Delta_MC, 0), Delta_MC from the template's replicas;
+5. the function: among the families that pass 4 and whose goodness-of-fit probability reaches
+   ``fits.min_gof_probability``, the one with the fewest parameters, then its next order (the only
+   nested family) where an F-test asks for it.  Where nothing qualifies the category is kept, as
+   ATLAS keeps it, with the family of smallest |S_spur| among those that fit the sidebands (any
+   family where none does): ``fallback`` in fits.json, its spurious signal its width;
 6. bias: background-only toys from the template, S+B fits with the chosen function at m_H;
 7. the modelling uncertainty: the larger of the chosen function's spurious signal (max |S_spur|
-   over the m_H scan) and its toys' |mean bias|, in events.  It enters the likelihood as a
-   signal-shaped background term with a Gaussian-constrained normalisation of that width
-   (``fits.CategoryModel.modelling``), as ATLAS H->yy analyses carry the spurious signal;
+   over the m_H scan) and its toys' |mean bias|, in events, a signal-shaped background term with a
+   Gaussian-constrained normalisation (``likelihood.CategoryModel.modelling``), as ATLAS H->yy
+   analyses carry the spurious signal;
 8. Asimov data (blinded: chosen sideband fit + expected signal + resonant) or the data
    (``--unblind``); S+B fits give the expected significance per category and combined, mu, and
-   the expected 95% CL upper limit on mu, with the modelling term (the headline,
-   ``with_modelling``) and without it (``without_modelling``, for reference).
+   the expected 95% CL upper limit on mu: with every uncertainty (``ALL``, the headline), with the
+   statistical and modelling ones (``STAT_MODELLING``) and statistical only (``STATISTICAL``), all
+   over the same categories; and the headline without the fall-back categories (``PASSING``).
+   The nuisance parameters' impacts on mu come with the combination.
 """
 
 from __future__ import annotations
@@ -39,15 +45,20 @@ from ..atomic import write_text
 from ..config import AnalysisConfig, FitConfig
 from ..errors import TthAdvError
 from ..inputs.samples import ROLES
-from ..output import CONTROL_HISTOGRAM, MASS_HISTOGRAM
-from . import fits
+from ..output import INCLUSIVE, INCLUSIVE_HISTOGRAM, MASS_HISTOGRAM
+from . import fits, likelihood
+from .likelihood import CategoryModel
+from .systematics import higgs_samples
 from .templates import Components, Template, build_template
 
 log = logging.getLogger(__name__)
 
 NO_FUNCTION = "no acceptable function"
-# Expected figures with the background-modelling nuisance (the headline) and without it.
-WITH_MODELLING, WITHOUT_MODELLING = "with_modelling", "without_modelling"
+FALLBACK = "fall-back: the family of smallest spurious signal"
+# The expected figures: every uncertainty (the headline), statistical and modelling, statistical only; and the
+# headline over the categories with an acceptable function alone.
+ALL, STAT_MODELLING, STATISTICAL, PASSING = ("all_uncertainties", "statistical_and_modelling", "statistical_only",
+                                             "passing_categories")
 
 
 def category_slice(h, datasets, region: str, category: str, systematic: str = "nominal"
@@ -78,17 +89,16 @@ def datasets_by_role(output: dict) -> dict[str, list[str]]:
     return {role: sorted(name for name, r in roles.items() if r == role) for role in ROLES}
 
 
-def category_inputs(output: dict, category: str) -> dict[str, np.ndarray]:
+def category_inputs(output: dict, category: str) -> dict:
     """The histograms one category's fits need, each the sum over the datasets of one role."""
     h = output["histograms"][MASS_HISTOGRAM]
     by_role = datasets_by_role(output)
     data_ti, _ = category_slice(h, by_role["data"], "TI", category)
     signal, signal_var = category_slice(h, by_role["signal"], "TI", category)
-    resonant, _ = category_slice(h, by_role["resonant"], "TI", category)
+    inclusive = output["histograms"].get(INCLUSIVE_HISTOGRAM)
     return {"edges": h.axes["mgg"].edges, "data_ti": data_ti, "signal": signal, "signal_variance": signal_var,
-            "resonant": resonant, "template": template_components(h, by_role, category),
-            "control": (template_components(output["histograms"][CONTROL_HISTOGRAM], by_role, category)
-                        if CONTROL_HISTOGRAM in output["histograms"] else None)}
+            "template": template_components(h, by_role, category),
+            "inclusive": template_components(inclusive, by_role, INCLUSIVE) if inclusive is not None else None}
 
 
 def template_components(h, by_role: dict[str, list[str]], category: str) -> Components:
@@ -99,37 +109,65 @@ def template_components(h, by_role: dict[str, list[str]], category: str) -> Comp
 
 def spurious_signal_tests(template: Template, edges: np.ndarray, signal: fits.SignalModel, config: AnalysisConfig
                           ) -> list[dict]:
-    """The spurious-signal test of every family on the template (relaxed criterion with Delta_MC)."""
+    """The spurious-signal test of every family on the template (relaxed criterion, Delta_MC from its replicas)."""
     # The signal's statistical uncertainty in data: a Poisson S+B fit to the template at the data's yield.
     _, data_error = fits.fit_s_plus_b_poisson(template.values, edges, "exponential", signal.shape(edges))
     results = []
     for family in fits.FAMILY_ORDER:
         test = fits.spurious_signal(template.values, template.fit_variance, edges, family, signal, signal.yield_,
                                     data_error, config.mass.scan_masses(), config.fits.spurious_fraction_of_signal,
-                                    config.fits.spurious_fraction_of_error)
+                                    config.fits.spurious_fraction_of_error, template.replicas)
         results.append(asdict(test) | {"data_signal_error": data_error})
     return results
 
 
-def choose_function(spurious: list[dict], sideband: dict[str, fits.BackgroundFit], config: FitConfig
-                    ) -> tuple[str | None, dict]:
-    """The family with the fewest parameters passing the spurious-signal test and the goodness of fit;
-    a higher order only where the F-test against the chosen one asks for it.  None when nothing qualifies."""
-    passed = {r["family"] for r in spurious if r["passed"]}
-    good = [f for f in fits.FAMILY_ORDER if f in passed and sideband[f].p_value >= config.min_gof_probability]
-    choice: dict = {"spurious_passed": [f for f in fits.FAMILY_ORDER if f in passed], "qualified": good,
-                    "f_tests": []}
-    if not good:
+class GoodnessOfFit:
+    """The sideband fits' goodness-of-fit p-values: chi2 asymptotics, or refitted toys (computed when first asked
+    for) where the sidebands hold fewer than ``fits.gof_toys_below`` events."""
+
+    def __init__(self, sideband: dict[str, fits.BackgroundFit], events: float, edges: np.ndarray, mask: np.ndarray,
+                 width: float, config: FitConfig) -> None:
+        self.sideband, self.edges, self.mask, self.width, self.config = sideband, edges, mask, width, config
+        self.use_toys = events < config.gof_toys_below
+
+    def p_value(self, family: str) -> float:
+        """The family's goodness-of-fit probability (toys replace the asymptotic value once computed)."""
+        fit = self.sideband[family]
+        if self.use_toys and fit.p_value_from != "toys":
+            fit.p_value = fits.gof_p_value_from_toys(fit, self.edges, self.mask, self.width, self.config.gof_toys)
+            fit.p_value_from = "toys"
+        return fit.p_value
+
+    def fits(self, family: str) -> bool:
+        """Whether the family's sideband fit is acceptable."""
+        return self.p_value(family) >= self.config.min_gof_probability
+
+
+def choose_function(spurious: list[dict], sideband: dict[str, fits.BackgroundFit], config: FitConfig,
+                    gof: GoodnessOfFit | None = None) -> tuple[str | None, dict]:
+    """The family with the fewest parameters passing the spurious-signal test and the goodness of fit, then its
+    next order (nested) where the F-test asks for it.  None when nothing qualifies."""
+    gof = gof or GoodnessOfFit(sideband, float("inf"), np.zeros(0), np.zeros(0, bool), 1.0, config)
+    passed = [f for f in fits.FAMILY_ORDER if f in {r["family"] for r in spurious if r["passed"]}]
+    choice: dict = {"spurious_passed": passed, "qualified": [], "f_tests": []}
+    chosen = next((f for f in passed if gof.fits(f)), None)
+    if chosen is None:
         return None, choice
-    chosen = good[0]
-    for family in good[1:]:
-        if fits.FAMILIES[family].n_params <= fits.FAMILIES[chosen].n_params:
-            continue
-        probability = fits.f_test_probability(sideband[chosen], sideband[family])
-        choice["f_tests"].append({"low": chosen, "high": family, "probability": probability})
-        if probability < config.f_test_probability:
-            chosen = family
+    choice["qualified"].append(chosen)
+    while (higher := fits.NEXT_ORDER.get(chosen)) in passed and gof.fits(higher):
+        choice["qualified"].append(higher)
+        probability = fits.f_test_probability(sideband[chosen], sideband[higher])
+        choice["f_tests"].append({"low": chosen, "high": higher, "probability": probability})
+        if probability >= config.f_test_probability:
+            break
+        chosen = higher
     return chosen, choice
+
+
+def fallback_function(spurious: list[dict], gof: GoodnessOfFit) -> str:
+    """The family of smallest spurious signal among those whose sideband fit is acceptable (any where none is)."""
+    ranked = sorted(spurious, key=lambda r: r["max_abs_signal"])
+    return next((r["family"] for r in ranked if gof.fits(r["family"])), ranked[0]["family"])
 
 
 def bias_test(template: Template, edges: np.ndarray, family: str, signal: fits.SignalModel, allowance: float,
@@ -149,23 +187,40 @@ def modelling_uncertainty(spurious: dict, bias: dict) -> dict:
             "spurious_signal": spurious_signal, "bias": mean_bias}
 
 
-def expected_figures(models: list[fits.CategoryModel], edges: np.ndarray) -> dict[str, dict[str, float]]:
-    """Expected Z, mu, its error and mu_95 with the modelling nuisance (the headline) and without it."""
-    return {WITH_MODELLING: fits.expected_results(models, edges),
-            WITHOUT_MODELLING: fits.expected_results(fits.without_modelling(models), edges)}
+def variants(models: list[CategoryModel]) -> dict[str, list[CategoryModel]]:
+    """The same categories with every uncertainty, with the statistical and modelling ones, statistical only."""
+    return {ALL: models, STAT_MODELLING: likelihood.without_systematics(models),
+            STATISTICAL: likelihood.without_modelling(likelihood.without_systematics(models))}
 
 
-def fit_category(output: dict, category: str, config: AnalysisConfig, unblind: bool
-                 ) -> tuple[dict, fits.CategoryModel | None]:
-    """All fits of one category; returns its JSON record and its S+B model (None if not fitted)."""
-    window = config.mass
+# What each variant's figures include (profile-likelihood mu error, limit): the headline everything; the
+# statistical-only limit is compared with pyhf's; the others need Z and mu's HESSE error.
+COMBINED = {ALL: (True, True), STAT_MODELLING: (False, False), STATISTICAL: (False, True)}
+PER_CATEGORY = {ALL: (False, True), STATISTICAL: (False, False)}
+# Z alone (HESSE's mu error, no limit): what a comparison's further seeds need (``analyse(..., light=True)``)
+COMBINED_LIGHT = {key: (False, False) for key in COMBINED}
+PER_CATEGORY_LIGHT = {ALL: (False, False), STATISTICAL: (False, False)}
+
+
+def expected_figures(models: list[CategoryModel], edges: np.ndarray,
+                     figures: dict[str, tuple[bool, bool]] = COMBINED) -> dict[str, dict[str, float]]:
+    """Expected Z, mu and its error (and mu_95) of the categories together, for each uncertainty variant in
+    ``figures`` ({variant: (profile-likelihood mu error, limit)})."""
+    return {key: likelihood.expected_results(part, edges, *figures[key]) for key, part in variants(models).items()
+            if key in figures}
+
+
+def fit_category(output: dict, category: str, config: AnalysisConfig, unblind: bool, light: bool = False
+                 ) -> tuple[dict, CategoryModel | None]:
+    """All fits of one category; returns its JSON record and its S+B model (None if not fitted).  ``light``: the
+    expected figures without limits and profile-likelihood errors."""
+    window, settings = config.mass, config.fits
     inputs = category_inputs(output, category)
     edges = inputs["edges"]
     side = window.sideband_bins(edges)
     record: dict = {"category": category, "data_ti_sideband": float(inputs["data_ti"][side].sum()),
-                    "expected_signal": float(inputs["signal"].sum()), "resonant": float(inputs["resonant"].sum()),
-                    "chosen_family": None}
-    template = build_template(inputs["data_ti"], inputs["template"], edges, window, config.fits, inputs["control"])
+                    "expected_signal": float(inputs["signal"].sum()), "chosen_family": None, "fallback": False}
+    template = build_template(inputs["data_ti"], inputs["template"], edges, window, settings, inputs["inclusive"])
     if record["data_ti_sideband"] < 1 or inputs["signal"].sum() <= 0 or template is None:
         record["status"] = "no sideband data, signal or template: not fitted"
         return record, None
@@ -173,55 +228,85 @@ def fit_category(output: dict, category: str, config: AnalysisConfig, unblind: b
     record["signal_model"] = {"params": signal.params, "chi2_ndf": signal.chi2_ndf}
     sideband = {name: fits.fit_background(inputs["data_ti"], edges, name, side, window.gof_bin_width)
                 for name in fits.FAMILY_ORDER}
-    record["sideband_fits"] = {name: {"params": f.params, "norm": f.norm, "chi2": f.chi2, "ndf": f.ndf,
-                                      "chi2_ndf": f.chi2_ndf, "p_value": f.p_value, "converged": f.converged}
-                               for name, f in sideband.items()}
+    gof = GoodnessOfFit(sideband, record["data_ti_sideband"], edges, side, window.gof_bin_width, settings)
     record["template"] = template.record()
     record["spurious_signal"] = spurious_signal_tests(template, edges, signal, config)
-    family, record["function_choice"] = choose_function(record["spurious_signal"], sideband, config.fits)
+    exponential = next(r for r in record["spurious_signal"] if r["family"] == "exponential")
+    worst = max(exponential["scan"], key=lambda x: x["zeta"])
+    record["template"]["signal_statistics_ratio"] = ((exponential["data_signal_error"] / worst["delta_mc"]) ** 2
+                                                     if worst["delta_mc"] > 0 else float("inf"))
+    family, record["function_choice"] = choose_function(record["spurious_signal"], sideband, settings, gof)
     if family is None:
-        record["status"] = NO_FUNCTION
-        return record, None
-    record["chosen_family"], record["status"] = family, "ok"
+        family, record["fallback"] = fallback_function(record["spurious_signal"], gof), True
+    record["chosen_family"], record["status"] = family, FALLBACK if record["fallback"] else "ok"
+    record["sideband_fits"] = {name: {"params": f.params, "norm": f.norm, "deviance": f.deviance, "ndf": f.ndf,
+                                      "deviance_ndf": f.deviance_ndf, "p_value": f.p_value,
+                                      "p_value_from": f.p_value_from, "converged": f.converged}
+                               for name, f in sideband.items()}
     spurious = next(r for r in record["spurious_signal"] if r["family"] == family)
-    allowance = max(config.fits.spurious_fraction_of_signal * signal.yield_,
-                    config.fits.spurious_fraction_of_error * spurious["data_signal_error"])
-    record["bias"] = bias_test(template, edges, family, signal, allowance, config.fits.bias_toys)
+    allowance = max(settings.spurious_fraction_of_signal * signal.yield_,
+                    settings.spurious_fraction_of_error * spurious["data_signal_error"])
+    record["bias"] = bias_test(template, edges, family, signal, allowance, settings.bias_toys)
     chosen = sideband[family]
     background = chosen.expected(edges)
     record["background_in_window"] = float(background[~side].sum())
     record["signal_in_window"] = float(inputs["signal"][~side].sum())
     record["modelling_uncertainty"] = modelling_uncertainty(spurious, record["bias"])
-    observed = inputs["data_ti"] if unblind else fits.asimov(background, inputs["signal"], inputs["resonant"])
-    model = fits.CategoryModel(category, observed, inputs["signal"], inputs["resonant"], family, chosen,
-                               record["modelling_uncertainty"]["events"])
-    record["expected"] = expected_figures([model], edges)
+    samples = higgs_samples(output, category, signal, config, datasets_by_role(output))
+    record["resonant"] = float(samples.resonant_total.sum())
+    record["modifiers"] = sorted({m.name for m in samples.modifiers})
+    observed = inputs["data_ti"] if unblind else likelihood.asimov(background, samples.signal, samples.resonant_total)
+    model = CategoryModel(category, observed, samples.signal, samples.resonant_total, family, chosen,
+                          record["modelling_uncertainty"]["events"], samples.modifiers, samples.resonant)
+    record["expected"] = expected_figures([model], edges, PER_CATEGORY_LIGHT if light else PER_CATEGORY)
     return record, model
 
 
-def run_fits(output: dict, config: AnalysisConfig, unblind: bool = False) -> dict:
-    """Fit every category and all together, in the configured mass window."""
+def run_fits(output: dict, config: AnalysisConfig, unblind: bool = False, impacts: bool = True) -> dict:
+    """Fit every category and all together, in the configured mass window (with the nuisances' impacts)."""
+    return analyse(output, config, unblind, impacts)[0]
+
+
+def analyse(output: dict, config: AnalysisConfig, unblind: bool = False, impacts: bool = True, light: bool = False
+            ) -> tuple[dict, list[CategoryModel]]:
+    """``run_fits``'s result and the categories' S+B models it fitted (what the pyhf workspace exports).
+
+    ``light``: every significance, but no limits and HESSE's mu errors (a comparison's further seeds)."""
     h = output["histograms"][MASS_HISTOGRAM]
     config.mass.check_edges(h.axes["mgg"].edges, "the histograms")
     records, models = [], []
     for category in h.axes["category"]:
-        record, model = fit_category(output, category, config, unblind)
+        record, model = fit_category(output, category, config, unblind, light)
         records.append(record)
         if model is not None:
             models.append(model)
-        log.info("category %s: %s", category, record["chosen_family"] or record.get("status"))
+        log.info("category %s: %s%s", category, record["chosen_family"] or record.get("status"),
+                 " (fall-back)" if record["fallback"] else "")
     edges = h.axes["mgg"].edges
-    combined = {**expected_figures(models, edges), "categories": [m.name for m in models]} if models else {}
+    combined: dict = {}
+    if models:
+        combined = {**expected_figures(models, edges, COMBINED_LIGHT if light else COMBINED),
+                    "categories": [m.name for m in models], "light": light}
+        passing = [m for m, r in zip(models, [r for r in records if r["chosen_family"]], strict=True)
+                   if not r["fallback"]]
+        fallback = len(passing) < len(models)
+        combined[PASSING] = (likelihood.expected_results(passing, edges, False, not light) if passing and fallback
+                             else combined[ALL] if passing else None)
+        combined["passing"] = [m.name for m in passing]
+        if impacts:
+            combined["impacts"] = likelihood.impacts(models, edges)
     window = config.mass
     return {"categories": records, "combined": combined, "unblinded": unblind,
-            "without_function": [r["category"] for r in records if r.get("status") == NO_FUNCTION],
-            "conventions": {"chi2_bin_width_gev": window.gof_bin_width, "blind_window": list(window.blind),
+            "fallback": [r["category"] for r in records if r["fallback"]],
+            "conventions": {"gof_bin_width_gev": window.gof_bin_width, "blind_window": list(window.blind),
                             "mass_window": [window.low, window.high], "signal_scan": list(window.signal_scan),
                             "datasets_by_role": datasets_by_role(output),
-                            "template": "continuum yy MC (TI) + NTNI data, yy fraction fitted to the TI data "
-                                        "sidebands; Gaussian-process smoothed below "
-                                        f"{config.fits.template_min_statistics:g}x the data statistics",
-                            "fits": asdict(config.fits), "family_order": list(fits.FAMILY_ORDER)}}
+                            "template": "continuum yy MC (TI) + NTNI data, yy fraction fitted to the TI data sidebands; "
+                                        "the category's own shapes from "
+                                        f"{config.fits.template_min_statistics:g}x the data statistics, else the "
+                                        "inclusive shapes times the category's efficiency in m_yy",
+                            "fits": asdict(config.fits), "uncertainties": asdict(config.uncertainties),
+                            "family_order": list(fits.FAMILY_ORDER)}}, models
 
 
 def _spurious_of(record: dict, family: str) -> dict:
@@ -229,66 +314,88 @@ def _spurious_of(record: dict, family: str) -> dict:
 
 
 def category_rows(result: dict) -> list[dict]:
-    """Per category: yields, function, its chi2 probability, spurious signal, bias, significance."""
+    """Per category: yields, function, its goodness of fit, spurious signal, bias, template, significance."""
     rows = []
     for r in result["categories"]:
         row = {"category": r["category"], "function": r["chosen_family"] or r.get("status", ""),
+               "fallback": r.get("fallback", False),
                "exponential_passes": _spurious_of(r, "exponential").get("passed")}
         template = r.get("template")
         if template:
-            row.update(template_ratio=template["effective_over_data"], smoothed=template["smoothed"])
+            row.update(template_ratio=template["effective_over_data"], template_method=template["method"],
+                       closure_p_value=template.get("closure_p_value"))
         if r["chosen_family"]:
             spur = _spurious_of(r, r["chosen_family"])
+            fit = r["sideband_fits"][r["chosen_family"]]
             row.update(signal=r["signal_in_window"], background=r["background_in_window"],
-                       chi2_ndf=r["sideband_fits"][r["chosen_family"]]["chi2_ndf"],
-                       p_value=r["sideband_fits"][r["chosen_family"]]["p_value"],
+                       deviance_ndf=fit["deviance_ndf"], p_value=fit["p_value"],
                        zeta_over_signal=spur["max_relative_to_expected"],
                        zeta_over_error=spur["max_relative_to_error"], bias=r["bias"]["mean_signal"],
                        allowance=r["bias"]["allowance"], modelling=r["modelling_uncertainty"]["events"],
                        modelling_source=r["modelling_uncertainty"]["source"],
-                       z=r["expected"][WITH_MODELLING]["significance"],
-                       z_without_modelling=r["expected"][WITHOUT_MODELLING]["significance"],
-                       upper_limit=r["expected"][WITH_MODELLING]["upper_limit"])
+                       z=r["expected"][ALL]["significance"], z_statistical=r["expected"][STATISTICAL]["significance"],
+                       upper_limit=r["expected"][ALL]["upper_limit"])
         rows.append(row)
     return rows
 
 
+def _optional(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
 def category_table(result: dict) -> str:
     """The table a physicist reads first, as aligned text."""
-    lines = [f"{'category':<10}{'S(win)':>8}{'B(win)':>9}{'function':>12}{'chi2/ndf':>9}{'p':>7}"
+    lines = [f"{'category':<10}{'S(win)':>8}{'B(win)':>9}{'function':>13}{'D/ndf':>7}{'p':>6}"
              f"{'zeta/S':>8}{'zeta/dS':>8}{'bias':>7}{'allow':>7}{'tmpl/data':>10}{'d_mod':>9}{'Z_exp':>7}"
              f"{'Z_stat':>7}{'mu_95':>7}"]
     for row in category_rows(result):
-        ratio = f"{row['template_ratio']:>9.1f}{'*' if row.get('smoothed') else ' '}" if "template_ratio" in row else ""
+        ratio = (f"{row['template_ratio']:>9.0f}{'e' if row.get('template_method') != 'own' else ' '}"
+                 if "template_ratio" in row else "")
         if "z" not in row:
             lines.append(f"{row['category']:<10}  {row['function']}  {ratio}")
             continue
-        lines.append(f"{row['category']:<10}{row['signal']:>8.2f}{row['background']:>9.1f}{row['function']:>12}"
-                     f"{row['chi2_ndf']:>9.2f}{row['p_value']:>7.2f}{row['zeta_over_signal']:>8.2f}"
+        function = row["function"] + ("!" if row["fallback"] else "")
+        lines.append(f"{row['category']:<10}{row['signal']:>8.2f}{row['background']:>9.1f}{function:>13}"
+                     f"{row['deviance_ndf']:>7.2f}{row['p_value']:>6.2f}{row['zeta_over_signal']:>8.2f}"
                      f"{row['zeta_over_error']:>8.2f}{row['bias']:>7.2f}{row['allowance']:>7.2f}{ratio:>10}"
                      f"{row['modelling']:>7.2f} {row['modelling_source'][0].upper()}{row['z']:>7.2f}"
-                     f"{row['z_without_modelling']:>7.2f}{row['upper_limit']:>7.2f}")
+                     f"{row['z_statistical']:>7.2f}{_optional(row['upper_limit']):>7}")
     c = result.get("combined") or {}
     if c:
-        headline, stat = c[WITH_MODELLING], c[WITHOUT_MODELLING]
-        lines.append(f"{'combined':<10}{'':>94}{headline['significance']:>7.2f}{stat['significance']:>7.2f}"
-                     f"{headline['upper_limit']:>7.2f}   mu = {headline['mu']:.2f} +/- {headline['mu_error']:.2f} "
-                     f"(without the modelling uncertainty {stat['mu']:.2f} +/- {stat['mu_error']:.2f}, "
-                     f"mu_95 {stat['upper_limit']:.2f})")
-    if result.get("without_function"):
-        lines.append(f"no acceptable function: {', '.join(result['without_function'])} (left out of the combination)")
-    lines.append("* template smoothed by a Gaussian process; zeta = max(|S_spur| - 2 Delta_MC, 0); d_mod: the "
-                 "modelling uncertainty in events (S: spurious signal, B: toy bias), a constrained signal-shaped "
-                 "term in the likelihood of Z_exp and mu_95; Z_stat: without it")
+        headline, stat = c[ALL], c[STATISTICAL]
+        lines.append(f"{'combined':<10}{'':>95}{headline['significance']:>7.2f}{stat['significance']:>7.2f}"
+                     f"{_optional(headline['upper_limit']):>7}   mu = {headline['mu']:.2f} +/- {headline['mu_error']:.2f} "
+                     f"(statistical and modelling {c[STAT_MODELLING]['mu_error']:.2f}, statistical "
+                     f"{stat['mu_error']:.2f}, HESSE); Z {headline['significance']:.2f} / "
+                     f"{c[STAT_MODELLING]['significance']:.2f} / {stat['significance']:.2f}")
+        if c.get(PASSING) and result.get("fallback"):
+            lines.append(f"without the fall-back categories ({', '.join(result['fallback'])}): "
+                         f"Z = {c[PASSING]['significance']:.2f}, mu_95 {_optional(c[PASSING]['upper_limit'])}")
+    lines.append("e: template from the inclusive shapes times the category's efficiency in m_yy; !: fall-back "
+                 "function (none passed); zeta = max(|S_spur| - 2 Delta_MC, 0); D: saturated-model deviance; d_mod: "
+                 "the modelling uncertainty in events (S: spurious signal, B: toy bias); Z_exp and mu_95 with every "
+                 "uncertainty, Z_stat statistical only")
     return "\n".join(lines)
 
 
+def impact_table(result: dict, top: int = 12) -> list[str]:
+    """The nuisance parameters ranked by their impact on mu (Markdown)."""
+    impacts = (result.get("combined") or {}).get("impacts") or []
+    lines = ["| nuisance parameter | pull | constraint | Δμ (+1σ) | Δμ (−1σ) |", "|---|---|---|---|---|"]
+    lines += [f"| {r['parameter']} | {r['pull']:+.2f} | {r['constraint']:.2f} | "
+              f"{r.get('impact_up', r['linear']):+.3f} | {r.get('impact_down', -r['linear']):+.3f} |" for r in impacts[:top]]
+    return lines if impacts else []
+
+
 def pyhf_summary(result: dict) -> list[str]:
-    """pyhf's combined Z and mu_95 beside the own fit's, with and without the modelling terms (one line each)."""
+    """pyhf's combined Z and mu_95 beside the own fit's (one line per variant compared)."""
     pyhf = result.get("pyhf") or {}
     lines = []
-    for key, label in ((WITH_MODELLING, "with the modelling uncertainty"), (WITHOUT_MODELLING, "without it")):
-        if key in pyhf:
+    for key, label in ((ALL, "with every uncertainty"), (STAT_MODELLING, "statistical and modelling"),
+                       (STATISTICAL, "statistical only")):
+        if key in pyhf and "failed" in pyhf[key]:
+            lines.append(f"pyhf {label}: {pyhf[key]['failed']}")
+        elif key in pyhf:
             p, own, d = pyhf[key]["pyhf"], pyhf[key]["own"], pyhf[key]["relative_difference"]
             lines.append(f"pyhf {label}: Z = {p['significance']:.2f} (own fit {own['significance']:.2f}, "
                          f"{d['significance']:+.1%}), mu_95 = {p['upper_limit']:.2f} (own fit "

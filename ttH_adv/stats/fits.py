@@ -1,4 +1,5 @@
-"""Sideband fits, spurious-signal test, signal model, S+B fits and significance (iminuit, scipy).
+"""Background families, sideband fits and their goodness of fit, the signal model, the spurious-signal test and
+the bias toys (iminuit, scipy); the S+B likelihood is ``ttH_adv.stats.likelihood``.
 
 Conventions (docs/fits.md):
 
@@ -6,17 +7,15 @@ Conventions (docs/fits.md):
   edges carry the range, the window gives the blinded region); shapes are integrated over each
   bin (5-point Simpson) and normalised over the full range, so a sideband fit predicts the
   blinded window too;
-* ``Poisson`` likelihoods for data, Asimov data and the spurious-signal template (raw counts,
-  scaled to the data afterwards); ``chi2`` with bin variances for the weighted signal MC;
-* chi2/ndf and its p-value use Pearson's chi2 on ``mass.gof_bin_width`` bins of the fitted region;
-* the signal model is a double-sided Crystal Ball fitted to the ttH MC in each category;
-* expected significance: the profile-likelihood q0 on Asimov data built from the sideband fit
-  plus the expected signal (mu = 1), per category and for all categories together.
+* ``Poisson`` likelihoods for data, Asimov data and the bias toys; ``chi2`` with the bin variances
+  for the weighted signal MC and the spurious-signal fits to the templates;
+* goodness of fit: the saturated-model Poisson likelihood ratio (deviance) on ``mass.gof_bin_width``
+  bins of the fitted region, its p-value from chi2 or, for few events, from refitted toys;
+* the signal model is a double-sided Crystal Ball fitted to the ttH MC in each category.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -45,7 +44,7 @@ class BackgroundFunction:
     n_params: int
     density: Callable[..., np.ndarray]   # (m, params, low, high): unnormalised, positive
     start: tuple[float, ...]
-    gradient: Callable[..., np.ndarray]  # (m, params, low, high): d density / d params, [n_params, *m.shape]
+    gradient: Callable[..., np.ndarray]  # (m, params, low, high, density at m): d density / d params, [n_params, *m]
 
 
 def _bernstein(order: int) -> BackgroundFunction:
@@ -58,7 +57,7 @@ def _bernstein(order: int) -> BackgroundFunction:
         coeffs = np.concatenate(([1.0], np.asarray(p, dtype=np.float64) ** 2))  # the first fixed: normalisation is separate
         return np.polynomial.polynomial.polyval(_t(m, low, high), to_powers @ coeffs)
 
-    def gradient(m, p, low, high):  # coefficient j + 1 is p_j^2
+    def gradient(m, p, low, high, values):  # coefficient j + 1 is p_j^2
         return np.polynomial.polynomial.polyval(_t(m, low, high), to_powers[:, 1:] * (2 * np.asarray(p, float)))
 
     return BackgroundFunction(f"bernstein{order}", order, density, tuple([0.8] * order), gradient)
@@ -69,9 +68,9 @@ def _exppoly(m, p, lo, hi):
     return np.exp(sum(c * x ** (i + 1) for i, c in enumerate(p)))
 
 
-def _exppoly_gradient(m, p, lo, hi):
+def _exppoly_gradient(m, p, lo, hi, values):
     x = _x(m, lo, hi)
-    return np.stack([x ** (i + 1) for i in range(len(p))]) * _exppoly(m, p, lo, hi)
+    return np.stack([x ** (i + 1) for i in range(len(p))]) * values
 
 
 def _powerlaw(m, p, lo, hi):
@@ -82,7 +81,7 @@ FAMILIES: dict[str, BackgroundFunction] = {
     "exponential": BackgroundFunction("exponential", 1, _exppoly, (-0.5,), _exppoly_gradient),
     "exppoly2": BackgroundFunction("exppoly2", 2, _exppoly, (-0.5, 0.0), _exppoly_gradient),
     "powerlaw": BackgroundFunction("powerlaw", 1, _powerlaw, (-3.0,),
-                                   lambda m, p, lo, hi: (np.log(np.asarray(m) / lo) * _powerlaw(m, p, lo, hi))[None]),
+                                   lambda m, p, lo, hi, values: (np.log(np.asarray(m) / lo) * values)[None]),
     **{f"bernstein{n}": _bernstein(n) for n in range(2, 6)},
 }
 # Fewest parameters first: the spurious-signal test picks the first family that passes.
@@ -130,13 +129,15 @@ def family_shape_gradient(family: str, params, edges: np.ndarray) -> tuple[np.nd
     """``family_shape`` and its derivatives by the parameters, [n_params, bins] (NaN shape, zero gradient where
     the shape overflows)."""
     fn = FAMILIES[family]
-    shape = family_shape(family, params, edges)
-    if not np.isfinite(shape).all():
-        return shape, np.zeros((fn.n_params, len(shape)))
-    with np.errstate(all="ignore"):
-        integrals = bin_integrals(lambda m: fn.density(m, params, edges[0], edges[-1]), edges)
-        derivatives = bin_integrals(lambda m: fn.gradient(m, params, edges[0], edges[-1]), edges)
-    total = integrals.sum()
+    points, widths = _simpson_nodes(np.asarray(edges, dtype=np.float64).tobytes())
+    with np.errstate(all="ignore"):  # the density once at the nodes: the gradient is made from it
+        values = fn.density(points, params, edges[0], edges[-1])
+        integrals = (values @ _SIMPSON_WEIGHTS) * widths
+        total = float(integrals.sum())
+        if not (math.isfinite(total) and total > 0):
+            return np.full(len(integrals), np.nan), np.zeros((fn.n_params, len(integrals)))
+        derivatives = (fn.gradient(points, params, edges[0], edges[-1], values) @ _SIMPSON_WEIGHTS) * widths
+    shape = integrals / total
     return shape, derivatives / total - shape[None, :] * (derivatives.sum(axis=1) / total)[:, None]
 
 
@@ -178,11 +179,14 @@ class SignalModel:
     yield_: float
     chi2_ndf: float
 
-    def shape(self, edges: np.ndarray, mass: float | None = None) -> np.ndarray:
-        """Fraction of the signal per bin, optionally moved to another Higgs mass."""
+    def shape(self, edges: np.ndarray, mass: float | None = None, scale: float = 1.0,
+              width: float = 1.0) -> np.ndarray:
+        """Fraction of the signal per bin, optionally moved to another Higgs mass, its position times ``scale``
+        and its width times ``width``."""
         p = dict(self.params)
         if mass is not None:
             p["mu"] = mass
+        p["mu"], p["sigma"] = p["mu"] * scale, p["sigma"] * width
         return normalised_shape(lambda m: dscb(m, **p), edges)
 
 
@@ -213,15 +217,17 @@ class BackgroundFit:
     params: list[float]
     norm: float              # events over the full fit range
     norm_error: float
-    chi2: float
+    deviance: float          # saturated-model Poisson likelihood ratio, -2 ln(L / L_saturated), merged bins
     ndf: int
-    p_value: float
+    p_value: float           # of the deviance: asymptotic (chi2 with ndf) or from toys (``p_value_from``)
     converged: bool
+    p_value_from: str = "asymptotic"
+    nll: float = 0.0         # the fit's minimum -log L (the likelihood-ratio tests between families)
 
     @property
-    def chi2_ndf(self) -> float:
-        """chi2 per degree of freedom."""
-        return self.chi2 / self.ndf if self.ndf > 0 else float("nan")
+    def deviance_ndf(self) -> float:
+        """The deviance per degree of freedom."""
+        return self.deviance / self.ndf if self.ndf > 0 else float("nan")
 
     def expected(self, edges: np.ndarray) -> np.ndarray:
         """Expected background per bin."""
@@ -253,27 +259,30 @@ def _minimise(minuit: Minuit, with_errors: bool) -> Minuit:
     return minuit
 
 
-def pearson_chi2(observed: np.ndarray, expected: np.ndarray, edges: np.ndarray, mask: np.ndarray,
-                 width: float) -> tuple[float, int]:
-    """Pearson chi2 and the number of bins used, after merging to ``width`` GeV bins inside ``mask``."""
+def _merged(values: np.ndarray, edges: np.ndarray, mask: np.ndarray, width: float) -> np.ndarray:
+    """Sums over ``width`` GeV groups of bins lying wholly inside ``mask`` (a group overlapping it is dropped)."""
     group = np.floor((edges[:-1] - edges[0]) / width + 1e-9).astype(int)
-    chi2, n = 0.0, 0
-    for g in np.unique(group):
-        sel = (group == g) & mask
-        if sel.sum() < (group == g).sum():
-            continue  # merged bin overlaps the excluded window
-        o, e = observed[sel].sum(), expected[sel].sum()
-        if e > 0:
-            chi2 += (o - e) ** 2 / e
-            n += 1
-    return chi2, n
+    whole = np.bincount(group, weights=mask.astype(float)) == np.bincount(group)
+    return np.bincount(group, weights=np.where(mask, values, 0.0))[whole]
 
 
-def fit_background(counts: np.ndarray, edges: np.ndarray, family: str, mask: np.ndarray, gof_width: float
-                   ) -> BackgroundFit:
+def saturated_deviance(observed: np.ndarray, expected: np.ndarray, edges: np.ndarray, mask: np.ndarray,
+                       width: float) -> tuple[float, int]:
+    """-2 ln(L / L_saturated) of Poisson counts and the number of merged bins, in ``width`` GeV bins inside ``mask``."""
+    o, e = _merged(observed, edges, mask, width), _merged(expected, edges, mask, width)
+    e = np.maximum(e, 1e-12)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_term = np.where(o > 0, o * np.log(o / e), 0.0)
+    return float(2.0 * np.sum(e - o + log_term)), int(len(o))
+
+
+def fit_background(counts: np.ndarray, edges: np.ndarray, family: str, mask: np.ndarray, gof_width: float,
+                   start: BackgroundFit | None = None) -> BackgroundFit:
     """Binned Poisson likelihood fit of a background family to counts in the masked bins.
 
-    Goodness of fit: Pearson chi2 on ``gof_width`` GeV bins inside the mask.
+    Goodness of fit: the saturated-model likelihood ratio on ``gof_width`` GeV bins inside the mask,
+    its p-value from chi2 with (bins - parameters) degrees of freedom (``gof_p_value_from_toys``
+    where the counts are too few for that).  ``start``: a previous fit to begin from (toys).
     """
     fn = FAMILIES[family]
     observed = counts[mask]
@@ -290,17 +299,28 @@ def fit_background(counts: np.ndarray, edges: np.ndarray, family: str, mask: np.
         return np.concatenate(([shape[mask] @ slope], args[0] * (derivatives[:, mask] @ slope)))
 
     names = ["norm"] + [f"p{i}" for i in range(fn.n_params)]
-    minuit = Minuit(nll, start_norm, *fn.start, grad=gradient, name=names)
+    initial = (start.norm, *start.params) if start is not None else (start_norm, *fn.start)
+    minuit = Minuit(nll, *initial, grad=gradient, name=names)
     minuit.errordef = Minuit.LIKELIHOOD
     minuit.limits["norm"] = (0, None)
-    _minimise(minuit, with_errors=True)
+    _minimise(minuit, with_errors=start is None)
     params = [float(minuit.values[f"p{i}"]) for i in range(fn.n_params)]
     fit = BackgroundFit(family, params, float(minuit.values["norm"]), float(minuit.errors["norm"]), 0.0, 0, 1.0,
-                        bool(minuit.valid))
-    chi2, n = pearson_chi2(counts, fit.expected(edges), edges, mask, gof_width)
-    fit.chi2, fit.ndf = chi2, n - (fn.n_params + 1)
-    fit.p_value = float(stats.chi2.sf(chi2, fit.ndf)) if fit.ndf > 0 else float("nan")
+                        bool(minuit.valid), nll=float(minuit.fval))
+    deviance, n = saturated_deviance(counts, fit.expected(edges), edges, mask, gof_width)
+    fit.deviance, fit.ndf = deviance, n - (fn.n_params + 1)
+    fit.p_value = float(stats.chi2.sf(deviance, fit.ndf)) if fit.ndf > 0 else float("nan")
     return fit
+
+
+def gof_p_value_from_toys(fit: BackgroundFit, edges: np.ndarray, mask: np.ndarray, gof_width: float, toys: int,
+                          seed: int = 0) -> float:
+    """The deviance's p-value from Poisson toys of the fitted expectation, each refitted with the family."""
+    rng = np.random.default_rng(seed)
+    expected = fit.expected(edges)
+    exceeding = sum(fit_background(rng.poisson(expected).astype(float), edges, fit.family, mask, gof_width,
+                                   start=fit).deviance >= fit.deviance for _ in range(toys))
+    return (1 + exceeding) / (1 + toys)
 
 
 # --------------------------------------------------------------------------- spurious signal
@@ -318,14 +338,11 @@ class SpuriousSignal:
     scan: list[dict[str, float]] = field(default_factory=list)
 
 
-def _fit_signal_yield(cost: Callable[[np.ndarray], float], slope: Callable[[np.ndarray], np.ndarray], errordef: float,
-                      total: float, edges: np.ndarray, family: str, signal_shape: np.ndarray,
-                      with_error: bool = True) -> tuple[float, float]:
-    """(signal yield, its error) minimising ``cost`` of the expected S+B counts per bin (``slope``: its derivative
-    by each bin's expectation); S may go negative.
-
-    Without ``with_error`` the error is MIGRAD's estimate (HESSE skipped: the bias toys need the value only).
-    """
+def _signal_fit(cost: Callable[[np.ndarray], float], slope: Callable[[np.ndarray], np.ndarray], errordef: float,
+                total: float, edges: np.ndarray, family: str, signal_shape: np.ndarray, with_error: bool = True,
+                start: tuple[float, ...] | None = None) -> Minuit:
+    """MIGRAD (and HESSE with ``with_error``) of ``cost`` of the expected S+B counts per bin (``slope``: its
+    derivative by each bin's expectation); parameters s (may go negative), norm and the family's."""
     fn = FAMILIES[family]
     shape_at = _ShapeAt(family, edges)
 
@@ -338,54 +355,93 @@ def _fit_signal_yield(cost: Callable[[np.ndarray], float], slope: Callable[[np.n
         return np.concatenate(([signal_shape @ g, shape @ g], norm * (derivatives @ g)))
 
     names = ["s", "norm"] + [f"p{i}" for i in range(fn.n_params)]
-    minuit = Minuit(objective, 0.0, max(total, 1.0), *fn.start, grad=gradient, name=names)
+    minuit = Minuit(objective, *(start or (0.0, max(total, 1.0), *fn.start)), grad=gradient, name=names)
     minuit.errordef = errordef
-    _minimise(minuit, with_error)
-    return float(minuit.values["s"]), float(minuit.errors["s"])
+    return _minimise(minuit, with_error)
 
 
 def fit_s_plus_b_poisson(counts: np.ndarray, edges: np.ndarray, family: str, signal_shape: np.ndarray,
-                         with_error: bool = True) -> tuple[float, float]:
-    """(signal yield, its error) of a binned Poisson S+B fit; S may go negative."""
+                         with_error: bool = True, start: tuple[float, ...] | None = None) -> tuple[float, float]:
+    """(signal yield, its error) of a binned Poisson S+B fit, from ``start`` (s, norm, params) if given; S may go
+    negative."""
     def nll(expected: np.ndarray) -> float:
         return 1e30 if (expected <= 0).any() else _poisson_nll(counts, expected)
 
-    return _fit_signal_yield(nll, lambda expected: _poisson_nll_slope(counts, expected), Minuit.LIKELIHOOD,
-                             float(counts.sum()), edges, family, signal_shape, with_error)
+    minuit = _signal_fit(nll, lambda expected: _poisson_nll_slope(counts, expected), Minuit.LIKELIHOOD,
+                         float(counts.sum()), edges, family, signal_shape, with_error, start)
+    return float(minuit.values["s"]), float(minuit.errors["s"])
 
 
 def fit_s_plus_b_chi2(values: np.ndarray, variance: np.ndarray, edges: np.ndarray, family: str,
-                      signal_shape: np.ndarray) -> tuple[float, float]:
-    """(signal yield, its error) of an S+B chi2 fit to a weighted template with its own bin variances.
+                      signal_shape: np.ndarray, replicas: np.ndarray | None = None,
+                      start: list[float] | None = None) -> tuple[float, float]:
+    """(signal yield, Delta_MC) of an S+B chi2 fit to a weighted template with its own bin variances.
 
-    The error is the template's statistical uncertainty on the fitted signal, Delta_MC.  The
-    variances must be positive (``Template.fit_variance`` floors empty bins at one event).
+    The expectation is linear in the signal and background yields: for given shape parameters both
+    are solved for exactly (weighted least squares), and MIGRAD runs over the shape parameters alone.
+    Delta_MC is the template's statistical uncertainty on the fitted signal: with ``replicas`` (the
+    template remade from resampled inputs, [n, bins]) the spread of the fit's linear response to them,
+    which keeps the correlations between bins; without, the error from the per-bin variances.
+    The variances must be positive (``Template.fit_variance`` floors empty bins at one event).
+    ``start``: shape parameters to begin from (and, a list, where the fitted ones are left).
     """
-    def chi2(expected: np.ndarray) -> float:
-        value = float(np.sum((values - expected) ** 2 / variance))
-        return value if np.isfinite(value) else 1e30
+    fn = FAMILIES[family]
+    weight = 1.0 / variance
 
-    def slope(expected: np.ndarray) -> np.ndarray:
-        g = -2.0 * (values - expected) / variance
-        return np.where(np.isfinite(g), g, 0.0)
+    def yields(params) -> tuple[np.ndarray, float]:
+        shape = family_shape(family, params, edges)
+        if not np.isfinite(shape).all():
+            return np.array([0.0, 0.0]), 1e30
+        basis = np.stack([signal_shape, shape])
+        normal = (basis * weight) @ basis.T
+        try:
+            solved = np.linalg.solve(normal, (basis * weight) @ values)
+        except np.linalg.LinAlgError:
+            return np.array([0.0, 0.0]), 1e30
+        residual = values - solved @ basis
+        return solved, float(np.sum(residual**2 * weight))
 
-    return _fit_signal_yield(chi2, slope, Minuit.LEAST_SQUARES, float(values.sum()), edges, family, signal_shape)
+    minuit = Minuit(lambda *params: yields(params)[1], *(start or fn.start), name=[f"p{i}" for i in range(fn.n_params)])
+    minuit.errordef = Minuit.LEAST_SQUARES
+    _minimise(minuit, with_errors=False)
+    params = [float(v) for v in minuit.values]
+    if start is not None:
+        start[:] = params
+    (s, norm), _ = yields(params)
+    response = signal_response(variance, edges, family, signal_shape, float(norm), params)
+    if replicas is None:  # the linear response's spread under the per-bin variances
+        return float(s), float(np.sqrt(np.sum(response**2 * variance)))
+    return float(s), float(np.std((replicas - values) @ response, ddof=1)) if len(replicas) > 1 else 0.0
+
+
+def signal_response(variance: np.ndarray, edges: np.ndarray, family: str, signal_shape: np.ndarray, norm: float,
+                    params: list[float]) -> np.ndarray:
+    """d S_fitted / d template per bin of the S+B chi2 fit at (norm, params): the first row of
+    (J^T W J)^-1 J^T W, J the expectation's derivatives by (s, norm, params), W = 1 / variance."""
+    shape, derivatives = family_shape_gradient(family, params, edges)
+    jacobian = np.column_stack([signal_shape, shape, *(norm * derivatives)])
+    weighted = jacobian / variance[:, None]
+    # the pseudo-inverse: a Bernstein coefficient at zero has no slope (it enters squared), a direction the
+    # fit does not constrain and the signal does not depend on
+    return (np.linalg.pinv(jacobian.T @ weighted) @ weighted.T)[0]
 
 
 def spurious_signal(template: np.ndarray, variance: np.ndarray, edges: np.ndarray, family: str,
                     signal: SignalModel, expected_signal: float, data_signal_error: float,
                     masses: tuple[float, ...], fraction_of_signal: float = 0.10,
-                    fraction_of_error: float = 0.20) -> SpuriousSignal:
+                    fraction_of_error: float = 0.20, replicas: np.ndarray | None = None) -> SpuriousSignal:
     """ATLAS spurious-signal test on a background-only template at the data's yield.
 
-    S+B fits over the m_H scan give S(m_H) and the template's own uncertainty Delta_MC(m_H);
+    S+B fits over the m_H scan give S(m_H) and the template's own uncertainty Delta_MC(m_H) (from its
+    ``replicas`` where given, ``fit_s_plus_b_chi2``);
     zeta = max(|S| - 2 Delta_MC, 0).  Pass: max zeta below ``fraction_of_signal`` of the expected
     signal or below ``fraction_of_error`` of the signal's statistical uncertainty in data.  For a
     template with statistics to spare Delta_MC is small and zeta is |S|.
     """
     scan = []
+    start = list(FAMILIES[family].start)  # each mass begins where the last one's fit ended
     for mass in masses:
-        s, delta = fit_s_plus_b_chi2(template, variance, edges, family, signal.shape(edges, mass))
+        s, delta = fit_s_plus_b_chi2(template, variance, edges, family, signal.shape(edges, mass), replicas, start)
         scan.append({"m_H": float(mass), "signal": s, "delta_mc": delta, "zeta": max(abs(s) - 2 * delta, 0.0)})
     worst = max(scan, key=lambda x: x["zeta"])
     rel_expected = worst["zeta"] / expected_signal if expected_signal > 0 else float("inf")
@@ -395,12 +451,20 @@ def spurious_signal(template: np.ndarray, variance: np.ndarray, edges: np.ndarra
                           rel_expected, rel_error, passed, scan)
 
 
+# Each family's next order, of which it is a special case: the only pairs an F-test compares.
+NEXT_ORDER = {"exponential": "exppoly2", "bernstein2": "bernstein3", "bernstein3": "bernstein4",
+              "bernstein4": "bernstein5"}
+
+
 def f_test_probability(low: BackgroundFit, high: BackgroundFit) -> float:
-    """Fisher F-test of a higher-order fit against a lower-order one: probability that the chi2 gain is chance."""
+    """Fisher F-test of a fit against its nested lower-order one, on their deviances: the probability that
+    the gain is chance."""
+    if NEXT_ORDER.get(low.family) != high.family:
+        raise ValueError(f"an F-test needs nested families: {high.family} does not contain {low.family}")
     extra = low.ndf - high.ndf
-    if extra <= 0 or high.ndf <= 0 or high.chi2 <= 0:
+    if extra <= 0 or high.ndf <= 0 or high.deviance <= 0:
         return 1.0
-    f_value = ((low.chi2 - high.chi2) / extra) / (high.chi2 / high.ndf)
+    f_value = ((low.deviance - high.deviance) / extra) / (high.deviance / high.ndf)
     return float(stats.f.sf(f_value, extra, high.ndf)) if f_value > 0 else 1.0
 
 
@@ -408,153 +472,14 @@ def bias_toys(template: np.ndarray, edges: np.ndarray, family: str, signal_shape
               seed: int = 0) -> np.ndarray:
     """Fitted signal in S+B fits (Poisson, the given family) to background-only toys drawn from the template."""
     rng = np.random.default_rng(seed)
+    minuit = _signal_fit(lambda e: _poisson_nll(template, e), lambda e: _poisson_nll_slope(template, e),
+                         Minuit.LIKELIHOOD, float(template.sum()), edges, family, signal_shape, with_error=False)
+    start = tuple(float(v) for v in minuit.values)  # every toy begins at the template's own fit
     return np.array([fit_s_plus_b_poisson(rng.poisson(template).astype(float), edges, family, signal_shape,
-                                          with_error=False)[0] for _ in range(toys)])
+                                          with_error=False, start=start)[0] for _ in range(toys)])
 
 
-# --------------------------------------------------------------------------- S+B, significance
-
-
-@dataclass
-class CategoryModel:
-    """Everything one category contributes to the S+B likelihood.
-
-    ``modelling`` is the category's background-modelling uncertainty in events (the larger of the
-    chosen function's spurious signal and its toys' mean bias): the likelihood then carries a
-    signal-shaped background term theta x modelling x (signal shape), theta Gaussian-constrained
-    to 0 +/- 1, as ATLAS H->yy analyses carry the spurious signal.  0: no such term.
-    """
-
-    name: str
-    observed: np.ndarray      # data counts (blinded: Asimov)
-    signal: np.ndarray        # expected signal per bin at mu = 1
-    resonant: np.ndarray      # expected resonant (non-ttH Higgs) background per bin, fixed
-    family: str
-    start: BackgroundFit
-    modelling: float = 0.0    # width of the spurious-signal term, events
-    _shapes: _ShapeAt | None = field(default=None, init=False, repr=False, compare=False)
-
-    @property
-    def parameters(self) -> list[str]:
-        """This category's nuisance parameters, in likelihood order: norm, theta (with a modelling term), shape."""
-        return ["norm"] + ["theta"] * (self.modelling > 0) + [f"p{j}" for j in range(FAMILIES[self.family].n_params)]
-
-    def start_values(self) -> list[float]:
-        """Starting values of ``parameters``: the sideband fit, theta = 0."""
-        return [self.start.norm] + [0.0] * (self.modelling > 0) + list(self.start.params)
-
-    def _terms(self, edges: np.ndarray, mu: float, values) -> tuple[np.ndarray, np.ndarray, float]:
-        """(expected counts, their derivatives by (mu, *values) [1 + n, bins], the constraint's -log)."""
-        norm, theta = values[0], (values[1] if self.modelling > 0 else 0.0)
-        shape, derivatives = self._shape_at(edges)(values[1 + (self.modelling > 0):])
-        spurious = self.modelling * self.signal / self.signal.sum()
-        expected = mu * self.signal + self.resonant
-        if self.modelling > 0:
-            expected = expected + theta * spurious
-        expected = expected + norm * shape
-        rows = [self.signal, shape] + [spurious] * (self.modelling > 0) + list(norm * derivatives)
-        return expected, np.stack(rows), 0.5 * theta**2
-
-    def _shape_at(self, edges: np.ndarray) -> _ShapeAt:
-        if self._shapes is None or self._shapes.edges is not edges:
-            self._shapes = _ShapeAt(self.family, edges)
-        return self._shapes
-
-    def nll(self, edges: np.ndarray, mu: float, values) -> float:
-        """-log L of this category at signal strength mu and its nuisance ``values``, constraint included."""
-        expected, _, penalty = self._terms(edges, mu, values)
-        return _poisson_nll(self.observed, expected) + penalty
-
-    def nll_gradient(self, edges: np.ndarray, mu: float, values) -> np.ndarray:
-        """d nll / d (mu, *values)."""
-        expected, derivatives, _ = self._terms(edges, mu, values)
-        gradient = derivatives @ _poisson_nll_slope(self.observed, expected)
-        if self.modelling > 0:
-            gradient[2] += values[1]  # the constraint 0.5 theta^2
-        return gradient
-
-
-def fit_signal_strength(categories: list[CategoryModel], edges: np.ndarray, fix_mu: float | None = None
-                        ) -> tuple[float, float, float]:
-    """Simultaneous fit with a common mu: returns (mu, mu error, minimum NLL)."""
-    names, start, slices = ["mu"], [1.0], []
-    for i, cat in enumerate(categories):
-        slices.append(slice(len(names), len(names) + len(cat.parameters)))
-        names += [f"{p}_{i}" for p in cat.parameters]
-        start += cat.start_values()
-
-    def nll(*args):
-        return sum(cat.nll(edges, args[0], args[part]) for cat, part in zip(categories, slices, strict=True))
-
-    def gradient(*args):
-        out = np.zeros(len(args))
-        for cat, part in zip(categories, slices, strict=True):
-            g = cat.nll_gradient(edges, args[0], args[part])
-            out[0] += g[0]
-            out[part] += g[1:]
-        return out
-
-    minuit = Minuit(nll, *start, grad=gradient, name=names)
-    minuit.errordef = Minuit.LIKELIHOOD
-    for i in range(len(categories)):
-        minuit.limits[f"norm_{i}"] = (0, None)
-    if fix_mu is not None:
-        minuit.values["mu"] = fix_mu
-        minuit.fixed["mu"] = True
-    _minimise(minuit, with_errors=fix_mu is None)
-    return float(minuit.values["mu"]), float(minuit.errors["mu"]), float(minuit.fval)
-
-
-def profile_crossing(categories: list[CategoryModel], edges: np.ndarray, start: float, nll_min: float,
-                     target: float, direction: float, scale: float) -> float:
-    """The mu beyond ``start`` (in ``direction``) where 2 (NLL(mu) - nll_min) reaches ``target``, the
-    other parameters profiled.  Robust where HESSE is not (near-degenerate background parameters)."""
-    from scipy import optimize
-
-    def excess(mu: float) -> float:
-        return 2.0 * (fit_signal_strength(categories, edges, fix_mu=mu)[2] - nll_min) - target
-
-    step = max(abs(scale), 1e-2)
-    while excess(start + direction * step) < 0:
-        step *= 2.0
-    return float(optimize.brentq(excess, start, start + direction * step, xtol=1e-3))
-
-
-def expected_significance(categories: list[CategoryModel], edges: np.ndarray) -> dict[str, float]:
-    """Discovery significance sqrt(q0), the fitted mu and its profile-likelihood error (half the 68% interval)."""
-    mu, hesse_error, nll_free = fit_signal_strength(categories, edges)
-    _, _, nll_zero = fit_signal_strength(categories, edges, fix_mu=0.0)
-    q0 = max(2.0 * (nll_zero - nll_free), 0.0) if mu > 0 else 0.0
-    up = profile_crossing(categories, edges, mu, nll_free, 1.0, +1.0, hesse_error)
-    down = profile_crossing(categories, edges, mu, nll_free, 1.0, -1.0, hesse_error)
-    return {"significance": math.sqrt(q0), "mu": mu, "mu_error": 0.5 * (up - down)}
-
-
-def expected_upper_limit(categories: list[CategoryModel], edges: np.ndarray, cl: float = 0.95) -> float:
-    """Median expected upper limit on mu (CLs, asymptotic; Cowan et al. 2011) on background-only Asimov data.
-
-    With background-only Asimov data the median limit solves q_mu,A(mu) = Phi^-1(1 - (1 - cl)/2)^2,
-    q_mu,A = 2 (NLL(mu) - NLL(mu_hat = 0)), the shape parameters profiled.
-    """
-    background_only = [dataclasses.replace(c, observed=c.start.expected(edges) + c.resonant) for c in categories]
-    target = stats.norm.ppf(1 - (1 - cl) / 2) ** 2
-    _, sigma, best = fit_signal_strength(background_only, edges)  # mu_hat = 0 on these data
-    return profile_crossing(background_only, edges, 0.0, best, target, +1.0, 2.0 * np.sqrt(target) * sigma)
-
-
-def expected_results(categories: list[CategoryModel], edges: np.ndarray) -> dict[str, float]:
-    """Expected significance, mu with its error and the median expected 95% CL limit on mu."""
-    return {**expected_significance(categories, edges), "upper_limit": expected_upper_limit(categories, edges)}
-
-
-def without_modelling(categories: list[CategoryModel]) -> list[CategoryModel]:
-    """The same categories without their background-modelling terms (statistical uncertainty only)."""
-    return [dataclasses.replace(c, modelling=0.0) for c in categories]
-
-
-def asimov(background: np.ndarray, signal: np.ndarray, resonant: np.ndarray, mu: float = 1.0) -> np.ndarray:
-    """Asimov data: the expectation itself."""
-    return background + mu * signal + resonant
+# --------------------------------------------------------------------------- counting
 
 
 def asimov_significance(s: float, b: float) -> float:

@@ -1,33 +1,37 @@
-"""Background-only templates for the spurious-signal test: statistics to spare, or smoothed.
+"""Background-only templates for the spurious-signal test, with their statistics measured by replicas.
 
-A category's template is the continuum yy MC (TI region, its shape) plus the reducible
-y+jet/jet+jet part, whose shape is the NTNI data of the category; the yy fraction f is measured
-from the data by a binned Poisson fit of the two shapes to the TI data sidebands (the MC's own
-normalisation is not used: on the synthetic samples it is off by a factor 2-30 in the
-categories).  The template is scaled to the data yield the fit finds over the whole range.
+A category's template is the continuum yy MC (TI region, its shape) plus the reducible y+jet/jet+jet
+part, whose shape is the NTNI data, in the yy fraction f that a binned Poisson fit of the two shapes
+to the category's TI data sidebands measures (the MC's own normalisation is not used: on the
+synthetic samples it is off by a factor 2-30 in the categories).  The fit also sets the yield, so
+the template holds the data's sideband count.
 
-Its statistics: bin variances from the MC weights (sum w^2) and the NTNI counts, propagated
-with the fraction; the effective number of events is (sum t)^2 / sum var(t), compared with the
-data events it stands for.  Fits to the template and its smoothing use these variances with a
-floor of one event of each component per bin (an empty bin is not known to be empty: a variance
-estimated from zero counts would pin the fit to zero there).
+Where the category's own events give the template ``fits.template_min_statistics`` times the data's
+statistics, its shapes are the category's own (``OWN``).  Elsewhere each component's shape is the
+inclusive selection's (``mgg_inclusive``: every selected diphoton event, before any jet, lepton,
+b-tag or score requirement) times the category's efficiency in m_yy (``EFFICIENCY``),
 
-Below ``fits.template_min_statistics`` times the data, both shapes come from the category plus
-its channel's template control selection (``template_control``: the b-tag requirement dropped,
-the same model's score categories; the processor's ``mgg_control``), as ATLAS ttH(yy) takes its
-background shapes from looser selections; the category's own shapes and the control's are
-compared by a chi2 test in ``mass.gof_bin_width`` bins, recorded with the template.  Still below
-it, the template is smoothed by Gaussian-process regression (scikit-learn) of its residuals from a fitted
-exponential (the GP's mean; without it the GP regresses to a constant at the range's edges);
-kernel: constant x RBF with the length scale bounded below by ``fits.gp_length_scale[0]`` GeV,
-so it cannot model a bump of the signal's width; each bin's variance enters as its noise; and the spurious-signal test uses the
-relaxed criterion zeta = max(|S_spur| - 2 Delta_MC, 0).
+    eps_k(m) = P(category | selected, m) = sum_j K(m, m_j) n_j / sum_j K(m, m_j) N_j,
+
+the category's own events n over the inclusive ones N of that component, smoothed by a Gaussian
+kernel K of ``fits.efficiency_bandwidth`` GeV (Nadaraya-Watson).  It carries what the channel's
+requirements and the classifier's score cut do to m_yy -- the sculpting among it -- onto a base
+with statistics to spare; structure narrower than the kernel is smeared, its integral kept.  The
+closure test (the category's own events against eps x inclusive, chi2 in ``mass.gof_bin_width``
+bins, the smoother's effective parameters off the degrees of freedom) is recorded with every
+template.
+
+Statistics.  ``fits.template_replicas`` replicas remake the template from resampled inputs: counts
+Poisson-resampled (weighted MC through its effective counts per bin; the category's events and the
+rest of the selection independently, the efficiency recomputed); f and the yield stay at the data's
+fit.  Their per-bin
+variance gives the effective statistics (sum t)^2 / sum var(t), compared with the data events the
+template stands for, and ``fits.spurious_signal`` takes Delta_MC from the replicas themselves, so
+the correlations the efficiency brings between bins are kept.
 """
 
 from __future__ import annotations
 
-import re
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,45 +39,72 @@ from iminuit import Minuit
 
 from ..config import FitConfig, MassWindow
 
-OWN_SHAPES, WITH_CONTROL = "category", "category + template control"
+OWN, EFFICIENCY = "own", "efficiency in m_yy"
+COMPONENTS = ("continuum", "ntni")
+
+
+@dataclass(frozen=True)
+class Components:
+    """A template's two ingredients in one category or selection: continuum yy MC and NTNI data."""
+
+    mc: np.ndarray           # continuum yy MC (TI), sum of weights per bin
+    mc_variance: np.ndarray  # its sum of w^2 per bin
+    ntni: np.ndarray         # NTNI data counts per bin
+
+    def empty(self) -> bool:
+        """Neither continuum MC nor NTNI events."""
+        return np.maximum(self.mc, 0.0).sum() <= 0 and self.ntni.sum() <= 0
+
+    def parts(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """(values, variances) per component; negative-weight bins count as empty."""
+        return {"continuum": (np.maximum(self.mc, 0.0), np.maximum(self.mc_variance, 0.0)),
+                "ntni": (self.ntni, self.ntni)}
 
 
 @dataclass
 class Template:
-    values: np.ndarray        # expected background per bin at the data's yield (smoothed where short)
-    raw: np.ndarray           # before smoothing
-    variance: np.ndarray      # statistical variance of ``raw`` per bin
+    values: np.ndarray        # expected background per bin at the data's yield
+    variance: np.ndarray      # statistical variance per bin, from the replicas
     fit_variance: np.ndarray  # the same with a floor of one event per component and bin: for fits
+    replicas: np.ndarray      # [replicas, bins]: the template remade from resampled inputs
     photon_fraction: float    # yy share measured in the TI data sidebands
     photon_fraction_error: float
+    data_events: float        # the data yield the template stands for (whole range)
+    data_sideband: float      # TI data events in the sidebands (the template holds as many there)
+    method: str               # OWN or EFFICIENCY
+    own_statistics_ratio: float
     mc_effective_events: float
     ntni_events: float
-    data_events: float        # the data yield the template stands for (whole range)
-    smoothed: bool
-    kernel: str = ""
-    shapes: str = OWN_SHAPES            # where the shapes come from: the category, or with its control selection
-    own_statistics_ratio: float | None = None  # the category's own shapes' statistics ratio, where not used
-    control_compatibility: dict = field(default_factory=dict)  # chi2 of own vs control shapes, per component
+    closure: dict[str, dict | None] = field(default_factory=dict)
 
     @property
     def effective_events(self) -> float:
         """(sum t)^2 / sum var(t): the statistics the template carries."""
         total_variance = float(self.variance.sum())
-        return float(self.raw.sum()) ** 2 / total_variance if total_variance > 0 else float("inf")
+        return float(self.values.sum()) ** 2 / total_variance if total_variance > 0 else float("inf")
 
     @property
     def statistics_ratio(self) -> float:
         """Effective template events per data event."""
         return self.effective_events / self.data_events if self.data_events > 0 else float("inf")
 
+    def closure_p_value(self) -> float | None:
+        """The smallest closure p-value over the components (None where nothing was compared)."""
+        values = [c["p_value"] for c in self.closure.values() if c and np.isfinite(c["p_value"])]
+        return min(values) if values else None
+
     def record(self) -> dict:
         """The template's facts for fits.json."""
-        return {"photon_fraction": self.photon_fraction, "photon_fraction_error": self.photon_fraction_error,
+        return {"method": self.method, "effective_over_data": self.statistics_ratio,
+                "own_effective_over_data": self.own_statistics_ratio, "effective_events": self.effective_events,
+                "data_events": self.data_events, "data_sideband": self.data_sideband,
+                "template_sideband": float(self.values[self._sideband].sum()) if self._sideband is not None else None,
+                "photon_fraction": self.photon_fraction, "photon_fraction_error": self.photon_fraction_error,
                 "mc_effective_events": self.mc_effective_events, "ntni_events": self.ntni_events,
-                "data_events": self.data_events, "effective_events": self.effective_events,
-                "effective_over_data": self.statistics_ratio, "smoothed": self.smoothed, "kernel": self.kernel,
-                "shapes": self.shapes, "own_effective_over_data": self.own_statistics_ratio or self.statistics_ratio,
-                "control_compatibility": self.control_compatibility}
+                "closure": self.closure,
+                "closure_p_value": self.closure_p_value(), "replicas": int(len(self.replicas))}
+
+    _sideband: np.ndarray | None = field(default=None, repr=False)
 
 
 def _unit(values: np.ndarray) -> np.ndarray:
@@ -103,148 +134,137 @@ def measure_photon_fraction(data: np.ndarray, photon_shape: np.ndarray, reducibl
     return float(minuit.values["fraction"]), float(minuit.errors["fraction"]), float(minuit.values["total"])
 
 
-@dataclass(frozen=True)
-class Components:
-    """A template's two ingredients in one category or selection: continuum yy MC and NTNI data."""
+# --------------------------------------------------------------------------- efficiency in m_yy
 
-    mc: np.ndarray           # continuum yy MC (TI), sum of weights per bin
-    mc_variance: np.ndarray  # its sum of w^2 per bin
-    ntni: np.ndarray         # NTNI data counts per bin
 
-    def __add__(self, other: Components) -> Components:
-        return Components(self.mc + other.mc, self.mc_variance + other.mc_variance, self.ntni + other.ntni)
+def _effective(values: np.ndarray, variance: np.ndarray) -> float:
+    """The mean weight of a weighted histogram (1 for counts): sum w^2 / sum w."""
+    return float(variance.sum() / values.sum()) if values.sum() > 0 else 1.0
 
-    def empty(self) -> bool:
-        """Neither continuum MC nor NTNI events."""
-        return np.maximum(self.mc, 0.0).sum() <= 0 and self.ntni.sum() <= 0
+
+def kernel(centres: np.ndarray, bandwidth: float) -> np.ndarray:
+    """Gaussian kernel weights between bin centres, [bins, bins] (bandwidth in GeV)."""
+    distance = (centres[:, None] - centres[None, :]) / bandwidth
+    return np.exp(-0.5 * distance**2)
+
+
+def efficiency(passed: np.ndarray, total: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The kernel-smoothed efficiency passed / total per bin (Nadaraya-Watson: sums over the kernel), 0 where the
+    kernel holds no total; ``passed`` and ``total`` may be stacks of replicas [n, bins]."""
+    numerator, denominator = passed @ weights.T, total @ weights.T
+    return np.divide(numerator, denominator, out=np.zeros_like(numerator, dtype=np.float64), where=denominator > 0)
+
+
+# --------------------------------------------------------------------------- replicas
+
+
+def resampled(values: np.ndarray, variance: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
+    """n Poisson replicas of a histogram, [n, bins]: a weighted bin through its effective count (sum w)^2 / sum w^2."""
+    values, variance = np.maximum(values, 0.0), np.maximum(variance, 0.0)
+    weight = np.divide(variance, values, out=np.ones_like(values), where=values > 0)
+    counts = np.divide(values, weight, out=np.zeros_like(values), where=weight > 0)
+    return rng.poisson(counts, size=(n, len(values))) * weight
+
+
+# --------------------------------------------------------------------------- the template
 
 
 def build_template(data_ti: np.ndarray, own: Components, edges: np.ndarray, window: MassWindow, config: FitConfig,
-                   control: Components | None = None) -> Template | None:
+                   inclusive: Components | None = None, seed: int = 0) -> Template | None:
     """The category's background template (None when it has neither continuum MC nor NTNI events).
 
-    Below ``config.template_min_statistics`` x the data, the shapes come from the category plus its
-    channel's template control selection where that gives more statistics (``shapes`` says which);
-    still below it, the template is smoothed.  The category's own shapes are compared with the
-    control's by a chi2 test (``control_compatibility``).
-    """
+    Its own shapes where they carry ``config.template_min_statistics`` x the data's statistics (or where
+    no inclusive selection is given), else the inclusive shapes times the category's efficiency in
+    m_yy (module docstring)."""
     if own.empty():
         return None
-    template = _combined_template(data_ti, own, edges, window)
-    if control is not None and not control.empty():
-        template.control_compatibility = control_compatibility(own, control, edges, window.gof_bin_width)
-        if template.statistics_ratio < config.template_min_statistics:
-            loose = _combined_template(data_ti, own + control, edges, window)
-            if loose.statistics_ratio > template.statistics_ratio:
-                loose.shapes, loose.own_statistics_ratio = WITH_CONTROL, template.statistics_ratio
-                loose.control_compatibility = template.control_compatibility
-                template = loose
-    if template.statistics_ratio < config.template_min_statistics:
-        template.values, template.kernel = smooth(template.raw, template.fit_variance, edges, config.gp_length_scale)
-        template.smoothed = True
+    rng = np.random.default_rng(seed)
+    side = window.sideband_bins(edges)
+    own_parts = {k: (values, resampled(values, variance, rng, config.template_replicas))
+                 for k, (values, variance) in own.parts().items()}
+    template = _assemble(data_ti, own_parts, side, OWN)
+    template.own_statistics_ratio = template.statistics_ratio
+    if template.statistics_ratio >= config.template_min_statistics or inclusive is None or inclusive.empty():
+        return _finished(template, own, side)
+    weights = kernel(0.5 * (edges[:-1] + edges[1:]), config.efficiency_bandwidth)
+    parts, closure = {}, {}
+    for k, (values, variance) in own.parts().items():
+        base, base_variance = inclusive.parts()[k]
+        base = np.maximum(base, values)  # the category is a subset of the inclusive selection
+        if values.sum() <= 0:
+            parts[k] = (np.zeros_like(values), np.zeros((config.template_replicas, len(values))))
+            continue
+        # the category's events and the others of the selection, resampled independently
+        others, others_variance = base - values, np.maximum(base_variance - variance, 0.0)
+        passed = resampled(values, variance, rng, config.template_replicas)
+        failed = resampled(others, others_variance, rng, config.template_replicas)
+        parts[k] = (base * efficiency(values, base, weights), (passed + failed) * efficiency(passed, passed + failed,
+                                                                                              weights))
+        closure[k] = efficiency_closure(values, variance, base, weights, edges, window.gof_bin_width)
+    reweighted = _assemble(data_ti, parts, side, EFFICIENCY)
+    reweighted.own_statistics_ratio = template.own_statistics_ratio
+    reweighted.closure = {k: closure.get(k) for k in COMPONENTS}
+    return _finished(reweighted, own, side)
+
+
+def _assemble(data_ti: np.ndarray, parts: dict[str, tuple[np.ndarray, np.ndarray]], side: np.ndarray,
+              method: str) -> Template:
+    """The template of two component shapes (nominal, replicas) in the yy fraction the TI data sidebands measure."""
+    (mc, mc_replicas), (ntni, ntni_replicas) = parts["continuum"], parts["ntni"]
+    fraction, error, total = measure_photon_fraction(data_ti, _unit(mc), _unit(ntni), side)
+
+    def combined(photon: np.ndarray, reducible: np.ndarray) -> np.ndarray:
+        return total * (fraction * _unit_rows(photon) + (1 - fraction) * _unit_rows(reducible))
+
+    values = combined(mc, ntni)
+    replicas = combined(mc_replicas, ntni_replicas)
+    variance = replicas.var(axis=0, ddof=1) if len(replicas) > 1 else np.zeros_like(values)
+    # one event of each component per bin at least: an empty bin is not known to be empty
+    floor = total**2 * (fraction**2 * _one_event(mc, mc_replicas) + (1 - fraction) ** 2 * _one_event(ntni, ntni_replicas))
+    return Template(values, variance, np.maximum(variance, floor), replicas, fraction, error, total,
+                    float(data_ti[side].sum()), method, float("nan"), 0.0, 0.0)
+
+
+def _finished(template: Template, own: Components, side: np.ndarray) -> Template:
+    """The template with the category's own event counts and the sideband mask recorded."""
+    mc, variance = np.maximum(own.mc, 0.0), np.maximum(own.mc_variance, 0.0)
+    template.mc_effective_events = float(mc.sum() ** 2 / variance.sum()) if variance.sum() > 0 else 0.0
+    template.ntni_events = float(own.ntni.sum())
+    template._sideband = side
     return template
 
 
-def _combined_template(data_ti: np.ndarray, parts: Components, edges: np.ndarray, window: MassWindow) -> Template:
-    """MC and NTNI shapes in the yy fraction the TI data sidebands measure, at the data's yield (not smoothed)."""
-    mc, mc_variance, ntni = np.maximum(parts.mc, 0.0), parts.mc_variance, parts.ntni  # negative-weight bins: none
-    side = window.sideband_bins(edges)
-    photon, reducible = _unit(mc), _unit(ntni)
-    fraction, error, total = measure_photon_fraction(data_ti, photon, reducible, side)
-    raw = total * (fraction * photon + (1 - fraction) * reducible)
-    mc_weight = float(mc_variance.sum() / mc.sum()) if mc.sum() > 0 else 0.0  # the effective weight of one event
-
-    def combined_variance(mc_floor: float, ntni_floor: float) -> np.ndarray:
-        return total**2 * (fraction**2 * _component_variance(mc, mc_variance, mc_floor)
-                           + (1 - fraction) ** 2 * _component_variance(ntni, ntni, ntni_floor))
-
-    variance, fit_variance = combined_variance(0.0, 0.0), combined_variance(mc_weight**2, 1.0)
-    mc_effective = float(mc.sum() ** 2 / mc_variance.sum()) if mc_variance.sum() > 0 else 0.0
-    return Template(raw, raw, variance, fit_variance, fraction, error, mc_effective, float(ntni.sum()), total, False)
+def _unit_rows(values: np.ndarray) -> np.ndarray:
+    """Each row (or the one array) normalised to unit sum (zero where empty)."""
+    total = values.sum(axis=-1, keepdims=True)
+    return np.divide(values, total, out=np.zeros_like(values, dtype=np.float64), where=total > 0)
 
 
-def shape_compatibility(a: np.ndarray, var_a: np.ndarray, b: np.ndarray, var_b: np.ndarray, edges: np.ndarray,
-                        width: float) -> dict[str, float] | None:
-    """Two-sample chi2 test that two m_yy shapes agree, in ``width`` GeV bins; None if one is empty.
+def _one_event(values: np.ndarray, replicas: np.ndarray) -> float:
+    """The variance one event brings to a bin of this component's unit shape: 1 / N_eff^2, N_eff = (sum v)^2 / sum
+    var(v) from the replicas (0 for an empty component)."""
+    spread = float(replicas.var(axis=0).sum()) if len(replicas) > 1 else 0.0
+    return spread**2 / values.sum() ** 4 if values.sum() > 0 and spread > 0 else 0.0
 
-    Weighted samples enter through their effective counts N = (sum w)^2 / sum w^2; each bin's
-    variance is the pooled shape's (what both would share if they agree), not the bin's own, so an
-    empty bin of a small sample is not taken as known to be empty.
-    """
+
+def efficiency_closure(passed: np.ndarray, variance: np.ndarray, total: np.ndarray, weights: np.ndarray,
+                       edges: np.ndarray, width: float) -> dict[str, float] | None:
+    """How well the smoothed efficiency describes the category's own events: Pearson chi2 of their counts
+    against eps x total in ``width`` GeV bins (effective counts of the category's mean weight), with the
+    smoother's effective parameters, trace of its hat matrix, taken off the degrees of freedom."""
     from scipy import stats
 
-    group = np.floor((edges[:-1] - edges[0]) / width + 1e-9).astype(int)
-    a, b = np.bincount(group, weights=a), np.bincount(group, weights=b)
-    total_a, total_b = float(a.sum()), float(b.sum())
-    if total_a <= 0 or total_b <= 0:
+    if passed.sum() <= 0:
         return None
-    n_a, n_b = total_a**2 / float(var_a.sum()), total_b**2 / float(var_b.sum())  # effective counts
-    pooled = (n_a * a / total_a + n_b * b / total_b) / (n_a + n_b)
-    use = pooled > 0
-    chi2 = float(np.sum((a / total_a - b / total_b)[use] ** 2 / pooled[use]) / (1 / n_a + 1 / n_b))
-    ndf = int(use.sum()) - 1
-    return {"chi2": chi2, "ndf": ndf, "p_value": float(stats.chi2.sf(chi2, ndf)) if ndf > 0 else float("nan"),
-            "effective_events": [n_a, n_b]}
-
-
-def control_compatibility(own: Components, control: Components, edges: np.ndarray, width: float) -> dict:
-    """The category's continuum MC and NTNI shapes against its control selection's, each by a chi2 test."""
-    return {"continuum": shape_compatibility(np.maximum(own.mc, 0), own.mc_variance, np.maximum(control.mc, 0),
-                                             control.mc_variance, edges, width),
-            "ntni": shape_compatibility(own.ntni, own.ntni, control.ntni, control.ntni, edges, width)}
-
-
-def _component_variance(values: np.ndarray, variance: np.ndarray, floor: float) -> np.ndarray:
-    """Per-bin variance of a component's unit shape, each bin at least ``floor`` (one event's)."""
-    total = values.sum()
-    return np.maximum(variance, floor) / total**2 if total > 0 else np.zeros_like(values)
-
-
-def smooth(values: np.ndarray, noise: np.ndarray, edges: np.ndarray, length_scale: tuple[float, float]
-           ) -> tuple[np.ndarray, str]:
-    """Gaussian-process regression of a binned template, each bin's variance as its noise; returns (mean, kernel)."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.gaussian_process import GaussianProcessRegressor
-    from sklearn.gaussian_process.kernels import RBF, ConstantKernel
-
-    centres = 0.5 * (edges[:-1] + edges[1:])[:, None]
-    mean = _exponential_fit(values, noise, edges)
-    scale = float(np.sqrt(noise.mean()))
-    kernel = ConstantKernel(1.0, (1e-4, 1e4)) * RBF(length_scale=max(30.0, length_scale[0]),
-                                                   length_scale_bounds=tuple(length_scale))
-    gp = GaussianProcessRegressor(kernel, alpha=noise / scale**2, n_restarts_optimizer=2, random_state=0)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        gp.fit(centres, (values - mean) / scale)
-    # A hyperparameter at its bound (an amplitude at the floor, a length scale at the ceiling) means the
-    # residual about the exponential mean has no structure the GP resolves: recorded in the kernel, not printed.
-    for w in caught:
-        if not issubclass(w.category, ConvergenceWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    bounds = _bound_notes(caught)
-    kernel_text = str(gp.kernel_) + (f" (at bound: {', '.join(bounds)})" if bounds else "")
-    return np.maximum(gp.predict(centres) * scale + mean, 0.0), kernel_text
-
-
-def _bound_notes(caught: list) -> list[str]:
-    """'k2__length_scale upper' for each kernel hyperparameter sklearn found at a bound."""
-    notes = []
-    for w in caught:
-        found = re.search(r"parameter (\w+) is close to the specified (upper|lower) bound", str(w.message))
-        if found and f"{found.group(1)} {found.group(2)}" not in notes:
-            notes.append(f"{found.group(1)} {found.group(2)}")
-    return notes
-
-
-def _exponential_fit(values: np.ndarray, variance: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """The exponential closest to a template (chi2 with its variances), per bin: the GP's mean."""
-    from .fits import family_shape
-
-    def chi2(norm: float, slope: float) -> float:
-        value = float(np.sum((values - norm * family_shape("exponential", [slope], edges)) ** 2 / variance))
-        return value if np.isfinite(value) else 1e30
-
-    minuit = Minuit(chi2, norm=max(float(values.sum()), 1.0), slope=-0.5)
-    minuit.errordef = Minuit.LEAST_SQUARES
-    minuit.migrad()
-    return minuit.values["norm"] * family_shape("exponential", [minuit.values["slope"]], edges)
+    scale = _effective(passed, variance)
+    eps = efficiency(passed, total, weights)
+    group = np.floor((edges[:-1] - edges[0]) / width + 1e-9).astype(int)
+    observed = np.bincount(group, weights=passed) / scale
+    predicted = np.bincount(group, weights=eps * total) / scale
+    use = predicted > 0
+    chi2 = float(np.sum((observed[use] - predicted[use]) ** 2 / predicted[use]))
+    smoothed_total = weights @ total
+    effective_parameters = float(np.sum(np.divide(total, smoothed_total, out=np.zeros_like(total),
+                                                  where=smoothed_total > 0)))
+    ndf = float(use.sum()) - effective_parameters
+    return {"chi2": chi2, "ndf": ndf, "p_value": float(stats.chi2.sf(chi2, ndf)) if ndf > 0 else float("nan")}
