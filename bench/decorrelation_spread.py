@@ -58,8 +58,10 @@ def main() -> None:
             config = load_training_config(args.config, {"schedule": {"seed": seed}})
             result, _, _ = train_one(data, config, method, lam, binning)
             figures.append([result.metrics[k] for k in FIGURES])
+            kept = ", ".join(f"{k['epoch']}{'' if k['within_target'] else '*'}" for k in result.metrics["kept_epochs"])
             print(f"  {method} {lam:g} seed {seed}: R50 {figures[-1][0]:.2f} @ JSD50/floor {figures[-1][1]:.2f}, "
-                  f"JSD80/floor {figures[-1][2]:.2f} ({result.metrics['training_seconds']:.0f} s)", flush=True)
+                  f"JSD80/floor {figures[-1][2]:.2f}; kept epochs {kept} (*: none within the flatness target) "
+                  f"({result.metrics['training_seconds']:.0f} s)", flush=True)
             if "ceiling" in result.metrics:
                 ceiling.append([result.metrics["ceiling"][k] for k in FIGURES])
         rows.append((method, lam, np.array(figures)))

@@ -24,6 +24,7 @@ from training.methods import (  # noqa: E402
     evaluate_scores,
     mass_reweighting,
     selection_key,
+    within_target,
 )
 from training.models import mixture_information, tf  # noqa: E402
 from training.registry import METHODS, MethodSpec, result_name  # noqa: E402
@@ -295,22 +296,31 @@ def test_penalty_sees_the_inference_score_not_a_dropout_sample():
         DecorrelatedClassifier(config, "classifier").decorrelation_penalty(X, m, w)
 
 
-def test_epoch_selection_keeps_the_least_sculpted_epoch_for_decorrelating_methods():
-    def record(epoch, auc, r50, ratio):
-        return EpochRecord(epoch, "adversarial", 0.5, 0.0, auc, r50, ratio * 0.003, 0.003, ratio, 1.0)
+def test_the_epoch_rule_keeps_the_best_r50_within_the_flatness_target_else_the_flattest():
+    def record(epoch, auc, r50, ratio50, ratio80=None, loss=0.5):
+        return EpochRecord(epoch, "adversarial", 0.5, 0.0, auc, r50, ratio50 * 0.003, 0.003, ratio50, 1.0, 30.0,
+                           ratio50 if ratio80 is None else ratio80, loss)
 
-    history = [record(0, 0.80, 6.1, 1.9), record(1, 0.74, 5.0, 0.7), record(2, 0.75, 5.2, 0.7), record(3, 0.78, 5.6, 1.2)]
-    assert max(history, key=selection_key).epoch == 2  # lowest JSD ratio; R50 breaks the tie
-    assert max(history, key=lambda r: selection_key(r, decorrelating=False)).epoch == 0  # best AUC
-    collapsed = record(4, 0.51, 1.1, 0.4)  # a near-constant score sculpts nothing: it must not win
-    assert max([*history, collapsed], key=lambda r: selection_key(r, min_auc=0.55)).epoch == 2
-    assert max([*history, collapsed], key=selection_key).epoch == 4  # without the guard it would
+    def kept(history, **kwargs):
+        return max(history, key=lambda r: selection_key(r, **kwargs)).epoch
+
+    history = [record(0, 0.70, 4.1, 0.8), record(1, 0.74, 5.0, 1.1), record(2, 0.76, 5.4, 1.4),
+               record(3, 0.80, 6.3, 1.9), record(4, 0.75, 5.2, 0.9)]
+    assert kept(history) == 2  # within 1.5x at 50% and 80%, the best R50 -- not the flattest (epoch 0)
+    assert kept(history, target=1.2) == 4 and kept(history, target=2.0) == 3  # the target decides
+    sculpting = [record(0, 0.80, 6.1, 1.9), record(1, 0.78, 5.6, 1.7), record(2, 0.79, 5.9, 2.4)]
+    assert kept(sculpting) == 1  # none within the target: the flattest
+    assert not within_target(sculpting[1], 1.5) and within_target(history[2], 1.5)
+    # an epoch flat at 50% but sculpting at 80% is not within the target
+    at80 = [record(0, 0.75, 5.5, 0.7, 3.1), record(1, 0.75, 5.0, 1.0, 1.1)]
+    assert kept(at80) == 1 and kept(at80, working_points=(50,)) == 0
+    collapsed = record(5, 0.51, 1.1, 0.4)  # a near-constant score sculpts nothing: it must not win
+    assert kept([*sculpting, collapsed], min_auc=0.55) == 1 and kept([*sculpting, collapsed]) == 5
     assert load_training_config().selection.min_auc == 0.55
-    # on both working points: an epoch flat at 50% but sculpting at 80% loses
-    at80 = [EpochRecord(0, "adversarial", 0.5, 0.0, 0.75, 5.0, 0.002, 0.003, 0.7, 1.0, 30.0, 3.1),
-            EpochRecord(1, "adversarial", 0.5, 0.0, 0.75, 5.0, 0.003, 0.003, 1.0, 1.0, 30.0, 1.1)]
-    assert max(at80, key=selection_key).epoch == 0
-    assert max(at80, key=lambda r: selection_key(r, working_points=(50, 80))).epoch == 1
+    assert load_training_config().selection.flatness_target == 1.5
+    # the methods that do not decorrelate keep their lowest validation loss
+    losses = [record(0, 0.80, 6.0, 9.0, loss=0.40), record(1, 0.82, 6.5, 12.0, loss=0.42)]
+    assert kept(losses, decorrelating=False) == 0
     with pytest.raises(ConfigError, match="epoch_working_points"):
         load_training_config(overrides={"selection": {"epoch_working_points": [60]}})
 
@@ -325,7 +335,8 @@ def test_the_training_loop_keeps_the_epoch_its_working_points_choose():
         config = load_training_config(overrides={**TINY, "selection": {"epoch_working_points": points}})
         model = DecorrelatedClassifier(config, "disco", 1.0, ["x1", "x2"])
         model.fit(X[fit], y[fit], m[fit], w[fit], (X[valid], y[valid], m[valid], w[valid]), BINNING)
-        chosen = max(model.history, key=lambda r, p=tuple(points): selection_key(r, True, config.selection.min_auc, p))
+        chosen = max(model.history, key=lambda r, p=tuple(points): selection_key(r, True, config.selection.min_auc, p,
+                                                                               config.selection.flatness_target))
         assert model.best_epoch == chosen.epoch
         assert metrics.auc(model.predict(X[valid]), y[valid], w[valid]) == pytest.approx(chosen.auc, abs=1e-9)
         kept[points[0]] = chosen.epoch
@@ -460,17 +471,21 @@ def test_ddt_ceiling_is_flat_and_scores_each_half_with_the_other_halfs_map(monke
     result, _, _ = train_one(data, config, "ddt", 0.0, BINNING)
     ceiling = result.metrics["ceiling"]
     plain, _, _ = train_one(data, config, "classifier", 0.0, BINNING)
-    assert "ceiling" not in plain.metrics
     assert plain.metrics["ratio50"] > 10
     assert ceiling["ratio50"] < 1.5 and ceiling["ratio80"] < 1.5 and ceiling["r50"] > 1.5
-    assert len(maps) == 4  # two folds, two halves each
+    assert len(result.metrics["ceiling_curve"]) == len(config.baselines.ceiling_scan)
+    maps = maps[:4]  # the ceiling's own: two folds, two halves each (its curve's maps follow)
+    # the unconstrained network's ceiling curve: coarser maps sculpt more and reject more, one bin is the network
+    curve = sorted(plain.metrics["ceiling_curve"], key=lambda p: p["events_per_bin"])
+    assert curve[0]["ratio50"] < 2 < 10 < curve[-1]["ratio50"]
+    assert curve[-1]["r50"] == pytest.approx(plain.metrics["r50"], rel=0.02) and curve[-1]["r50"] > curve[0]["r50"]
     clipped = {105.0, 159.9}  # the toy's m_yy is clipped to the window: those values repeat across events
     assert all(len(m["fitted"]) > 2000 and len(m["scored"]) > 4000 and m["fitted"] & m["scored"] <= clipped
                for m in maps)
     assert "ddt ceiling" in format_table([result, plain])
     summary = {"chosen": {"method": "ddt", "lambda": 0.0, "rule": "r"},
                "results": [{"method": r.method, "lambda": r.lam, "metrics": r.metrics} for r in (result, plain)]}
-    row = f"| ddt ceiling (cross-fitted map) | – | {ceiling['auc']:.3f} | {ceiling['r50']:.1f} |"
+    row = f"|  | ceiling (cross-fitted map) | – | 1 | {ceiling['auc']:.3f} | {ceiling['r50']:.1f} |"
     assert any(line.startswith(row) for line in classifier_markdown(summary))
     assert plot_pareto(summary, tmp_path / "pareto.png").stat().st_size > 0
 
@@ -581,7 +596,7 @@ def test_lambda_goes_to_every_method_that_takes_it_and_an_unknown_method_is_name
     assert training_runs(["adversarial", "disco", "ddt"], None, [1, 2], defaults) == [
         ("adversarial", 1.0), ("adversarial", 2.0), ("disco", 1.0), ("disco", 2.0), ("ddt", 0.0)]
     assert training_runs(["adversarial", "disco"], 7.0, None, defaults) == [("adversarial", 7.0), ("disco", 7.0)]
-    assert training_runs(["adversarial", "disco"], None, None, defaults) == [("adversarial", 30.0), ("disco", 10.0)]
+    assert training_runs(["adversarial", "disco"], None, None, defaults) == [("adversarial", 300.0), ("disco", 10.0)]
     with pytest.raises(ConfigError, match="known: adversarial, classifier"):
         training_runs(["adversarail"], None, None, defaults)
     assert main(["train", "--features", str(tmp_path), "--out", str(tmp_path / "m"), "--method", "adversarail"]) == 2

@@ -55,7 +55,7 @@ class ScheduleConfig:
 
 @dataclass(frozen=True)
 class SelectionConfig:
-    jsd_ratio_max: float
+    flatness_target: float
     min_auc: float
     jsd_toys: int
     jsd_bins: int
@@ -69,6 +69,7 @@ class BaselineConfig:
     ddt_bins: int
     ddt_levels: int
     ceiling_events_per_bin: int
+    ceiling_scan: tuple[int, ...]   # the ceiling's map at these background events per m_yy bin: its flatness curve
 
 
 @dataclass(frozen=True)

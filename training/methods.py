@@ -40,12 +40,14 @@ quantiles of the training background.  Methods (registered by name in ``training
   Its training also reports the ceiling (``training.run.fixed_efficiency_ceiling``): the same
   networks with maps cross-fitted on halves of their own test fold, 2.5x the statistics.
 
-Model selection (README): after every epoch the validation set gives AUC, R50 and JSD/floor at 50%
-and 80% signal efficiency.  Decorrelating methods keep the epoch with the lowest validation JSD/floor
-(the worst of the ``selection.epoch_working_points``, default both) among those with a
-validation AUC of at least ``selection.min_auc`` (the rejection-
-sculpting trade-off is made across lambda on out-of-fold scores, ``training.run.choose``); the
-others keep the best validation AUC.  Training stops after ``patience`` epochs without a new best.
+Model selection, one rule for every method (``selection_key``): after every epoch the validation set
+gives AUC, R50, JSD/floor at 50% and 80% signal efficiency and the loss.  Decorrelating methods keep,
+among the epochs within ``selection.flatness_target`` x the floor at every one of the
+``selection.epoch_working_points`` (and with a validation AUC of at least ``selection.min_auc``),
+the one with the best validation R50; where none is, the flattest, flagged
+(``best_within_target``).  The others keep their lowest validation loss.  Training stops after
+``patience`` epochs without a new best.  The same target chooses lambda across a scan, on
+out-of-fold scores (``training.run.choose``).
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class EpochRecord:
     seconds: float
     penalty_weight: float = 0.0  # lambda x the ramp's factor in this epoch (0 where unpenalised)
     ratio80: float = float("nan")
+    validation_loss: float = float("nan")  # weighted BCE on the validation split
 
     def sculpting(self, working_points: tuple[int, ...] = (50,)) -> float:
         """The worst validation JSD/floor over the given signal efficiencies (%)."""
@@ -112,20 +115,29 @@ def ramp_factor(epoch: int, ramp_epochs: int) -> float:
     return 1.0 if ramp_epochs <= 0 else min(1.0, epoch / ramp_epochs)
 
 
-def selection_key(record: EpochRecord, decorrelating: bool = True, min_auc: float = 0.0,
-                  working_points: tuple[int, ...] = (50,)) -> tuple:
-    """Sort key of the epoch-selection rule (the highest key wins).
+def within_target(record: EpochRecord, target: float, min_auc: float = 0.0,
+                  working_points: tuple[int, ...] = (50, 80)) -> bool:
+    """Whether an epoch meets the flatness target: validation JSD/floor at most ``target`` at every working point,
+    and it still classifies (validation AUC >= ``min_auc``: a collapsed, near-constant score sculpts nothing)."""
+    return record.auc >= min_auc and record.sculpting(working_points) <= target
 
-    Decorrelating methods: the lowest validation JSD/floor (the worst over ``working_points``, signal
-    efficiencies in %), then the highest R50, among the
-    epochs that still classify (validation AUC >= ``min_auc``): a network collapsed to a
-    near-constant score sculpts nothing and would otherwise win.  The baselines that do not
-    decorrelate are selected on classification alone (validation AUC), so the unconstrained
-    classifier stays unconstrained.
+
+def selection_key(record: EpochRecord, decorrelating: bool = True, min_auc: float = 0.0,
+                  working_points: tuple[int, ...] = (50, 80), target: float = 1.5) -> tuple:
+    """Sort key of the one epoch rule (the highest key wins).
+
+    Decorrelating methods: among the epochs within the flatness target (``within_target``), the best
+    validation R50; where none is, the flattest (the worst validation JSD/floor over the working
+    points), among those that still classify.  So a method keeps the most rejecting epoch that is
+    flat enough, not merely the flattest one (which favours the first epochs, before the network
+    has learned much).  The baselines that do not decorrelate keep their lowest validation loss,
+    so the unconstrained classifier stays unconstrained.
     """
     if not decorrelating:
-        return (record.auc,)
-    return (record.auc >= min_auc, -record.sculpting(working_points), record.r50)
+        return (-record.validation_loss,)
+    if within_target(record, target, min_auc, working_points):
+        return (2, record.r50)
+    return (int(record.auc >= min_auc), -record.sculpting(working_points), record.r50)
 
 
 def correlated_features(X: np.ndarray, protected: np.ndarray, names: list[str], threshold: float) -> list[str]:
@@ -157,7 +169,7 @@ class Unconstrained:
     name = "classifier"
     decorrelating = False     # epochs selected on validation JSD (True) or AUC (False)
     uses_protected_input = False  # the exported graph takes the protected variable as an input
-    reports_ceiling = False       # its training also reports the fixed-efficiency ceiling
+    reports_ceiling = True        # its training also reports the ceiling: this network made flat in m_yy
 
     def __init__(self, config: TrainingConfig, lam: float = 0.0) -> None:
         self.config = config
@@ -209,6 +221,7 @@ class Unconstrained:
 
 class DropCorrelated(Unconstrained):
     name = "drop-correlated"
+    reports_ceiling = False
 
     def dropped_features(self, X_bkg: np.ndarray, protected_bkg: np.ndarray, names: list[str]) -> list[str]:
         """Features correlated with the protected variable on the training background."""
@@ -217,6 +230,7 @@ class DropCorrelated(Unconstrained):
 
 class Reweight(Unconstrained):
     name = "reweight"
+    reports_ceiling = False
 
     def training_weights(self, protected: np.ndarray, y: np.ndarray, weights: np.ndarray,
                          binning: metrics.Binning) -> np.ndarray:
@@ -227,6 +241,7 @@ class Reweight(Unconstrained):
 class DisCo(Unconstrained):
     name = "disco"
     decorrelating = True
+    reports_ceiling = False
 
     def phases(self) -> list[Phase]:
         """Penalised from the first epoch."""
@@ -271,6 +286,7 @@ class MomentDecompositionLinear(MomentDecomposition):
 class Adversarial(Unconstrained):
     name = "adversarial"
     decorrelating = True
+    reports_ceiling = False
 
     def __init__(self, config: TrainingConfig, lam: float = 0.0) -> None:
         super().__init__(config, lam)
@@ -414,6 +430,7 @@ class DecorrelatedClassifier:
         self.classifier = None
         self.history: list[EpochRecord] = []
         self.best_epoch: int | None = None
+        self.best_within_target = True  # False: no epoch met the flatness target, the flattest was kept
 
     @property
     def method(self) -> str:
@@ -464,11 +481,15 @@ class DecorrelatedClassifier:
             record = self._epoch(phase, data, rng, epoch, validation)
             if not phase.selects or record is None:
                 continue
-            key = selection_key(record, self.strategy.decorrelating, self.config.selection.min_auc,
-                                self.config.selection.epoch_working_points)
+            selection = self.config.selection
+            key = selection_key(record, self.strategy.decorrelating, selection.min_auc,
+                                selection.epoch_working_points, selection.flatness_target)
             if best_key is None or key > best_key:
                 best_key, best_weights, since_best = key, self.classifier.get_weights(), 0
                 self.best_epoch = epoch
+                self.best_within_target = (not self.strategy.decorrelating
+                                           or within_target(record, selection.flatness_target, selection.min_auc,
+                                                            selection.epoch_working_points))
             else:
                 since_best += 1
                 if since_best >= self.config.schedule.patience:
@@ -511,9 +532,8 @@ class DecorrelatedClassifier:
             # would see a scrambled score and find nothing.
             return method.penalty(clf(xb, training=False)[:, 0], mb, wb)
 
-        @tf.function
-        def train_batch(x, y, w, adversary_steps, trains_classifier, penalised):
-            # Python ints and bools: one trace per kind of phase, the adversary's updates unrolled
+        def batch_step(x, y, w, adversary_steps, trains_classifier, penalised):
+            # Python ints and bools: one graph per kind of phase, the adversary's updates unrolled
             adversary_loss = tf.constant(0.0)
             if adversary_steps:
                 # the classifier is fixed while the adversary steps: one pass gives every step's logits
@@ -532,6 +552,18 @@ class DecorrelatedClassifier:
             optimiser = penalised_opt if penalised else plain_opt  # each kind of phase its own optimiser
             optimiser.apply_gradients(zip(grads, clf.trainable_variables, strict=True))
             return loss, term
+
+        # One compiled step per kind of phase, for any batch length: the epoch's last, shorter batch needs no
+        # second trace (tracing is a second a graph here, a fifth of a small training's time).
+        signature = [tf.TensorSpec([None, data["x"].shape[1]], tf.float32), tf.TensorSpec([None], tf.float32),
+                     tf.TensorSpec([None], tf.float32)]
+        compiled = {}
+
+        def train_batch(x, y, w, adversary_steps, trains_classifier, penalised):
+            kind = (adversary_steps, trains_classifier, penalised)
+            if kind not in compiled:
+                compiled[kind] = tf.function(lambda x, y, w: batch_step(x, y, w, *kind), input_signature=signature)
+            return compiled[kind](x, y, w)
 
         self._train_batch, self._decorrelation_term = train_batch, decorrelation_term
 
@@ -559,10 +591,10 @@ class DecorrelatedClassifier:
             return None
         Xv, yv, mv, wv = validation
         selection = self.config.selection
-        m = evaluate_scores(self.predict(Xv, mv), yv, mv, wv, self.binning.coarsened(selection.jsd_bins),
-                            toys=selection.jsd_toys)
+        scores = self.predict(Xv, mv)
+        m = evaluate_scores(scores, yv, mv, wv, self.binning.coarsened(selection.jsd_bins), toys=selection.jsd_toys)
         record = EpochRecord(epoch, phase, loss, penalty, m["auc"], m["r50"], m["jsd50"], m["floor50"], m["ratio50"],
-                             seconds, penalty_weight, m["ratio80"])
+                             seconds, penalty_weight, m["ratio80"], weighted_cross_entropy(scores, yv, wv))
         self.history.append(record)
         log.info("%s %-20s epoch %2d loss %.4f penalty %.4f AUC %.3f R50 %.1f JSD50/floor %.1f (%.1f s)",
                  self.method, phase, epoch, loss, penalty, record.auc, record.r50, record.ratio50, seconds)
@@ -597,6 +629,13 @@ class DecorrelatedClassifier:
     def history_dicts(self) -> list[dict]:
         """The training history as plain dicts."""
         return [asdict(r) for r in self.history]
+
+
+def weighted_cross_entropy(scores: np.ndarray, y: np.ndarray, weights: np.ndarray) -> float:
+    """The weighted binary cross-entropy of scores in [0, 1] (the training loss, on other events)."""
+    p = np.clip(np.asarray(scores, dtype=np.float64), 1e-7, 1 - 1e-7)
+    losses = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    return float(np.sum(weights * losses) / np.sum(weights))
 
 
 def _adam(learning_rate: float):

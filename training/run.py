@@ -5,8 +5,13 @@ selected on a validation split of them), out-of-fold scores for every event, and
 those scores: AUC, R50, R80, JSD at the 50% and 80% working points with their floors, the
 score-m_yy correlations on background, a KS overtraining check, and the training time.
 
-The chosen model follows the selection rule (``selection`` in the configuration): among
-results with JSD50 <= jsd_ratio_max x floor the highest R50, else the lowest JSD50/floor.
+The chosen model follows the one selection rule (``selection`` in the configuration), the epochs'
+rule on out-of-fold scores: among results within ``flatness_target`` x the floor at 50% and 80%
+signal efficiency the highest R50, else the flattest.  With several seeds (``seeds``), a method
+given several lambdas is scanned on the first seed, its lambda chosen by that rule, and the other
+seeds train at the chosen lambda (``lambda_choice`` in results.json records the scan); every
+result carries its seed.  Each result records the epoch its fold networks kept and whether it was
+within the flatness target (``kept_epochs``).
 Every result is exported with all k fold networks in one ONNX file (``MODELDIR/models/``; each
 event is scored by the network that did not train on it, ``training.export``); the chosen one is
 ``MODELDIR/model.onnx`` and its out-of-fold scores of every training event are
@@ -23,7 +28,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,11 +57,13 @@ class MethodResult:
     metrics: dict[str, float]
     history: list[list[dict]] = field(default_factory=list)
     model_file: str = ""
+    seed: int = 1
+    seeded_name: bool = False  # the name carries the seed (trainings of several seeds)
 
     @property
     def name(self) -> str:
-        """File-name-safe label, e.g. 'adversarial_lam30'."""
-        return result_name(self.method, self.lam)
+        """File-name-safe label, e.g. 'adversarial_lam30' (with several seeds 'adversarial_lam30_seed2')."""
+        return result_name(self.method, self.lam) + (f"_seed{self.seed}" if self.seeded_name else "")
 
 
 def fit_network(data: TrainingData, config: TrainingConfig, method: str, lam: float,
@@ -70,9 +77,10 @@ def fit_network(data: TrainingData, config: TrainingConfig, method: str, lam: fl
     return model, time.perf_counter() - start, len(fit)
 
 
-def train_one(data: TrainingData, config: TrainingConfig, method: str, lam: float, binning: metrics.Binning
-              ) -> tuple[MethodResult, list[DecorrelatedClassifier], np.ndarray]:
-    """k-fold training of one (method, lambda): the result, the k fold models, the out-of-fold scores."""
+def train_one(data: TrainingData, config: TrainingConfig, method: str, lam: float, binning: metrics.Binning,
+              with_curve: bool = True) -> tuple[MethodResult, list[DecorrelatedClassifier], np.ndarray]:
+    """k-fold training of one (method, lambda): the result, the k fold models, the out-of-fold scores (with the
+    ceiling's curve where the method reports a ceiling and ``with_curve``)."""
     n_folds = config.data.n_folds
     scores = np.zeros(len(data))
     models, histories, train_seconds, epoch_events = [], [], 0.0, []
@@ -90,17 +98,22 @@ def train_one(data: TrainingData, config: TrainingConfig, method: str, lam: floa
     result["overtraining_ks"], result["score_histograms"] = _overtraining(models[0], data, n_folds)
     result["dropped_features"] = models[0].dropped
     result["roc"] = _roc_points(scores, data.y, data.weight)
-    ceiling = fixed_efficiency_ceiling(models, data, binning) if models[0].strategy.reports_ceiling else None
-    if ceiling:
-        result["ceiling"] = ceiling
-    return MethodResult(method, lam, result, histories), models, scores
+    result["kept_epochs"] = [{"fold": k, "epoch": m.best_epoch, "within_target": m.best_within_target}
+                             for k, m in enumerate(models)]
+    if models[0].strategy.reports_ceiling:
+        ceiling = fixed_efficiency_ceiling(models, data, binning)
+        if ceiling:
+            result["ceiling"] = ceiling
+            if with_curve:
+                result["ceiling_curve"] = ceiling_curve(models, data, binning)
+    return MethodResult(method, lam, result, histories, seed=config.schedule.seed), models, scores
 
 
 CEILING_KEYS = ("auc", "r50", "r80", "ratio50", "ratio80", "inverse_jsd50", "inverse_jsd80")
 
 
 def fixed_efficiency_ceiling(models: list[DecorrelatedClassifier], data: TrainingData,
-                             binning: metrics.Binning) -> dict[str, float] | None:
+                             binning: metrics.Binning, events_per_bin: int | None = None) -> dict[str, float] | None:
     """The ceiling: each fold's unconstrained network made flat by a cross-fitted percentile map.
 
     Each fold's test background is split in two halves by eventNumber; each half is scored by a
@@ -110,6 +123,7 @@ def fixed_efficiency_ceiling(models: list[DecorrelatedClassifier], data: Trainin
     A reference figure for the tables, not an exported model; None where a half holds fewer than
     ``baselines.ceiling_events_per_bin`` background events."""
     n_folds, scores = len(models), np.zeros(len(data))
+    per_bin = events_per_bin or models[0].config.baselines.ceiling_events_per_bin
     for k, model in enumerate(models):
         _, test = data.fold(k, n_folds)
         logits = model.logits(test.X)
@@ -117,16 +131,27 @@ def fixed_efficiency_ceiling(models: list[DecorrelatedClassifier], data: Trainin
         fold_scores = np.zeros(len(test))
         for h in (0, 1):
             source = (half != h) & (test.y == 0)
-            if source.sum() < model.config.baselines.ceiling_events_per_bin:
+            if source.sum() < min(per_bin, model.config.baselines.ceiling_events_per_bin):
                 log.info("no ddt ceiling: %d background events in a half of fold %d", int(source.sum()), k)
                 return None
             fold_scores[half == h] = mapped_scores(
                 model.config, (logits[source], test.mass[source], test.weight[source]),
-                logits[half == h], test.mass[half == h],
-                bins=max(1, int(source.sum()) // model.config.baselines.ceiling_events_per_bin))
+                logits[half == h], test.mass[half == h], bins=max(1, int(source.sum()) // per_bin))
         scores[data.test_mask(k, n_folds)] = fold_scores
     figures = evaluate_scores(scores, data.y, data.mass, data.weight, binning)
     return {key: figures[key] for key in CEILING_KEYS}
+
+
+def ceiling_curve(models: list[DecorrelatedClassifier], data: TrainingData, binning: metrics.Binning
+                  ) -> list[dict[str, float]]:
+    """The ceiling at several flatnesses: its cross-fitted maps with ``baselines.ceiling_scan`` background events
+    per m_yy bin (fewer bins, a coarser map: more rejection, less flat; one bin is the unconstrained score)."""
+    points = []
+    for per_bin in models[0].config.baselines.ceiling_scan:
+        found = fixed_efficiency_ceiling(models, data, binning, per_bin)
+        if found:
+            points.append({"events_per_bin": per_bin, **found})
+    return points
 
 
 def ceiling_half(event_number: np.ndarray, n_folds: int) -> np.ndarray:
@@ -162,11 +187,16 @@ def _overtraining(model: DecorrelatedClassifier, data: TrainingData, n_folds: in
     return ks, histograms
 
 
-def choose(results: list[MethodResult], jsd_ratio_max: float) -> MethodResult:
-    """The selection rule applied to results (see module docstring)."""
+def flatness(m: dict) -> float:
+    """The worse out-of-fold JSD/floor of 50% and 80% signal efficiency."""
+    return max(m["ratio50"], m["ratio80"])
+
+
+def choose(results: list[MethodResult], target: float) -> MethodResult:
+    """The selection rule applied to results: within ``target`` x the floor at 50% and 80%, the highest R50;
+    else the flattest."""
     def key(r: MethodResult) -> tuple:
-        ratio = r.metrics["ratio50"]
-        return (1, r.metrics["r50"]) if ratio <= jsd_ratio_max else (0, -ratio)
+        return (1, r.metrics["r50"]) if flatness(r.metrics) <= target else (0, -flatness(r.metrics))
 
     return max(results, key=key)
 
@@ -229,10 +259,39 @@ def write_out_of_fold(path: Path, data: TrainingData, scores: np.ndarray) -> Pat
     return path
 
 
+def _trained(data: TrainingData, config: TrainingConfig, method: str, lam: float, seed: int, seeded: bool,
+             binning: metrics.Binning, out: Path, samples: dict) -> tuple[MethodResult, np.ndarray]:
+    """One (method, lambda, seed) trained k-fold and exported; its result and out-of-fold scores."""
+    seeded_config = replace(config, schedule=replace(config.schedule, seed=seed))
+    log.info("training %s (lambda %g, seed %d), %d folds", method, lam, seed, config.data.n_folds)
+    # the ceiling's curve once, on the first seed: the comparison reads every row's ceiling off it
+    result, models, scores = train_one(data, seeded_config, method, lam, binning, with_curve=not seeded or
+                                       seed == config.schedule.seed)
+    result.seeded_name = seeded
+    path = export_onnx(models, out / "models" / f"{result.name}.onnx", config.data.feature_set, data.features,
+                       {"ttH_adv.training_samples": samples,
+                        "ttH_adv.validation_metrics": {k: v for k, v in result.metrics.items() if isinstance(v, float)}})
+    result.model_file = str(path)
+    log.info("%s: AUC %.3f R50 %.1f JSD50/floor %.1f JSD80/floor %.1f", result.name, result.metrics["auc"],
+             result.metrics["r50"], result.metrics["ratio50"], result.metrics["ratio80"])
+    return result, scores
+
+
+def planned_runs(runs: list[tuple[str, float]]) -> dict[str, list[float]]:
+    """The lambdas asked for each method, in order."""
+    plan: dict[str, list[float]] = {}
+    for method, lam in runs:
+        plan.setdefault(method, [])
+        if lam not in plan[method]:
+            plan[method].append(lam)
+    return plan
+
+
 def run_training(features_dir: str | Path, out_dir: str | Path, config: TrainingConfig,
                  runs: list[tuple[str, float]], analysis: AnalysisConfig | None = None,
-                 all_events: bool = False, int8: bool = False) -> dict:
-    """Train every (method, lambda) in ``runs``; write results.json, models/, model.onnx, out_of_fold.parquet."""
+                 all_events: bool = False, int8: bool = False, seeds: int = 1) -> dict:
+    """Train every (method, lambda) in ``runs`` for ``seeds`` seeds (a lambda scan on the first, then the chosen
+    lambda); write results.json, models/, model.onnx, out_of_fold.parquet."""
     out = Path(out_dir)
     (out / "models").mkdir(parents=True, exist_ok=True)
     binning = metrics.mass_binning((analysis or load_config()).mass)
@@ -240,34 +299,43 @@ def run_training(features_dir: str | Path, out_dir: str | Path, config: Training
     log.info("training data: %d signal, %d background events, %d features (%s)", int(data.y.sum()),
              int((1 - data.y).sum()), len(data.features), config.data.feature_set)
     samples = training_samples(data, config)
-    results, out_of_fold = [], {}
-    for method, lam in runs:
-        log.info("training %s (lambda %g), %d folds", method, lam, config.data.n_folds)
-        result, models, scores = train_one(data, config, method, lam, binning)
-        path = export_onnx(models, out / "models" / f"{result.name}.onnx", config.data.feature_set, data.features,
-                           {"ttH_adv.training_samples": samples,
-                            "ttH_adv.validation_metrics": {k: v for k, v in result.metrics.items()
-                                                           if isinstance(v, float)}})
-        result.model_file = str(path)
-        results.append(result)
-        out_of_fold[result.name] = scores
-        log.info("%s: AUC %.3f R50 %.1f JSD50/floor %.1f", result.name, result.metrics["auc"], result.metrics["r50"],
-                 result.metrics["ratio50"])
-    chosen = choose(results, config.selection.jsd_ratio_max)
+    target = config.selection.flatness_target
+    first = config.schedule.seed
+    results, out_of_fold, lambda_choice = [], {}, {}
+    for method, lambdas in planned_runs(runs).items():
+        scan = []
+        for lam in lambdas:
+            result, scores = _trained(data, config, method, lam, first, seeds > 1, binning, out, samples)
+            scan.append(result)
+            out_of_fold[result.name] = scores
+        chosen = choose(scan, target)
+        if len(lambdas) > 1:
+            lambda_choice[method] = {"chosen": chosen.lam, "seed": first, "rule": _rule(target),
+                                     "scan": [{"lambda": r.lam, "r50": r.metrics["r50"], "ratio50": r.metrics["ratio50"],
+                                               "ratio80": r.metrics["ratio80"]} for r in scan]}
+        results += scan
+        for seed in range(first + 1, first + seeds):
+            result, scores = _trained(data, config, method, chosen.lam, seed, True, binning, out, samples)
+            results.append(result)
+            out_of_fold[result.name] = scores
+    chosen = choose([r for r in results if r.seed == first], target)
     shutil.copy(chosen.model_file, out / "model.onnx")
     write_out_of_fold(out / "out_of_fold.parquet", data, out_of_fold[chosen.name])
     quantisation = quantized(out, data, binning) if int8 else None
     if all_events:
-        model, _, _ = fit_network(data, config, chosen.method, chosen.lam, binning)
+        model, _, _ = fit_network(data, replace(config, schedule=replace(config.schedule, seed=first)), chosen.method,
+                                  chosen.lam, binning)
         export_onnx([model], out / "model_all_events.onnx", config.data.feature_set, data.features,
                     {"ttH_adv.training_samples": {**samples, "n_folds": 1}}, all_events=True)
     table = format_table(results)
     summary = {
-        "results": [{"method": r.method, "lambda": r.lam, "model": r.model_file, "metrics": r.metrics,
-                     "history": r.history} for r in results],
-        "chosen": {"method": chosen.method, "lambda": chosen.lam, "model": str(out / "model.onnx"),
-                   "rule": f"JSD50 <= {config.selection.jsd_ratio_max} x floor, then highest R50; "
-                           "else lowest JSD50/floor"},
+        "results": [{"method": r.method, "lambda": r.lam, "seed": r.seed, "name": r.name, "model": r.model_file,
+                     "metrics": r.metrics, "history": r.history,
+                     "in_comparison": r.method not in lambda_choice or r.lam == lambda_choice[r.method]["chosen"]}
+                    for r in results],
+        "chosen": {"method": chosen.method, "lambda": chosen.lam, "seed": chosen.seed, "model": str(out / "model.onnx"),
+                   "rule": _rule(target)},
+        "lambda_choice": lambda_choice, "seeds": list(range(first, first + seeds)),
         "table": table,
         "n_signal": int(data.y.sum()), "n_background": int((1 - data.y).sum()),
         "feature_set": config.data.feature_set, "jsd_binning": binning.describe(),
@@ -276,3 +344,8 @@ def run_training(features_dir: str | Path, out_dir: str | Path, config: Training
     }
     write_text(out / "results.json", json.dumps(summary, indent=1, default=float) + "\n")
     return summary
+
+
+def _rule(target: float) -> str:
+    return (f"JSD50 and JSD80 <= {target:g} x floor, then the highest R50; else the flattest (out-of-fold; epochs "
+            "alike on validation)")
