@@ -349,8 +349,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     runs = training_runs(args.method, args.lam, args.lambda_scan, config.lambdas)
     analysis = carried_config(dump_config(args.features), args.analysis_config, f"feature dump {args.features}")
     summary = stages.train(args.features, args.out, config, runs,
-                           analysis, all_events=args.all_events, int8=args.int8)
+                           analysis, all_events=args.all_events, int8=args.int8, seeds=args.seeds)
     print(summary["table"])
+    for method, choice in summary["lambda_choice"].items():
+        scanned = ", ".join(format(point["lambda"], "g") for point in choice["scan"])
+        print(f"{method}: lambda {choice['chosen']:g} chosen from the scan {scanned} on seed {choice['seed']}")
     chosen = summary["chosen"]
     print(f"chosen: {chosen['method']} (lambda {chosen['lambda']:g}) -> {chosen['model']}  [{chosen['rule']}]")
     q = summary["int8"]
@@ -376,7 +379,10 @@ def add_train(p: argparse.ArgumentParser) -> None:
                    help=f"strength of the lambda-taking methods ({', '.join(taking)}); default: the training "
                    "configuration's lambdas (training/defaults.yaml)")
     p.add_argument("--lambda-scan", type=float, nargs="+", default=None, metavar="L",
-                   help=f"train each lambda-taking method ({', '.join(taking)}) at each of these lambdas")
+                   help=f"train each lambda-taking method ({', '.join(taking)}) at each of these lambdas; with "
+                        "--seeds, on the first seed, the others at the lambda the flatness target chooses")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="train every result with this many seeds (schedule.seed, +1, ...; default 1)")
     p.add_argument("--config", default=None, help="training configuration YAML overriding training/defaults.yaml")
     p.add_argument("--epochs", type=int, default=None, help="adversarial/training epochs (override)")
     p.add_argument("--folds", type=int, default=None, help="k of the k-fold split by eventNumber (override)")
@@ -434,7 +440,7 @@ def add_categorize(p: argparse.ArgumentParser) -> None:
 def cmd_fit(args: argparse.Namespace) -> int:
     """Sideband fits, spurious-signal test, signal model, significance and the pyhf workspace."""
     from ..output import load_output
-    from ..stats.fit_analysis import category_table, pyhf_summary
+    from ..stats.fit_analysis import category_table, impact_table, pyhf_summary
     from . import stages
 
     path = output_path(args.histograms)
@@ -442,10 +448,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
     config = carried_config(output["metadata"].get("config"), args.config, path)
     result = stages.fit(output, args.out, config, args.unblind)
     print(category_table(result))
-    print("\n".join(pyhf_summary(result)))
+    print("\n".join(pyhf_summary(result) + impact_table(result)))
     print(f"fits: {Path(args.out) / 'fits.json'}\npyhf workspace: {Path(args.out) / 'workspace.json'}")
-    if args.strict and result["without_function"]:
-        log.error("--strict: no acceptable background function in %s", ", ".join(result["without_function"]))
+    if args.strict and result["fallback"]:
+        log.error("--strict: no acceptable background function in %s (kept with the fall-back function)",
+                  ", ".join(result["fallback"]))
         return 1
     return 0
 
@@ -455,7 +462,8 @@ def add_fit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="folder for fits.json and workspace.json")
     p.add_argument("--unblind", action="store_true", help="fit the data in the signal region (default: Asimov)")
     p.add_argument("--strict", action="store_true",
-                   help="exit non-zero when a category has no acceptable background function")
+                   help="exit non-zero when a category has no acceptable background function (it is kept with "
+                        "the fall-back: the family of smallest spurious signal)")
     p.add_argument("--config", default=None, help="analysis configuration YAML (its mass window) used for the run")
 
 
@@ -467,13 +475,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     _start_workers_early(args)
     from ..config import load_config
     from ..inputs.manifest import load_manifest
-    from ..stats.compare import comparison_markdown, comparison_summary
+    from ..stats.compare import aggregate, comparison_markdown, comparison_summary
     from . import stages
 
     rows = stages.compare(load_manifest(args.datasets), args.models, args.out, load_config(args.config),
                           run_options(args), {"had": args.had, "lep": args.lep}, args.min_sideband)
-    print("\n".join(comparison_markdown(rows)))
-    print(comparison_summary(rows))
+    table = aggregate(rows)
+    print("\n".join(comparison_markdown(table)))
+    print(comparison_summary(table))
     print(f"comparison: {Path(args.out) / 'comparison.md'} (and .json); per result: {args.out}/<result>/")
     return 0
 
@@ -502,7 +511,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise TthAdvError(f"--labels names each --fits folder: got {len(labels)} labels for {len(args.fits)}")
     fits_by_model = {label: (load_output(output_path(h)), json.loads((Path(f) / "fits.json").read_text()))
                      for label, h, f in zip(labels, args.histograms, args.fits, strict=True)}
-    comparison = json.loads((Path(args.comparison) / "comparison.json").read_text())["rows"] if args.comparison \
+    comparison = json.loads((Path(args.comparison) / "comparison.json").read_text())["table"] if args.comparison \
         else None
     first_label, (first_output, _) = next(iter(fits_by_model.items()))
     config = carried_config(first_output["metadata"].get("config"), args.config, f"the output of {first_label}")

@@ -6,9 +6,11 @@ Stages (each reused when its inputs are unchanged, see ``ttH_adv.app.pipeline``)
 1. ``generate``         synthetic Run-2 ntuples and ``datasets.json``, the       -> OUT/ntuples
                         continuum MC oversampled for the background templates
 2. ``process``          processor + feature dump, no model                      -> OUT/features
-3. ``train_<features>`` one training per feature set (seed: unconstrained,      -> OUT/model, OUT/model_<features>
-                        drop-correlated, adversarial; scaled: unconstrained;
-                        extended: adversarial, drop-correlated), k-fold
+3. ``train``            one training per feature set (seed, extended: the      -> OUT/model, OUT/model_<features>
+                        unconstrained classifier, drop-correlated and the
+                        adversary, its lambda scanned on the first seed and
+                        chosen by the flatness target), three seeds each,
+                        k-fold; the feature sets on parallel processes
 4. ``compare_score``    one processor pass scoring every trained model          -> OUT/compare/scored_features
 5. ``compare_categorize`` each model's score categories                         -> OUT/compare/<result>/categories.json
 6. ``compare_fill``     one processor pass filling every model's categories     -> OUT/compare/<result>/output.zip
@@ -32,25 +34,22 @@ from ..output import OUTPUT_FILE
 from .pipeline import Stage, run_stages
 
 DEMO_EVENTS = 1_000_000
-# A smaller network than the seed's, so the demo trains in about a minute on 2 cores.
-# Early stopping after 4 epochs without a better one: the decorrelating methods' selected epochs
-# come within the first three of the adversarial phase here (patience 8 ran five more at ~4 s each).
-DEMO_TRAINING = {"classifier": {"layers": [128, 128, 128]},
-                 "schedule": {"pretrain_classifier_epochs": 12, "pretrain_adversary_epochs": 3, "epochs": 25,
+# A smaller network than the seed's (training/small.yaml's), and short schedules, so that three seeds of every
+# method train in two or three minutes on 2 cores.  Early stopping after 4 epochs without a better one.
+DEMO_TRAINING = {"classifier": {"layers": [128, 128, 128], "dropout": 0.1},
+                 "schedule": {"pretrain_classifier_epochs": 6, "pretrain_adversary_epochs": 3, "epochs": 12,
                               "patience": 4}}
-DEMO_LAMBDA = 10.0
-# What the demo trains, per feature set (one training folder each): the unconstrained classifier,
-# ATLAS's two practices (drop the m_yy-correlated features; photon pT and E over m_yy), the
-# adversarial model, and the features ATLAS's ttH(yy) BDT uses on top (b-tags, leptons, MET, H_T).
-DEMO_TRAININGS: dict[str, list[tuple[str, float]]] = {
-    "seed": [("classifier", 0.0), ("drop-correlated", 0.0), ("adversarial", DEMO_LAMBDA)],
-    "scaled": [("classifier", 0.0)],
-    "extended": [("adversarial", DEMO_LAMBDA), ("drop-correlated", 0.0)],
-}
-# More continuum yy MC than the sample shares give, so the category templates reach
-# fits.template_min_statistics where the yy part dominates (same model, same luminosity; README
-# "Background modelling"): with 10x the seed-feature adversarial model's had_1/had_2 templates held 4.4x
-# and 4.9x the data.
+# The adversary's lambdas, scanned on the first seed; the flatness target (training selection) chooses one.
+DEMO_LAMBDAS = (10.0, 100.0)
+DEMO_SEEDS = 3
+# What the demo trains, per feature set (one training folder each): the unconstrained classifier (whose
+# networks, made flat, are the ceiling), ATLAS's practice of dropping the m_yy-correlated features, and the
+# adversarial model; on the seed features and on those ATLAS's ttH(yy) BDT uses on top (b-tags, leptons,
+# MET, H_T).
+DEMO_METHODS = [("classifier", 0.0), ("drop-correlated", 0.0), *(("adversarial", lam) for lam in DEMO_LAMBDAS)]
+DEMO_TRAININGS: dict[str, list[tuple[str, float]]] = {"seed": DEMO_METHODS, "extended": DEMO_METHODS}
+# More continuum yy MC than the sample shares give, for the templates' yy part (same model, same luminosity;
+# docs/fits.md "Templates").
 DEMO_OVERSAMPLE = {"yyjets": 15, "ttyy": 5}
 
 
@@ -65,15 +64,11 @@ class DemoSettings:
     format: str = "opendata2020"  # the input format the generator writes (ttH_adv.inputs.ntuple_formats)
     training: dict = field(default_factory=lambda: dict(DEMO_TRAINING))
     trainings: dict[str, list[tuple[str, float]]] = field(default_factory=lambda: dict(DEMO_TRAININGS))
+    seeds: int = DEMO_SEEDS
     had_categories: int = 4
     lep_categories: int = 3
     min_sideband: int = 10
     oversample: dict = field(default_factory=lambda: dict(DEMO_OVERSAMPLE))
-    # The comparison's results the report shows category by category: the adversarial model on the
-    # extended features, which gives the best expected Z with the modelling uncertainty (docs/results.md), and
-    # the unconstrained classifier.
-    decorrelated: str = f"extended.adversarial_lam{DEMO_LAMBDA:g}"
-    unconstrained: str = "seed.classifier"
 
     @property
     def manifest(self) -> Path:
@@ -98,7 +93,9 @@ def quick_settings(s: DemoSettings) -> DemoSettings:
     return replace(s, training={"classifier": {"layers": [32, 32]},
                                 "schedule": {"pretrain_classifier_epochs": 1, "pretrain_adversary_epochs": 1,
                                              "epochs": 2, "patience": 2}},
-                   had_categories=2, lep_categories=1, min_sideband=5, oversample={"yyjets": 2, "ttyy": 2})
+                   had_categories=2, lep_categories=1, min_sideband=5, oversample={"yyjets": 2, "ttyy": 2}, seeds=2,
+                   trainings={"seed": [("classifier", 0.0), ("adversarial", 10.0), ("adversarial", 30.0)],
+                              "extended": [("classifier", 0.0), ("drop-correlated", 0.0)]})
 
 
 def _options(s: DemoSettings, **fields):
@@ -140,7 +137,35 @@ def _train(s: DemoSettings, feature_set: str) -> None:
     from . import stages
 
     config = load_training_config(overrides={**s.training, "data": {"feature_set": feature_set}})
-    stages.train(s.path("features"), s.model_dir(feature_set), config, s.trainings[feature_set], _config())
+    stages.train(s.path("features"), s.model_dir(feature_set), config, s.trainings[feature_set], _config(),
+                 seeds=s.seeds)
+
+
+def _train_in_process(s: DemoSettings, feature_set: str) -> None:
+    """``_train`` in a worker process of its own, TensorFlow on one thread (the feature sets share the cores)."""
+    import os
+
+    os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    from training.models import tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    _train(s, feature_set)
+
+
+def _train_all(s: DemoSettings) -> None:
+    """Every feature set's training, on up to ``workers`` processes at once."""
+    feature_sets = list(s.trainings)
+    if s.workers <= 1 or len(feature_sets) == 1:
+        for feature_set in feature_sets:
+            _train(s, feature_set)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(min(s.workers, len(feature_sets)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        for done in [pool.submit(_train_in_process, s, f) for f in feature_sets]:
+            done.result()
 
 
 def _results(s: DemoSettings) -> list:
@@ -155,6 +180,24 @@ def _comparison(s: DemoSettings):
     return ComparePaths(s.path("compare"))
 
 
+def shown_results(s: DemoSettings) -> dict[str, str]:
+    """The results the report shows category by category: the comparison's best row and the unconstrained classifier
+    on the seed features, each at the row's first seed."""
+    import json
+
+    from training.registry import result_name
+
+    table = json.loads((_comparison(s).out / "comparison.json").read_text())["table"]
+
+    def label(row: dict) -> str:
+        name = result_name(row["method"], row["lambda"] or 0.0)
+        return f"{row['feature_set']}.{name}" + (f"_seed{row['seeds'][0]}" if s.seeds > 1 else "")
+
+    unconstrained = next(r for r in table if r["method"] == "classifier" and r["feature_set"] == "seed")
+    best = table[0] if table[0] is not unconstrained else table[1]
+    return {"best": label(best), "unconstrained": label(unconstrained)}
+
+
 def _report(s: DemoSettings) -> None:
     import json
 
@@ -163,11 +206,12 @@ def _report(s: DemoSettings) -> None:
     from . import stages
 
     paths = _comparison(s)
+    shown = shown_results(s)
     fits = {label: (load_output(paths.histograms(result)), json.loads((paths.fits(result) / "fits.json").read_text()))
-            for label, result in (("decorrelated", s.decorrelated), ("unconstrained", s.unconstrained))}
-    rows = json.loads((paths.out / "comparison.json").read_text())["rows"]
+            for label, result in shown.items()}
+    table = json.loads((paths.out / "comparison.json").read_text())["table"]
     stages.report(s.path("report"), fits, load_training_results(*(s.model_dir(f) for f in s.trainings)), paths.scored,
-                  _config(), rows, labelled("score", s.decorrelated))
+                  _config(), table, labelled("score", shown["best"]))
 
 
 def demo_stages(s: DemoSettings) -> list[Stage]:
@@ -182,8 +226,8 @@ def demo_stages(s: DemoSettings) -> list[Stage]:
               lambda: _generate(s)),
         Stage("process", {}, [s.manifest.parent], [p("features"), p("plain") / OUTPUT_FILE], lambda: _process(s)),
     ]
-    chain += [Stage(f"train_{f}", {"training": s.training, "runs": runs}, [p("features")], [s.model_dir(f) / "results.json"],
-                    lambda f=f: _train(s, f)) for f, runs in s.trainings.items()]
+    chain.append(Stage("train", {"training": s.training, "runs": s.trainings, "seeds": s.seeds}, [p("features")],
+                       models, lambda: _train_all(s)))
     counts = {**s.counts, "min_sideband": s.min_sideband}
     chain += [
         Stage("compare_score", {}, [s.manifest.parent, *models], [paths.scored],
@@ -198,8 +242,7 @@ def demo_stages(s: DemoSettings) -> list[Stage]:
               lambda: _mark(paths.out / "fitted.done", stages.compare_fit(_results(s), paths, _config(), s.workers))),
         Stage("compare_table", {}, [paths.out / "fitted.done"], [paths.out / "comparison.md"],
               lambda: stages.compare_table(_results(s), paths)),
-        Stage("report", {"decorrelated": s.decorrelated, "unconstrained": s.unconstrained},
-              [paths.out / "comparison.md", *models], [p("report") / "report.md"], lambda: _report(s)),
+        Stage("report", {}, [paths.out / "comparison.md", *models], [p("report") / "report.md"], lambda: _report(s)),
     ]
     return chain
 
@@ -234,10 +277,10 @@ def demo_summary(s: DemoSettings) -> str:
     for feature_set in s.trainings:
         lines += [f"training, {feature_set} features:",
                   json.loads((s.model_dir(feature_set) / "results.json").read_text())["table"]]
-    for label, result in (("decorrelated", s.decorrelated), ("unconstrained", s.unconstrained)):
+    for label, result in shown_results(s).items():
         lines += [f"categories of the {label} classifier ({result}, out-of-fold scores):",
                   category_table(json.loads((paths.fits(result) / "fits.json").read_text()))]
-    rows = json.loads((paths.out / "comparison.json").read_text())["rows"]
-    lines += ["methods side by side:", *comparison_markdown(rows), comparison_summary(rows),
+    table = json.loads((paths.out / "comparison.json").read_text())["table"]
+    lines += ["methods side by side (mean ± sd over seeds):", *comparison_markdown(table), comparison_summary(table),
               f"report: {s.path('report') / 'report.md'}"]
     return "\n".join(lines)

@@ -77,23 +77,25 @@ def process(manifest: Manifest, config: AnalysisConfig, options: Any, out: str |
 
 
 def train(features: str | Path, out: str | Path, config: Any, runs: list[tuple[str, float]],
-          analysis: AnalysisConfig, all_events: bool = False, int8: bool = False) -> dict:
-    """k-fold training of every (method, lambda) in ``runs`` (``training.run``); returns results.json's content."""
+          analysis: AnalysisConfig, all_events: bool = False, int8: bool = False, seeds: int = 1) -> dict:
+    """k-fold training of every (method, lambda) in ``runs`` for ``seeds`` seeds (a method's lambda scan on the
+    first, its chosen lambda on the others; ``training.run``); returns results.json's content."""
     from training.run import run_training
 
-    return run_training(features, out, config, runs, analysis, all_events=all_events, int8=int8)
+    return run_training(features, out, config, runs, analysis, all_events=all_events, int8=int8, seeds=seeds)
 
 
 # --------------------------------------------------------------------------- categorize
 
 
 def categorize(features: str | Path, out: str | Path, counts: dict[str, int], config: AnalysisConfig,
-               min_sideband: int = 10, score_column: str = "score") -> dict:
-    """Score boundaries per channel maximising the expected significance; writes and returns categories.json."""
+               min_sideband: int = 10, score_column: str = "score", events: Any = None) -> dict:
+    """Score boundaries per channel maximising the expected significance; writes and returns categories.json
+    (``events``: the dump's rows, read once for several models)."""
     from ..stats.categorize import categorize as optimise
     from ..stats.categorize import write_categories
 
-    result = optimise(features, counts, config.mass, min_sideband, score_column)
+    result = optimise(features, counts, config.mass, min_sideband, score_column, events)
     write_categories(result, out)
     return result
 
@@ -101,15 +103,18 @@ def categorize(features: str | Path, out: str | Path, counts: dict[str, int], co
 # --------------------------------------------------------------------------- fit
 
 
-def fit(output: dict, out: str | Path, config: AnalysisConfig, unblind: bool = False) -> dict:
-    """Every category's fits and the combination, the pyhf workspace and its cross-check; writes
-    OUT/fits.json and OUT/workspace.json and returns the fits."""
-    from ..stats.fit_analysis import run_fits, write_fit_results
+def fit(output: dict, out: str | Path, config: AnalysisConfig, unblind: bool = False, pyhf: bool = True,
+        impacts: bool = True, light: bool = False) -> dict:
+    """Every category's fits and the combination (with the nuisances' impacts), the pyhf workspace and (with
+    ``pyhf``) its cross-check; writes OUT/fits.json and OUT/workspace.json and returns the fits.  ``light``:
+    the significances without limits or profile-likelihood errors (``fit_analysis.analyse``)."""
+    from ..output import MASS_HISTOGRAM
+    from ..stats.fit_analysis import analyse, write_fit_results
     from ..stats.workspace import build_workspace, compare_with_pyhf, write_workspace
 
-    result = run_fits(output, config, unblind=unblind)
-    spec = build_workspace(output, result, unblind)
-    result["pyhf"] = compare_with_pyhf(result, spec)
+    result, models = analyse(output, config, unblind=unblind, impacts=impacts, light=light)
+    spec = build_workspace(models, output["histograms"][MASS_HISTOGRAM].axes["mgg"].edges)
+    result["pyhf"] = compare_with_pyhf(result, spec) if pyhf else {}
     write_fit_results(result, out)
     write_workspace(spec, Path(out) / "workspace.json")
     return result
@@ -160,47 +165,68 @@ def compare_score(manifest: Manifest, results: list, paths: ComparePaths, config
 
     from processors.tth import Scoring
 
+    from ..stats.compare import compared
+
     shutil.rmtree(paths.scored, ignore_errors=True)  # a fresh dump, never mixed with an older one
-    scorings = tuple(Scoring(r.label, str(r.model)) for r in results)
+    scorings = tuple(Scoring(r.label, str(r.model)) for r in compared(results))
     process(manifest, config, replace(options, scorings=scorings, dump_dir=str(paths.scored), model_path=None))
     return paths.scored
 
 
 def compare_categorize(results: list, paths: ComparePaths, config: AnalysisConfig, counts: dict[str, int],
                        min_sideband: int) -> dict[str, dict]:
-    """Each result's categories from its scores in the scoring pass's dump."""
+    """Each compared result's categories from its scores in the scoring pass's dump."""
     from ..output import labelled
+    from ..stats.categorize import scored_events
+    from ..stats.compare import compared
 
+    results = compared(results)
+    events = scored_events(paths.scored, [labelled("score", r.label) for r in results])
     return {r.label: categorize(paths.scored, paths.categories(r.label), counts, config, min_sideband,
-                                labelled("score", r.label)) for r in results}
+                                labelled("score", r.label), events) for r in results}
 
 
 def compare_fill(manifest: Manifest, results: list, paths: ComparePaths, config: AnalysisConfig,
                  options: Any) -> dict[str, Path]:
-    """The categories pass: one processor run fills every result's categories; one output each."""
+    """The categories pass: one processor run fills every result's categories, the Higgs samples with every
+    systematic variation (the fits carry them as nuisance parameters); one output each."""
     from processors.run import split_by_scoring
     from processors.tth import Scoring
 
     from ..output import save_output
     from ..stats.categorize import read_categories
+    from ..stats.compare import compared
 
     scorings = tuple(Scoring(r.label, str(r.model), {c: tuple(b) for c, b in
                                                      read_categories(paths.categories(r.label)).items()})
-                     for r in results)
-    output = process(manifest, config, replace(options, scorings=scorings, dump_dir=None, model_path=None)).output
+                     for r in compared(results))
+    # the variations of the samples the statistical model varies: the Higgs MC (the continuum MC enters nominal)
+    output = process(manifest, config, replace(options, scorings=scorings, dump_dir=None, model_path=None,
+                                               systematics="all", varied_roles=("signal", "resonant"))).output
     return {label: save_output(part, paths.histograms(label)) for label, part in split_by_scoring(output).items()}
 
 
-def _fit_saved(histograms: Path, out: Path, config: AnalysisConfig) -> dict:
-    """``fit`` of a saved output (a process pool's task: paths in, fits out)."""
+def _fit_saved(histograms: Path, out: Path, config: AnalysisConfig, full: bool) -> dict:
+    """``fit`` of a saved output (a process pool's task: paths in, fits out); ``full``: with the pyhf cross-check,
+    the impacts and the limits, else the significances alone."""
     from ..output import load_output
 
-    return fit(load_output(histograms), out, config)
+    return fit(load_output(histograms), out, config, pyhf=full, impacts=full, light=not full)
 
 
-def compare_fit(results: list, paths: ComparePaths, config: AnalysisConfig, workers: int = 1) -> dict[str, dict]:
-    """Each result's fits, on ``workers`` processes (spawned: the caller may hold TensorFlow's threads)."""
-    jobs = {r.label: (paths.histograms(r.label), paths.fits(r.label), config) for r in results}
+def compare_fit(results: list, paths: ComparePaths, config: AnalysisConfig, workers: int = 1,
+                full_for: set[str] | None = None) -> dict[str, dict]:
+    """Each compared result's fits, on ``workers`` processes (spawned: the caller may hold TensorFlow's threads): in
+    full (the pyhf cross-check, impacts, limits) for the results in ``full_for`` (by default each row's first
+    seed), the significances alone for the others (what the rows' spreads need)."""
+    from ..stats.compare import compared
+
+    results = compared(results)
+    first = {r.label for r in results if r.seed == min(o.seed for o in results if o.row_key == r.row_key)}
+    full_for = first if full_for is None else full_for
+    # the full fits first: the longest tasks start early on the pool
+    ordered = sorted(results, key=lambda r: r.label not in full_for)
+    jobs = {r.label: (paths.histograms(r.label), paths.fits(r.label), config, r.label in full_for) for r in ordered}
     if workers <= 1:
         return {label: _fit_saved(*job) for label, job in jobs.items()}
     import multiprocessing
@@ -213,11 +239,11 @@ def compare_fit(results: list, paths: ComparePaths, config: AnalysisConfig, work
 
 def compare_table(results: list, paths: ComparePaths) -> list[dict]:
     """The comparison table from the fits and categories on disk; writes comparison.json and comparison.md."""
-    from ..stats.compare import comparison_row, write_comparison
+    from ..stats.compare import compared, comparison_row, write_comparison
 
     rows = [comparison_row(r, results, json.loads((paths.fits(r.label) / "fits.json").read_text()),
-                           json.loads(paths.categories(r.label).read_text())) for r in results]
-    write_comparison(rows, paths.out)
+                           json.loads(paths.categories(r.label).read_text())) for r in compared(results)]
+    write_comparison(rows, paths.out, results)
     return rows
 
 

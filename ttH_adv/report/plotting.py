@@ -64,7 +64,7 @@ def figure_category_fit(output: dict, record: dict, window: MassWindow):
     centres = 0.5 * (coarse[:-1] + coarse[1:])
     data = _rebin(inputs["data_ti"], group)
     expected = chosen_background(record, edges)  # per fine bin
-    higgs_fine = inputs["signal"] + inputs["resonant"]
+    higgs_fine = higgs_expectation(output, record, edges)
     background, higgs = _rebin(expected, group), _rebin(higgs_fine, group)
     side = ~window.in_window(centres)
     fit = record["sideband_fits"][record["chosen_family"]]
@@ -73,7 +73,8 @@ def figure_category_fit(output: dict, record: dict, window: MassWindow):
     top.errorbar(centres[side], data[side], yerr=np.sqrt(data[side]), fmt="ko", markersize=4, label="Data (TI)")
     fine = 0.5 * (edges[:-1] + edges[1:])
     top.plot(fine, expected * group, "-", color=colours()[0],
-             label=f"Background: {record['chosen_family']}\n$\\chi^2$/ndf = {fit['chi2_ndf']:.2f}, p = {fit['p_value']:.2f}")
+             label=f"Background: {record['chosen_family']}{' (fall-back)' if record.get('fallback') else ''}\n"
+                   f"$-2\\ln\\lambda$/ndf = {fit['deviance_ndf']:.2f}, p = {fit['p_value']:.2f}")
     top.plot(fine, (expected + higgs_fine) * group, "--",
              color=colours()[1], label="Background + Higgs (S+B, $\\mu$ = 1)")
     top.axvspan(*window.blind, color="grey", alpha=0.15, label="Blinded")
@@ -91,6 +92,15 @@ def figure_category_fit(output: dict, record: dict, window: MassWindow):
     bottom.set_xlabel("$m_{\\gamma\\gamma}$ [GeV]")
     bottom.set_xlim(edges[0], edges[-1])
     return fig
+
+
+def higgs_expectation(output: dict, record: dict, edges: np.ndarray) -> np.ndarray:
+    """The fit's Higgs expectation per bin (signal and resonant yields in the category's signal model)."""
+    from ..stats.fits import SignalModel
+
+    signal = record["signal_model"]
+    total = record["expected_signal"] + record.get("resonant", 0.0)
+    return total * SignalModel(signal["params"], record["expected_signal"], signal["chi2_ndf"]).shape(edges)
 
 
 def plot_category_fit(output: dict, record: dict, window: MassWindow, path: Path) -> Path:
@@ -155,7 +165,7 @@ def plot_roc(results: dict, path: Path, luminosity_pb: float | None = None) -> P
     """Out-of-fold ROC curves of every trained method."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 6))
-    for r, colour in zip(results["results"], colours(), strict=False):
+    for r, colour in zip(first_seeds(results), colours() * 2, strict=False):
         roc = r["metrics"].get("roc")
         if roc:
             ax.plot(roc["signal_efficiency"], roc["background_efficiency"], color=colour, label=_label(r))
@@ -170,30 +180,66 @@ def plot_roc(results: dict, path: Path, luminosity_pb: float | None = None) -> P
 
 
 def _ceiling(results: dict) -> dict | None:
-    """The fixed-efficiency ceiling's figures, where a ``ddt`` result carries them."""
+    """The fixed-efficiency ceiling's figures, where a result carries them."""
     return next((r["metrics"]["ceiling"] for r in results["results"] if "ceiling" in r["metrics"]), None)
 
 
+def first_seeds(results: dict) -> list[dict]:
+    """Each (feature set, method, lambda)'s result of its first seed."""
+    first: dict[tuple, dict] = {}
+    for r in results["results"]:
+        key = (r.get("feature_set"), r["method"], r["lambda"])
+        if key not in first or r.get("seed", 1) < first[key].get("seed", 1):
+            first[key] = r
+    return list(first.values())
+
+
+def pareto_curves(results: dict) -> dict[tuple[str, str], list[dict]]:
+    """Per (feature set, method): one point per lambda, R50 and JSD50/floor as mean and sd over its seeds."""
+    curves: dict[tuple[str, str], dict[float, list[dict]]] = {}
+    for r in results["results"]:
+        curves.setdefault((r.get("feature_set", ""), r["method"]), {}).setdefault(r["lambda"], []).append(r["metrics"])
+    return {key: [{"lambda": lam, "seeds": len(ms),
+                   **{f"{k}_{stat}": float(f([m[k] for m in ms])) for k in ("r50", "ratio50")
+                      for stat, f in (("mean", np.mean), ("sd", lambda v: np.std(v, ddof=1) if len(v) > 1 else 0.0))}}
+                  for lam, ms in sorted(by_lambda.items())] for key, by_lambda in curves.items()}
+
+
 def plot_pareto(results: dict, path: Path, luminosity_pb: float | None = None) -> Path:
-    """Rejection R50 against 1/JSD50 for every method, with the statistical floor."""
+    """R50 against JSD50/floor: one curve per method along its lambdas (seed error bars), and the ceiling's curve
+    (the unconstrained network made flat by cross-fitted maps of several binnings) per feature set."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 6))
-    floors = []
-    for r, colour in zip(results["results"], colours(), strict=False):
-        m = r["metrics"]
-        ax.plot(m["inverse_jsd50"], m["r50"], "o", color=colour, label=_label(r))
-        floors.append(m["floor50"])
-    ceiling = _ceiling(results)
-    if ceiling:
-        ax.axhline(ceiling["r50"], color="black", ls=":", label=f"ddt ceiling (JSD50 {ceiling['ratio50']:.1f}x floor)")
-    ax.axvline(1 / np.mean(floors), color="grey", ls="--", label="1 / floor (random selection)")
+    fig, ax = plt.subplots(figsize=(8, 6))
+    palette = colours()
+    xs, ys = [], []
+    for (feature_set, method), points, colour in zip(*zip(*pareto_curves(results).items(), strict=True),
+                                                     palette * 4, strict=False):
+        x = [p["ratio50_mean"] for p in points]
+        y = [p["r50_mean"] for p in points]
+        ax.errorbar(x, y, xerr=[p["ratio50_sd"] for p in points], yerr=[p["r50_sd"] for p in points], fmt="o-",
+                    color=colour, capsize=3, label=f"{method} ({feature_set})" + (
+                        f", λ {', '.join(format(p['lambda'], 'g') for p in points)}" if len(points) > 1 else ""))
+        xs += x
+        ys += y
+    seen = set()
+    for r in results["results"]:
+        curve = r["metrics"].get("ceiling_curve")
+        if curve and r.get("feature_set") not in seen:
+            seen.add(r.get("feature_set"))
+            points = sorted((p["ratio50"], p["r50"]) for p in curve)
+            ax.plot(*zip(*points, strict=True), ":", color="black", marker=".",
+                    label=f"ceiling, {r.get('feature_set', '')} (cross-fitted maps)")
+            xs += [p[0] for p in points]
+            ys += [p[1] for p in points]
+    for target in (1.2, 1.5):
+        ax.axvline(target, color="grey", ls="--", lw=0.8)
+    ax.axvline(1.0, color="grey", lw=0.8, label="the floor (random selection)")
     ax.set_xscale("log")
-    xs = [r["metrics"]["inverse_jsd50"] for r in results["results"]] + [1 / np.mean(floors)]
-    ax.set_xlim(0.5 * min(xs), 3.0 * max(xs))  # every point inside, with room
-    ax.set_ylim(0, 1.4 * max(r["metrics"]["r50"] for r in results["results"]))
-    ax.set_xlabel(f"1 / JSD50  ({results.get('jsd_binning', '')})")
+    ax.set_xlim(0.5 * min(xs + [1.0]), 2.0 * max(xs + [1.5]))
+    ax.set_ylim(0, 1.4 * max(ys))
+    ax.set_xlabel(f"JSD50 / floor  ({results.get('jsd_binning', '')}; dashed: 1.2 and 1.5)")
     ax.set_ylabel("R50 (1 / bkg. eff. at 50% sig. eff.)")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, 0.88))
+    ax.legend(fontsize=7, loc="upper left")
     experiment_label(ax, luminosity_pb, simulation=True)
     return _save(fig, path)
 
@@ -290,10 +336,10 @@ def _cell(value, fmt: str = ".2f") -> str:
 
 
 def _template_cell(row: dict) -> str:
-    """A category row's template statistics over the data's, "(GP)" where smoothed."""
+    """A category row's template statistics over the data's, "(eff.)" where made with the efficiency in m_yy."""
     if "template_ratio" not in row:
         return "–"
-    return f"{row['template_ratio']:.1f}{' (GP)' if row.get('smoothed') else ''}"
+    return f"{row['template_ratio']:.0f}{' (eff.)' if row.get('template_method') != 'own' else ''}"
 
 
 def _modelling_cell(row: dict) -> str:
@@ -305,7 +351,7 @@ def comparison_table(fits_by_model: dict[str, dict]) -> list[str]:
     """Markdown rows: per category and model, function, chi2 probability, spurious signal, bias, Z."""
     from ..stats.fit_analysis import category_rows
 
-    lines = ["| category | model | function | exponential passes | chi2 prob. | zeta / S | zeta / dS | "
+    lines = ["| category | model | function | exponential passes | GoF prob. | zeta / S | zeta / dS | "
              "bias / allowance | template / data | modelling unc. | Z_exp | Z_exp (stat.) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     rows = {label: {r["category"]: r for r in category_rows(result)} for label, result in fits_by_model.items()}
@@ -316,26 +362,31 @@ def comparison_table(fits_by_model: dict[str, dict]) -> list[str]:
             if r is None:
                 continue
             bias = f"{r['bias']:.2f} / {r['allowance']:.2f}" if "bias" in r else "–"
-            lines.append(f"| {category} | {label} | {r['function']} | {_cell(r['exponential_passes'])} | "
+            function = r["function"] + (" (fall-back)" if r.get("fallback") else "")
+            lines.append(f"| {category} | {label} | {function} | {_cell(r['exponential_passes'])} | "
                          f"{_cell(r.get('p_value'))} | {_cell(r.get('zeta_over_signal'))} | "
                          f"{_cell(r.get('zeta_over_error'))} | {bias} | {_template_cell(r)} | {_modelling_cell(r)} | "
-                         f"{_cell(r.get('z'))} | {_cell(r.get('z_without_modelling'))} |")
+                         f"{_cell(r.get('z'))} | {_cell(r.get('z_statistical'))} |")
     return lines
 
 
 def _combined_lines(label: str, result: dict) -> list[str]:
-    from ..stats.fit_analysis import WITH_MODELLING, WITHOUT_MODELLING, pyhf_summary
+    from ..stats.fit_analysis import ALL, PASSING, STAT_MODELLING, STATISTICAL, pyhf_summary
 
     combined = result.get("combined") or {}
     lines = []
     if combined:
-        c, stat = combined[WITH_MODELLING], combined[WITHOUT_MODELLING]
-        lines.append(f"- **{label}**: expected significance {c['significance']:.2f} sigma with the background-modelling "
-                     f"uncertainty ({stat['significance']:.2f} without), mu = {c['mu']:.2f} +/- {c['mu_error']:.2f}, "
-                     f"expected 95% CL limit mu < {c['upper_limit']:.2f} ({stat['upper_limit']:.2f} without; "
-                     f"{', '.join(combined['categories'])})")
-    if result.get("without_function"):
-        lines.append(f"  - no acceptable background function, left out: {', '.join(result['without_function'])}")
+        c = combined[ALL]
+        lines.append(f"- **{label}**: expected significance {c['significance']:.2f} sigma with every uncertainty "
+                     f"({combined[STAT_MODELLING]['significance']:.2f} statistical and modelling, "
+                     f"{combined[STATISTICAL]['significance']:.2f} statistical only), mu = {c['mu']:.2f} +/- "
+                     f"{c['mu_error']:.2f}, expected 95% CL limit mu < {c['upper_limit']:.2f} "
+                     f"({combined[STATISTICAL]['upper_limit']:.2f} statistical only; {', '.join(combined['categories'])})")
+    if result.get("fallback"):
+        passing = combined.get(PASSING)
+        lines.append(f"  - fall-back function (none acceptable; kept with the smallest spurious signal as its width): "
+                     f"{', '.join(result['fallback'])}" + (f"; without them Z = {passing['significance']:.2f}"
+                                                           if passing else ""))
     pyhf_lines = pyhf_summary(result)
     if pyhf_lines:
         lines += [f"  - {line}" for line in pyhf_lines] + [f"  - {result['pyhf']['note']}"]
@@ -346,15 +397,16 @@ def category_markdown(result: dict) -> list[str]:
     """One model's categories as a Markdown table."""
     from ..stats.fit_analysis import category_rows
 
-    lines = ["| category | S (window) | B (window) | function | chi2/ndf | p | zeta/S | zeta/dS | bias | allowance | "
+    lines = ["| category | S (window) | B (window) | function | −2lnλ/ndf | p | zeta/S | zeta/dS | bias | allowance | "
              "template/data | modelling unc. | Z_exp | Z_exp (stat.) | mu_95 |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in category_rows(result):
         cells = [_cell(r.get(k)) for k in ("signal", "background")]
-        cells += [r["function"]] + [_cell(r.get(k)) for k in ("chi2_ndf", "p_value", "zeta_over_signal",
+        function = r["function"] + (" (fall-back)" if r.get("fallback") else "")
+        cells += [function] + [_cell(r.get(k)) for k in ("deviance_ndf", "p_value", "zeta_over_signal",
                                                                "zeta_over_error", "bias", "allowance")]
         lines.append(f"| {r['category']} | " + " | ".join(cells) + f" | {_template_cell(r)} | {_modelling_cell(r)} | "
-                     f"{_cell(r.get('z'))} | {_cell(r.get('z_without_modelling'))} | {_cell(r.get('upper_limit'))} |")
+                     f"{_cell(r.get('z'))} | {_cell(r.get('z_statistical'))} | {_cell(r.get('upper_limit'))} |")
     return lines
 
 
@@ -363,36 +415,68 @@ def _anchor(title: str) -> str:
 
 
 def template_markdown(fits_by_model: dict[str, dict]) -> list[str]:
-    """Per model and category: where the template's shapes come from, its statistics, and the chi2 agreement of
-    the category's own shapes with its template control selection's."""
-    lines = ["| category | model | shapes | template / data (own shapes) | template / data (used) | "
-             "chi2 p, yy MC own vs control | chi2 p, NTNI own vs control |", "|---|---|---|---|---|---|---|"]
+    """Per model and category: how the template was made, its statistics, its closure against the category's own
+    shapes, and the efficiency's orders."""
+    lines = ["| category | model | template | template / data (own shapes) | template / data (used) | "
+             "(δS / Δ_MC)² | closure p, γγ MC | closure p, NTNI | efficiency order (γγ MC, NTNI) | "
+             "sidebands: template / data |", "|---|---|---|---|---|---|---|---|---|---|"]
     for label, result in fits_by_model.items():
         for record in result["categories"]:
             t = record.get("template")
             if not t:
                 continue
-            agreement = t.get("control_compatibility") or {}
-            p = [_cell((agreement.get(k) or {}).get("p_value"), ".3f") for k in ("continuum", "ntni")]
-            used = f"{t['effective_over_data']:.1f}{' (GP)' if t['smoothed'] else ''}"
-            lines.append(f"| {record['category']} | {label} | {t.get('shapes', 'category')} | "
-                         f"{t.get('own_effective_over_data', t['effective_over_data']):.1f} | {used} | {p[0]} | {p[1]} |")
+            closure = t.get("closure") or {}
+            p = [_cell((closure.get(k) or {}).get("p_value"), ".3f") for k in ("continuum", "ntni")]
+            orders = t.get("efficiency_orders") or {}
+            order = ", ".join(str(orders.get(k, "–")) for k in ("continuum", "ntni")) if orders else "–"
+            sidebands = (f"{t['template_sideband']:.0f} / {t['data_sideband']:.0f}"
+                         if t.get("template_sideband") is not None else "–")
+            lines.append(f"| {record['category']} | {label} | {t['method']} | {t['own_effective_over_data']:.1f} | "
+                         f"{t['effective_over_data']:.0f} | {_cell(t.get('signal_statistics_ratio'), '.0f')} | "
+                         f"{p[0]} | {p[1]} | {order} | {sidebands} |")
     return lines
 
 
+def impact_markdown(label: str, result: dict) -> list[str]:
+    """The nuisance parameters' impacts on mu of one model's combination."""
+    from ..stats.fit_analysis import impact_table
+
+    table = impact_table(result)
+    if not table:
+        return []
+    return [f"Impacts on μ, {label} ({'refitted' if any('impact_up' in r for r in result['combined']['impacts']) else 'linear'}"
+            " for the largest; pull and constraint from the fit to the Asimov data):", "", *table, ""]
+
+
+def _kept(metrics: dict) -> str:
+    """The epoch each fold kept, marked where it met no flatness target (the flattest was kept)."""
+    kept = metrics.get("kept_epochs") or []
+    return ", ".join(f"{k['epoch']}" + ("" if k["within_target"] else " (flattest)") for k in kept) or "–"
+
+
 def classifier_markdown(training: dict) -> list[str]:
-    """The report's classifier section: the chosen result, every result's figures and the ddt ceiling's."""
+    """The report's classifier section: the lambda choices, every result's figures and kept epochs, the ceilings."""
     chosen = training["chosen"]
-    lines = ["## Classifier", "", f"Chosen: {chosen['method']} (lambda {chosen['lambda']:g}); rule: {chosen['rule']}.",
-             f"JSD binning: {training.get('jsd_binning', '')}; out-of-fold metrics.", "",
-             "| method | lambda | AUC | R50 | R80 | JSD50/floor | JSD80/floor |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['method']} | {r['lambda']:g} | {r['metrics']['auc']:.3f} | {r['metrics']['r50']:.1f} | "
-              f"{r['metrics']['r80']:.2f} | {r['metrics']['ratio50']:.1f} | {r['metrics']['ratio80']:.1f} |"
+    lines = ["## Classifier", "", f"Rule for epochs (validation) and lambdas (out-of-fold): {chosen['rule']}.",
+             f"JSD binning: {training.get('jsd_binning', '')}; out-of-fold metrics.", ""]
+    for feature_set, choices in training.get("lambda_choice", {}).items():
+        for method, choice in choices.items():
+            scan = "; ".join(f"λ {p['lambda']:g}: R50 {p['r50']:.2f} at {p['ratio50']:.2f} / {p['ratio80']:.2f}"
+                             for p in choice["scan"])
+            lines.append(f"- {method} ({feature_set}): λ = {choice['chosen']:g} chosen on seed {choice['seed']} from "
+                         f"{scan} (R50 at JSD50 / JSD80 over the floor)")
+    lines += ["", "| features | method | lambda | seed | AUC | R50 | R80 | JSD50/floor | JSD80/floor | kept epoch per fold |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r.get('feature_set', '')} | {r['method']} | {r['lambda']:g} | {r.get('seed', 1)} | "
+              f"{r['metrics']['auc']:.3f} | {r['metrics']['r50']:.1f} | {r['metrics']['r80']:.2f} | "
+              f"{r['metrics']['ratio50']:.2f} | {r['metrics']['ratio80']:.2f} | {_kept(r['metrics'])} |"
               for r in training["results"]]
-    ceiling = _ceiling(training)
-    if ceiling:
-        lines += [f"| ddt ceiling (cross-fitted map) | – | {ceiling['auc']:.3f} | {ceiling['r50']:.1f} | "
-                  f"{ceiling['r80']:.2f} | {ceiling['ratio50']:.1f} | {ceiling['ratio80']:.1f} |"]
+    for r in first_seeds(training):
+        c = r["metrics"].get("ceiling")
+        if c:
+            lines.append(f"| {r.get('feature_set', '')} | ceiling (cross-fitted map) | – | {r.get('seed', 1)} | "
+                         f"{c['auc']:.3f} | {c['r50']:.1f} | {c['r80']:.2f} | {c['ratio50']:.2f} | {c['ratio80']:.2f} "
+                         "| – |")
     return lines + [""]
 
 
@@ -434,11 +518,15 @@ def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], trainin
              "train on it.", "", "## Contents", ""]
     lines += [f"- [{title}](#{_anchor(title)})" for title in sections] + [""]
     if comparison:
-        lines += ["## Methods side by side", "", "Each trained result scored, categorised, filled and fitted alike; "
-                  "Z with the background-modelling uncertainty in the likelihood (a signal-shaped term per "
-                  "category, width the larger of its spurious signal and toy bias), best first.  R50 and JSD50 / "
-                  "floor: out-of-fold, from training; R50 / ceiling: against the ddt ceiling of the same features "
-                  "(its network made flat in m_yy by cross-fitted maps).", "",
+        lines += ["## Methods side by side", "", "Each trained result (every seed at its method's chosen λ) scored, "
+                  "categorised, filled with every systematic variation and fitted alike; each figure the mean ± sd "
+                  "over the seeds.  Z with every uncertainty: the systematics as constrained nuisance parameters and "
+                  "the background-modelling uncertainty (a signal-shaped term per category, width the larger of its "
+                  "spurious signal and toy bias); best mean first, and a row is above the next only where their "
+                  "paired difference over the seeds exceeds twice its standard error.  R50, JSD50 and JSD80 over "
+                  "the floor: out-of-fold, from training; R50 / ceiling: against the ceiling of the same features "
+                  "at the row's own JSD50 / floor (the unconstrained network made flat in m_yy by cross-fitted "
+                  "maps of several binnings).", "",
                   *comparison_markdown(comparison), "", comparison_summary(comparison), ""]
     lines += [f"## {sections[bool(comparison)]}", ""]
     lines += comparison_table(results) + [""]
@@ -446,16 +534,21 @@ def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], trainin
         lines += _combined_lines(label, result)
     lines += ["", "zeta = max(|S_spur| - 2 Delta_MC, 0), over the expected signal S and over the signal's statistical "
               "uncertainty dS; a function passes below 10% or 20%.  Bias: mean signal fitted to background-only toys "
-              "from the template.  (GP): template smoothed by a Gaussian process.", ""]
-    lines += ["## Template shapes", "", "Below `fits.template_min_statistics` x the data a category's template takes "
-              "its shapes from itself plus its channel's template control selection (the b-tag requirement dropped, "
-              "the same score categories).  The chi2 p-values compare the category's own shapes with the "
-              f"control's ({window.gof_bin_width:g} GeV bins) where both have events.", ""]
+              "from the template.  (eff.): template made from the inclusive shapes times the category's efficiency "
+              "in m_yy.", ""]
+    for label, result in results.items():
+        lines += impact_markdown(label, result)
+    lines += ["## Template shapes", "", "A category keeps its own shapes where they carry `fits.template_min_statistics` "
+              "x the data's statistics; elsewhere each component's shape is the inclusive selection's times the "
+              "category's efficiency in m_yy, a logistic Legendre polynomial fitted to its own events.  Closure: the "
+              f"category's own shapes against the template's, chi2 in {window.gof_bin_width:g} GeV bins.  (δS / Δ_MC)²: "
+              "the data's statistical uncertainty on the signal over the template's, squared (what the "
+              "spurious-signal test sees of the template's statistics).", ""]
     lines += template_markdown(results) + [""]
     for label, result in results.items():
         lines += [f"## Categories: {label}", ""] + category_markdown(result) + [""]
-        if result.get("without_function"):
-            lines += [f"No acceptable background function: {', '.join(result['without_function'])}.", ""]
+        if result.get("fallback"):
+            lines += [f"Fall-back function (none acceptable): {', '.join(result['fallback'])}.", ""]
     if training:
         lines += classifier_markdown(training)
     meta = first_output.get("metadata", {})
@@ -474,6 +567,7 @@ def load_training_results(*model_dirs: str | Path) -> dict:
     if not summaries:
         return {}
     merged = {**summaries[0], "results": [{**r, "feature_set": s["feature_set"]} for s in summaries
-                                          for r in s["results"]]}
+                                          for r in s["results"]],
+              "lambda_choice": {s["feature_set"]: s.get("lambda_choice", {}) for s in summaries}}
     merged["chosen"] = {**summaries[0]["chosen"], "feature_set": summaries[0]["feature_set"]}
     return merged
