@@ -143,9 +143,6 @@ def _train(s: DemoSettings, feature_set: str) -> None:
 
 def _train_in_process(s: DemoSettings, feature_set: str) -> None:
     """``_train`` in a worker process of its own, TensorFlow on one thread (the feature sets share the cores)."""
-    import os
-
-    os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = "1"
     from training.models import tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -185,13 +182,13 @@ def shown_results(s: DemoSettings) -> dict[str, str]:
     on the seed features, each at the row's first seed."""
     import json
 
-    from training.registry import result_name
+    comparison = json.loads((_comparison(s).out / "comparison.json").read_text())
+    table = comparison["table"]
 
-    table = json.loads((_comparison(s).out / "comparison.json").read_text())["table"]
-
-    def label(row: dict) -> str:
-        name = result_name(row["method"], row["lambda"] or 0.0)
-        return f"{row['feature_set']}.{name}" + (f"_seed{row['seeds'][0]}" if s.seeds > 1 else "")
+    def label(entry: dict) -> str:  # the result of the row's first seed, as the comparison names it
+        return next(r["label"] for r in comparison["rows"] if r["seed"] == entry["seeds"][0]
+                    and (r["feature_set"], r["method"], r["lambda"]) == (entry["feature_set"], entry["method"],
+                                                                        entry["lambda"]))
 
     unconstrained = next(r for r in table if r["method"] == "classifier" and r["feature_set"] == "seed")
     best = table[0] if table[0] is not unconstrained else table[1]

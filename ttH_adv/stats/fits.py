@@ -222,7 +222,6 @@ class BackgroundFit:
     p_value: float           # of the deviance: asymptotic (chi2 with ndf) or from toys (``p_value_from``)
     converged: bool
     p_value_from: str = "asymptotic"
-    nll: float = 0.0         # the fit's minimum -log L (the likelihood-ratio tests between families)
 
     @property
     def deviance_ndf(self) -> float:
@@ -306,7 +305,7 @@ def fit_background(counts: np.ndarray, edges: np.ndarray, family: str, mask: np.
     _minimise(minuit, with_errors=start is None)
     params = [float(minuit.values[f"p{i}"]) for i in range(fn.n_params)]
     fit = BackgroundFit(family, params, float(minuit.values["norm"]), float(minuit.errors["norm"]), 0.0, 0, 1.0,
-                        bool(minuit.valid), nll=float(minuit.fval))
+                        bool(minuit.valid))
     deviance, n = saturated_deviance(counts, fit.expected(edges), edges, mask, gof_width)
     fit.deviance, fit.ndf = deviance, n - (fn.n_params + 1)
     fit.p_value = float(stats.chi2.sf(deviance, fit.ndf)) if fit.ndf > 0 else float("nan")
@@ -364,12 +363,18 @@ def fit_s_plus_b_poisson(counts: np.ndarray, edges: np.ndarray, family: str, sig
                          with_error: bool = True, start: tuple[float, ...] | None = None) -> tuple[float, float]:
     """(signal yield, its error) of a binned Poisson S+B fit, from ``start`` (s, norm, params) if given; S may go
     negative."""
+    minuit = _poisson_signal_fit(counts, edges, family, signal_shape, with_error, start)
+    return float(minuit.values["s"]), float(minuit.errors["s"])
+
+
+def _poisson_signal_fit(counts: np.ndarray, edges: np.ndarray, family: str, signal_shape: np.ndarray,
+                        with_error: bool = True, start: tuple[float, ...] | None = None) -> Minuit:
+    """``_signal_fit`` of the Poisson likelihood of ``counts`` (no expectation at or below zero)."""
     def nll(expected: np.ndarray) -> float:
         return 1e30 if (expected <= 0).any() else _poisson_nll(counts, expected)
 
-    minuit = _signal_fit(nll, lambda expected: _poisson_nll_slope(counts, expected), Minuit.LIKELIHOOD,
-                         float(counts.sum()), edges, family, signal_shape, with_error, start)
-    return float(minuit.values["s"]), float(minuit.errors["s"])
+    return _signal_fit(nll, lambda expected: _poisson_nll_slope(counts, expected), Minuit.LIKELIHOOD,
+                       float(counts.sum()), edges, family, signal_shape, with_error, start)
 
 
 def fit_s_plus_b_chi2(values: np.ndarray, variance: np.ndarray, edges: np.ndarray, family: str,
@@ -472,8 +477,7 @@ def bias_toys(template: np.ndarray, edges: np.ndarray, family: str, signal_shape
               seed: int = 0) -> np.ndarray:
     """Fitted signal in S+B fits (Poisson, the given family) to background-only toys drawn from the template."""
     rng = np.random.default_rng(seed)
-    minuit = _signal_fit(lambda e: _poisson_nll(template, e), lambda e: _poisson_nll_slope(template, e),
-                         Minuit.LIKELIHOOD, float(template.sum()), edges, family, signal_shape, with_error=False)
+    minuit = _poisson_signal_fit(template, edges, family, signal_shape, with_error=False)
     start = tuple(float(v) for v in minuit.values)  # every toy begins at the template's own fit
     return np.array([fit_s_plus_b_poisson(rng.poisson(template).astype(float), edges, family, signal_shape,
                                           with_error=False, start=start)[0] for _ in range(toys)])

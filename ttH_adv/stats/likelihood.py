@@ -256,16 +256,15 @@ class Profile:
             return math.sqrt(max(self.q(mu) - offset, 0.0)) - goal
 
         scale = max(abs(self.error), 1e-2)
-        low, f_low = origin, -goal                       # below the crossing
-        high = None                                      # above it, once seen
-        x, fx = origin + direction * scale * goal, None
-        previous, f_previous = low, f_low
+        low, high = origin, None                         # the last points below and above the crossing
+        x = origin + direction * scale * goal
+        previous, f_previous = origin, -goal
         for _ in range(40):
             fx = distance(x)
             if abs(fx) < 1e-4:
                 return float(x)
             if fx < 0:
-                low, f_low = x, fx
+                low = x
             else:
                 high = x
             step = x - fx * (x - previous) / (fx - f_previous) if fx != f_previous else None

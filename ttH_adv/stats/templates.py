@@ -70,7 +70,8 @@ class Template:
     photon_fraction: float    # yy share measured in the TI data sidebands
     photon_fraction_error: float
     data_events: float        # the data yield the template stands for (whole range)
-    data_sideband: float      # TI data events in the sidebands (the template holds as many there)
+    data_sideband: float      # TI data events in the sidebands
+    template_sideband: float  # the template's events there (the fit makes them the data's)
     method: str               # OWN or EFFICIENCY
     own_statistics_ratio: float
     mc_effective_events: float
@@ -98,18 +99,11 @@ class Template:
         return {"method": self.method, "effective_over_data": self.statistics_ratio,
                 "own_effective_over_data": self.own_statistics_ratio, "effective_events": self.effective_events,
                 "data_events": self.data_events, "data_sideband": self.data_sideband,
-                "template_sideband": float(self.values[self._sideband].sum()) if self._sideband is not None else None,
+                "template_sideband": self.template_sideband,
                 "photon_fraction": self.photon_fraction, "photon_fraction_error": self.photon_fraction_error,
                 "mc_effective_events": self.mc_effective_events, "ntni_events": self.ntni_events,
                 "closure": self.closure,
                 "closure_p_value": self.closure_p_value(), "replicas": int(len(self.replicas))}
-
-    _sideband: np.ndarray | None = field(default=None, repr=False)
-
-
-def _unit(values: np.ndarray) -> np.ndarray:
-    total = values.sum()
-    return values / total if total > 0 else np.zeros_like(values)
 
 
 def measure_photon_fraction(data: np.ndarray, photon_shape: np.ndarray, reducible_shape: np.ndarray,
@@ -185,7 +179,7 @@ def build_template(data_ti: np.ndarray, own: Components, edges: np.ndarray, wind
     template = _assemble(data_ti, own_parts, side, OWN)
     template.own_statistics_ratio = template.statistics_ratio
     if template.statistics_ratio >= config.template_min_statistics or inclusive is None or inclusive.empty():
-        return _finished(template, own, side)
+        return _finished(template, own)
     weights = kernel(0.5 * (edges[:-1] + edges[1:]), config.efficiency_bandwidth)
     parts, closure = {}, {}
     for k, (values, variance) in own.parts().items():
@@ -198,20 +192,20 @@ def build_template(data_ti: np.ndarray, own: Components, edges: np.ndarray, wind
         others, others_variance = base - values, np.maximum(base_variance - variance, 0.0)
         passed = resampled(values, variance, rng, config.template_replicas)
         failed = resampled(others, others_variance, rng, config.template_replicas)
-        parts[k] = (base * efficiency(values, base, weights), (passed + failed) * efficiency(passed, passed + failed,
-                                                                                              weights))
-        closure[k] = efficiency_closure(values, variance, base, weights, edges, window.gof_bin_width)
+        eps = efficiency(values, base, weights)
+        parts[k] = (base * eps, (passed + failed) * efficiency(passed, passed + failed, weights))
+        closure[k] = efficiency_closure(values, variance, base, eps, weights, edges, window.gof_bin_width)
     reweighted = _assemble(data_ti, parts, side, EFFICIENCY)
     reweighted.own_statistics_ratio = template.own_statistics_ratio
     reweighted.closure = {k: closure.get(k) for k in COMPONENTS}
-    return _finished(reweighted, own, side)
+    return _finished(reweighted, own)
 
 
 def _assemble(data_ti: np.ndarray, parts: dict[str, tuple[np.ndarray, np.ndarray]], side: np.ndarray,
               method: str) -> Template:
     """The template of two component shapes (nominal, replicas) in the yy fraction the TI data sidebands measure."""
     (mc, mc_replicas), (ntni, ntni_replicas) = parts["continuum"], parts["ntni"]
-    fraction, error, total = measure_photon_fraction(data_ti, _unit(mc), _unit(ntni), side)
+    fraction, error, total = measure_photon_fraction(data_ti, _unit_rows(mc), _unit_rows(ntni), side)
 
     def combined(photon: np.ndarray, reducible: np.ndarray) -> np.ndarray:
         return total * (fraction * _unit_rows(photon) + (1 - fraction) * _unit_rows(reducible))
@@ -222,15 +216,14 @@ def _assemble(data_ti: np.ndarray, parts: dict[str, tuple[np.ndarray, np.ndarray
     # one event of each component per bin at least: an empty bin is not known to be empty
     floor = total**2 * (fraction**2 * _one_event(mc, mc_replicas) + (1 - fraction) ** 2 * _one_event(ntni, ntni_replicas))
     return Template(values, variance, np.maximum(variance, floor), replicas, fraction, error, total,
-                    float(data_ti[side].sum()), method, float("nan"), 0.0, 0.0)
+                    float(data_ti[side].sum()), float(values[side].sum()), method, float("nan"), 0.0, 0.0)
 
 
-def _finished(template: Template, own: Components, side: np.ndarray) -> Template:
-    """The template with the category's own event counts and the sideband mask recorded."""
+def _finished(template: Template, own: Components) -> Template:
+    """The template with the category's own event counts recorded."""
     mc, variance = np.maximum(own.mc, 0.0), np.maximum(own.mc_variance, 0.0)
     template.mc_effective_events = float(mc.sum() ** 2 / variance.sum()) if variance.sum() > 0 else 0.0
     template.ntni_events = float(own.ntni.sum())
-    template._sideband = side
     return template
 
 
@@ -247,17 +240,17 @@ def _one_event(values: np.ndarray, replicas: np.ndarray) -> float:
     return spread**2 / values.sum() ** 4 if values.sum() > 0 and spread > 0 else 0.0
 
 
-def efficiency_closure(passed: np.ndarray, variance: np.ndarray, total: np.ndarray, weights: np.ndarray,
-                       edges: np.ndarray, width: float) -> dict[str, float] | None:
-    """How well the smoothed efficiency describes the category's own events: Pearson chi2 of their counts
-    against eps x total in ``width`` GeV bins (effective counts of the category's mean weight), with the
-    smoother's effective parameters, trace of its hat matrix, taken off the degrees of freedom."""
+def efficiency_closure(passed: np.ndarray, variance: np.ndarray, total: np.ndarray, eps: np.ndarray,
+                       weights: np.ndarray, edges: np.ndarray, width: float) -> dict[str, float] | None:
+    """How well the smoothed efficiency ``eps`` (``efficiency`` with the kernel ``weights``) describes the
+    category's own events: Pearson chi2 of their counts against eps x total in ``width`` GeV bins (effective
+    counts of the category's mean weight), with the smoother's effective parameters, trace of its hat matrix,
+    taken off the degrees of freedom."""
     from scipy import stats
 
     if passed.sum() <= 0:
         return None
     scale = _effective(passed, variance)
-    eps = efficiency(passed, total, weights)
     group = np.floor((edges[:-1] - edges[0]) / width + 1e-9).astype(int)
     observed = np.bincount(group, weights=passed) / scale
     predicted = np.bincount(group, weights=eps * total) / scale
