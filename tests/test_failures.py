@@ -64,6 +64,7 @@ CASES = [
     ("train-malformed-config", "train --features {dump} --out {out} --config {bad_yaml}", "bad.yaml", "{out}"),
     ("train-unknown-feature-set", "train --features {dump} --out {out} --feature-set tracks", "tracks", "{out}"),
     ("train-unknown-method", "train --features {dump} --out {out} --method adversarail", "adversarail", "{out}"),
+    ("train-no-seeds", "train --features {dump} --out {out} --seeds 0", "--seeds", "{out}"),
     ("train-disagreeing-config", "train --features {dump} --out {out} --analysis-config {other_window}",
      "mass.blind_high", "{out}"),
     ("categorize-empty-dump", "categorize --features {empty} --out {out}/c.json", "empty", "{out}"),

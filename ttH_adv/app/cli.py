@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import TthAdvError
+from ..errors import ConfigError, TthAdvError
 from ..output import carried_config, output_path
 from .demo import DEMO_EVENTS
 
@@ -345,6 +345,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..dump import dump_config
     from . import stages
 
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
     config = load_training_config(args.config, training_overrides(args))
     runs = training_runs(args.method, args.lam, args.lambda_scan, config.lambdas)
     analysis = carried_config(dump_config(args.features), args.analysis_config, f"feature dump {args.features}")
