@@ -5,6 +5,8 @@ An output (saved by ``ttH_adv.output.save_output`` as one zip, no pickle) is a d
 * ``histograms["mgg"]`` -- ``hist.Hist`` of m_yy with axes dataset, region, category,
   systematic, mgg and ``Weight()`` storage, MC normalised to luminosity x cross-section;
   ``histograms["mgg_control"]`` -- the same for the template control selections (nominal);
+  ``histograms["mgg_inclusive"]`` -- every selected diphoton event in one category (nominal), the
+  base of the background templates, shared by every model of a run;
   a run that scores several models (``RunOptions.scorings``) holds ``mgg@<label>`` and
   ``mgg_control@<label>`` per model, which ``split_by_scoring`` turns into one output each;
 * ``cutflow[dataset][step]`` -- ``{"events", "weighted"}`` after each step of

@@ -8,8 +8,9 @@ override (HiggsDNA style):
 
 Template control selections.  Events in no channel but in a channel's looser
 ``template_control`` selection (the b-tag requirement dropped) are scored and categorised like
-the channel's own and fill ``mgg_control``: the background templates take their shapes from them
-where the channel's own statistics are short (``ttH_adv.stats.templates``).
+the channel's own and fill ``mgg_control``, a record of the looser selection's shapes; the
+background templates do not read it (``ttH_adv.stats.templates`` reweights ``mgg_inclusive``,
+every selected diphoton event, to each category).
 
 Scorings.  The processor scores any number of models in one pass (``Scoring``): the run's model
 (``--model``, empty label: histograms ``mgg``/``mgg_control``, dump column ``score``) or, for a

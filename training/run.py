@@ -265,8 +265,8 @@ def _trained(data: TrainingData, config: TrainingConfig, method: str, lam: float
     seeded_config = replace(config, schedule=replace(config.schedule, seed=seed))
     log.info("training %s (lambda %g, seed %d), %d folds", method, lam, seed, config.data.n_folds)
     # the ceiling's curve once, on the first seed: the comparison reads every row's ceiling off it
-    result, models, scores = train_one(data, seeded_config, method, lam, binning, with_curve=not seeded or
-                                       seed == config.schedule.seed)
+    result, models, scores = train_one(data, seeded_config, method, lam, binning,
+                                       with_curve=seed == config.schedule.seed)
     result.seeded_name = seeded
     path = export_onnx(models, out / "models" / f"{result.name}.onnx", config.data.feature_set, data.features,
                        {"ttH_adv.training_samples": samples,
@@ -323,8 +323,7 @@ def run_training(features_dir: str | Path, out_dir: str | Path, config: Training
     write_out_of_fold(out / "out_of_fold.parquet", data, out_of_fold[chosen.name])
     quantisation = quantized(out, data, binning) if int8 else None
     if all_events:
-        model, _, _ = fit_network(data, replace(config, schedule=replace(config.schedule, seed=first)), chosen.method,
-                                  chosen.lam, binning)
+        model, _, _ = fit_network(data, config, chosen.method, chosen.lam, binning)  # config's seed: the first
         export_onnx([model], out / "model_all_events.onnx", config.data.feature_set, data.features,
                     {"ttH_adv.training_samples": {**samples, "n_folds": 1}}, all_events=True)
     table = format_table(results)

@@ -46,6 +46,19 @@ def labelled(name: str, label: str) -> str:
     return f"{name}@{label}" if label else name
 
 
+def category_slice(h, datasets, region: str, category: str, systematic: str = "nominal"
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Summed m_yy bin values and variances of the given datasets (zeros for absent ones)."""
+    size = h.axes["mgg"].size
+    values, variances = np.zeros(size), np.zeros(size)
+    for d in datasets:
+        if d in h.axes["dataset"]:
+            part = h[{"dataset": d, "region": region, "category": category, "systematic": systematic}]
+            values += part.values()
+            variances += part.variances()
+    return values, variances
+
+
 # --------------------------------------------------------------------------- metadata
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from ..atomic import write_text
 from ..config import MassWindow
 from ..event.selections import COMMON_STEPS
+from ..stats.compare import MATCHED_FLATNESS
 from ..stats.fit_analysis import category_inputs, chosen_background
 
 EXPERIMENT_TEXT = "Open Data"  # mplhep's ATLAS label: "ATLAS Open Data", "Simulation" added for simulation
@@ -179,11 +180,6 @@ def plot_roc(results: dict, path: Path, luminosity_pb: float | None = None) -> P
     return _save(fig, path)
 
 
-def _ceiling(results: dict) -> dict | None:
-    """The fixed-efficiency ceiling's figures, where a result carries them."""
-    return next((r["metrics"]["ceiling"] for r in results["results"] if "ceiling" in r["metrics"]), None)
-
-
 def first_seeds(results: dict) -> list[dict]:
     """Each (feature set, method, lambda)'s result of its first seed."""
     first: dict[tuple, dict] = {}
@@ -231,13 +227,14 @@ def plot_pareto(results: dict, path: Path, luminosity_pb: float | None = None) -
                     label=f"ceiling, {r.get('feature_set', '')} (cross-fitted maps)")
             xs += [p[0] for p in points]
             ys += [p[1] for p in points]
-    for target in (1.2, 1.5):
+    for target in MATCHED_FLATNESS:
         ax.axvline(target, color="grey", ls="--", lw=0.8)
     ax.axvline(1.0, color="grey", lw=0.8, label="the floor (random selection)")
     ax.set_xscale("log")
-    ax.set_xlim(0.5 * min(xs + [1.0]), 2.0 * max(xs + [1.5]))
+    ax.set_xlim(0.5 * min(xs + [1.0]), 2.0 * max(xs + [max(MATCHED_FLATNESS)]))
     ax.set_ylim(0, 1.4 * max(ys))
-    ax.set_xlabel(f"JSD50 / floor  ({results.get('jsd_binning', '')}; dashed: 1.2 and 1.5)")
+    ax.set_xlabel(f"JSD50 / floor  ({results.get('jsd_binning', '')}; dashed: "
+                  f"{' and '.join(format(f, 'g') for f in MATCHED_FLATNESS)})")
     ax.set_ylabel("R50 (1 / bkg. eff. at 50% sig. eff.)")
     ax.legend(fontsize=7, loc="upper left")
     experiment_label(ax, luminosity_pb, simulation=True)
@@ -415,11 +412,11 @@ def _anchor(title: str) -> str:
 
 
 def template_markdown(fits_by_model: dict[str, dict]) -> list[str]:
-    """Per model and category: how the template was made, its statistics, its closure against the category's own
-    shapes, and the efficiency's orders."""
+    """Per model and category: how the template was made, its statistics and its closure against the category's own
+    shapes."""
     lines = ["| category | model | template | template / data (own shapes) | template / data (used) | "
-             "(δS / Δ_MC)² | closure p, γγ MC | closure p, NTNI | efficiency order (γγ MC, NTNI) | "
-             "sidebands: template / data |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "(δS / Δ_MC)² | closure p, γγ MC | closure p, NTNI | sidebands: template / data |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for label, result in fits_by_model.items():
         for record in result["categories"]:
             t = record.get("template")
@@ -427,13 +424,11 @@ def template_markdown(fits_by_model: dict[str, dict]) -> list[str]:
                 continue
             closure = t.get("closure") or {}
             p = [_cell((closure.get(k) or {}).get("p_value"), ".3f") for k in ("continuum", "ntni")]
-            orders = t.get("efficiency_orders") or {}
-            order = ", ".join(str(orders.get(k, "–")) for k in ("continuum", "ntni")) if orders else "–"
             sidebands = (f"{t['template_sideband']:.0f} / {t['data_sideband']:.0f}"
                          if t.get("template_sideband") is not None else "–")
             lines.append(f"| {record['category']} | {label} | {t['method']} | {t['own_effective_over_data']:.1f} | "
                          f"{t['effective_over_data']:.0f} | {_cell(t.get('signal_statistics_ratio'), '.0f')} | "
-                         f"{p[0]} | {p[1]} | {order} | {sidebands} |")
+                         f"{p[0]} | {p[1]} | {sidebands} |")
     return lines
 
 
@@ -540,8 +535,9 @@ def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], trainin
         lines += impact_markdown(label, result)
     lines += ["## Template shapes", "", "A category keeps its own shapes where they carry `fits.template_min_statistics` "
               "x the data's statistics; elsewhere each component's shape is the inclusive selection's times the "
-              "category's efficiency in m_yy, a logistic Legendre polynomial fitted to its own events.  Closure: the "
-              f"category's own shapes against the template's, chi2 in {window.gof_bin_width:g} GeV bins.  (δS / Δ_MC)²: "
+              "category's efficiency in m_yy, its own events over the inclusive ones smoothed by a Gaussian kernel "
+              "(`fits.efficiency_bandwidth`).  Closure: the category's own events against the efficiency times the "
+              f"inclusive shape, chi2 in {window.gof_bin_width:g} GeV bins.  (δS / Δ_MC)²: "
               "the data's statistical uncertainty on the signal over the template's, squared (what the "
               "spurious-signal test sees of the template's statistics).", ""]
     lines += template_markdown(results) + [""]

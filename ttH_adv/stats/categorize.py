@@ -34,6 +34,7 @@ from ..atomic import write_text
 from ..config import MassWindow
 from ..dump import read_dump
 from ..errors import TthAdvError
+from .fits import asimov_significance
 from .templates import measure_photon_fraction
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def significance_with_uncertainty(s: float, b: float, sigma: float) -> float:
     if b <= 0 or s <= 0:
         return 0.0
     if sigma <= 1e-6 * b:
-        return math.sqrt(2 * ((s + b) * math.log1p(s / b) - s))
+        return asimov_significance(s, b)
     v = sigma**2
     first = (s + b) * math.log((s + b) * (b + v) / (b * b + (s + b) * v))
     second = b * b / v * math.log1p(v * s / (b * (b + v)))
@@ -98,13 +99,6 @@ def _interval_sums(scores: np.ndarray, values: np.ndarray, candidates: np.ndarra
     index = np.searchsorted(-candidates, -scores, side="left")
     sums = np.bincount(index, weights=values, minlength=len(candidates) + 1)
     return np.cumsum(sums)[: len(candidates)]
-
-
-def _between(cumulative: np.ndarray, combo: tuple[int, ...]) -> np.ndarray:
-    """Per-category sums from cumulative sums at the chosen boundary indices."""
-    take = np.asarray(combo)
-    previous = np.r_[-1, take[:-1]]
-    return cumulative[take] - np.where(previous >= 0, cumulative[np.maximum(previous, 0)], 0.0)
 
 
 def optimise_channel(events: ChannelEvents, n_categories: int, min_sideband: float, window: MassWindow,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -80,8 +80,7 @@ def trained_results(model_dirs: list[str | Path]) -> list[TrainedResult]:
                                        bool(r.get("in_comparison", True))))
     labels = [r.label for r in found]
     if len(set(labels)) < len(labels):  # the same feature set and result in two folders: name them by folder
-        found = [TrainedResult(f"{r.model.parent.parent.name}.{r.label}", r.method, r.lam, r.feature_set, r.model,
-                               r.metrics, r.seed, r.in_comparison) for r in found]
+        found = [replace(r, label=f"{r.model.parent.parent.name}.{r.label}") for r in found]
     return found
 
 
@@ -341,10 +340,11 @@ def write_comparison(rows: list[dict], out: str | Path, results: list[TrainedRes
     out = Path(out)
     table = aggregate(rows)
     matched = matched_flatness(results or [])
-    md = ["# Methods side by side", "", *comparison_markdown(table), "", comparison_summary(table), ""]
+    summary = comparison_summary(table)
+    md = ["# Methods side by side", "", *comparison_markdown(table), "", summary, ""]
     if matched:
         md += ["## R50 at matched flatness (along each λ scan)", "", *matched_flatness_markdown(matched), ""]
-    data = {"rows": rows, "table": table, "summary": comparison_summary(table),
+    data = {"rows": rows, "table": table, "summary": summary,
             "matched_flatness": [{"feature_set": k[0], "method": k[1], **v} for k, v in matched.items()]}
     return (write_text(out / "comparison.json", json.dumps(data, indent=1, default=float) + "\n"),
             write_text(out / "comparison.md", "\n".join(md)))

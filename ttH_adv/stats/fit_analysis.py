@@ -45,7 +45,7 @@ from ..atomic import write_text
 from ..config import AnalysisConfig, FitConfig
 from ..errors import TthAdvError
 from ..inputs.samples import ROLES
-from ..output import INCLUSIVE, INCLUSIVE_HISTOGRAM, MASS_HISTOGRAM
+from ..output import INCLUSIVE, INCLUSIVE_HISTOGRAM, MASS_HISTOGRAM, category_slice
 from . import fits, likelihood
 from .likelihood import CategoryModel
 from .systematics import higgs_samples
@@ -53,25 +53,11 @@ from .templates import Components, Template, build_template
 
 log = logging.getLogger(__name__)
 
-NO_FUNCTION = "no acceptable function"
 FALLBACK = "fall-back: the family of smallest spurious signal"
 # The expected figures: every uncertainty (the headline), statistical and modelling, statistical only; and the
 # headline over the categories with an acceptable function alone.
 ALL, STAT_MODELLING, STATISTICAL, PASSING = ("all_uncertainties", "statistical_and_modelling", "statistical_only",
                                              "passing_categories")
-
-
-def category_slice(h, datasets, region: str, category: str, systematic: str = "nominal"
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Summed m_yy bin values and variances of the given datasets (zeros for absent ones)."""
-    size = h.axes["mgg"].size
-    values, variances = np.zeros(size), np.zeros(size)
-    for d in datasets:
-        if d in h.axes["dataset"]:
-            part = h[{"dataset": d, "region": region, "category": category, "systematic": systematic}]
-            values += part.values()
-            variances += part.variances()
-    return values, variances
 
 
 def chosen_background(record: dict, edges: np.ndarray) -> np.ndarray:
@@ -220,8 +206,10 @@ def fit_category(output: dict, category: str, config: AnalysisConfig, unblind: b
     side = window.sideband_bins(edges)
     record: dict = {"category": category, "data_ti_sideband": float(inputs["data_ti"][side].sum()),
                     "expected_signal": float(inputs["signal"].sum()), "chosen_family": None, "fallback": False}
-    template = build_template(inputs["data_ti"], inputs["template"], edges, window, settings, inputs["inclusive"])
-    if record["data_ti_sideband"] < 1 or inputs["signal"].sum() <= 0 or template is None:
+    # the cheap checks first: a category without sideband data or signal needs no template
+    template = (None if record["data_ti_sideband"] < 1 or inputs["signal"].sum() <= 0 else
+                build_template(inputs["data_ti"], inputs["template"], edges, window, settings, inputs["inclusive"]))
+    if template is None:
         record["status"] = "no sideband data, signal or template: not fitted"
         return record, None
     signal = fits.fit_signal(inputs["signal"], np.maximum(inputs["signal_variance"], 1e-12), edges, window)
@@ -287,8 +275,8 @@ def analyse(output: dict, config: AnalysisConfig, unblind: bool = False, impacts
     if models:
         combined = {**expected_figures(models, edges, COMBINED_LIGHT if light else COMBINED),
                     "categories": [m.name for m in models], "light": light}
-        passing = [m for m, r in zip(models, [r for r in records if r["chosen_family"]], strict=True)
-                   if not r["fallback"]]
+        fallbacks = {r["category"] for r in records if r["fallback"]}
+        passing = [m for m in models if m.name not in fallbacks]
         fallback = len(passing) < len(models)
         combined[PASSING] = (likelihood.expected_results(passing, edges, False, not light) if passing and fallback
                              else combined[ALL] if passing else None)
@@ -391,8 +379,7 @@ def pyhf_summary(result: dict) -> list[str]:
     """pyhf's combined Z and mu_95 beside the own fit's (one line per variant compared)."""
     pyhf = result.get("pyhf") or {}
     lines = []
-    for key, label in ((ALL, "with every uncertainty"), (STAT_MODELLING, "statistical and modelling"),
-                       (STATISTICAL, "statistical only")):
+    for key, label in ((ALL, "with every uncertainty"), (STATISTICAL, "statistical only")):  # what pyhf compares
         if key in pyhf and "failed" in pyhf[key]:
             lines.append(f"pyhf {label}: {pyhf[key]['failed']}")
         elif key in pyhf:

@@ -258,9 +258,14 @@ def _minimise(minuit: Minuit, with_errors: bool) -> Minuit:
     return minuit
 
 
+def gof_groups(edges: np.ndarray, width: float) -> np.ndarray:
+    """Each bin's goodness-of-fit bin: its ``width`` GeV group counted from the first edge."""
+    return np.floor((edges[:-1] - edges[0]) / width + 1e-9).astype(int)
+
+
 def _merged(values: np.ndarray, edges: np.ndarray, mask: np.ndarray, width: float) -> np.ndarray:
     """Sums over ``width`` GeV groups of bins lying wholly inside ``mask`` (a group overlapping it is dropped)."""
-    group = np.floor((edges[:-1] - edges[0]) / width + 1e-9).astype(int)
+    group = gof_groups(edges, width)
     whole = np.bincount(group, weights=mask.astype(float)) == np.bincount(group)
     return np.bincount(group, weights=np.where(mask, values, 0.0))[whole]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import AnalysisConfig, NormalisationUncertainty
-from ..output import MASS_HISTOGRAM
+from ..output import MASS_HISTOGRAM, category_slice
 from .fits import SignalModel
 from .likelihood import HISTOSYS, NORMSYS, SIGNAL, Modifier
 
@@ -45,11 +45,7 @@ class HiggsSamples:
 
 def _yield(h, datasets: list[str], category: str, systematic: str = "nominal") -> float:
     """The TI yield of the datasets in a category (0 for those absent)."""
-    total = 0.0
-    for d in datasets:
-        if d in h.axes["dataset"] and systematic in h.axes["systematic"]:
-            total += float(h[{"dataset": d, "region": "TI", "category": category, "systematic": systematic}].sum().value)
-    return total
+    return float(category_slice(h, datasets, "TI", category, systematic)[0].sum())
 
 
 def _applies(term: NormalisationUncertainty, role: str, datasets: list[str], dsids: dict[str, int]) -> bool:

@@ -38,6 +38,7 @@ import numpy as np
 from iminuit import Minuit
 
 from ..config import FitConfig, MassWindow
+from .fits import gof_groups
 
 OWN, EFFICIENCY = "own", "efficiency in m_yy"
 COMPONENTS = ("continuum", "ntni")
@@ -251,7 +252,7 @@ def efficiency_closure(passed: np.ndarray, variance: np.ndarray, total: np.ndarr
     if passed.sum() <= 0:
         return None
     scale = _effective(passed, variance)
-    group = np.floor((edges[:-1] - edges[0]) / width + 1e-9).astype(int)
+    group = gof_groups(edges, width)
     observed = np.bincount(group, weights=passed) / scale
     predicted = np.bincount(group, weights=eps * total) / scale
     use = predicted > 0
