@@ -33,7 +33,7 @@ def main() -> None:
     cfg = load_config()
     with tempfile.TemporaryDirectory() as out:
         manifest = load_manifest(generate_dataset(out, args.events, args.seed, samples=["data"]))
-        events = ak.concatenate([read_events(f, t) for f, t in manifest.datasets["data"].files.items()])
+        events = ak.concatenate([read_events(f, cfg.format().branches, t) for f, t in manifest.datasets["data"].files.items()])
     d = sel.leading_diphoton(objects.collections(events, cfg.format())["photons"], cfg.photons)
     passed = sel.diphoton_passes_relative_pt(d, cfg.photons) & sel.in_mass_window(d.mass, cfg.mass.low, cfg.mass.high)
     ti = sel.photon_is_tight_isolated(d.lead, cfg.format()) & sel.photon_is_tight_isolated(d.sublead, cfg.format())

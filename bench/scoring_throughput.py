@@ -50,7 +50,7 @@ def main() -> None:
         run_analysis(manifest, config, RunOptions(progress=False, dump_dir=str(tmp / "dump")))
         cfg = load_training_config(overrides={"classifier": {"layers": args.layers}, "schedule": {"epochs": 1},
                                               "data": {"n_folds": 2}})
-        run_training(tmp / "dump", tmp / "model", cfg, [("classifier", 0.0)])
+        run_training(tmp / "dump", tmp / "model", cfg, [("classifier", 0.0)], config)
         model = str(tmp / "model" / "model.onnx")
         from training.data import load_training_data
         from training.methods import DecorrelatedClassifier

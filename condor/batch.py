@@ -39,7 +39,8 @@ from processors.run import (
 from processors.tth import TthProcessor, chunk_id
 from ttH_adv.atomic import write_text
 from ttH_adv.config import AnalysisConfig, config_to_data, load_config
-from ttH_adv.errors import InputFileError, TthAdvError, one_line
+from ttH_adv.documents import read_document
+from ttH_adv.errors import InputFileError, TthAdvError
 from ttH_adv.inputs.manifest import Manifest, load_manifest
 from ttH_adv.output import OutputMetadata, load_output, save_output
 
@@ -48,16 +49,9 @@ PLAN = "plan.json"
 
 def read_plan(path: str | Path) -> dict:
     """A submit folder's plan.json; an ``InputFileError`` naming it where it is missing or not a plan."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"plan not found: {path} (tth-adv condor submit writes it into its --out folder)",
-                             path=str(path))
-    try:
-        plan = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"{path} is not a plan of tth-adv condor submit: {one_line(exc)}", path=str(path)
-                             ) from None
-    if not isinstance(plan, dict) or "slices" not in plan:
+    plan = read_document(path, "a plan of tth-adv condor submit (written into its --out folder)",
+                         error=InputFileError)
+    if "slices" not in plan:
         raise InputFileError(f"{path} is not a plan of tth-adv condor submit (no slices)", path=str(path))
     return plan
 

@@ -35,7 +35,7 @@ def manifest(dataset_dir):
 def read_events(manifest, dataset: str, config) -> ak.Array:
     """All events of one dataset through the project's schema (eager, concatenated)."""
     files = manifest.datasets[dataset].files.items()
-    return ak.concatenate([read_file_events(path, tree, config.format().branches) for path, tree in files])
+    return ak.concatenate([read_file_events(path, config.format().branches, tree) for path, tree in files])
 
 
 @pytest.fixture(scope="session")

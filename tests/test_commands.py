@@ -103,6 +103,7 @@ def test_run_on_dask_gives_the_same_output_with_each_worker_start(small_manifest
         assert np.array_equal(values, outputs["spawn"][name][0]) and np.array_equal(variances, outputs["spawn"][name][1])
 
 
+@pytest.mark.validation
 def test_compare_writes_a_row_per_trained_result_across_feature_sets(small_manifest, tmp_path, capsys):
     """`tth-adv compare` over two training folders (seed and extended features): every result scored in one pass,
     categorised, filled in one pass and fitted; one table row each, R50 over the ceiling the seed classifier's

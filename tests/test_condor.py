@@ -111,7 +111,7 @@ def test_model_is_shipped_to_workers_and_loaded_there(small_manifest, config, tm
     run(small_manifest, config, dump_dir=str(tmp_path / "dump"))
     cfg = load_training_config(overrides={"classifier": {"layers": [8]}, "schedule": {"epochs": 1},
                                           "data": {"min_jets": 2}})
-    run_training(tmp_path / "dump", tmp_path / "model", cfg, [("classifier", 0.0)])
+    run_training(tmp_path / "dump", tmp_path / "model", cfg, [("classifier", 0.0)], config)
     private = tmp_path / "private" / "model.onnx"
     private.parent.mkdir()
     shutil.copy(tmp_path / "model" / "model.onnx", private)
@@ -178,7 +178,6 @@ def _run_while_killing(small_manifest, config, retries: int, allowed_failures: i
             killer.join()
 
 
-@pytest.mark.slow
 def test_a_worker_killed_mid_run_leaves_and_the_result_is_identical(small_manifest, config):
     reference = run(small_manifest, config)
     result, killed = _run_while_killing(small_manifest, config, retries=3, allowed_failures=3)
@@ -186,7 +185,6 @@ def test_a_worker_killed_mid_run_leaves_and_the_result_is_identical(small_manife
     _same(result, reference)
 
 
-@pytest.mark.slow
 def test_a_worker_killed_without_retries_fails_the_run_naming_the_file(small_manifest, config):
     from ttH_adv.errors import ProcessingError
 

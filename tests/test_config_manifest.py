@@ -35,7 +35,7 @@ def test_user_file_overrides_a_subset(tmp_path):
     ("photons: {pt_min: fast}\n", "'config.photons.pt_min' must be a number"),
     ("mass: [1, 2]\n", "'config.mass' must be a mapping"),
     ("photons: {pt_min: 30\n", "not valid YAML"),
-    ("- 1\n- 2\n", "must hold a mapping"),
+    ("- 1\n- 2\n", "a mapping at top level"),
 ])
 def test_bad_configuration_is_named(tmp_path, text, message):
     f = tmp_path / "bad.yaml"
@@ -100,5 +100,5 @@ def test_malformed_manifest_files(tmp_path):
     with pytest.raises(ManifestError, match="not valid JSON"):
         load_manifest(tmp_path / "x.json")
     (tmp_path / "y.yaml").write_text("[]\n")
-    with pytest.raises(ManifestError, match="non-empty mapping"):
+    with pytest.raises(ManifestError, match="a mapping at top level"):
         load_manifest(tmp_path / "y.yaml")

@@ -27,7 +27,6 @@ def _exponential(total=2000.0, slope=-1.2):
     return total * fits.normalised_shape(lambda m: fits.FAMILIES["exponential"].density(m, [slope], 105, 160), EDGES)
 
 
-@pytest.mark.slow
 def test_signal_yield_pulls_over_toys():
     rng = np.random.default_rng(11)
     n_signal = 60.0

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("ttH_adv", "processors", "training", "condor")
 # bottom to top; a module may import from its own layer and the ones below it
 LAYERS = (
-    ("ttH_adv", "ttH_adv.errors", "ttH_adv.progress", "ttH_adv.atomic"),
+    ("ttH_adv", "ttH_adv.errors", "ttH_adv.progress", "ttH_adv.atomic", "ttH_adv.documents"),
     ("ttH_adv.config",),
     ("ttH_adv.event",),
     ("ttH_adv.inputs",),

@@ -1,4 +1,4 @@
-"""One mass window: move it in the configuration and every stage follows."""
+"""One configuration: move the mass window and the photon pT cut in one file, and every stage follows."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ mass:
   blind_low: 118.0
   blind_high: 132.0
   signal_scan: [120.0, 130.0]
+photons:
+  pt_min: 30.0
 """
 
 
@@ -49,7 +51,8 @@ def test_every_stage_follows_the_moved_window(small_manifest, moved, tmp_path):
     output = run(small_manifest, moved, dump_dir=str(tmp_path / "dump"))
     edges = output["histograms"]["mgg"].axes["mgg"].edges
     assert (edges[0], edges[-1], len(edges) - 1) == (100.0, 170.0, 140)
-    table = read_dump(tmp_path / "dump", columns=["mgg", "dataset", "region", "systematic"]).to_pandas()
+    table = read_dump(tmp_path / "dump", columns=["mgg", "dataset", "region", "systematic", "photon2_pt"]).to_pandas()
+    assert 30.0 <= table.photon2_pt.min() < 31.0  # the moved photon pT cut (the default is 25 GeV)
     assert table.mgg.min() < 105 and table.mgg.max() > 160  # events outside the default window are kept
     data_ti = table[(table.dataset == "data") & (table.region == "TI")]
     assert not data_ti.mgg.between(118, 132, inclusive="neither").any()  # blinded in the moved window
@@ -86,3 +89,9 @@ def test_every_stage_follows_the_moved_window(small_manifest, moved, tmp_path):
     assert scan == list(np.arange(120.0, 131.0))
     with pytest.raises(ConfigError, match="mass window is 105-160 GeV"):
         run_fits(output, load_config())  # histograms of another window are refused, not misread
+
+    # report: the window it states and draws is the moved one
+    from ttH_adv.app.stages import report
+
+    text = report(tmp_path / "report", {"moved": (output, fits_result)}, {}, None, moved).read_text()
+    assert "m_yy fitted in 100-170 GeV with 118-132 GeV blinded" in text

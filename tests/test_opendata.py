@@ -83,20 +83,20 @@ def test_manifest_from_the_release_layout_then_run_train_fit_with_renamed_datase
     assert fits["categories"][0]["expected_signal"] > 0
 
 
-def test_unknown_dsid_is_named_and_a_role_makes_it_known(opendata, tmp_path):
+def test_unknown_dsid_is_named_and_a_role_makes_it_known(opendata, tmp_path, config):
     folder, generated = opendata
     src = next((folder / "MC").glob("mc_341081.*"))
     odd = tmp_path / "mc_999999.mystery.GamGam.root"
     shutil.copy(src, odd)
     with pytest.raises(ManifestError, match=r"mc_999999.*999999.*--role 999999=ROLE"):
-        build_manifest([str(odd)], 1000.0)
-    built = build_manifest([str(odd)], 1000.0, roles={"999999": "continuum"})
+        build_manifest([str(odd)], 1000.0, config=config)
+    built = build_manifest([str(odd)], 1000.0, config=config, roles={"999999": "continuum"})
     assert built["mystery"]["metadata"]["role"] == "continuum"
     with pytest.raises(ManifestError, match="--luminosity-pb"):
-        build_manifest([str(src)], None)
+        build_manifest([str(src)], None, config=config)
 
 
-def test_files_of_one_dsid_must_agree_on_the_sum_of_weights(opendata, tmp_path):
+def test_files_of_one_dsid_must_agree_on_the_sum_of_weights(opendata, tmp_path, config):
     folder, _ = opendata
     files = sorted((folder / "MC").glob("mc_341081.*"))
     assert len(files) >= 2
@@ -107,9 +107,9 @@ def test_files_of_one_dsid_must_agree_on_the_sum_of_weights(opendata, tmp_path):
         f.mktree("mini", {k: v.dtype for k, v in data.items() if v.dtype != object})
         f["mini"].extend({k: v for k, v in data.items() if v.dtype != object})
     with pytest.raises(ManifestError, match="no input format matches .*opendata2020 lacks jet_E"):
-        build_manifest([str(files[0]), str(other)], 1000.0)  # the copy has no jagged branches
+        build_manifest([str(files[0]), str(other)], 1000.0, config=config)  # the copy has no jagged branches
     with pytest.raises(ManifestError, match="sum_weights .* differs"):
-        build_manifest([str(files[0]), str(other)], 1000.0, format_name="opendata2020")
+        build_manifest([str(files[0]), str(other)], 1000.0, config=config, format_name="opendata2020")
 
 
 def test_manifest_roles_are_checked(tmp_path, dataset_dir):
@@ -129,14 +129,14 @@ def test_manifest_roles_are_checked(tmp_path, dataset_dir):
     assert load_manifest(path).roles() == {"x": "resonant"}
 
 
-def test_remote_files_are_listed_without_being_opened(opendata):
+def test_remote_files_are_listed_without_being_opened(opendata, config):
     """A root:// file is never opened: its DSID comes from its name, its numbers from a local file of that DSID."""
     folder, _ = opendata
     local = sorted((folder / "MC").glob("mc_341081.*"))[0]
     remote = "root://eospublic.cern.ch//eos/opendata/atlas/GamGam/MC/mc_341081.ttH125_gamgam.GamGam.root"
-    built = build_manifest([str(local), remote, "https://example.org/Data/data_A.GamGam.root"], 1000.0)
+    built = build_manifest([str(local), remote, "https://example.org/Data/data_A.GamGam.root"], 1000.0, config=config)
     assert remote in built["ttH"]["files"] and built["ttH"]["metadata"]["sum_weights"] > 0
     assert "n_events" not in built["ttH"]["metadata"]  # the remote file's entries are not known
     assert list(built["data"]["files"]) == ["https://example.org/Data/data_A.GamGam.root"]
     with pytest.raises(ManifestError, match="no local, non-empty file"):
-        build_manifest([remote], 1000.0)
+        build_manifest([remote], 1000.0, config=config)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from ttH_adv.app.cli import main
 from ttH_adv.app.pipeline import Stage, run_stages
 
@@ -31,10 +33,9 @@ def test_stages_reuse_and_rerun_on_changed_input(tmp_path):
     assert len(calls) == 4
 
 
+@pytest.mark.validation
 def test_demo_runs_end_to_end_and_continues(tmp_path, capsys):
     """The README's main command on a reduced size: every stage, then a rerun that reuses them."""
-    import pytest
-
     pytest.importorskip("tensorflow")
     args = ["--no-progress", "demo", "--out", str(tmp_path), "--events", "300000", "--quick"]
     assert main(args) == 0

@@ -33,7 +33,6 @@ def _assert_identical(a, b):
     assert a["cutflow"] == b["cutflow"]
 
 
-@pytest.mark.slow
 def test_executors_and_chunk_sizes_agree_bit_for_bit(small_manifest, config, nominal):
     small_chunks = run(small_manifest, config, chunksize=1_500)
     _assert_identical(nominal, small_chunks)
@@ -229,7 +228,6 @@ def _sorted_dump(folder):
     return table.sort_values(["dataset", "systematic", "eventNumber"]).reset_index(drop=True)
 
 
-@pytest.mark.slow
 def test_every_variation_and_the_dump_agree_across_executors(small_manifest, config, tmp_path):
     """--systematics all: histograms, cutflows and the feature dumps are identical (futures vs iterative)."""
     datasets = small_manifest.select(["ttH", "data", "yyjets"])

@@ -2,8 +2,9 @@
 
 Each test reads the files twice: through ``tth-adv manifest`` / ``tth-adv run`` (or the processor's
 own steps), and independently with plain uproot and awkward, writing out each decision the way the
-format's documentation states it.  Skipped where the folder is absent (the synthetic-format tests
-carry the suite there); never copy these files into the repository.
+format's documentation states it.  Skipped, with the reason said, where the folder is absent (the
+synthetic-format tests carry the suite there); where it is present every file must open, so a
+damaged copy fails rather than skips.  Never copy these files into the repository.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from ttH_adv.output import load_output
 REALDATA = Path(os.environ.get("TTH_ADV_REALDATA", Path(__file__).resolve().parents[2] / "shared" / "realdata"))
 ODEO = REALDATA / "odeo2025"
 PHYSLITE = REALDATA / "physlite"
-pytestmark = pytest.mark.skipif(not REALDATA.is_dir(), reason=f"no real files at {REALDATA}")
+pytestmark = pytest.mark.skipif(not REALDATA.is_dir(), reason=f"no real files at {REALDATA} (the real-file tests "
+                                "need ../shared/realdata beside the checkout, or TTH_ADV_REALDATA)")
 
 LUMINOSITY_PB = 36_100.0
 ODEO_ROLES = ["--role", "301333=continuum", "--role", "410081=continuum"]  # not GamGam samples
@@ -35,6 +37,17 @@ PHYSLITE_ARGS = [a for dsid, xsec in PHYSLITE_XSECS.items() for a in ("--role", 
                                                                        f"{dsid}={xsec}")]
 SCALE_FACTORS_2025 = ["ScaleFactor_PILEUP", "ScaleFactor_PHOTON", "ScaleFactor_ELE", "ScaleFactor_MUON",
                       "ScaleFactor_FTAG", "ScaleFactor_JVT"]
+
+
+def test_every_real_file_opens_and_holds_its_tree():
+    """Present but damaged is a failure, not a skip: each format's folder has files, each opens with its tree."""
+    trees = {ODEO: "analysis", PHYSLITE: "CollectionTree"}
+    for folder, tree in trees.items():
+        files = sorted(folder.rglob("*.root"))
+        assert files, f"{folder} holds no ROOT file"
+        for path in files:
+            with uproot.open(path) as f:
+                assert f[tree].num_entries > 0, f"{path}: tree {tree} is empty"
 
 
 def count(mask: ak.Array) -> int:

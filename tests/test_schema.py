@@ -55,7 +55,7 @@ def test_branch_map_is_configuration(tmp_path, manifest):
                         "          prefix: photon_\n"
                         "          fields: {pt: pt, eta: eta, phi: phi, energy: E, tight: isTightID}\n")
     cfg = load_config(cfg_file)
-    events = read_events_of_file(_first_file(manifest), "mini", cfg.format().branches)
+    events = read_events_of_file(_first_file(manifest), cfg.format().branches)
     assert "tight" in events.photon.fields and "ptcone30" not in events.photon.fields
     assert "photon_ptcone30" in events.fields
 
@@ -74,7 +74,7 @@ def test_missing_branch_named_with_file_and_tree(tmp_path, manifest, config):
     assert "photon_isTightID" in message and str(bad) in message and "'mini'" in message and "ttH" in message
     # The schema itself refuses too, before any event is read.
     with pytest.raises(MissingBranchError, match=r"no_tight\.root, tree 'mini' lacks.*photon_isTightID"):
-        read_events_of_file(str(bad), "mini", config.format().branches, mode="virtual")
+        read_events_of_file(str(bad), config.format().branches, mode="virtual")
 
 
 def test_missing_corrupt_and_treeless_files(tmp_path, manifest, config):

@@ -27,7 +27,7 @@ def trained(small_manifest, config, tmp_path_factory):
     run(small_manifest, config, dump_dir=str(folder / "dump"))
     cfg = load_training_config(overrides={"classifier": {"layers": [16]}, "schedule": {"epochs": 2},
                                           "data": {"min_jets": 2}})
-    summary = run_training(folder / "dump", folder / "model", cfg, [("classifier", 0.0)], int8=True)
+    summary = run_training(folder / "dump", folder / "model", cfg, [("classifier", 0.0)], config, int8=True)
     return folder, cfg, summary
 
 
@@ -78,7 +78,7 @@ def test_int8_model_that_misses_parity_is_refused(trained, config, tmp_path, mon
     # train --int8 goes on without it: the refusal and its figures are in results.json.
     from training.run import run_training
 
-    summary = run_training(folder / "dump", tmp_path / "model", cfg, [("classifier", 0.0)], int8=True)
+    summary = run_training(folder / "dump", tmp_path / "model", cfg, [("classifier", 0.0)], config, int8=True)
     assert "keep the float model" in summary["int8"]["refused"] and summary["int8"]["parity"]["p99_abs_difference"] > 0
     assert (tmp_path / "model" / "model.onnx").is_file() and not (tmp_path / "model" / "model_int8.onnx").exists()
 

@@ -93,6 +93,7 @@ def test_adversary_information_is_zero_when_the_mixture_ignores_the_score():
     assert info == pytest.approx(0.0, abs=1e-6)
 
 
+@pytest.mark.validation
 def test_adversary_lowers_score_mass_correlation():
     X, y, m, w = _toy()
     train, valid = slice(0, 12_000), slice(12_000, None)
@@ -131,6 +132,7 @@ def test_mode_loss_is_zero_for_a_flat_efficiency_and_order_one_absorbs_a_linear_
         loss(independent, 3)
 
 
+@pytest.mark.validation
 def test_mode_flattens_the_pivot_toy_and_keeps_classifying():
     """MoDe (order 0) on the Louppe et al. toy: background scores at z = -1 and +1 agree, AUC stays useful.
 
@@ -171,6 +173,7 @@ def test_mode_cuts_m_yy_sculpting_where_the_classifier_sculpts():
     assert worst["mode"] < worst["mode-linear"] < worst["classifier"] and auc["mode-linear"] > 0.7
 
 
+@pytest.mark.validation
 def test_mode_is_flat_on_a_generated_dataset_where_the_classifier_sculpts(tmp_path):
     """The generator's ttH and data samples of the 3M-event run (seed 42: the five-seed table's
     180,354 signal and 19,219 background training events), training/small.yaml, 2 folds,
@@ -222,6 +225,7 @@ PIVOT_RUNS = (("classifier", 0.0), ("adversarial", 30.0), ("ddt", 0.0))
 PIVOT_CONFIG = {**TINY, "schedule": {**TINY["schedule"], "epochs": 10, "patience": 10}}
 
 
+@pytest.mark.validation
 def test_any_protected_variable_the_pivot_toy():
     """The protected variable need not be m_yy: z ~ N(0, 1) with no configured range.
 

@@ -9,6 +9,7 @@ import pytest
 NOTEBOOK = Path(__file__).parent.parent / "docs" / "tutorial.ipynb"
 
 
+@pytest.mark.validation
 def test_the_tutorial_runs_and_ends_with_a_fit_and_a_report(tmp_path):
     pytest.importorskip("tensorflow")
     nbformat = pytest.importorskip("nbformat")

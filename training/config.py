@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
-from ttH_adv.config import build_section, merge_overrides
-from ttH_adv.errors import ConfigError, one_line
+from ttH_adv.config import build_section, layered
+from ttH_adv.documents import parse_document
+from ttH_adv.errors import ConfigError
 from ttH_adv.event.features import feature_names
 
 BACKGROUNDS = ("ntni_data", "mc", "both")
@@ -92,18 +91,9 @@ class TrainingConfig:
 
 def load_training_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainingConfig:
     """Packaged defaults, overlaid with a YAML file and then with a dict of overrides."""
-    data = yaml.safe_load(resources.files("training").joinpath("defaults.yaml").read_text())
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"training configuration not found: {path}")
-        try:
-            user = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"training configuration {path} is not valid YAML: {one_line(exc)}") from exc
-        data = merge_overrides(data, user)
-    if overrides:
-        data = merge_overrides(data, overrides)
+    defaults = parse_document(resources.files("training").joinpath("defaults.yaml").read_text(),
+                              "training/defaults.yaml", "the packaged training configuration")
+    data = layered(defaults, path, "a training configuration (training/defaults.yaml's keys)", overrides)
     config = build_section(TrainingConfig, data, "training")
     feature_names(config.data.feature_set)  # an unknown feature set fails here, before TensorFlow is imported
     if config.data.background not in BACKGROUNDS:

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ttH_adv.atomic import atomic_path, write_text
-from ttH_adv.config import AnalysisConfig, load_config
+from ttH_adv.config import AnalysisConfig
 from ttH_adv.stats import metrics
 
 from .config import TrainingConfig
@@ -288,13 +288,13 @@ def planned_runs(runs: list[tuple[str, float]]) -> dict[str, list[float]]:
 
 
 def run_training(features_dir: str | Path, out_dir: str | Path, config: TrainingConfig,
-                 runs: list[tuple[str, float]], analysis: AnalysisConfig | None = None,
+                 runs: list[tuple[str, float]], analysis: AnalysisConfig,
                  all_events: bool = False, int8: bool = False, seeds: int = 1) -> dict:
     """Train every (method, lambda) in ``runs`` for ``seeds`` seeds (a lambda scan on the first, then the chosen
     lambda); write results.json, models/, model.onnx, out_of_fold.parquet."""
     out = Path(out_dir)
     (out / "models").mkdir(parents=True, exist_ok=True)
-    binning = metrics.mass_binning((analysis or load_config()).mass)
+    binning = metrics.mass_binning(analysis.mass)
     data = load_training_data(features_dir, config.data)
     log.info("training data: %d signal, %d background events, %d features (%s)", int(data.y.sum()),
              int((1 - data.y).sum()), len(data.features), config.data.feature_set)

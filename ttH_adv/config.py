@@ -8,6 +8,7 @@ silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import typing
@@ -18,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from .errors import ConfigError, one_line
+from .documents import parse_document, read_document
+from .errors import ConfigError
 
 # What a dataset is for, read by every stage (training, categorize, fits, plots, the run summary):
 # data; signal (ttH); resonant (other H -> yy modes, peaking at m_H); continuum (non-resonant yy
@@ -400,9 +401,11 @@ def config_hash(config: AnalysisConfig) -> str:
 
 def _default_dict() -> dict[str, Any]:
     """The packaged configuration: analysis.yaml, and every input format profile of data/formats."""
-    data = yaml.safe_load(resources.files("ttH_adv").joinpath("data/analysis.yaml").read_text())
+    data = parse_document(resources.files("ttH_adv").joinpath("data/analysis.yaml").read_text(),
+                          "ttH_adv/data/analysis.yaml", "the packaged analysis configuration")
     profiles = resources.files("ttH_adv").joinpath("data/formats")
-    data["formats"] = {p.name.removesuffix(".yaml"): yaml.safe_load(p.read_text())
+    data["formats"] = {p.name.removesuffix(".yaml"): parse_document(p.read_text(), f"ttH_adv/data/formats/{p.name}",
+                                                                    "an input format profile")
                        for p in sorted(profiles.iterdir(), key=lambda p: p.name) if p.name.endswith(".yaml")}
     return data
 
@@ -498,19 +501,27 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
 
 def load_config(path: str | Path | None = None) -> AnalysisConfig:
     """Load the packaged defaults, overlaid with the YAML file at ``path`` if given."""
-    data = _default_dict()
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"configuration file not found: {path}")
-        try:
-            user = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"configuration file {path} is not valid YAML: {one_line(exc)}") from exc
-        if not isinstance(user, dict):
-            raise ConfigError(f"configuration file {path} must hold a mapping at top level")
-        data = merge_overrides(data, user)
+    data = layered(_default_dict(), path, "an analysis configuration (ttH_adv/data/analysis.yaml's keys)")
     return _validated(data, str(path or "packaged defaults"), resolve_extends=True)
+
+
+def layered(defaults: dict[str, Any], path: str | Path | None, what: str,
+            overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Packaged defaults overlaid with a user's YAML file and then with overrides (analysis and training alike)."""
+    data = defaults
+    if path is not None:
+        data = merge_overrides(data, read_document(path, what, empty_ok=True))
+    return merge_overrides(data, overrides) if overrides else data
+
+
+def packaged_formats() -> dict[str, InputFormat]:
+    """The packaged input format profiles alone (what the generator writes), whatever a user's file says."""
+    return _packaged().formats
+
+
+@functools.cache
+def _packaged() -> AnalysisConfig:
+    return _validated(_default_dict(), "packaged defaults", resolve_extends=True)
 
 
 def _validated(data: dict[str, Any], source: str, resolve_extends: bool = False) -> AnalysisConfig:

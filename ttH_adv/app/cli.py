@@ -115,14 +115,16 @@ def add_manifest(p: argparse.ArgumentParser) -> None:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     """Print a one-screen summary of a datasets manifest."""
+    from ..config import load_config
     from ..report.summary import summarise_manifest
 
-    print(summarise_manifest(args.datasets))
+    print(summarise_manifest(args.datasets, load_config(args.config)))
     return 0
 
 
 def add_summary(p: argparse.ArgumentParser) -> None:
     p.add_argument("--datasets", required=True, help="datasets manifest (JSON/YAML)")
+    p.add_argument("--config", default=None, help="analysis configuration YAML (its input formats' trees)")
 
 
 # --------------------------------------------------------------------------- run
@@ -500,25 +502,10 @@ def add_compare(p: argparse.ArgumentParser) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Plots and report.md of any fitted outputs (and, optionally, their training and a comparison)."""
-    import json
-
-    from ..output import load_output
-    from ..report.plotting import load_training_results
     from . import stages
 
-    if len(args.histograms) != len(args.fits):
-        raise TthAdvError(f"--histograms and --fits pair up: got {len(args.histograms)} and {len(args.fits)}")
-    labels = args.labels or [Path(f).name for f in args.fits]
-    if len(labels) != len(args.fits):
-        raise TthAdvError(f"--labels names each --fits folder: got {len(labels)} labels for {len(args.fits)}")
-    fits_by_model = {label: (load_output(output_path(h)), json.loads((Path(f) / "fits.json").read_text()))
-                     for label, h, f in zip(labels, args.histograms, args.fits, strict=True)}
-    comparison = json.loads((Path(args.comparison) / "comparison.json").read_text())["table"] if args.comparison \
-        else None
-    first_label, (first_output, _) = next(iter(fits_by_model.items()))
-    config = carried_config(first_output["metadata"].get("config"), args.config, f"the output of {first_label}")
-    path = stages.report(args.out, fits_by_model, load_training_results(*args.training), args.features and
-                         Path(args.features), config, comparison, args.score_column)
+    path = stages.report_saved(args.out, args.histograms, args.fits, args.labels, args.training, args.features,
+                               args.comparison, args.config, args.score_column)
     print(f"report: {path}")
     return 0
 

@@ -181,11 +181,9 @@ def _comparison(s: DemoSettings):
 def shown_results(s: DemoSettings) -> dict[str, str]:
     """The results the report shows category by category: the comparison's best row and the unconstrained classifier
     on the seed features, each at the row's first seed."""
-    import json
+    from ..stats.compare import UNCONSTRAINED, read_comparison
 
-    from ..stats.compare import UNCONSTRAINED
-
-    comparison = json.loads((_comparison(s).out / "comparison.json").read_text())
+    comparison = read_comparison(_comparison(s).out)
     table = comparison["table"]
 
     def label(entry: dict) -> str:  # the result of the row's first seed, as the comparison names it
@@ -199,19 +197,15 @@ def shown_results(s: DemoSettings) -> dict[str, str]:
 
 
 def _report(s: DemoSettings) -> None:
-    import json
-
-    from ..output import labelled, load_output
-    from ..report.plotting import load_training_results
+    from ..output import labelled
     from . import stages
 
     paths = _comparison(s)
     shown = shown_results(s)
-    fits = {label: (load_output(paths.histograms(result)), json.loads((paths.fits(result) / "fits.json").read_text()))
-            for label, result in shown.items()}
-    table = json.loads((paths.out / "comparison.json").read_text())["table"]
-    stages.report(s.path("report"), fits, load_training_results(*(s.model_dir(f) for f in s.trainings)), paths.scored,
-                  _config(), table, labelled("score", shown["best"]))
+    stages.report_saved(s.path("report"), [str(paths.histograms(r)) for r in shown.values()],
+                        [str(paths.fits(r)) for r in shown.values()], list(shown),
+                        [str(s.model_dir(f)) for f in s.trainings], str(paths.scored), str(paths.out), None,
+                        labelled("score", shown["best"]))
 
 
 def demo_stages(s: DemoSettings) -> list[Stage]:
@@ -269,8 +263,8 @@ def demo_summary(s: DemoSettings) -> str:
     from processors.run import summary
 
     from ..output import load_output
-    from ..stats.compare import comparison_markdown, comparison_summary
-    from ..stats.fit_analysis import category_table
+    from ..stats.compare import comparison_markdown, comparison_summary, read_comparison
+    from ..stats.fit_analysis import category_table, read_fit_results
 
     paths = _comparison(s)
     lines = [summary(load_output(s.path("plain") / OUTPUT_FILE))]
@@ -279,8 +273,8 @@ def demo_summary(s: DemoSettings) -> str:
                   json.loads((s.model_dir(feature_set) / "results.json").read_text())["table"]]
     for label, result in shown_results(s).items():
         lines += [f"categories of the {label} classifier ({result}, out-of-fold scores):",
-                  category_table(json.loads((paths.fits(result) / "fits.json").read_text()))]
-    table = json.loads((paths.out / "comparison.json").read_text())["table"]
+                  category_table(read_fit_results(paths.fits(result)))]
+    table = read_comparison(paths.out)["table"]
     lines += ["methods side by side (mean ± sd over seeds):", *comparison_markdown(table), comparison_summary(table),
               f"report: {s.path('report') / 'report.md'}"]
     return "\n".join(lines)

@@ -17,7 +17,6 @@ Each takes typed inputs and returns what it made; none parses arguments or print
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import AnalysisConfig
+from ..documents import read_document
+from ..errors import TthAdvError
 from ..inputs.manifest import Manifest
 from ..output import OUTPUT_FILE
 
@@ -129,6 +130,29 @@ def report(out: str | Path, fits_by_model: dict[str, tuple[dict, dict]], trainin
     from ..report.plotting import write_report
 
     return write_report(Path(out), fits_by_model, training, dump_dir, config.mass, comparison, score_column)
+
+
+def report_saved(out: str | Path, histograms: list[str], fits: list[str], labels: list[str] | None,
+                 training: list[str], features: str | None, comparison: str | None, config_path: str | None,
+                 score_column: str = "score") -> Path:
+    """``report`` of saved folders: each output paired with its fits folder, in the configuration they carry."""
+    from ..output import carried_config, load_output, output_path
+    from ..report.plotting import load_training_results
+    from ..stats.compare import read_comparison
+    from ..stats.fit_analysis import read_fit_results
+
+    if len(histograms) != len(fits):
+        raise TthAdvError(f"--histograms and --fits pair up: got {len(histograms)} and {len(fits)}")
+    labels = labels or [Path(f).name for f in fits]
+    if len(labels) != len(fits):
+        raise TthAdvError(f"--labels names each --fits folder: got {len(labels)} labels for {len(fits)}")
+    fits_by_model = {label: (load_output(output_path(h)), read_fit_results(f))
+                     for label, h, f in zip(labels, histograms, fits, strict=True)}
+    table = read_comparison(comparison)["table"] if comparison else None
+    first_label, (first_output, _) = next(iter(fits_by_model.items()))
+    config = carried_config(first_output["metadata"].get("config"), config_path, f"the output of {first_label}")
+    return report(out, fits_by_model, load_training_results(*training), features and Path(features), config, table,
+                  score_column)
 
 
 # --------------------------------------------------------------------------- compare
@@ -240,9 +264,11 @@ def compare_fit(results: list, paths: ComparePaths, config: AnalysisConfig, work
 def compare_table(results: list, paths: ComparePaths) -> list[dict]:
     """The comparison table from the fits and categories on disk; writes comparison.json and comparison.md."""
     from ..stats.compare import compared, comparison_row, write_comparison
+    from ..stats.fit_analysis import read_fit_results
 
-    rows = [comparison_row(r, results, json.loads((paths.fits(r.label) / "fits.json").read_text()),
-                           json.loads(paths.categories(r.label).read_text())) for r in compared(results)]
+    rows = [comparison_row(r, results, read_fit_results(paths.fits(r.label)),
+                           read_document(paths.categories(r.label), "a categories file", required=["categories"]))
+            for r in compared(results)]
     write_comparison(rows, paths.out, results)
     return rows
 

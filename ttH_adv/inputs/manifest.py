@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..atomic import write_text
-from ..errors import ManifestError, one_line
+from ..documents import read_document
+from ..errors import ManifestError
 from .samples import KINDS, ROLE_KIND, ROLES, load_catalogue
 
 DATASET_KEYS = {"files", "treename", "metadata"}
@@ -97,15 +96,6 @@ class Manifest:
         return Manifest(self.path, {n: self.datasets[n] for n in names})
 
 
-def _read(path: Path) -> Any:
-    text = path.read_text()
-    try:
-        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ManifestError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {one_line(exc)}"
-                            ) from exc
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -169,10 +159,8 @@ def _metadata(name: str, meta: Any, problems: list[str]) -> dict[str, Any]:
 def load_manifest(path: str | Path, *, check_files: bool = True) -> Manifest:
     """Load and validate a datasets manifest; raise ``ManifestError`` listing every problem."""
     path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"datasets manifest not found: {path}")
-    raw = _read(path)
-    if not isinstance(raw, dict) or not raw:
+    raw = read_document(path, "a datasets manifest (tth-adv manifest writes one)", error=ManifestError)
+    if not raw:
         raise ManifestError(f"{path}: a manifest is a non-empty mapping of dataset name -> entry")
     problems: list[str] = []
     datasets = {}

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
-from ..config import InputFormat, load_config
+from ..config import InputFormat, packaged_formats
 from ..errors import ConfigError
 from .samples import SampleSpec, load_catalogue
 
@@ -65,8 +65,10 @@ class NtupleWriter:
 
 @functools.cache
 def packaged_profile(name: str) -> InputFormat:
-    """A packaged input format profile, loaded once (a writer translates block after block with it)."""
-    return load_config().format(name)
+    """A packaged input format profile, loaded once (a writer translates block after block with it).
+
+    The generator writes the packaged layouts whatever a user's configuration says of its own formats."""
+    return packaged_formats()[name]
 
 
 # ------------------------------------------------------------------ 2020 (the generator's own layout)

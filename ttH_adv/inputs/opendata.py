@@ -36,7 +36,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from ..config import AnalysisConfig, InputFormat, load_config
+from ..config import AnalysisConfig, InputFormat
 from ..errors import ManifestError, one_line
 from .objects import PHYSLITE, required_branches
 from .samples import ROLE_KIND, ROLES, CatalogueEntry, load_catalogue
@@ -190,9 +190,8 @@ def _role_for(scanned: ScannedFile, catalogue: dict[int, CatalogueEntry], roles:
 
 def build_manifest(inputs: list[str], luminosity_pb: float | None, roles: dict[str, str] | None = None, *,
                    format_name: str | None = None, xsecs: dict[int, float] | None = None,
-                   catalogues: tuple[str, ...] = (), config: AnalysisConfig | None = None) -> dict[str, dict]:
-    """The manifest (as written to JSON: absolute paths) for the given files."""
-    config = config or load_config()
+                   catalogues: tuple[str, ...] = (), config: AnalysisConfig) -> dict[str, dict]:
+    """The manifest (as written to JSON: absolute paths) for the given files, in ``config``'s input formats."""
     roles, xsecs = roles or {}, xsecs or {}
     bad = {k: r for k, r in roles.items() if r not in ROLES}
     if bad:

@@ -11,11 +11,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
-
-import yaml
 
 from ..config import ROLES
+from ..documents import parse_document, read_document
 from ..errors import ManifestError, one_line
 
 BR_H_YY = 2.27e-3
@@ -54,10 +52,13 @@ def load_catalogue(name: str = DEFAULT_CATALOGUE, path: str | None = None) -> di
 @functools.cache
 def _read_catalogue(name: str, path: str | None) -> tuple[tuple[int, CatalogueEntry], ...]:
     source = path if path is not None else f"ttH_adv/data/{name}"
+    what = "a DSID catalogue ('samples: {DSID: {name, role, process}}')"
+    data = (read_document(path, what, required=["samples"], error=ManifestError) if path is not None else
+            parse_document(resources.files("ttH_adv").joinpath("data", name).read_text(), source, what,
+                           required=["samples"], error=ManifestError))
     try:
-        text = Path(path).read_text() if path is not None else resources.files("ttH_adv").joinpath("data", name).read_text()
-        entries = tuple((int(dsid), CatalogueEntry(**entry)) for dsid, entry in yaml.safe_load(text)["samples"].items())
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+        entries = tuple((int(dsid), CatalogueEntry(**entry)) for dsid, entry in data["samples"].items())
+    except (AttributeError, TypeError, ValueError) as exc:
         raise ManifestError(f"{source}: not a DSID catalogue (expected 'samples: {{DSID: {{name, role, process}}}}'):"
                             f" {one_line(exc)}") from exc
     bad = {dsid: e.role for dsid, e in entries if e.role not in ROLES}

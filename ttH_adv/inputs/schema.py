@@ -26,8 +26,8 @@ from coffea.nanoevents import NanoEventsFactory
 from coffea.nanoevents.methods import base, vector
 from coffea.nanoevents.schemas.base import BaseSchema, zip_forms
 
-from ..config import BranchMap, build_section, load_config
-from ..errors import InputFileError, MissingBranchError, one_line
+from ..config import BranchMap, build_section
+from ..errors import ConfigError, InputFileError, MissingBranchError, one_line
 
 
 class FlatNtupleSchema(BaseSchema):
@@ -35,7 +35,8 @@ class FlatNtupleSchema(BaseSchema):
 
     The branch map travels in the events' metadata (key ``branch_map``, a plain dict as
     ``branch_map_dict`` writes it), so coffea's executors can ship this class by reference to
-    any worker; without it the packaged default map is used.
+    any worker.  Events without one are refused: a silent default map would read another format's
+    branches.
     """
 
     __dask_capable__ = True
@@ -43,8 +44,10 @@ class FlatNtupleSchema(BaseSchema):
     def __init__(self, base_form: dict, *args, **kwargs) -> None:
         super().__init__(base_form, *args, **kwargs)
         metadata = self._form["parameters"].get("metadata") or {}
-        branch_map = branch_map_from_dict(metadata["branch_map"]) if "branch_map" in metadata else None
-        branch_map = branch_map or load_config().format().branches
+        if "branch_map" not in metadata:
+            raise ConfigError(f"file {metadata.get('filename', '<unknown file>')}: the events' metadata carry no "
+                              "'branch_map' (processors.run.preflight and read_events put the format's there)")
+        branch_map = branch_map_from_dict(metadata["branch_map"])
         forms = dict(zip(self._form["fields"], self._form["contents"], strict=True))
         missing = [b for b in branch_map.required_branches() if b not in forms]
         if missing:
@@ -85,11 +88,10 @@ def branch_map_from_dict(data: dict) -> BranchMap:
     return _branch_map_from_json(json.dumps(data, sort_keys=True))
 
 
-def read_events(path: str, tree: str = "mini", branch_map: BranchMap | None = None, **kwargs) -> ak.Array:
-    """Events of one file through the schema (eager), for scripts and tests."""
-    metadata = {"filename": path, "treename": tree}
-    if branch_map is not None:
-        metadata["branch_map"] = branch_map_dict(branch_map)
+def read_events(path: str, branch_map: BranchMap, tree: str | None = None, **kwargs) -> ak.Array:
+    """Events of one file (in the branch map's tree unless named) through the schema (eager), for scripts and tests."""
+    tree = tree or branch_map.tree
+    metadata = {"filename": path, "treename": tree, "branch_map": branch_map_dict(branch_map)}
     factory = NanoEventsFactory.from_root({path: tree}, schemaclass=FlatNtupleSchema, metadata=metadata,
                                           mode=kwargs.pop("mode", "eager"), **kwargs)
     return factory.events()

@@ -7,13 +7,14 @@ without rerunning anything.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from ..atomic import write_text
 from ..config import MassWindow
+from ..documents import read_document
+from ..errors import InputFileError
 from ..event.selections import COMMON_STEPS
 from ..stats.compare import MATCHED_FLATNESS
 from ..stats.fit_analysis import category_inputs, chosen_background
@@ -510,7 +511,9 @@ def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], trainin
     sections += ["Classifier"] * bool(training) + ["Processing", "Plots"]
     lines = ["# ttH(yy) analysis report", "",
              "Every classifier score here is out-of-fold: each event is scored by the fold network that did not "
-             "train on it.", "", "## Contents", ""]
+             "train on it.", "", f"m_yy fitted in {window.low:g}-{window.high:g} GeV with {window.blind_low:g}-"
+             f"{window.blind_high:g} GeV blinded in data; goodness of fit in {window.gof_bin_width:g} GeV bins.", "",
+             "## Contents", ""]
     lines += [f"- [{title}](#{_anchor(title)})" for title in sections] + [""]
     if comparison:
         lines += ["## Methods side by side", "", "Each trained result (every seed at its method's chosen λ) scored, "
@@ -559,7 +562,9 @@ def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], trainin
 def load_training_results(*model_dirs: str | Path) -> dict:
     """results.json of one or more training folders, merged: each result marked with its feature set, the
     first folder's choice and binning ({} if there is none)."""
-    summaries = [json.loads(p.read_text()) for p in (Path(d) / "results.json" for d in model_dirs) if p.is_file()]
+    summaries = [read_document(Path(d) / "results.json", "a training summary (tth-adv train writes results.json)",
+                               required=["results", "feature_set", "chosen"], error=InputFileError)
+                 for d in model_dirs]
     if not summaries:
         return {}
     merged = {**summaries[0], "results": [{**r, "feature_set": s["feature_set"]} for s in summaries

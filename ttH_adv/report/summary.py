@@ -6,13 +6,13 @@ from pathlib import Path
 
 import uproot
 
-from ..config import AnalysisConfig, load_config
+from ..config import AnalysisConfig
 from ..inputs.manifest import load_manifest
 
 
-def summarise_manifest(path: str | Path, config: AnalysisConfig | None = None) -> str:
+def summarise_manifest(path: str | Path, config: AnalysisConfig) -> str:
     """A table of datasets: role, files, entries, cross-section and expected yield sigma x L."""
-    manifest, config = load_manifest(path), config or load_config()
+    manifest = load_manifest(path)
     lines = [f"datasets manifest {manifest.path}",
              f"{'dataset':<10} {'role':<11} {'files':>5} {'entries':>10} {'xsec [pb]':>11} {'sigma x L':>10}"]
     total = 0

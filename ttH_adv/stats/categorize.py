@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 
 from ..atomic import write_text
 from ..config import MassWindow
+from ..documents import read_document
 from ..dump import read_dump
 from ..errors import TthAdvError
 from .fits import asimov_significance
@@ -260,10 +261,5 @@ def write_categories(result: dict, path: str | Path) -> Path:
 
 def read_categories(path: str | Path) -> dict[str, list[float]]:
     """The boundaries of a categories.json."""
-    path = Path(path)
-    if not path.is_file():
-        raise TthAdvError(f"categories file not found: {path}")
-    data = json.loads(path.read_text())
-    if "categories" not in data:
-        raise TthAdvError(f"{path} has no 'categories' key (write it with 'tth-adv categorize')")
-    return data["categories"]
+    return read_document(path, "a categories file (tth-adv categorize writes one)", required=["categories"],
+                         error=TthAdvError)["categories"]

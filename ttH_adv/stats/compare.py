@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..documents import read_document
 from ..errors import InputFileError
 from .fit_analysis import ALL, PASSING, STAT_MODELLING, STATISTICAL
 
@@ -70,7 +71,8 @@ def trained_results(model_dirs: list[str | Path]) -> list[TrainedResult]:
         if not path.is_file():
             raise InputFileError(f"{folder} is not a training folder: no results.json (make it with tth-adv train)",
                                  path=str(folder))
-        summary = json.loads(path.read_text())
+        summary = read_document(path, "a training summary (tth-adv train writes results.json)",
+                                required=["results", "feature_set"], error=InputFileError)
         for r in summary["results"]:
             model = folder / "models" / Path(r["model"]).name
             if not model.is_file():
@@ -346,5 +348,14 @@ def write_comparison(rows: list[dict], out: str | Path, results: list[TrainedRes
         md += ["## R50 at matched flatness (along each λ scan)", "", *matched_flatness_markdown(matched), ""]
     data = {"rows": rows, "table": table, "summary": summary,
             "matched_flatness": [{"feature_set": k[0], "method": k[1], **v} for k, v in matched.items()]}
-    return (write_text(out / "comparison.json", json.dumps(data, indent=1, default=float) + "\n"),
+    return (write_text(out / COMPARISON_FILE, json.dumps(data, indent=1, default=float) + "\n"),
             write_text(out / "comparison.md", "\n".join(md)))
+
+
+COMPARISON_FILE = "comparison.json"
+
+
+def read_comparison(folder: str | Path) -> dict:
+    """comparison.json of a ``tth-adv compare`` folder; one error naming it where it is missing or not one."""
+    return read_document(Path(folder) / COMPARISON_FILE, "the comparison of tth-adv compare",
+                         required=["rows", "table"], error=InputFileError)

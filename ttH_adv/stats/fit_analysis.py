@@ -43,7 +43,8 @@ import numpy as np
 
 from ..atomic import write_text
 from ..config import AnalysisConfig, FitConfig
-from ..errors import TthAdvError
+from ..documents import read_document
+from ..errors import InputFileError, TthAdvError
 from ..inputs.samples import ROLES
 from ..output import INCLUSIVE, INCLUSIVE_HISTOGRAM, MASS_HISTOGRAM, category_slice
 from . import fits, likelihood
@@ -390,6 +391,15 @@ def pyhf_summary(result: dict) -> list[str]:
     return lines
 
 
+FITS_FILE = "fits.json"
+
+
 def write_fit_results(result: dict, out_dir: str | Path) -> Path:
     """fits.json in the output folder."""
-    return write_text(Path(out_dir) / "fits.json", json.dumps(result, indent=1, default=float) + "\n")
+    return write_text(Path(out_dir) / FITS_FILE, json.dumps(result, indent=1, default=float) + "\n")
+
+
+def read_fit_results(folder: str | Path) -> dict:
+    """fits.json of a fits folder (``tth-adv fit --out``); one error naming it where it is missing or not fits."""
+    return read_document(Path(folder) / FITS_FILE, "the fits of tth-adv fit", required=["categories", "combined"],
+                         error=InputFileError)
