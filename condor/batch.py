@@ -27,22 +27,14 @@ import numpy as np
 import yaml
 from coffea import processor
 
-import ttH_adv
-from processors.run import (
-    categories_metadata,
-    config_hash,
-    model_metadata,
-    normalise,
-    pop_bookkeeping,
-    preflight,
-)
+from processors.run import preflight
 from processors.tth import TthProcessor, chunk_id
 from ttH_adv.atomic import write_text
-from ttH_adv.config import AnalysisConfig, config_to_data, load_config
+from ttH_adv.config import AnalysisConfig, config_hash, config_to_data, load_config
 from ttH_adv.documents import read_document
 from ttH_adv.errors import InputFileError, TthAdvError
 from ttH_adv.inputs.manifest import Manifest, load_manifest
-from ttH_adv.output import OutputMetadata, load_output, save_output
+from ttH_adv.output import build_metadata, load_output, normalise, pop_bookkeeping, save_output
 
 PLAN = "plan.json"
 
@@ -201,14 +193,13 @@ def batch_metadata(plan: dict, folder: Path, manifest: Manifest, bookkeeping: di
     chunks = [c for s in plan["slices"] for c in s]
     entries = {name: sum(c["stop"] - c["start"] for c in chunks if c["dataset"] == name) for name in manifest.datasets}
     scorer = TthProcessor(config, systematics=plan["systematics"], model_path=model).scorer
-    return OutputMetadata(
-        **bookkeeping, config=config_to_data(config), config_hash=plan["config_hash"], roles=manifest.roles(),
-        dsids=manifest.dsids(),
-        luminosity_pb=manifest.luminosity_pb(), entries_in_files=entries,
-        files_processed=sorted({c["file"] for c in chunks}), files_skipped=[], files_without_systematic_branches=[],
-        executor="condor-batch", systematics=plan["systematics"], unblinded=False,
-        model=model_metadata(scorer, manifest), categories=categories_metadata(config.categories),
-        version=ttH_adv.__version__, wall_seconds=0.0, slices=plan["n_slices"], merged_from=partials).to_dict()
+    if config_hash(config) != plan["config_hash"]:
+        raise TthAdvError(f"{folder / 'analysis.yaml'} is not the configuration the plan was made with")
+    return build_metadata(bookkeeping, config, manifest, scorer, entries_in_files=entries,
+                          files_processed=sorted({c["file"] for c in chunks}), files_skipped=[],
+                          files_without_systematic_branches=[], executor="condor-batch",
+                          systematics=plan["systematics"], unblinded=False, wall_seconds=0.0,
+                          slices=plan["n_slices"], merged_from=partials)
 
 
 def merge_partials(plan_path: str | Path, partial_files: list[str | Path]) -> dict:

@@ -1,4 +1,4 @@
-"""Running the processor: file checks, executors, coffea's Runner, normalisation, output.
+"""Running the processor: file checks, executors, coffea's Runner; the output handled by ``ttH_adv.output``.
 
 An output (saved by ``ttH_adv.output.save_output`` as one zip, no pickle) is a dict with:
 
@@ -8,19 +8,18 @@ An output (saved by ``ttH_adv.output.save_output`` as one zip, no pickle) is a d
   ``histograms["mgg_inclusive"]`` -- every selected diphoton event in one category (nominal), the
   base of the background templates, shared by every model of a run;
   a run that scores several models (``RunOptions.scorings``) holds ``mgg@<label>`` and
-  ``mgg_control@<label>`` per model, which ``split_by_scoring`` turns into one output each;
+  ``mgg_control@<label>`` per model, which ``ttH_adv.output.split_by_scoring`` turns into one output each;
 * ``cutflow[dataset][step]`` -- ``{"events", "weighted"}`` after each step of
   ``processors.tth.cutflow_steps`` (weighted sums normalised like the histograms);
 * ``metadata`` -- ``ttH_adv.output.OutputMetadata``: the configuration, roles, luminosity,
   events read, files processed and skipped, executor, systematics, model, version, wall time.
 
-Outputs of separate runs merge with ``merge_outputs``.
+Outputs of separate runs merge with ``ttH_adv.output.merge_outputs`` (``tth-adv merge --outputs``).
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import re
 import threading
@@ -28,27 +27,23 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from coffea import processor
 from coffea.util import coffea_console
 
-import ttH_adv
-from ttH_adv.atomic import atomic_path
-from ttH_adv.config import AnalysisConfig, config_hash, config_to_data
+from ttH_adv.config import AnalysisConfig
 from ttH_adv.errors import InputFileError, ProcessingError, TthAdvError
-from ttH_adv.inference import KEY_QUANTISATION
 from ttH_adv.inputs import objects as obj
 from ttH_adv.inputs.manifest import Manifest
 from ttH_adv.inputs.objects import FLAT, required_branches
 from ttH_adv.inputs.schema import FileCheck, branch_map_dict, check_file
 from ttH_adv.output import (
-    CONTROL_HISTOGRAM,
-    INCLUSIVE_HISTOGRAM,
-    MASS_HISTOGRAM,
-    OutputMetadata,
-    merge_metadata,
+    build_metadata,
+    categories_metadata,
+    model_metadata,
+    normalise,
+    pop_bookkeeping,
 )
 
 from .tth import Scoring, TthProcessor
@@ -307,21 +302,6 @@ def progress_bars(show: bool) -> Iterator[None]:
         coffea_console.quiet = quiet
 
 
-def normalise(output: dict, manifest: Manifest) -> dict:
-    """Scale each MC dataset's histograms and weighted cutflow by L x sigma / sum of weights."""
-    for h in output["histograms"].values():
-        view = h.view(flow=True)
-        for i, name in enumerate(h.axes["dataset"]):
-            norm = manifest.datasets[name].norm
-            view["value"][i] *= norm
-            view["variance"][i] *= norm**2
-    for name, steps in output["cutflow"].items():
-        norm = manifest.datasets[name].norm
-        for step in steps.values():
-            step["weighted"] *= norm
-    return output
-
-
 def empty_output(processor_instance: TthProcessor, manifest: Manifest) -> dict:
     """A valid output with zero-filled histograms for every dataset (nothing processed)."""
     out = None
@@ -359,115 +339,17 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
     normalise(output, manifest)
     wall = time.perf_counter() - start
     processed = sorted(f for d in checked.fileset.values() for f in d["files"])
-    output["metadata"] = OutputMetadata(
-        **pop_bookkeeping(output), config=config_to_data(config), config_hash=config_hash(config),
-        roles=manifest.roles(), dsids=manifest.dsids(),
-        varied_roles=list(options.varied_roles) if options.varied_roles is not None else None, luminosity_pb=manifest.luminosity_pb(), entries_in_files=checked.entries,
+    output["metadata"] = build_metadata(
+        pop_bookkeeping(output), config, manifest, proc.scorer, entries_in_files=checked.entries,
+        varied_roles=list(options.varied_roles) if options.varied_roles is not None else None,
         files_processed=processed, files_skipped=checked.skipped,
         files_without_systematic_branches=checked.without_optional, executor=options.executor,
-        systematics=options.systematics, unblinded=options.unblind, model=model_metadata(proc.scorer, manifest),
-        categories=categories_metadata(config.categories), version=ttH_adv.__version__, wall_seconds=wall,
+        systematics=options.systematics, unblinded=options.unblind, wall_seconds=wall,
         workers=options.workers, chunksize=options.chunksize, aligned_chunks=options.align_clusters,
         maxchunks=options.maxchunks, dump_dir=options.dump_dir,
         scorings={label: {"model": model_metadata(proc.scorers[label], manifest),
                           "categories": categories_metadata(scoring.categories)}
-                  for label, scoring in proc.scorings.items()} if options.scorings else {},
-    ).to_dict()
+                  for label, scoring in proc.scorings.items()} if options.scorings else {})
     return output
 
 
-def categories_metadata(categories: dict) -> dict[str, list[float]]:
-    """Score boundaries per channel, as the metadata hold them."""
-    return {k: list(v) for k, v in categories.items()}
-
-
-def model_metadata(scorer: Any, manifest: Manifest) -> dict | None:
-    """A scored model in the output's metadata; warns when a model trained on all events scores its training datasets."""
-    if scorer is None:
-        return None
-    info = scorer.info
-    in_sample = sorted(set(info.training_datasets()) & set(manifest.datasets)) if info.trained_on_all_events else []
-    if in_sample:
-        log.warning("model %s was trained on all events of %s: their scores are in-sample (train k-fold models "
-                    "for out-of-fold scores)", info.path, ", ".join(in_sample))
-    quantisation = json.loads(info.metadata.get(KEY_QUANTISATION, "null"))
-    return {"path": info.path, "sha256": info.sha256, "method": info.method, "lambda": info.lam,
-            "n_folds": info.n_folds, "int8": quantisation and {k: quantisation[k] for k in ("kind", "parity")},
-            "scores": "in-sample for " + ", ".join(in_sample) if in_sample else
-            ("out-of-fold" if info.n_folds > 1 else "all-events model, no training dataset processed")}
-
-
-def split_by_scoring(output: dict) -> dict[str, dict]:
-    """One output per model of a run that scored several (``RunOptions.scorings``): its histograms as
-    ``mgg``/``mgg_control``, its model and categories in the metadata, the cutflow and ``mgg_inclusive``
-    shared."""
-    meta = output["metadata"]
-    outputs = {}
-    for label, scoring in meta["scorings"].items():
-        histograms = {name: output["histograms"][f"{name}@{label}"] for name in (MASS_HISTOGRAM, CONTROL_HISTOGRAM)}
-        histograms[INCLUSIVE_HISTOGRAM] = output["histograms"][INCLUSIVE_HISTOGRAM]
-        outputs[label] = {"histograms": histograms, "cutflow": output["cutflow"],
-                          "metadata": {**meta, "scorings": {}, "model": scoring["model"],
-                                       "categories": scoring["categories"]}}
-    return outputs
-
-
-def pop_bookkeeping(output: dict) -> dict:
-    """Move the accumulated events-read, chunk and object-count records out of an output, for its metadata."""
-    return {"events_read": dict(output.pop("events_read")),
-            "chunks": {k: sorted(v) for k, v in output.pop("chunks").items()},
-            "objects": {k: dict(v) for k, v in output.pop("objects", {}).items()}}
-
-
-def merge_outputs(outputs: list[dict], sources: list[str] | None = None) -> dict:
-    """Add the histograms and cutflows of several (normalised) outputs; their metadata merged
-    (``ttH_adv.output.merge_metadata``: refused where configuration, model or roles differ)."""
-    sources = sources or [f"output {i + 1}" for i in range(len(outputs))]
-    merged = processor.accumulate([{k: v for k, v in o.items() if k != "metadata"} for o in outputs])
-    merged["metadata"] = merge_metadata([o["metadata"] for o in outputs], sources)
-    return merged
-
-
-def export_root(output: dict, path: str | Path) -> Path:
-    """Write every m_yy histogram slice as TH1D ``<dataset>/<region>/<category>/<systematic>`` (the
-    template control selections under ``control/``)."""
-    import uproot
-
-    path = Path(path)
-    with atomic_path(path) as tmp, uproot.recreate(tmp) as f:
-        for name, h in output["histograms"].items():
-            prefix = "" if name == MASS_HISTOGRAM else f"{name.replace(MASS_HISTOGRAM + '_', '', 1)}/"
-            for d in h.axes["dataset"]:
-                for r in h.axes["region"]:
-                    for c in h.axes["category"]:
-                        for s in h.axes["systematic"]:
-                            f[f"{prefix}{d}/{r}/{c}/{s}"] = h[{"dataset": d, "region": r, "category": c,
-                                                                "systematic": s}]
-    return path
-
-
-def summary(output: dict) -> str:
-    """A one-screen text summary: events, rate, cutflow, skipped files."""
-    meta = output["metadata"]
-    events = sum(meta["events_read"].values())
-    rate = events / meta["wall_seconds"] if meta["wall_seconds"] else float("nan")
-    lines = [f"processed {events:,} events from {len(meta['files_processed'])} files in {meta['wall_seconds']:.1f} s "
-             f"({rate:,.0f} events/s, executor {meta['executor']})"]
-    channels = sorted({s.split("_", 1)[1] for c in output["cutflow"].values() for s in c if s.startswith("TI_")})
-    steps = ["all", "mass_window", *(s for r in ("TI", "NTNI") for s in (r, *(f"{r}_{c}" for c in channels)))]
-    width = max(10, *(len(name) + 1 for name in output["cutflow"]))
-    lines.append(f"{'dataset':<{width}}" + "".join(f"{s:>12}" for s in steps))
-    for name, cutflow in sorted(output["cutflow"].items()):
-        lines.append(f"{name:<{width}}" + "".join(f"{cutflow[s]['events']:>12,d}" for s in steps))
-        if meta["roles"].get(name) != "data":
-            lines.append(f"{'  yield':<{width}}" + "".join(f"{cutflow[s]['weighted']:>12.4g}" for s in steps))
-    counts = meta.get("objects", {})
-    if counts:
-        columns = next(iter(counts.values())).keys()
-        lines.append(f"{'objects':<{width}}" + "".join(f"{c.replace('_', ' '):>{max(12, len(c) + 2)}}" for c in columns))
-        lines += [f"{name:<{width}}" + "".join(f"{n[c]:>{max(12, len(c) + 2)},d}" for c in columns)
-                  for name, n in sorted(counts.items())]
-    if meta["files_skipped"]:
-        lines.append(f"SKIPPED {len(meta['files_skipped'])} bad file(s):")
-        lines += [f"  {s['dataset']}: {s['reason']}" for s in meta["files_skipped"]]
-    return "\n".join(lines)

@@ -7,12 +7,18 @@ import logging
 
 import pytest
 
-from processors.run import merge_outputs
 from ttH_adv.app.cli import main
 from ttH_adv.config import config_to_data, load_config
 from ttH_adv.dump import dump_config
 from ttH_adv.errors import InputFileError, TthAdvError
-from ttH_adv.output import METADATA_KEYS, carried_config, load_output, output_path, save_output
+from ttH_adv.output import (
+    METADATA_KEYS,
+    carried_config,
+    load_output,
+    merge_outputs,
+    output_path,
+    save_output,
+)
 
 from conftest import histogram_by_dataset, run
 

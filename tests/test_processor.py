@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import uproot
 
-from processors.run import export_root, merge_outputs
 from processors.tth import quantise
 from ttH_adv.dump import read_dump
 from ttH_adv.event.selections import COMMON_STEPS
 from ttH_adv.inputs.manifest import Manifest
+from ttH_adv.app.cli import main
+from ttH_adv.output import export_root, load_output, merge_outputs, save_output
 
 from conftest import histogram_by_dataset, run
 from helpers import read_all
@@ -214,13 +215,18 @@ def test_export_to_root(nominal, tmp_path):
         assert h.axis().edges()[0] == 105 and h.axis().edges()[-1] == 160
 
 
-def test_outputs_of_separate_runs_merge(small_manifest, config, nominal):
-    """Runs over disjoint datasets add up to the run over all of them."""
+def test_outputs_of_separate_runs_merge(small_manifest, config, nominal, tmp_path, caplog):
+    """Runs over disjoint datasets add up to the run over all of them, in the library and by tth-adv merge."""
     names = list(small_manifest.datasets)
     parts = [run(small_manifest.select(names[:4]), config), run(small_manifest.select(names[4:]), config)]
     merged = merge_outputs(parts)
     _assert_identical(merged, nominal)
     assert len(merged["metadata"]["merged_from"]) == 2
+    saved = [str(save_output(p, tmp_path / f"part{i}.zip")) for i, p in enumerate(parts)]
+    assert main(["merge", "--outputs", *saved, "--out", str(tmp_path / "merged.zip")]) == 0
+    _assert_identical(load_output(tmp_path / "merged.zip"), nominal)
+    assert main(["merge", "--plan", "plan.json", "--out", str(tmp_path / "x.zip")]) == 2  # neither form complete
+    assert "either --plan and --partials" in caplog.text
 
 
 def _sorted_dump(folder):

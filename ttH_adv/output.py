@@ -1,4 +1,5 @@
-"""The saved output of a run, as an artifact: its metadata, its file format, its configuration.
+"""The saved output of a run, as an artifact: its metadata (one builder), normalisation, the split of a
+multi-model run, merging, ROOT export, the text summary, its file format, its configuration.
 
 An output is a dict ``{"histograms": {name: hist.Hist}, "cutflow": {dataset: {step: {"events",
 "weighted"}}}, "metadata": OutputMetadata as a dict}`` (``processors.run`` documents the
@@ -20,11 +21,17 @@ import logging
 import zipfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .atomic import atomic_path
 from .errors import ConfigError, InputFileError, TthAdvError, one_line
+from .inference import KEY_QUANTISATION
+
+if TYPE_CHECKING:
+    from .config import AnalysisConfig
+    from .inputs.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +168,138 @@ def _add_counts(parts: Any) -> dict[str, int]:
     return total
 
 
+def build_metadata(bookkeeping: dict, config: AnalysisConfig, manifest: Manifest, scorer: Any,
+                   **run: Any) -> dict[str, Any]:
+    """The metadata of an output (``OutputMetadata``): what its configuration and manifest say, then the run's facts.
+
+    The one builder of a single run's, a batch merge's and every other output's metadata."""
+    import ttH_adv
+
+    from .config import config_hash, config_to_data
+
+    return OutputMetadata(**bookkeeping, config=config_to_data(config), config_hash=config_hash(config),
+                          roles=manifest.roles(), dsids=manifest.dsids(), luminosity_pb=manifest.luminosity_pb(),
+                          model=model_metadata(scorer, manifest), categories=categories_metadata(config.categories),
+                          version=ttH_adv.__version__, **run).to_dict()
+
+
+def pop_bookkeeping(output: dict) -> dict:
+    """Move the accumulated events-read, chunk and object-count records out of an output, for its metadata."""
+    return {"events_read": dict(output.pop("events_read")),
+            "chunks": {k: sorted(v) for k, v in output.pop("chunks").items()},
+            "objects": {k: dict(v) for k, v in output.pop("objects", {}).items()}}
+
+
+def categories_metadata(categories: dict) -> dict[str, list[float]]:
+    """Score boundaries per channel, as the metadata hold them."""
+    return {k: list(v) for k, v in categories.items()}
+
+
+def model_metadata(scorer: Any, manifest: Manifest) -> dict | None:
+    """A scored model in the output's metadata; warns when a model trained on all events scores its training datasets."""
+    if scorer is None:
+        return None
+    info = scorer.info
+    in_sample = sorted(set(info.training_datasets()) & set(manifest.datasets)) if info.trained_on_all_events else []
+    if in_sample:
+        log.warning("model %s was trained on all events of %s: their scores are in-sample (train k-fold models "
+                    "for out-of-fold scores)", info.path, ", ".join(in_sample))
+    quantisation = json.loads(info.metadata.get(KEY_QUANTISATION, "null"))
+    return {"path": info.path, "sha256": info.sha256, "method": info.method, "lambda": info.lam,
+            "n_folds": info.n_folds, "int8": quantisation and {k: quantisation[k] for k in ("kind", "parity")},
+            "scores": "in-sample for " + ", ".join(in_sample) if in_sample else
+            ("out-of-fold" if info.n_folds > 1 else "all-events model, no training dataset processed")}
+
+
+# --------------------------------------------------------------------------- histograms
+
+
+def normalise(output: dict, manifest: Manifest) -> dict:
+    """Scale each MC dataset's histograms and weighted cutflow by L x sigma / sum of weights."""
+    for h in output["histograms"].values():
+        view = h.view(flow=True)
+        for i, name in enumerate(h.axes["dataset"]):
+            norm = manifest.datasets[name].norm
+            view["value"][i] *= norm
+            view["variance"][i] *= norm**2
+    for name, steps in output["cutflow"].items():
+        norm = manifest.datasets[name].norm
+        for step in steps.values():
+            step["weighted"] *= norm
+    return output
+
+
+def split_by_scoring(output: dict) -> dict[str, dict]:
+    """One output per model of a run that scored several (``RunOptions.scorings``): its histograms as
+    ``mgg``/``mgg_control``, its model and categories in the metadata, the cutflow and ``mgg_inclusive``
+    shared."""
+    meta = output["metadata"]
+    outputs = {}
+    for label, scoring in meta["scorings"].items():
+        histograms = {name: output["histograms"][f"{name}@{label}"] for name in (MASS_HISTOGRAM, CONTROL_HISTOGRAM)}
+        histograms[INCLUSIVE_HISTOGRAM] = output["histograms"][INCLUSIVE_HISTOGRAM]
+        outputs[label] = {"histograms": histograms, "cutflow": output["cutflow"],
+                          "metadata": {**meta, "scorings": {}, "model": scoring["model"],
+                                       "categories": scoring["categories"]}}
+    return outputs
+
+
+def merge_outputs(outputs: list[dict], sources: list[str] | None = None) -> dict:
+    """Add the histograms and cutflows of several (normalised) outputs; their metadata merged
+    (``ttH_adv.output.merge_metadata``: refused where configuration, model or roles differ)."""
+    from coffea import processor
+
+    sources = sources or [f"output {i + 1}" for i in range(len(outputs))]
+    merged = processor.accumulate([{k: v for k, v in o.items() if k != "metadata"} for o in outputs])
+    merged["metadata"] = merge_metadata([o["metadata"] for o in outputs], sources)
+    return merged
+
+
+def export_root(output: dict, path: str | Path) -> Path:
+    """Write every m_yy histogram slice as TH1D ``<dataset>/<region>/<category>/<systematic>`` (the
+    template control selections under ``control/``)."""
+    import uproot
+
+    path = Path(path)
+    with atomic_path(path) as tmp, uproot.recreate(tmp) as f:
+        for name, h in output["histograms"].items():
+            prefix = "" if name == MASS_HISTOGRAM else f"{name.replace(MASS_HISTOGRAM + '_', '', 1)}/"
+            for d in h.axes["dataset"]:
+                for r in h.axes["region"]:
+                    for c in h.axes["category"]:
+                        for s in h.axes["systematic"]:
+                            f[f"{prefix}{d}/{r}/{c}/{s}"] = h[{"dataset": d, "region": r, "category": c,
+                                                                "systematic": s}]
+    return path
+
+
+def summary(output: dict) -> str:
+    """A one-screen text summary: events, rate, cutflow, skipped files."""
+    meta = output["metadata"]
+    events = sum(meta["events_read"].values())
+    rate = events / meta["wall_seconds"] if meta["wall_seconds"] else float("nan")
+    lines = [f"processed {events:,} events from {len(meta['files_processed'])} files in {meta['wall_seconds']:.1f} s "
+             f"({rate:,.0f} events/s, executor {meta['executor']})"]
+    channels = sorted({s.split("_", 1)[1] for c in output["cutflow"].values() for s in c if s.startswith("TI_")})
+    steps = ["all", "mass_window", *(s for r in ("TI", "NTNI") for s in (r, *(f"{r}_{c}" for c in channels)))]
+    width = max(10, *(len(name) + 1 for name in output["cutflow"]))
+    lines.append(f"{'dataset':<{width}}" + "".join(f"{s:>12}" for s in steps))
+    for name, cutflow in sorted(output["cutflow"].items()):
+        lines.append(f"{name:<{width}}" + "".join(f"{cutflow[s]['events']:>12,d}" for s in steps))
+        if meta["roles"].get(name) != "data":
+            lines.append(f"{'  yield':<{width}}" + "".join(f"{cutflow[s]['weighted']:>12.4g}" for s in steps))
+    counts = meta.get("objects", {})
+    if counts:
+        columns = next(iter(counts.values())).keys()
+        lines.append(f"{'objects':<{width}}" + "".join(f"{c.replace('_', ' '):>{max(12, len(c) + 2)}}" for c in columns))
+        lines += [f"{name:<{width}}" + "".join(f"{n[c]:>{max(12, len(c) + 2)},d}" for c in columns)
+                  for name, n in sorted(counts.items())]
+    if meta["files_skipped"]:
+        lines.append(f"SKIPPED {len(meta['files_skipped'])} bad file(s):")
+        lines += [f"  {s['dataset']}: {s['reason']}" for s in meta["files_skipped"]]
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- the configuration downstream
 
 
@@ -204,8 +343,6 @@ def save_output(output: dict, path: str | Path) -> Path:
     """Save an output (or a batch partial) as one zip: histograms by uhi.io, the rest as JSON; atomically."""
     import uhi.io.zip as uhi_zip
     from hist import serialization
-
-    from .atomic import atomic_path
 
     path = Path(path)
     content = {k: v for k, v in output.items() if k != "histograms"}

@@ -153,10 +153,9 @@ def _start_workers_early(args: argparse.Namespace) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the processor over a datasets manifest and save the histograms and cutflows."""
     _start_workers_early(args)
-    from processors.run import summary
-
     from ..config import load_config
     from ..inputs.manifest import load_manifest
+    from ..output import summary
     from . import stages
 
     config = load_config(args.config)
@@ -266,32 +265,27 @@ def cmd_condor_job(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    """Merge batch partial outputs; refuse missing or duplicated slices."""
-    from condor.batch import merge_partials
-    from processors.run import summary
+    """Merge batch partial outputs (refusing missing or duplicated slices), or the outputs of separate runs."""
+    from ..output import summary
+    from . import stages
 
-    from ..output import save_output
-
-    partials = sorted(Path(args.partials).glob("partial_*.zip")) if Path(args.partials).is_dir() else \
-        [Path(p) for p in args.partials.split(",")]
-    merged = merge_partials(args.plan, partials)
-    path = save_output(merged, output_path(args.out, write=True))
+    merged, path = stages.merge(args.out, args.plan, args.partials, args.outputs)
     print(summary(merged))
     print(f"merged output: {path}")
     return 0
 
 
 def add_merge(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--plan", required=True, help="plan.json of the submit folder")
-    p.add_argument("--partials", required=True, help="folder of partial_*.zip, or a comma-separated list")
+    p.add_argument("--plan", default=None, help="plan.json of the submit folder (with --partials)")
+    p.add_argument("--partials", default=None, help="folder of partial_*.zip, or a comma-separated list")
+    p.add_argument("--outputs", nargs="+", default=None, help="outputs of separate 'tth-adv run's to add (instead "
+                   "of --plan/--partials); refused where their configuration, model or roles differ")
     p.add_argument("--out", required=True, help="merged output (.zip file or folder)")
 
 
 def cmd_export_root(args: argparse.Namespace) -> int:
     """Write the m_yy histograms of a saved output to a ROOT file."""
-    from processors.run import export_root
-
-    from ..output import load_output
+    from ..output import export_root, load_output
 
     path = export_root(load_output(output_path(args.input)), args.out)
     print(f"ROOT histograms: {path}")

@@ -260,9 +260,7 @@ def demo_summary(s: DemoSettings) -> str:
     """What the demo shows, as text: processing, training tables, the comparison, where the report is."""
     import json
 
-    from processors.run import summary
-
-    from ..output import load_output
+    from ..output import load_output, summary
     from ..stats.compare import comparison_markdown, comparison_summary, read_comparison
     from ..stats.fit_analysis import category_table, read_fit_results
 

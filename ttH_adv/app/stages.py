@@ -155,6 +155,23 @@ def report_saved(out: str | Path, histograms: list[str], fits: list[str], labels
                   score_column)
 
 
+def merge(out: str | Path, plan: str | None, partials: str | None, outputs: list[str] | None) -> tuple[dict, Path]:
+    """Batch partials merged by their plan, or outputs of separate runs added; saved to ``out``."""
+    from ..output import load_output, merge_outputs, output_path, save_output
+
+    if (outputs is None) == (plan is None or partials is None):
+        raise TthAdvError("merge takes either --plan and --partials (a batch) or --outputs (separate runs)")
+    if outputs is not None:
+        merged = merge_outputs([load_output(output_path(o)) for o in outputs], list(outputs))
+    else:
+        from condor.batch import merge_partials
+
+        files = sorted(Path(partials).glob("partial_*.zip")) if Path(partials).is_dir() else \
+            [Path(p) for p in partials.split(",")]
+        merged = merge_partials(plan, files)
+    return merged, save_output(merged, output_path(out, write=True))
+
+
 # --------------------------------------------------------------------------- compare
 
 
@@ -214,10 +231,9 @@ def compare_fill(manifest: Manifest, results: list, paths: ComparePaths, config:
                  options: Any) -> dict[str, Path]:
     """The categories pass: one processor run fills every result's categories, the Higgs samples with every
     systematic variation (the fits carry them as nuisance parameters); one output each."""
-    from processors.run import split_by_scoring
     from processors.tth import Scoring
 
-    from ..output import save_output
+    from ..output import save_output, split_by_scoring
     from ..stats.categorize import read_categories
     from ..stats.compare import compared
 
