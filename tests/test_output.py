@@ -35,14 +35,18 @@ def moved_run(small_manifest, tmp_path_factory):
     return folder
 
 
-def test_an_output_of_an_earlier_version_loads_with_a_warning(small_manifest, config, tmp_path, caplog):
+def test_an_output_of_an_earlier_version_loads_only_when_allowed_and_with_a_warning(small_manifest, config, tmp_path, caplog):
     from coffea.util import save
 
     output = run(small_manifest.select(["ttH", "data"]), config)
     save(output, str(tmp_path / "output.coffea"))
     assert output_path(tmp_path) == tmp_path / "output.coffea"  # a folder holding only the old file
+    with pytest.raises(InputFileError, match="a pickle, which runs whatever it holds.*--allow-pickle"):
+        load_output(output_path(tmp_path))  # never unpickled unless asked
+    assert main(["fit", "--histograms", str(tmp_path), "--out", str(tmp_path / "fits")]) == 2
+    assert not (tmp_path / "fits").exists()
     caplog.set_level(logging.WARNING)
-    old = load_output(output_path(tmp_path))
+    old = load_output(output_path(tmp_path), allow_pickle=True)
     assert "earlier version" in caplog.text and "output.coffea" in caplog.text
     assert histogram_by_dataset(old).keys() == histogram_by_dataset(output).keys()
     assert old["cutflow"] == output["cutflow"]

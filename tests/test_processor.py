@@ -10,10 +10,10 @@ import pytest
 import uproot
 
 from processors.tth import quantise
+from ttH_adv.app.cli import main
 from ttH_adv.dump import read_dump
 from ttH_adv.event.selections import COMMON_STEPS
 from ttH_adv.inputs.manifest import Manifest
-from ttH_adv.app.cli import main
 from ttH_adv.output import export_root, load_output, merge_outputs, save_output
 
 from conftest import histogram_by_dataset, run

@@ -651,7 +651,7 @@ def evaluate_scores(scores: np.ndarray, y: np.ndarray, protected: np.ndarray, we
     bkg = y == 0
     for eff in (50, 80):
         eff_b, threshold = metrics.background_efficiency_at(scores, y, eff / 100, weights)
-        result[f"r{eff}"] = 1.0 / eff_b if eff_b > 0 else float("inf")
+        result[f"r{eff}"] = metrics.rejection(eff_b)
         s = metrics.jsd_at_signal_efficiency(scores[bkg], protected[bkg], threshold, weights[bkg], binning, toys)
         result.update({f"jsd{eff}": s["jsd"], f"floor{eff}": s["floor"], f"floor{eff}_std": s["floor_std"],
                        f"ratio{eff}": s["ratio"], f"inverse_jsd{eff}": s["inverse_jsd"],

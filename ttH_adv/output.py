@@ -10,8 +10,8 @@ not depend on the hist or coffea version that wrote it:
   serialisation (``uhi.io.zip``; arrays read with ``allow_pickle=False``);
 * ``content.json``: everything else (cutflow, metadata, a batch partial's bookkeeping).
 
-Outputs saved by earlier versions as ``.coffea`` (an LZ4 pickle) still load, with a warning: a
-pickle runs whatever it holds, so load only your own.
+Outputs saved by earlier versions as ``.coffea`` (an LZ4 pickle) load only when asked to
+(``--allow-pickle``): a pickle runs whatever it holds, so load only your own.
 """
 
 from __future__ import annotations
@@ -364,14 +364,18 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"cannot save a {type(value).__name__} in an output")
 
 
-def load_output(path: str | Path) -> dict:
-    """An output written by ``save_output`` (no code runs), or an old ``.coffea`` pickle (with a warning)."""
+def load_output(path: str | Path, allow_pickle: bool = False) -> dict:
+    """An output written by ``save_output`` (no code runs); an old ``.coffea`` pickle only with ``allow_pickle``."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"output file not found: {path} (an output of tth-adv run)", path=str(path))
     with path.open("rb") as f:
         magic = f.read(4)
     if magic == LZ4_MAGIC:
+        if not allow_pickle:
+            raise InputFileError(f"{path} is an output of an earlier version, a pickle, which runs whatever it holds "
+                                 "when loaded: give --allow-pickle only for a file you made yourself, then save it "
+                                 "again (tth-adv merge --outputs OLD --out NEW.zip --allow-pickle)", path=str(path))
         from coffea.util import load
 
         log.warning("%s is an output of an earlier version (a pickle, which runs code when loaded): loading it; "

@@ -269,13 +269,20 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from ..output import summary
     from . import stages
 
-    merged, path = stages.merge(args.out, args.plan, args.partials, args.outputs)
+    merged, path = stages.merge(args.out, args.plan, args.partials, args.outputs, args.allow_pickle)
     print(summary(merged))
     print(f"merged output: {path}")
     return 0
 
 
+def add_allow_pickle(p: argparse.ArgumentParser) -> None:
+    """Outputs of earlier versions are pickles, which run code when loaded: read only when asked."""
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="also read an output of an earlier version (.coffea, a pickle: only a file you made)")
+
+
 def add_merge(p: argparse.ArgumentParser) -> None:
+    add_allow_pickle(p)
     p.add_argument("--plan", default=None, help="plan.json of the submit folder (with --partials)")
     p.add_argument("--partials", default=None, help="folder of partial_*.zip, or a comma-separated list")
     p.add_argument("--outputs", nargs="+", default=None, help="outputs of separate 'tth-adv run's to add (instead "
@@ -287,12 +294,13 @@ def cmd_export_root(args: argparse.Namespace) -> int:
     """Write the m_yy histograms of a saved output to a ROOT file."""
     from ..output import export_root, load_output
 
-    path = export_root(load_output(output_path(args.input)), args.out)
+    path = export_root(load_output(output_path(args.input), args.allow_pickle), args.out)
     print(f"ROOT histograms: {path}")
     return 0
 
 
 def add_export_root(p: argparse.ArgumentParser) -> None:
+    add_allow_pickle(p)
     p.add_argument("--input", required=True, help="output of 'tth-adv run' (its .zip file or folder)")
     p.add_argument("--out", required=True, help="ROOT file to write")
 
@@ -442,7 +450,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from . import stages
 
     path = output_path(args.histograms)
-    output = load_output(path)
+    output = load_output(path, args.allow_pickle)
     config = carried_config(output["metadata"].get("config"), args.config, path)
     result = stages.fit(output, args.out, config, args.unblind)
     print(category_table(result))
@@ -456,6 +464,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def add_fit(p: argparse.ArgumentParser) -> None:
+    add_allow_pickle(p)
     p.add_argument("--histograms", required=True, help="output of 'tth-adv run' (its .zip file or folder)")
     p.add_argument("--out", required=True, help="folder for fits.json and workspace.json")
     p.add_argument("--unblind", action="store_true", help="fit the data in the signal region (default: Asimov)")
@@ -499,12 +508,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     from . import stages
 
     path = stages.report_saved(args.out, args.histograms, args.fits, args.labels, args.training, args.features,
-                               args.comparison, args.config, args.score_column)
+                               args.comparison, args.config, args.score_column, args.allow_pickle)
     print(f"report: {path}")
     return 0
 
 
 def add_report(p: argparse.ArgumentParser) -> None:
+    add_allow_pickle(p)
     p.add_argument("--histograms", required=True, nargs="+", help="outputs of 'tth-adv run' (files or folders)")
     p.add_argument("--fits", required=True, nargs="+", help="the fits folder of each output ('tth-adv fit --out')")
     p.add_argument("--labels", nargs="+", default=None, help="a name for each (default: the fits folders' names)")

@@ -134,7 +134,7 @@ def report(out: str | Path, fits_by_model: dict[str, tuple[dict, dict]], trainin
 
 def report_saved(out: str | Path, histograms: list[str], fits: list[str], labels: list[str] | None,
                  training: list[str], features: str | None, comparison: str | None, config_path: str | None,
-                 score_column: str = "score") -> Path:
+                 score_column: str = "score", allow_pickle: bool = False) -> Path:
     """``report`` of saved folders: each output paired with its fits folder, in the configuration they carry."""
     from ..output import carried_config, load_output, output_path
     from ..report.plotting import load_training_results
@@ -146,7 +146,7 @@ def report_saved(out: str | Path, histograms: list[str], fits: list[str], labels
     labels = labels or [Path(f).name for f in fits]
     if len(labels) != len(fits):
         raise TthAdvError(f"--labels names each --fits folder: got {len(labels)} labels for {len(fits)}")
-    fits_by_model = {label: (load_output(output_path(h)), read_fit_results(f))
+    fits_by_model = {label: (load_output(output_path(h), allow_pickle), read_fit_results(f))
                      for label, h, f in zip(labels, histograms, fits, strict=True)}
     table = read_comparison(comparison)["table"] if comparison else None
     first_label, (first_output, _) = next(iter(fits_by_model.items()))
@@ -155,14 +155,15 @@ def report_saved(out: str | Path, histograms: list[str], fits: list[str], labels
                   score_column)
 
 
-def merge(out: str | Path, plan: str | None, partials: str | None, outputs: list[str] | None) -> tuple[dict, Path]:
+def merge(out: str | Path, plan: str | None, partials: str | None, outputs: list[str] | None,
+          allow_pickle: bool = False) -> tuple[dict, Path]:
     """Batch partials merged by their plan, or outputs of separate runs added; saved to ``out``."""
     from ..output import load_output, merge_outputs, output_path, save_output
 
     if (outputs is None) == (plan is None or partials is None):
         raise TthAdvError("merge takes either --plan and --partials (a batch) or --outputs (separate runs)")
     if outputs is not None:
-        merged = merge_outputs([load_output(output_path(o)) for o in outputs], list(outputs))
+        merged = merge_outputs([load_output(output_path(o), allow_pickle) for o in outputs], list(outputs))
     else:
         from condor.batch import merge_partials
 

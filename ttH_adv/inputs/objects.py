@@ -49,11 +49,6 @@ def leptons(events: ak.Array, fmt: InputFormat) -> ak.Array:
     return to_gev(events.lepton, fmt.branches, fmt.fields("lepton"))
 
 
-def split_leptons(leps: ak.Array, fmt: InputFormat) -> tuple[ak.Array, ak.Array]:
-    """(electrons, muons) from the combined lepton collection by ``type``."""
-    return leps[leps["type"] == fmt.branches.electron_type], leps[leps["type"] == fmt.branches.muon_type]
-
-
 def met(events: ak.Array, fmt: InputFormat) -> ak.Array:
     """Missing transverse momentum (et, phi) in GeV (a flat format's record)."""
     return to_gev(events.met, fmt.branches, ("et", "phi"), with_name=None)

@@ -106,11 +106,9 @@ def background_efficiency_at(scores: np.ndarray, labels: np.ndarray, signal_effi
     return float(eff_b[i]), float(thresholds[i])
 
 
-def rejection_at(scores: np.ndarray, labels: np.ndarray, signal_efficiency: float,
-                 weights: np.ndarray | None = None) -> float:
-    """Background rejection 1/eps_B at a fixed signal efficiency (R50 at 0.5, R80 at 0.8)."""
-    eff_b, _ = background_efficiency_at(scores, labels, signal_efficiency, weights)
-    return float(np.inf) if eff_b == 0 else 1.0 / eff_b
+def rejection(background_efficiency: float) -> float:
+    """Background rejection 1/eps_B (R50 at the 50% signal-efficiency cut); infinite where no background passes."""
+    return 1.0 / background_efficiency if background_efficiency > 0 else float("inf")
 
 
 def jsd(p: np.ndarray, q: np.ndarray) -> float:
@@ -167,12 +165,6 @@ def jsd_at_signal_efficiency(scores_bkg: np.ndarray, mass_bkg: np.ndarray, thres
     return {"jsd": value, "floor": floor.mean, "floor_std": floor.std, "ratio": value / floor.mean,
             "inverse_jsd": 1.0 / value if value > 0 else float("inf"), "background_efficiency": efficiency,
             "binning": binning.describe()}
-
-
-def scaled_jsd(mass_category: np.ndarray, mass_all: np.ndarray, weights_category: np.ndarray | None,
-               weights_all: np.ndarray | None, binning: Binning) -> float:
-    """Seed 000's per-category "scaled JSD": a category's m_yy shape against the inclusive one, both unit-normalised."""
-    return jsd(mass_histogram(mass_category, weights_category, binning), mass_histogram(mass_all, weights_all, binning))
 
 
 def distance_correlation(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None,
