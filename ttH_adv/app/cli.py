@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import ConfigError, TthAdvError
+from ..errors import TthAdvError
 from ..output import carried_config, output_path
 from .demo import DEMO_EVENTS
 
@@ -27,6 +27,26 @@ def _setup_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for name in QUIET_LIBRARIES:  # their INFO lines (ONNX graph optimisation, pyhf's model building) only with -v
         logging.getLogger(name).setLevel(logging.WARNING if verbosity < 1 else logging.DEBUG)
+
+
+def at_least(minimum: float, kind: type = int) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` no smaller than ``minimum`` (argparse names the option and exits 2)."""
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if not value >= minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, got {text}")
+        return value
+
+    parse.__name__ = f"{kind.__name__} >= {minimum:g}"
+    return parse
+
+
+POSITIVE, NON_NEGATIVE = at_least(1), at_least(0)
+POSITIVE_FLOAT = at_least(float.fromhex("0x1p-1074"), float)   # > 0: the smallest positive float
 
 
 # --------------------------------------------------------------------------- generate, manifest, summary
@@ -45,9 +65,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--events", type=int, required=True, help="total events over all samples (split by sample shares)")
-    p.add_argument("--seed", type=int, default=1, help="random seed (default 1); same seed, same files")
-    p.add_argument("--files-per-sample", type=int, default=None, help="files per sample (default: per-sample value)")
+    p.add_argument("--events", type=POSITIVE, required=True, help="total events over all samples (split by sample shares)")
+    p.add_argument("--seed", type=NON_NEGATIVE, default=1, help="random seed (default 1); same seed, same files")
+    p.add_argument("--files-per-sample", type=POSITIVE, default=None, help="files per sample (default: per-sample value)")
     p.add_argument("--samples", nargs="+", default=None, help="only these samples (default: all)")
     p.add_argument("--format", default="opendata2020",
                    help="input format of the files: opendata2020 (the 2020 Open Data release's layout, default) or "
@@ -98,7 +118,7 @@ def add_manifest(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="folders (searched recursively), files or globs; root:// and https:// "
                    "paths are listed without being opened")
     p.add_argument("--out", required=True, help="manifest to write (JSON)")
-    p.add_argument("--luminosity-pb", type=float, default=None,
+    p.add_argument("--luminosity-pb", type=POSITIVE_FLOAT, default=None,
                    help="integrated luminosity of the data in pb^-1 (needed with MC files)")
     p.add_argument("--format", default=None, help="input format of every file (opendata2020, opendata2025, physlite, "
                    "physlite_r21, or one of --config's formats); default: detected per file from its tree and branches")
@@ -179,12 +199,12 @@ def add_processing(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, help="analysis configuration YAML overriding the defaults")
     p.add_argument("--executor", choices=["iterative", "futures", "dask"], default="iterative",
                    help="iterative (debugging), futures (local processes) or dask (LocalCluster or --scheduler)")
-    p.add_argument("--workers", type=int, default=2, help="worker processes for futures/dask (default 2)")
-    p.add_argument("--chunksize", type=int, default=100_000,
+    p.add_argument("--workers", type=POSITIVE, default=2, help="worker processes for futures/dask (default 2)")
+    p.add_argument("--chunksize", type=POSITIVE, default=100_000,
                    help="events per chunk, at least (default 100000): chunks end where every branch read starts a "
                         "new basket, so no basket is decompressed twice (--exact-chunks: exactly this size)")
     p.add_argument("--exact-chunks", action="store_true", help="cut chunks at exactly --chunksize events")
-    p.add_argument("--maxchunks", type=int, default=None, help="at most this many chunks per dataset (testing)")
+    p.add_argument("--maxchunks", type=POSITIVE, default=None, help="at most this many chunks per dataset (testing)")
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (tcp://host:port)")
     p.add_argument("--worker-start", choices=["forkserver", "spawn"], default=None,
                    help="how a Dask LocalCluster starts its workers: forkserver (Linux default: one server imports "
@@ -241,10 +261,10 @@ def add_condor(p: argparse.ArgumentParser) -> None:
     s = actions.add_parser("submit", help="split into slices, write job.sub and submit (or --dry-run)")
     s.set_defaults(func=cmd_condor_submit)
     s.add_argument("--datasets", help="datasets manifest")
-    s.add_argument("--jobs", type=int, default=10, help="number of slices/jobs (default 10)")
+    s.add_argument("--jobs", type=POSITIVE, default=10, help="number of slices/jobs (default 10)")
     s.add_argument("--out", required=True, help="submit folder")
     s.add_argument("--config", default=None, help="analysis configuration YAML")
-    s.add_argument("--chunksize", type=int, default=100_000, help="events per chunk (default 100000)")
+    s.add_argument("--chunksize", type=POSITIVE, default=100_000, help="events per chunk (default 100000)")
     s.add_argument("--systematics", choices=["none", "weights", "all"], default="none")
     s.add_argument("--model", default=None, help="ONNX model to score")
     s.add_argument("--dry-run", action="store_true", help="write the submission without submitting")
@@ -349,8 +369,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..dump import dump_config
     from . import stages
 
-    if args.seeds < 1:
-        raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
     config = load_training_config(args.config, training_overrides(args))
     runs = training_runs(args.method, args.lam, args.lambda_scan, config.lambdas)
     analysis = carried_config(dump_config(args.features), args.analysis_config, f"feature dump {args.features}")
@@ -381,18 +399,18 @@ def add_train(p: argparse.ArgumentParser) -> None:
     taking = [name for name, spec in METHODS.items() if spec.takes_lambda]
     p.add_argument("--method", nargs="+", default=["adversarial"],
                    help=f"methods to train: {', '.join(METHODS)}, or 'all' (default adversarial)")
-    p.add_argument("--lambda", dest="lam", type=float, default=None,
+    p.add_argument("--lambda", dest="lam", type=at_least(0.0, float), default=None,
                    help=f"strength of the lambda-taking methods ({', '.join(taking)}); default: the training "
                    "configuration's lambdas (training/defaults.yaml)")
-    p.add_argument("--lambda-scan", type=float, nargs="+", default=None, metavar="L",
+    p.add_argument("--lambda-scan", type=at_least(0.0, float), nargs="+", default=None, metavar="L",
                    help=f"train each lambda-taking method ({', '.join(taking)}) at each of these lambdas; with "
                         "--seeds, on the first seed, the others at the lambda the flatness target chooses")
-    p.add_argument("--seeds", type=int, default=1,
+    p.add_argument("--seeds", type=POSITIVE, default=1,
                    help="train every result with this many seeds (schedule.seed, +1, ...; default 1)")
     p.add_argument("--config", default=None, help="training configuration YAML overriding training/defaults.yaml")
-    p.add_argument("--epochs", type=int, default=None, help="adversarial/training epochs (override)")
-    p.add_argument("--folds", type=int, default=None, help="k of the k-fold split by eventNumber (override)")
-    p.add_argument("--layers", type=int, nargs="+", default=None, help="classifier hidden widths (override)")
+    p.add_argument("--epochs", type=POSITIVE, default=None, help="adversarial/training epochs (override)")
+    p.add_argument("--folds", type=at_least(2), default=None, help="k of the k-fold split by eventNumber (override)")
+    p.add_argument("--layers", type=POSITIVE, nargs="+", default=None, help="classifier hidden widths (override)")
     p.add_argument("--feature-set", default=None, help="feature set: seed, scaled or extended (override)")
     p.add_argument("--background", default=None, choices=["ntni_data", "mc", "both"], help="background sample")
     p.add_argument("--analysis-config", default=None,
@@ -431,9 +449,9 @@ def cmd_categorize(args: argparse.Namespace) -> int:
 
 def add_category_counts(p: argparse.ArgumentParser) -> None:
     """How many score categories per channel, and how many sideband events each needs."""
-    p.add_argument("--had", type=int, default=CHANNEL_COUNTS["had"], help="hadronic categories (default 4, as seed 000)")
-    p.add_argument("--lep", type=int, default=CHANNEL_COUNTS["lep"], help="leptonic categories (default 3, as seed 000)")
-    p.add_argument("--min-sideband", type=int, default=10, help="minimum TI data sideband events per category")
+    p.add_argument("--had", type=POSITIVE, default=CHANNEL_COUNTS["had"], help="hadronic categories (default 4, as seed 000)")
+    p.add_argument("--lep", type=POSITIVE, default=CHANNEL_COUNTS["lep"], help="leptonic categories (default 3, as seed 000)")
+    p.add_argument("--min-sideband", type=NON_NEGATIVE, default=10, help="minimum TI data sideband events per category")
 
 
 def add_categorize(p: argparse.ArgumentParser) -> None:
@@ -544,11 +562,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="tth-demo", help="output folder (default: tth-demo); reruns reuse it")
-    p.add_argument("--events", type=int, default=DEMO_EVENTS, help=f"events to generate (default {DEMO_EVENTS})")
-    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument("--events", type=POSITIVE, default=DEMO_EVENTS, help=f"events to generate (default {DEMO_EVENTS})")
+    p.add_argument("--seed", type=NON_NEGATIVE, default=1, help="random seed (default 1)")
     p.add_argument("--executor", choices=["iterative", "futures", "dask"], default="futures",
                    help="executor for the processing stages (default futures)")
-    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--workers", type=POSITIVE, default=2, help="worker processes (default 2)")
     p.add_argument("--quick", action="store_true", help="tiny networks and few categories (for tests, not physics)")
     p.add_argument("--format", default="opendata2020", help="input format of the generated ntuples: opendata2020 "
                    "(default) or opendata2025; the whole chain then reads that format")

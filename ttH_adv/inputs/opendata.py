@@ -125,7 +125,19 @@ def scan_file(path: str, config: AnalysisConfig, format_name: str | None = None)
         raise
     except Exception as exc:
         raise ManifestError(f"{path}: cannot read it as an input file: {one_line(exc)}") from exc
+    _check_as_run_does(scanned, config.format(scanned.format))
     return scanned
+
+
+def _check_as_run_does(scanned: ScannedFile, fmt: InputFormat) -> None:
+    """The file check of ``tth-adv run`` (tree, required branches, baskets inside the file), at manifest time."""
+    from ..errors import InputFileError
+    from .schema import check_file
+
+    try:
+        check_file(scanned.path, fmt.branches.tree, required_branches(fmt, scanned.is_data))
+    except InputFileError as exc:
+        raise ManifestError(str(exc)) from None
 
 
 def _scan_flat(scanned: ScannedFile, tree: uproot.TTree, fmt: InputFormat) -> None:
