@@ -1,4 +1,4 @@
-"""Correlation of background photon kinematics with m_yy, next to seed 000's table.
+"""Correlation of background photon kinematics with m_yy, next to the reference analysis's table.
 
     python bench/generator_correlations.py [--events 200000] [--seed 1]
 
@@ -37,7 +37,7 @@ def main() -> None:
     d = sel.leading_diphoton(objects.collections(events, cfg.format())["photons"], cfg.photons)
     passed = sel.diphoton_passes_relative_pt(d, cfg.photons) & sel.in_mass_window(d.mass, cfg.mass.low, cfg.mass.high)
     ti = sel.photon_is_tight_isolated(d.lead, cfg.format()) & sel.photon_is_tight_isolated(d.sublead, cfg.format())
-    print(f"{'variable':<12} {'seed 000':>9} {'NTNI':>7} {'TI':>7}")
+    print(f"{'variable':<12} {'reference':>9} {'NTNI':>7} {'TI':>7}")
     columns = {}
     for region, mask in (("NTNI", passed & ~ti), ("TI", passed & ti)):
         lead, sub, mass = d.lead.take(mask), d.sublead.take(mask), d.mass[mask]

@@ -2,7 +2,7 @@
 
     python bench/scoring_throughput.py [--events 1000000] [--layers 512 512 512 512]
 
-Generates the dataset, trains a network of the seed's size for one epoch (speed does not depend
+Generates the dataset, trains a network of the reference analysis's size for one epoch (speed does not depend
 on how well it is trained), exports it, then times side by side:
   * the processor without and with the model (iterative, one worker): ratio, goal < 1.3;
   * the same with the network's static int8 export (``training.quantize``), and its parity;

@@ -128,7 +128,7 @@ def test_background_mass_falls_smoothly(manifest, config):
 
 
 def test_background_kinematics_correlate_with_mass(manifest, config):
-    """NTNI data after the diphoton selection: Pearson correlations near seed 000's table."""
+    """NTNI data after the diphoton selection: Pearson correlations near the reference analysis's table."""
     _, d, passed, ti = _diphoton_events(manifest, "data", config)
     m = passed & ~ti
     lead, sub, mass = d.lead.take(m), d.sublead.take(m), d.mass[m]
@@ -138,7 +138,7 @@ def test_background_kinematics_correlate_with_mass(manifest, config):
     def r(x):
         return np.corrcoef(x, mass)[0, 1]
 
-    # Seed 000: 0.27, 0.36, 0.28, 0.22, 0.10. The generator reproduces the angular ones
+    # The reference analysis: 0.27, 0.36, 0.28, 0.22, 0.10. The generator reproduces the angular ones
     # closely; its photon-pT correlations are ~0.1 off (docs/processing.md, "Synthetic ntuples").
     assert 0.08 < r(lead.pt) < 0.35
     assert 0.25 < r(sub.pt) < 0.55

@@ -16,7 +16,7 @@ from ttH_adv.dump import read_dump  # noqa: E402
 
 @pytest.fixture(scope="module")
 def trained(dataset_dir, tmp_path_factory):
-    """The issue's recipe on the 60k-event dataset: dump, adversarial lambda 10, 2 epochs, 32x32."""
+    """The documented recipe on the 60k-event dataset: dump, adversarial lambda 10, 2 epochs, 32x32."""
     folder = tmp_path_factory.mktemp("oof")
     manifest = str(dataset_dir / "datasets.json")
     assert main(["--no-progress", "run", "--datasets", manifest, "--out", str(folder / "plain"),

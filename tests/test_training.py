@@ -177,7 +177,7 @@ def test_mode_cuts_m_yy_sculpting_where_the_classifier_sculpts():
 def test_mode_is_flat_on_a_generated_dataset_where_the_classifier_sculpts(tmp_path):
     """The generator's ttH and data samples of the 3M-event run (seed 42: the five-seed table's
     180,354 signal and 19,219 background training events), training/small.yaml, 2 folds,
-    out-of-fold: MoDe's JSD50/floor averaged over three seeds within 1.5 (the issue's standard) and
+    out-of-fold: MoDe's JSD50/floor averaged over three seeds within 1.5 (the flatness target) and
     its JSD80/floor within 1.5 on each, while the unconstrained classifier sculpts.
 
     Measured, seeds 1-3: mode (lambda 3) R50 4.81 / 5.09 / 5.10 at JSD50/floor 1.20 / 1.23 / 1.21 and

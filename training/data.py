@@ -1,7 +1,7 @@
 """Training data from the processors' feature dumps.
 
 Signal: the datasets of role ``signal`` in the TI region.  Background: NTNI data (role ``data``,
-seed 000's data-driven background model), TI continuum MC (role ``continuum``), or both.  Only nominal rows, and events with at
+the reference analysis's data-driven background model), TI continuum MC (role ``continuum``), or both.  Only nominal rows, and events with at
 least ``min_jets`` selected jets.  Event weights are normalised so each class sums to half the
 number of events (balanced classes; MC normalisation kept within a class; negative weights kept).  Folds come
 from ``eventNumber % n_folds``; the validation split inside a training fold from a hash of

@@ -21,7 +21,7 @@ quantiles of the training background.  Methods (registered by name in ``training
   background efficiency at every cut) or 1 (linear in m_yy).  The modeloss package's TensorFlow
   version imports Keras 2's ``tensorflow.keras.preprocessing`` and ignores event weights, so the
   loss is written here from the paper (``training.models.moment_decomposition_loss``).
-* ``adversarial`` (``Adversarial``) -- seed 000's min-max: the classifier minimises
+* ``adversarial`` (``Adversarial``) -- the reference analysis's min-max: the classifier minimises
   L_clf - lambda * L_adv while a Gaussian-mixture adversary minimises L_adv = -log q(z | logit) on
   background (seeds 002/004).  The penalty is lambda * max(0, I_adv), the mutual information the
   adversary extracts, <log q(z|s)> - <log q_bar(z)>, with q_bar the marginal the adversary itself

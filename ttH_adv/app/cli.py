@@ -18,7 +18,7 @@ from .demo import DEMO_EVENTS
 
 log = logging.getLogger("ttH_adv")
 
-CHANNEL_COUNTS = {"had": 4, "lep": 3}  # seed 000's categories per channel
+CHANNEL_COUNTS = {"had": 4, "lep": 3}  # the reference analysis's categories per channel
 QUIET_LIBRARIES = ("tf2onnx", "pyhf")
 
 
@@ -449,8 +449,8 @@ def cmd_categorize(args: argparse.Namespace) -> int:
 
 def add_category_counts(p: argparse.ArgumentParser) -> None:
     """How many score categories per channel, and how many sideband events each needs."""
-    p.add_argument("--had", type=POSITIVE, default=CHANNEL_COUNTS["had"], help="hadronic categories (default 4, as seed 000)")
-    p.add_argument("--lep", type=POSITIVE, default=CHANNEL_COUNTS["lep"], help="leptonic categories (default 3, as seed 000)")
+    p.add_argument("--had", type=POSITIVE, default=CHANNEL_COUNTS["had"], help="hadronic categories (default 4, as the reference analysis)")
+    p.add_argument("--lep", type=POSITIVE, default=CHANNEL_COUNTS["lep"], help="leptonic categories (default 3, as the reference analysis)")
     p.add_argument("--min-sideband", type=NON_NEGATIVE, default=10, help="minimum TI data sideband events per category")
 
 

@@ -1,6 +1,6 @@
 """The classifier's input features: the one place that names them and fixes their order.
 
-``seed`` is seed 000's 23 inputs: pT, E, eta, phi of the two photons; Delta phi, Delta eta,
+``seed`` is the reference analysis's 23 inputs: pT, E, eta, phi of the two photons; Delta phi, Delta eta,
 Delta R of the diphoton; pT, E, eta, phi of the three leading jets.  Absent jets are padded
 with ``JET_PAD`` (a zero four-vector: pT = E = eta = phi = 0), which no real jet takes since
 selected jets have pT > 25 GeV.  Further named sets:

@@ -14,7 +14,7 @@ The physics model (all numbers are named constants below; README.md "Synthetic n
   transverse boost falls as (125 GeV / m_yy)^k.  A heavier continuum pair is therefore less
   boosted: wider opening angle (Delta R, Delta phi rise with m_yy) and photon pT set by m_yy/2
   rather than by the boost.  Together with the pT/m_yy selection this gives the Pearson
-  correlations seed 000 reports for NTNI data (table in README.md).
+  correlations the reference analysis reports for NTNI data (table in README.md).
 * Data = prompt yy (70%), y+jet (25%) and jet+jet (5%) with one or two fake photons
   (jets faking photons: low tight-ID efficiency, large isolation energy), plus 6% of events
   with top-pair-like hadronic content (tt+yy and tt+fakes).  Data contain no Higgs signal.
