@@ -494,6 +494,27 @@ def test_ddt_ceiling_is_flat_and_scores_each_half_with_the_other_halfs_map(monke
     assert plot_pareto(summary, tmp_path / "pareto.png").stat().st_size > 0
 
 
+# The exported model's metadata keys, written out: a file format that no module move may change.
+PINNED_MODEL_KEYS = {"ttH_adv.event.features", "ttH_adv.feature_set", "ttH_adv.feature_set_version",
+                     "ttH_adv.scaling", "ttH_adv.method", "ttH_adv.lambda", "ttH_adv.folds"}
+
+
+def test_model_metadata_keys_are_pinned_and_the_former_feature_key_still_loads(exported, tmp_path):
+    import onnx
+
+    _, path, _, _ = exported
+    assert {entry.key for entry in onnx.load(str(path)).metadata_props} >= PINNED_MODEL_KEYS
+    proto = onnx.load(str(path))
+    for entry in proto.metadata_props:  # as a model exported before the layout moved the key was named
+        if entry.key == "ttH_adv.event.features":
+            entry.key = "ttH_adv.features"
+    former = tmp_path / "former.onnx"
+    onnx.save(proto, str(former))
+    info = load_model_info(former)
+    assert info.features == feature_names("seed")
+    check_model(info)
+
+
 def _relabelled(path, tmp_path, **changes):
     import onnx
 

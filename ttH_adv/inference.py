@@ -23,7 +23,9 @@ import numpy as np
 from .errors import ConfigError, TthAdvError, one_line
 from .event.features import FEATURE_SET_VERSION, feature_names
 
+# The metadata keys are a file format, not module paths: a model exported under a former key name still loads.
 KEY_FEATURES = "ttH_adv.event.features"
+FORMER_KEYS = {"ttH_adv.features": KEY_FEATURES}   # the features' key before the package's layout moved
 KEY_FEATURE_SET = "ttH_adv.feature_set"
 KEY_FEATURE_SET_VERSION = "ttH_adv.feature_set_version"
 KEY_SCALING = "ttH_adv.scaling"
@@ -124,6 +126,7 @@ def load_model_info(path: str | Path) -> ModelInfo:
         meta = dict(sess.get_modelmeta().custom_metadata_map)
     except Exception as exc:
         raise TthAdvError(f"cannot load ONNX model {path}: {one_line(exc)}") from exc
+    meta.update({new: meta[old] for old, new in FORMER_KEYS.items() if old in meta and new not in meta})
     missing = [k for k in REQUIRED_KEYS if k not in meta]
     if missing:
         raise ModelMismatchError(f"model {path} lacks metadata {missing}; export it with training.export")
