@@ -26,7 +26,7 @@ Exact accumulation.  Per-event raw weights (mcWeight x scale factors) are rounde
 multiples of 2^-24 (relative 6e-8, far below any uncertainty) and their squares likewise, so
 every per-bin sum is exact in float64 and results are bit-identical whatever the executor or
 chunk size.  The luminosity x cross-section / sum-of-weights normalisation is applied once per
-dataset after accumulation (``processors.run.normalise``).
+dataset after accumulation (``ttH_adv.output.normalise``).
 """
 
 from __future__ import annotations

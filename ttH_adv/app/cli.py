@@ -29,24 +29,25 @@ def _setup_logging(verbosity: int) -> None:
         logging.getLogger(name).setLevel(logging.WARNING if verbosity < 1 else logging.DEBUG)
 
 
-def at_least(minimum: float, kind: type = int) -> Callable[[str], float]:
-    """An argparse type: a number of ``kind`` no smaller than ``minimum`` (argparse names the option and exits 2)."""
+def at_least(minimum: float, kind: type = int, above: bool = False) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` no smaller than ``minimum`` (``above``: larger than it); argparse
+    names the option and exits 2 with one line."""
     def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
                                              f"got {text!r}") from None
-        if not value >= minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, got {text}")
+        if not (value > minimum if above else value >= minimum):
+            raise argparse.ArgumentTypeError(f"must be {'above' if above else 'at least'} {minimum:g}, got {text}")
         return value
 
-    parse.__name__ = f"{kind.__name__} >= {minimum:g}"
+    parse.__name__ = f"{kind.__name__} {'>' if above else '>='} {minimum:g}"
     return parse
 
 
 POSITIVE, NON_NEGATIVE = at_least(1), at_least(0)
-POSITIVE_FLOAT = at_least(float.fromhex("0x1p-1074"), float)   # > 0: the smallest positive float
+POSITIVE_FLOAT = at_least(0.0, float, above=True)
 
 
 # --------------------------------------------------------------------------- generate, manifest, summary
