@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from ..config import AnalysisConfig
-from ..documents import read_document
 from ..errors import TthAdvError
 from ..inputs.manifest import Manifest
 from ..output import OUTPUT_FILE
@@ -280,11 +279,12 @@ def compare_fit(results: list, paths: ComparePaths, config: AnalysisConfig, work
 
 def compare_table(results: list, paths: ComparePaths) -> list[dict]:
     """The comparison table from the fits and categories on disk; writes comparison.json and comparison.md."""
+    from ..stats.categorize import read_categories_file
     from ..stats.compare import compared, comparison_row, write_comparison
     from ..stats.fit_analysis import read_fit_results
 
     rows = [comparison_row(r, results, read_fit_results(paths.fits(r.label)),
-                           read_document(paths.categories(r.label), "a categories file", required=["categories"]))
+                           read_categories_file(paths.categories(r.label)))
             for r in compared(results)]
     write_comparison(rows, paths.out, results)
     return rows

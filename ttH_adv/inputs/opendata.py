@@ -37,9 +37,10 @@ import numpy as np
 import uproot
 
 from ..config import AnalysisConfig, InputFormat
-from ..errors import ManifestError, one_line
+from ..errors import InputFileError, ManifestError, one_line
 from .objects import PHYSLITE, required_branches
 from .samples import ROLE_KIND, ROLES, CatalogueEntry, load_catalogue
+from .schema import check_open_file
 
 log = logging.getLogger(__name__)
 
@@ -118,26 +119,17 @@ def scan_file(path: str, config: AnalysisConfig, format_name: str | None = None)
         with uproot.open(path) as handle:
             name = format_name or detect_format(handle, config, path)
             fmt = config.format(name)
+            check_open_file(handle, path, fmt.branches.tree, required_branches(fmt, is_data))  # as run checks it
             tree = handle[fmt.branches.tree]
             scanned = ScannedFile(path, name, is_data, dsid, process, int(tree.num_entries))
             (_scan_physlite if fmt.reader == PHYSLITE else _scan_flat)(scanned, tree, fmt)
     except ManifestError:
         raise
+    except InputFileError as exc:  # run's file check: its message names file, tree and branches
+        raise ManifestError(str(exc)) from None
     except Exception as exc:
         raise ManifestError(f"{path}: cannot read it as an input file: {one_line(exc)}") from exc
-    _check_as_run_does(scanned, config.format(scanned.format))
     return scanned
-
-
-def _check_as_run_does(scanned: ScannedFile, fmt: InputFormat) -> None:
-    """The file check of ``tth-adv run`` (tree, required branches, baskets inside the file), at manifest time."""
-    from ..errors import InputFileError
-    from .schema import check_file
-
-    try:
-        check_file(scanned.path, fmt.branches.tree, required_branches(fmt, scanned.is_data))
-    except InputFileError as exc:
-        raise ManifestError(str(exc)) from None
 
 
 def _scan_flat(scanned: ScannedFile, tree: uproot.TTree, fmt: InputFormat) -> None:

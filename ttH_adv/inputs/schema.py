@@ -127,29 +127,36 @@ def check_file(path: str, tree: str, required: Iterable[str], dataset: str | Non
     except Exception as exc:  # uproot raises many types for corrupt or truncated files
         raise InputFileError(f"cannot read ROOT file {where}: {one_line(exc)}", path=path, dataset=dataset) from exc
     with handle:
-        try:
-            ttree = handle[tree]
-        except KeyError as exc:  # the tree is part of the input format: name the file's own
-            trees = sorted({k for k, c in handle.classnames(cycle=False).items() if c == "TTree"})
-            raise InputFileError(f"file {where} has no tree '{tree}' (its trees: {', '.join(trees) or 'none'}): "
-                                 "is the dataset's input format right?", path=path, dataset=dataset) from exc
-        except Exception as exc:
-            raise InputFileError(f"file {where} has no readable tree '{tree}': {one_line(exc)}", path=path,
-                                 dataset=dataset) from exc
-        if not isinstance(ttree, uproot.TTree):
-            raise InputFileError(f"'{tree}' in {where} is not a TTree", path=path, dataset=dataset)
-        present = set(ttree.keys())
-        missing = [b for b in required if b not in present]
-        if missing:
-            raise MissingBranchError(
-                f"file {where}, tree '{tree}' lacks branch(es): {', '.join(missing)}", path=path, dataset=dataset)
-        truncated = _branches_past_end_of_file(ttree, required, path)
-        if truncated:
-            raise InputFileError(f"file {where} is truncated: data of branch(es) {', '.join(truncated[:5])} "
-                                 "lie beyond its end", path=path, dataset=dataset)
-        clusters = ttree.common_entry_offsets(filter_name=list(required)) if required else [0, ttree.num_entries]
-        return FileCheck(int(ttree.num_entries), handle.file.fUUID, tuple(int(c) for c in clusters),
-                         tuple(b for b in optional if b not in present))
+        return check_open_file(handle, path, tree, required, dataset, optional)
+
+
+def check_open_file(handle: uproot.ReadOnlyDirectory, path: str, tree: str, required: Iterable[str],
+                    dataset: str | None = None, optional: Iterable[str] = ()) -> FileCheck:
+    """``check_file`` on a file already open (the manifest builder's scan checks the handle it reads)."""
+    where = f"{path} (dataset {dataset!r})" if dataset else path
+    try:
+        ttree = handle[tree]
+    except KeyError as exc:  # the tree is part of the input format: name the file's own
+        trees = sorted({k for k, c in handle.classnames(cycle=False).items() if c == "TTree"})
+        raise InputFileError(f"file {where} has no tree '{tree}' (its trees: {', '.join(trees) or 'none'}): "
+                             "is the dataset's input format right?", path=path, dataset=dataset) from exc
+    except Exception as exc:
+        raise InputFileError(f"file {where} has no readable tree '{tree}': {one_line(exc)}", path=path,
+                             dataset=dataset) from exc
+    if not isinstance(ttree, uproot.TTree):
+        raise InputFileError(f"'{tree}' in {where} is not a TTree", path=path, dataset=dataset)
+    present = set(ttree.keys())
+    missing = [b for b in required if b not in present]
+    if missing:
+        raise MissingBranchError(
+            f"file {where}, tree '{tree}' lacks branch(es): {', '.join(missing)}", path=path, dataset=dataset)
+    truncated = _branches_past_end_of_file(ttree, required, path)
+    if truncated:
+        raise InputFileError(f"file {where} is truncated: data of branch(es) {', '.join(truncated[:5])} "
+                             "lie beyond its end", path=path, dataset=dataset)
+    clusters = ttree.common_entry_offsets(filter_name=list(required)) if required else [0, ttree.num_entries]
+    return FileCheck(int(ttree.num_entries), handle.file.fUUID, tuple(int(c) for c in clusters),
+                     tuple(b for b in optional if b not in present))
 
 
 def _branches_past_end_of_file(ttree: uproot.TTree, branches: Iterable[str], path: str) -> list[str]:

@@ -13,10 +13,8 @@ import numpy as np
 
 from ..atomic import write_text
 from ..config import MassWindow
-from ..documents import read_document
-from ..errors import InputFileError
 from ..event.selections import COMMON_STEPS
-from ..stats.compare import MATCHED_FLATNESS
+from ..stats.compare import MATCHED_FLATNESS, read_training_summary
 from ..stats.fit_analysis import category_inputs, chosen_background
 
 EXPERIMENT_TEXT = "Open Data"  # mplhep's ATLAS label: "ATLAS Open Data", "Simulation" added for simulation
@@ -562,9 +560,7 @@ def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], trainin
 def load_training_results(*model_dirs: str | Path) -> dict:
     """results.json of one or more training folders, merged: each result marked with its feature set, the
     first folder's choice and binning ({} if there is none)."""
-    summaries = [read_document(Path(d) / "results.json", "a training summary (tth-adv train writes results.json)",
-                               required=["results", "feature_set", "chosen"], error=InputFileError)
-                 for d in model_dirs]
+    summaries = [read_training_summary(d) for d in model_dirs]
     if not summaries:
         return {}
     merged = {**summaries[0], "results": [{**r, "feature_set": s["feature_set"]} for s in summaries

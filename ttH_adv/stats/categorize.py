@@ -259,7 +259,12 @@ def write_categories(result: dict, path: str | Path) -> Path:
     return write_text(path, json.dumps(result, indent=1) + "\n")
 
 
+def read_categories_file(path: str | Path) -> dict:
+    """A categories.json as ``write_categories`` wrote it; one error naming it where it is missing or not one."""
+    return read_document(path, "a categories file (tth-adv categorize writes one)", required=["categories"],
+                         error=TthAdvError)
+
+
 def read_categories(path: str | Path) -> dict[str, list[float]]:
     """The boundaries of a categories.json."""
-    return read_document(path, "a categories file (tth-adv categorize writes one)", required=["categories"],
-                         error=TthAdvError)["categories"]
+    return read_categories_file(path)["categories"]

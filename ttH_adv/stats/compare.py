@@ -63,16 +63,23 @@ class TrainedResult:
         return (self.feature_set, self.method, self.lam)
 
 
+def read_training_summary(folder: str | Path) -> dict:
+    """results.json of a training folder (``tth-adv train --out``); one error naming it where it is missing or
+    not one."""
+    path = Path(folder) / "results.json"
+    if not path.is_file():
+        raise InputFileError(f"{folder} is not a training folder: no results.json (make it with tth-adv train)",
+                             path=str(folder))
+    return read_document(path, "a training summary (tth-adv train writes results.json)",
+                         required=["results", "feature_set", "chosen"], error=InputFileError)
+
+
 def trained_results(model_dirs: list[str | Path]) -> list[TrainedResult]:
     """Every trained result of the training folders, labelled by feature set and result name."""
     found = []
     for folder in map(Path, model_dirs):
         path = folder / "results.json"
-        if not path.is_file():
-            raise InputFileError(f"{folder} is not a training folder: no results.json (make it with tth-adv train)",
-                                 path=str(folder))
-        summary = read_document(path, "a training summary (tth-adv train writes results.json)",
-                                required=["results", "feature_set"], error=InputFileError)
+        summary = read_training_summary(folder)
         for r in summary["results"]:
             model = folder / "models" / Path(r["model"]).name
             if not model.is_file():
