@@ -36,7 +36,7 @@ from ttH_adv.config import AnalysisConfig
 from ttH_adv.errors import InputFileError, ProcessingError, TthAdvError
 from ttH_adv.inputs import objects as obj
 from ttH_adv.inputs.manifest import Manifest
-from ttH_adv.inputs.objects import FLAT, required_branches
+from ttH_adv.inputs.objects import required_branches
 from ttH_adv.inputs.schema import FileCheck, branch_map_dict, check_file
 from ttH_adv.output import (
     build_metadata,
@@ -168,11 +168,12 @@ def dataset_formats(manifest: Manifest, config: AnalysisConfig, processor_instan
 
 
 def by_reader(fileset: dict[str, dict], config: AnalysisConfig) -> dict[str, dict[str, dict]]:
-    """The checked fileset split by the reader of each dataset's input format (flat first)."""
+    """The checked fileset split by the reader of each dataset's input format (in the registry's order)."""
     groups: dict[str, dict[str, dict]] = {}
     for name, entry in fileset.items():
         groups.setdefault(config.format(entry["metadata"]["format"]).reader, {})[name] = entry
-    return dict(sorted(groups.items(), key=lambda item: item[0] != FLAT))
+    order = list(obj.READERS)
+    return dict(sorted(groups.items(), key=lambda item: order.index(item[0])))
 
 
 def first_tree(fileset: dict[str, dict]) -> str:
@@ -323,16 +324,16 @@ def run_analysis(manifest: Manifest, config: AnalysisConfig, options: RunOptions
         mapper = cluster_map(client) if client else map
         checked = preflight(manifest, config, options.skip_bad_files, proc, mapper)
         output = empty_output(proc, manifest)
-        for reader, fileset in by_reader(checked.fileset, config).items():
+        for name, fileset in by_reader(checked.fileset, config).items():
             # coffea's Runner reads one schema: one run per reader (flat ntuples, PHYSLITE), outputs added
-            executor = make_executor(options, client)
-            runner = processor.Runner(executor=executor, schema=obj.schema(reader), chunksize=options.chunksize,
+            executor, reader = make_executor(options, client), obj.reader_named(name)
+            runner = processor.Runner(executor=executor, schema=reader.schema(), chunksize=options.chunksize,
                                       maxchunks=options.maxchunks, metadata_cache=checked.metadata_cache(),
                                       align_clusters=options.align_clusters)
             try:
                 with progress_bars(options.progress):
                     result = runner(fileset, processor_instance=proc, treename=first_tree(fileset),
-                                    uproot_options=UPROOT_OPTIONS, iteritems_options=obj.read_filter(reader))
+                                    uproot_options=UPROOT_OPTIONS, iteritems_options=reader.read_filter or {})
             except Exception as exc:  # coffea wraps the cause with the whole work item and branch map
                 raise ProcessingError(f"processing stopped: {failure_summary(exc)}") from exc
             output = processor.accumulate([output, result])

@@ -432,20 +432,20 @@ class TthProcessor(processor.ProcessorABC):
         out["objects"][info.dataset] = self.count_objects(objs, info)
         weights = self.raw_weights(events, info)
         varied = not info.is_data and (self.varied_roles is None or info.role in self.varied_roles)
-        run_variations = [v for v in self.variations if v.kind == "nominal" or varied]
+        run_variations = [v for v in self.variations if v.is_nominal or varied]
         nominal: Selection | None = None
         reuse = Reuse()  # the nominal stages, for variations that leave their inputs unchanged
         for variation in run_variations:
-            if variation.kind == "weight" and nominal is not None:
+            if variation.keeps_selection and nominal is not None:
                 selection = nominal
             else:
                 selection = self.select(self.shifted(objs, variation), info, reuse)
             w = quantise(weights * variation.weight_factor(events, selection))
             self.fill(out, info, selection, w, variation.name)
-            if variation.kind == "nominal":
+            if variation.is_nominal:
                 nominal = selection
                 out["cutflow"][info.dataset] = self.cutflow(selection, weights)
-            if self.dump_dir and variation.kind != "weight":
+            if self.dump_dir and not variation.is_weight:
                 self.dump(info, events, selection, weights, objs.event_number, variation)
         return out
 
@@ -503,7 +503,7 @@ class TthProcessor(processor.ProcessorABC):
         from ttH_adv.dump import write_chunk
 
         factors = {v.name: 1.0 if info.is_data else np.broadcast_to(v.weight_factor(events, s), s.passed.shape)[s.passed]
-                   for v in self.variations if v.kind == "weight"}  # data are never varied
+                   for v in self.variations if v.is_weight}  # data are never varied
         write_chunk(self.dump_dir, info, s, w[s.passed], event_number[s.passed], variation.name, factors,
                     self.provenance)
 

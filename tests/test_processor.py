@@ -300,3 +300,29 @@ def test_no_chunk_data_waits_for_the_cyclic_garbage_collector(small_manifest, co
         gc.set_debug(0)
         gc.garbage.clear()
     assert not held, f"{len(held)} arrays were held in reference cycles"
+
+
+def test_a_reader_registered_outside_the_package_reads_the_files_and_an_unknown_one_is_named(
+        small_manifest, config, nominal):
+    from ttH_adv.errors import ConfigError
+    from ttH_adv.inputs import objects
+
+    flat, seen = objects.READERS["flat"], []
+
+    def counting_collections(events, fmt, fields):
+        seen.append(len(events))
+        return flat.collections(events, fmt, fields)
+
+    def with_reader(name):
+        formats = {key: dataclasses.replace(fmt, reader=name) for key, fmt in config.formats.items()}
+        return dataclasses.replace(config, formats=formats)
+
+    objects.register_reader("toy", dataclasses.replace(flat, collections=counting_collections))
+    try:
+        toy = run(small_manifest, with_reader("toy"), executor="iterative", chunksize=100_000)
+    finally:
+        del objects.READERS["toy"]
+    _assert_identical(nominal, toy)
+    assert sum(seen) == sum(d.n_events for d in small_manifest.datasets.values()) > 0  # every event, by the toy
+    with pytest.raises(ConfigError, match="unknown reader 'nonesuch'.*known: \\['flat', 'physlite'\\]"):
+        run(small_manifest, with_reader("nonesuch"), executor="iterative")

@@ -116,13 +116,27 @@ class ObjectShift:
 
 @dataclass(frozen=True)
 class Variation:
-    """One named variation, carrying how it is applied: a weight factor, or ``apply`` to the objects."""
+    """One named variation, carrying how it is applied: a weight factor, or ``apply`` to the objects (neither: nominal)."""
 
     name: str                     # e.g. "jet_energy_scale_up"
-    kind: str                     # nominal | weight (the selection is kept) | object (the selection re-runs)
     direction: int = 0            # +1 up, -1 down
     factor: Callable | None = None  # weight variations: (direction, events, selection) -> multiplier
     apply: Callable | None = None   # object variations: objects -> varied objects (with ``fields`` to read)
+
+    @property
+    def is_nominal(self) -> bool:
+        """Neither reweights nor shifts anything."""
+        return self.factor is None and self.apply is None
+
+    @property
+    def keeps_selection(self) -> bool:
+        """The objects are not shifted, so the nominal selection stands (nominal and weight variations)."""
+        return self.apply is None
+
+    @property
+    def is_weight(self) -> bool:
+        """A weight variation: the nominal selection with another weight."""
+        return self.keeps_selection and not self.is_nominal
 
     def weight_factor(self, events: Any = None, selection: Any = None) -> np.ndarray | float:
         """Multiplier of the nominal event weight (per event, or one number)."""
@@ -139,11 +153,11 @@ class Variation:
 
 
 def _relative_weight(name: str, settings: WeightSystematic) -> list[Variation]:
-    return [Variation(f"{name}_{tag}", "weight", d, factor=RelativeFactor(settings.relative)) for tag, d in DIRECTIONS]
+    return [Variation(f"{name}_{tag}", d, factor=RelativeFactor(settings.relative)) for tag, d in DIRECTIONS]
 
 
 def _branch_weight(name: str, settings: BranchSystematic) -> list[Variation]:
-    return [Variation(f"{name}_{tag}", "weight", d, factor=BranchFactor(settings)) for tag, d in DIRECTIONS]
+    return [Variation(f"{name}_{tag}", d, factor=BranchFactor(settings)) for tag, d in DIRECTIONS]
 
 
 def _correctionlib_weight(name: str, settings: CorrectionlibSystematic) -> list[Variation]:
@@ -154,11 +168,11 @@ def _correctionlib_weight(name: str, settings: CorrectionlibSystematic) -> list[
         raise ConfigError(f"systematics.correctionlib.{name}: unknown input(s) {unknown}: a feature name "
                           f"(ttH_adv.event.features) or {SYSTEMATIC_INPUT!r}")
     _correction(settings.file, settings.correction)  # a missing file or correction fails before any event
-    return [Variation(f"{name}_{tag}", "weight", d, factor=CorrectionlibFactor(settings)) for tag, d in DIRECTIONS]
+    return [Variation(f"{name}_{tag}", d, factor=CorrectionlibFactor(settings)) for tag, d in DIRECTIONS]
 
 
 def _object_shift(name: str, settings: ObjectSystematic) -> list[Variation]:
-    return [Variation(f"{name}_{tag}", "object", d, apply=ObjectShift(settings.collection, d)) for tag, d in DIRECTIONS]
+    return [Variation(f"{name}_{tag}", d, apply=ObjectShift(settings.collection, d)) for tag, d in DIRECTIONS]
 
 
 SYSTEMATIC_KINDS: dict[str, Callable[[str, Any], list[Variation]]] = {
@@ -167,19 +181,19 @@ SYSTEMATIC_KINDS: dict[str, Callable[[str, Any], list[Variation]]] = {
     "correctionlib": _correctionlib_weight,
     "object": _object_shift,
 }
-WEIGHT_KINDS = ("weight", "branches", "correctionlib")  # --systematics weights; all adds object
 
 
 def variations(config: AnalysisConfig, mode: str) -> list[Variation]:
-    """Nominal plus the variations a ``--systematics`` mode asks for."""
+    """Nominal plus the variations a ``--systematics`` mode asks for (weights: those that keep the selection)."""
     if mode not in MODES:
         raise ValueError(f"--systematics must be one of {MODES}, got {mode!r}")
-    out = [Variation(NOMINAL, "nominal")]
+    out = [Variation(NOMINAL)]
+    if mode == "none":
+        return out
     for kind, expand in SYSTEMATIC_KINDS.items():
-        if (mode == "weights" and kind in WEIGHT_KINDS) or mode == "all":
-            for name, settings in getattr(config.systematics, kind).items():
-                out += expand(name, settings)
-    return out
+        for name, settings in getattr(config.systematics, kind).items():
+            out += expand(name, settings)
+    return out if mode == "all" else [v for v in out if v.keeps_selection]
 
 
 def weight_branches(config: AnalysisConfig, mode: str) -> list[str]:

@@ -27,40 +27,23 @@ from __future__ import annotations
 import functools
 import glob
 import logging
-import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
-import awkward as ak
 import numpy as np
 import uproot
 
-from ..config import AnalysisConfig, InputFormat
+from ..config import AnalysisConfig
 from ..errors import InputFileError, ManifestError, one_line
-from .objects import PHYSLITE, required_branches
+from .objects import reader_of, required_branches
 from .samples import ROLE_KIND, ROLES, CatalogueEntry, load_catalogue
+from .scans import SUM_WEIGHTS_RTOL, ScannedFile
 from .schema import check_open_file
 
 log = logging.getLogger(__name__)
 
 MC_FILE = re.compile(r"(?:^|_)mc_(\d+)\.(?:([^.]+)\.)?")
 DATA_FILE = re.compile(r"(?:^data|_data\d\d_)", re.IGNORECASE)
-SUM_WEIGHTS_RTOL = 1e-6  # the sums of weights are float32 in the 2020 files
-
-
-@dataclass
-class ScannedFile:
-    path: str
-    format: str
-    is_data: bool
-    dsid: int | None
-    process: str | None             # from the file name, for DSIDs outside the catalogue
-    entries: int | None = None      # None: a remote file, not opened
-    xsec_pb: float | None = None
-    sum_weights: float | None = None
-
-
 def find_files(inputs: list[str]) -> list[str]:
     """ROOT files under folders (recursively), matching globs, or named; remote paths as given."""
     found: list[str] = []
@@ -96,10 +79,6 @@ def detect_format(handle: uproot.ReadOnlyDirectory, config: AnalysisConfig, path
                         "one with --format, or add a profile under the configuration's 'formats'")
 
 
-def _first(tree: uproot.TTree, branch: str) -> float:
-    return float(tree[branch].array(entry_stop=1, library="np")[0])
-
-
 def _name_facts(path: str) -> tuple[bool, int | None, str | None]:
     """(data?, DSID, process) as far as the file's name says."""
     name = path.rsplit("/", 1)[-1]
@@ -122,7 +101,7 @@ def scan_file(path: str, config: AnalysisConfig, format_name: str | None = None)
             check_open_file(handle, path, fmt.branches.tree, required_branches(fmt, is_data))  # as run checks it
             tree = handle[fmt.branches.tree]
             scanned = ScannedFile(path, name, is_data, dsid, process, int(tree.num_entries))
-            (_scan_physlite if fmt.reader == PHYSLITE else _scan_flat)(scanned, tree, fmt)
+            reader_of(fmt).scan(scanned, tree, fmt)
     except ManifestError:
         raise
     except InputFileError as exc:  # run's file check: its message names file, tree and branches
@@ -130,46 +109,6 @@ def scan_file(path: str, config: AnalysisConfig, format_name: str | None = None)
     except Exception as exc:
         raise ManifestError(f"{path}: cannot read it as an input file: {one_line(exc)}") from exc
     return scanned
-
-
-def _scan_flat(scanned: ScannedFile, tree: uproot.TTree, fmt: InputFormat) -> None:
-    """A flat ntuple's DSID (name, else its DSID branch), cross-section and sum of weights from its branches."""
-    if scanned.is_data or not scanned.entries:
-        return
-    branches = set(tree.keys())
-    if scanned.dsid is None:
-        dsid_branch = fmt.branches.event.get("dsid")
-        if dsid_branch not in branches:
-            raise ManifestError(f"{scanned.path}: its name says neither data nor mc_<DSID> and it has no DSID branch: "
-                                "give its role with --role FILE=ROLE")
-        scanned.dsid = int(_first(tree, dsid_branch))
-    norm = fmt.normalisation
-    missing = [b for b in (*norm.cross_section, norm.sum_of_weights) if b and b not in branches]
-    if missing:
-        raise ManifestError(f"{scanned.path}: MC file without the {', '.join(missing)} branch(es) of its format's "
-                            "normalisation")
-    if norm.cross_section:
-        scanned.xsec_pb = math.prod(_first(tree, b) for b in norm.cross_section)
-    if norm.sum_of_weights:
-        sums = tree[norm.sum_of_weights].array(library="np")
-        if not np.allclose(sums, sums[0], rtol=SUM_WEIGHTS_RTOL):
-            raise ManifestError(f"{scanned.path}: {norm.sum_of_weights} differs between entries; expected the DSID "
-                                "total in every entry")
-        scanned.sum_weights = float(sums[0])
-
-
-def _scan_physlite(scanned: ScannedFile, tree: uproot.TTree, fmt: InputFormat) -> None:
-    """A PHYSLITE file's data flag (EventInfo's event type), DSID and its events' summed nominal weights."""
-    if not scanned.entries:
-        return
-    info = {k.rsplit(".", 1)[-1]: k for k in tree.keys(filter_name="EventInfoAux*")}
-    simulation = int(tree[info["eventTypeBitmask"]].array(entry_stop=1, library="np")[0]) & 1
-    scanned.is_data = not simulation
-    if scanned.is_data:
-        return
-    scanned.dsid = int(_first(tree, info[fmt.branches.event["dsid"]]))
-    weights = tree[info[fmt.branches.event["mc_weight"]]].array(library="ak")[:, 0]  # the nominal weight
-    scanned.sum_weights = float(np.sum(ak.to_numpy(weights), dtype=np.float64))
 
 
 @functools.cache

@@ -95,7 +95,7 @@ def physlite_collections(events: ak.Array, fmt: InputFormat, fields: dict[str, t
     return {f"{name}s": Collection(*record_columns(_by_pt(record), fields[name])) for name, record in records.items()}
 
 
-def object_met(objects: dict[str, Collection]) -> np.ndarray:
+def object_met(events: ak.Array, fmt: InputFormat, objects: dict[str, Collection]) -> np.ndarray:
     """|negative vector sum| of every photon, jet and lepton pT of the event, GeV (no soft term)."""
     n = objects["photons"].n_events
     px, py = np.zeros(n), np.zeros(n)
@@ -111,7 +111,12 @@ def nominal_weight(events: ak.Array, fmt: InputFormat) -> np.ndarray:
     return ak.to_numpy(ak.firsts(weights)).astype(np.float64)
 
 
-def physlite_branches(fmt: InputFormat) -> list[str]:
+def event_info_values(events: ak.Array, name: str) -> np.ndarray:
+    """One EventInfo value per event (its event number, DSID)."""
+    return ak.to_numpy(events.EventInfo[name])
+
+
+def physlite_branches(fmt: InputFormat, is_data: bool = False, fields: dict | None = None) -> list[str]:
     """The PHYSLITE branches every file must have: each mapped object field and the b-tagging scores."""
     names = [f"Analysis{m.prefix}AuxDyn.{field}" for m in fmt.branches.collections.values() for field in m.fields.values()]
     names += [f"{fmt.physlite.btagging}AuxDyn.{fmt.physlite.tagger}_{p}" for p in ("pb", "pc", "pu")]
