@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from training.config import load_training_config  # noqa: E402
 from training.data import load_training_data  # noqa: E402
 from training.run import train_one  # noqa: E402
-from ttH_adv.app.cli import training_runs  # noqa: E402
+from ttH_adv.app.stages import training_runs  # noqa: E402
 from ttH_adv.config import load_config  # noqa: E402
 from ttH_adv.stats import metrics  # noqa: E402
 

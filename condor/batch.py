@@ -30,7 +30,7 @@ from coffea import processor
 from processors.run import preflight
 from processors.tth import TthProcessor, chunk_id
 from ttH_adv.atomic import write_text
-from ttH_adv.config import AnalysisConfig, config_hash, config_to_data, load_config
+from ttH_adv.config import PROCESSING, AnalysisConfig, config_hash, config_to_data, load_config
 from ttH_adv.documents import read_document
 from ttH_adv.errors import InputFileError, TthAdvError
 from ttH_adv.inputs.manifest import Manifest, load_manifest
@@ -98,7 +98,7 @@ def _job_script(config: AnalysisConfig) -> str:
 
 
 def write_submission(manifest: Manifest | None, config: AnalysisConfig, out_dir: str | Path, n_jobs: int, *,
-                     chunksize: int = 100_000, systematics: str = "none", model: str | None = None,
+                     chunksize: int = PROCESSING.chunksize, systematics: str = PROCESSING.systematics, model: str | None = None,
                      only: list[int] | None = None, previous_plan: dict | None = None) -> Path:
     """Write the submit folder; returns the submit description's path.
 

@@ -32,7 +32,7 @@ from typing import Any
 from coffea import processor
 from coffea.util import coffea_console
 
-from ttH_adv.config import AnalysisConfig
+from ttH_adv.config import EXECUTORS, PROCESSING, AnalysisConfig
 from ttH_adv.errors import InputFileError, ProcessingError, TthAdvError
 from ttH_adv.inputs import objects as obj
 from ttH_adv.inputs.manifest import Manifest
@@ -51,7 +51,6 @@ from .workers import DEFAULT_WORKER_START, WORKER_STARTS, start_fork_server
 
 log = logging.getLogger(__name__)
 
-EXECUTORS = ("iterative", "futures", "dask")
 # No uproot array cache: coffea keeps the chunk's buffers itself, and uproot's per-file cache
 # sits in a reference cycle (file <-> directory <-> tree) that outlives the closed file until
 # Python's rare full collection, so every chunk's decompressed arrays (~20 MB) piled up in the
@@ -61,12 +60,12 @@ UPROOT_OPTIONS = {"array_cache": None}
 
 @dataclass
 class RunOptions:
-    executor: str = "iterative"
-    workers: int = 2
-    chunksize: int = 100_000
+    executor: str = PROCESSING.executor
+    workers: int = PROCESSING.workers
+    chunksize: int = PROCESSING.chunksize
     maxchunks: int | None = None
     scheduler: str | None = None
-    systematics: str = "none"
+    systematics: str = PROCESSING.systematics
     varied_roles: tuple[str, ...] | None = None  # the roles whose MC runs the variations (None: every MC dataset)
     dump_dir: str | None = None
     unblind: bool = False

@@ -62,3 +62,20 @@ def truncated_copy(src: str | Path, dst: str | Path, fraction: float = 0.5) -> P
 def copy(src: str | Path, dst: str | Path) -> Path:
     shutil.copy(src, dst)
     return Path(dst)
+
+
+def write_manifest(manifest, path: str | Path) -> Path:
+    """Write a Manifest back as JSON, paths relative to its folder where possible (a test's edited manifest)."""
+    from ttH_adv.inputs.manifest import save_manifest
+
+    path = Path(path)
+    out = {}
+    for name, d in manifest.datasets.items():
+        files = {}
+        for f, tree in d.files.items():
+            try:
+                files[str(Path(f).relative_to(path.parent.resolve()))] = tree
+            except ValueError:
+                files[f] = tree
+        out[name] = {"files": files, "metadata": d.metadata()}
+    return save_manifest(out, path)

@@ -12,10 +12,10 @@ import pytest
 from ttH_adv.app.cli import main
 from ttH_adv.config import load_config
 from ttH_adv.errors import InputFileError, MissingBranchError, ProcessingError, TthAdvError
-from ttH_adv.inputs.manifest import Manifest, write_manifest
+from ttH_adv.inputs.manifest import Manifest
 
 from conftest import run
-from helpers import empty_copy, truncated_copy, without_branch
+from helpers import empty_copy, truncated_copy, without_branch, write_manifest
 
 
 def _with_extra_file(manifest: Manifest, dataset: str, path: Path) -> Manifest:

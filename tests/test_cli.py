@@ -53,3 +53,53 @@ def test_a_bad_training_request_is_refused_in_one_line_before_tensorflow_is_impo
         assert result.returncode == 2 and result.stdout.strip() == "noTF", (extra, result.stderr)
         assert len(errors) == 1 and named in errors[0] and len(errors[0]) < 300 and "Traceback" not in result.stderr
         assert not (tmp_path / "model").exists()
+
+
+def _command_functions() -> dict:
+    """Every function a subcommand runs (``set_defaults(func=...)``), by name."""
+    import argparse
+
+    from ttH_adv.app.cli import build_parser
+
+    found = {}
+
+    def walk(parser):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    if sub.get_default("func") is not None:
+                        found[sub.get_default("func").__name__] = sub.get_default("func")
+                    walk(sub)
+
+    walk(build_parser())
+    return found
+
+
+def test_every_command_is_one_stage_call_and_printing():
+    """parse -> one function of ttH_adv.app.stages (or the demo's) -> print: a command imports nothing else from
+    the package but functions that turn a result into text (they return str or list[str])."""
+    import ast
+    import importlib
+    import inspect
+    import textwrap
+
+    from ttH_adv.app import demo, stages
+
+    layer = {"stages": stages, "demo": demo}
+
+    commands = _command_functions()
+    assert len(commands) == 14, sorted(commands)  # 13 commands, condor with two actions
+    for name, func in commands.items():
+        body = ast.parse(textwrap.dedent(inspect.getsource(func)))
+        stage_calls = [(node.func.value.id, node.func.attr) for node in ast.walk(body) if isinstance(node, ast.Call)
+                       and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name)
+                       and node.func.value.id in layer]
+        assert len(stage_calls) == 1, (name, stage_calls)
+        module, stage = stage_calls[0]
+        assert callable(getattr(layer[module], stage, None)), (name, stage_calls)
+        for node in ast.walk(body):
+            if isinstance(node, ast.ImportFrom) and not {a.name for a in node.names} <= set(layer):
+                module = importlib.import_module("." * node.level + (node.module or ""), "ttH_adv.app")
+                for alias in node.names:
+                    returns = inspect.signature(getattr(module, alias.name)).return_annotation
+                    assert returns in ("str", "list[str]"), f"{name} imports {alias.name}, which is no text function"

@@ -195,7 +195,8 @@ def test_a_worker_killed_without_retries_fails_the_run_naming_the_file(small_man
 def test_cluster_condor_without_htcondor_says_so_in_one_line(small_manifest, tmp_path, monkeypatch, caplog):
     """No condor_submit on the machine: one clear line and exit code 2, no traceback."""
     from ttH_adv.app.cli import main
-    from ttH_adv.inputs.manifest import write_manifest
+
+    from helpers import write_manifest
 
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing to find there
     path = write_manifest(small_manifest, tmp_path / "datasets.json")

@@ -8,8 +8,10 @@ import pytest
 
 from ttH_adv.config import load_config
 from ttH_adv.errors import ConfigError, ManifestError
-from ttH_adv.inputs.manifest import load_manifest, write_manifest
+from ttH_adv.inputs.manifest import load_manifest
 from ttH_adv.inputs.objects import required_branches
+
+from helpers import write_manifest
 
 
 def test_defaults_carry_design_values(config):

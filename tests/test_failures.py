@@ -17,11 +17,11 @@ import pytest
 
 from ttH_adv.app.cli import main
 from ttH_adv.inference import KEY_FEATURE_SET_VERSION, REQUIRED_KEYS
-from ttH_adv.inputs.manifest import Manifest, write_manifest
+from ttH_adv.inputs.manifest import Manifest
 from ttH_adv.output import save_output
 
 from conftest import run
-from helpers import truncated_copy, without_branch, write_tree
+from helpers import truncated_copy, without_branch, write_manifest, write_tree
 
 # (id, command line, text the error names, what the command would write)
 CASES = [

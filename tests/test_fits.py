@@ -78,7 +78,7 @@ def test_spurious_signal_passes_a_smooth_high_statistics_template():
     assert test.passed and test.max_abs_signal < 0.5
     # Delta_MC: the data's uncertainty on the signal over sqrt(50), the template's extra statistics
     _, data_error = fits.fit_s_plus_b_poisson(template, EDGES, "exponential", _signal_model().shape(EDGES, 129.0))
-    assert test.scan[-1]["delta_mc"] == pytest.approx(data_error / np.sqrt(50), rel=0.15)
+    assert test.scan[-1].delta_mc == pytest.approx(data_error / np.sqrt(50), rel=0.15)
 
 
 def test_spurious_signal_fails_a_sculpted_template_and_passes_a_function_that_fits_it():
@@ -100,8 +100,8 @@ def test_relaxed_criterion_subtracts_twice_the_template_uncertainty():
     poor = fits.spurious_signal(curved, curved * 20, EDGES, "exponential", _signal_model(), 30.0, 10.0, SCAN)
     assert poor.delta_mc == pytest.approx(precise.delta_mc * np.sqrt(1000), rel=0.01)  # sqrt of the variance ratio
     for test in (precise, poor):
-        worst = max(test.scan, key=lambda x: x["zeta"])
-        assert test.max_zeta == pytest.approx(max(abs(worst["signal"]) - 2 * worst["delta_mc"], 0.0))
+        worst = test.worst()
+        assert test.max_zeta == pytest.approx(max(abs(worst.signal) - 2 * worst.delta_mc, 0.0))
     assert poor.max_zeta < precise.max_zeta and poor.passed  # a template this poor cannot show a spurious signal
 
 
@@ -110,39 +110,45 @@ def _sideband_fit(family, deviance, ndf):
                               float(stats.chi2.sf(deviance, ndf)), True)
 
 
+def _tested(family: str, passed: bool):
+    from ttH_adv.stats.fit_results import SpuriousTest
+
+    return SpuriousTest(family, 0.0, 0.0, 0.0, 0.0, 0.0, passed)
+
+
 def test_function_choice_needs_the_goodness_of_fit_and_an_f_test_of_nested_families_only():
     from ttH_adv.stats.fit_analysis import choose_function
 
     config = load_config().fits
-    spurious = [{"family": f, "passed": True} for f in fits.FAMILY_ORDER]
+    spurious = [_tested(f, True) for f in fits.FAMILY_ORDER]
     fitted = {f: _sideband_fit(f, 30.0, 16) for f in fits.FAMILY_ORDER}  # p = 0.018 for every family
     assert choose_function(spurious, fitted, config)[0] == "exponential"
     fitted["exponential"] = _sideband_fit("exponential", 40.0, 16)  # p = 0.0008 < 1%: rejected
     family, choice = choose_function(spurious, fitted, config)
-    assert family == "powerlaw" and "exponential" not in choice["qualified"]
+    assert family == "powerlaw" and "exponential" not in choice.qualified
     fitted["powerlaw"] = _sideband_fit("powerlaw", 40.0, 16)
     assert choose_function(spurious, fitted, config)[0] == "exppoly2"
     # the next order of the chosen family only when the F-test asks for it: exponential -> exppoly2 ...
     fitted["exponential"] = _sideband_fit("exponential", 20.0, 16)
     fitted["exppoly2"] = _sideband_fit("exppoly2", 19.0, 15)  # a gain of 1: chance
     family, choice = choose_function(spurious, fitted, config)
-    assert family == "exponential" and choice["f_tests"][0]["high"] == "exppoly2"
+    assert family == "exponential" and choice.f_tests[0].high == "exppoly2"
     fitted["exppoly2"] = _sideband_fit("exppoly2", 9.0, 15)   # 20 -> 9: F = 18, p < 0.05
     assert choose_function(spurious, fitted, config)[0] == "exppoly2"
     # ... and never a family that does not contain the chosen one: a much better Bernstein is not asked
     fitted["exppoly2"] = _sideband_fit("exppoly2", 19.0, 15)
     fitted["bernstein5"] = _sideband_fit("bernstein5", 2.0, 11)
     family, choice = choose_function(spurious, fitted, config)
-    assert family == "exponential" and [t["high"] for t in choice["f_tests"]] == ["exppoly2"]
+    assert family == "exponential" and [t.high for t in choice.f_tests] == ["exppoly2"]
     with pytest.raises(ValueError, match="nested"):
         fits.f_test_probability(fitted["exponential"], fitted["bernstein5"])
     # within the Bernstein chain the orders climb while each step is significant
-    spurious = [{"family": f, "passed": f.startswith("bernstein")} for f in fits.FAMILY_ORDER]
+    spurious = [_tested(f, f.startswith("bernstein")) for f in fits.FAMILY_ORDER]
     fitted.update({"bernstein2": _sideband_fit("bernstein2", 30.0, 15), "bernstein3": _sideband_fit("bernstein3", 12.0, 14),
                    "bernstein4": _sideband_fit("bernstein4", 11.5, 13)})
     assert choose_function(spurious, fitted, config)[0] == "bernstein3"
     # nothing passes the spurious-signal test: no function from the rule (the fall-back is the caller's)
-    assert choose_function([{"family": f, "passed": False} for f in fits.FAMILY_ORDER], fitted, config)[0] is None
+    assert choose_function([_tested(f, False) for f in fits.FAMILY_ORDER], fitted, config)[0] is None
 
 
 def test_goodness_of_fit_from_refitted_toys_where_the_sidebands_are_sparse():
@@ -208,7 +214,7 @@ def test_a_short_category_takes_the_inclusive_shapes_times_its_efficiency_in_m_y
     template = build_template(data.astype(float), own, EDGES, WINDOW, config, inclusive)
     assert template.method == EFFICIENCY and template.statistics_ratio > 5 * alone.statistics_ratio
     assert template.own_statistics_ratio == pytest.approx(alone.statistics_ratio)
-    assert all(c["p_value"] > 0.01 for c in template.closure.values())  # the efficiency describes the category
+    assert all(c.p_value > 0.01 for c in template.closure.values())  # the efficiency describes the category
     side = WINDOW.sideband_bins(EDGES)
     assert template.values[side].sum() == pytest.approx(data[side].sum(), rel=1e-3)
     truth = template.data_events * (template.photon_fraction * expected["photon"]
@@ -360,22 +366,24 @@ def test_pyhf_agrees_with_the_own_fit_with_every_uncertainty(fitted_with_systema
     """The same model on both sides: pyhf's Z and expected limit within 5% of the own fit's, with every
     uncertainty and statistical only, and at least 8 modifiers per channel."""
     pytest.importorskip("pyhf")
-    from ttH_adv.stats.fit_analysis import ALL, STATISTICAL
     from ttH_adv.stats.workspace import compare_with_pyhf
 
     _, result, _, spec = fitted_with_systematics
     terms = [s for c in spec["channels"] for s in c["samples"] if s["name"] == "spurious_signal"]
     assert len(terms) == len(spec["channels"]) > 0  # every fitted category carries its modelling term
     comparison = compare_with_pyhf(result, spec)
-    assert min(comparison["modifiers_per_channel"].values()) >= 8
-    for variant in (ALL, STATISTICAL):
-        own = comparison[variant]["own"]
-        assert own == {k: result["combined"][variant][k] for k in ("significance", "upper_limit")}
-        assert own["significance"] > 0 and own["upper_limit"] > 0
+    assert min(comparison.modifiers_per_channel.values()) >= 8
+    checks = {"all": (comparison.all_uncertainties, result.combined.all_uncertainties),
+              "statistical": (comparison.statistical_only, result.combined.statistical_only)}
+    for variant, (check, figures) in checks.items():
+        own = check.own
+        assert (own.significance, own.upper_limit) == (figures.significance, figures.upper_limit)
+        assert own.significance > 0 and own.upper_limit > 0
         for key in ("significance", "upper_limit"):
-            assert abs(comparison[variant]["relative_difference"][key]) < 0.05, (variant, key, comparison)
+            assert abs(getattr(check.relative_difference, key)) < 0.05, (variant, key, comparison)
     for side in ("own", "pyhf"):  # the uncertainties cost sensitivity on both sides
-        assert comparison[ALL][side]["upper_limit"] > comparison[STATISTICAL][side]["upper_limit"]
+        assert getattr(comparison.all_uncertainties, side).upper_limit > \
+            getattr(comparison.statistical_only, side).upper_limit
 
 
 def _channel_events(rng, sculpted: int = 0):
@@ -404,19 +412,19 @@ def test_categorize_finds_the_pure_region_and_respects_the_sideband_minimum():
 
     events = _channel_events(np.random.default_rng(14))
     best = optimise_channel(events, 2, 10, WINDOW)
-    assert len(best["boundaries"]) == 2 and best["boundaries"][0] > best["boundaries"][1] > 0.4
-    assert min(best["sideband_events"]) >= 10 and max(best["modelling"]) < 1.0  # nothing sculpted
+    assert len(best.boundaries) == 2 and best.boundaries[0] > best.boundaries[1] > 0.4
+    assert min(best.sideband_events) >= 10 and max(best.modelling) < 1.0  # nothing sculpted
     strict = optimise_channel(events, 2, 1000, WINDOW)
-    assert min(strict["sideband_events"]) >= 1000 and strict["z"] <= best["z"]
+    assert min(strict.sideband_events) >= 1000 and strict.z <= best.z
     with pytest.raises(TthAdvError, match="not even 1 category with >= 50000 template events"):
         optimise_channel(events, 2, 50_000, WINDOW)
     # more categories than the sidebands support: the most they can, and how many were asked for
     fewer = optimise_channel(events, 4, 1000, WINDOW)
-    assert fewer["requested"] == 4 and 1 <= len(fewer["boundaries"]) <= 3
-    assert min(fewer["sideband_events"]) >= 1000 and fewer["boundaries"] == sorted(fewer["boundaries"], reverse=True)
+    assert fewer.requested == 4 and 1 <= len(fewer.boundaries) <= 3
+    assert min(fewer.sideband_events) >= 1000 and fewer.boundaries == sorted(fewer.boundaries, reverse=True)
     # the template sets the background, scaled to the TI data's sidebands: 20k data, 40k MC of weight 0.5
-    assert sum(best["sideband_events"]) < sum(~WINDOW.in_window(events.data.mass) & (events.data.score >= best[
-        "boundaries"][-1])) * 1.2
+    in_sidebands = ~WINDOW.in_window(events.data.mass) & (events.data.score >= best.boundaries[-1])
+    assert sum(best.sideband_events) < sum(in_sidebands) * 1.2
 
 
 def test_categorize_charges_a_sculpted_category_its_modelling_uncertainty():
@@ -426,7 +434,7 @@ def test_categorize_charges_a_sculpted_category_its_modelling_uncertainty():
 
     rng = np.random.default_rng(16)
     best = optimise_channel(_channel_events(rng, sculpted=600), 3, 10, WINDOW)
-    assert max(best["modelling"]) > 10  # the sculpted peak, seen in the template's window
+    assert max(best.modelling) > 10  # the sculpted peak, seen in the template's window
     assert significance_with_uncertainty(5.0, 20.0, 5.0) < significance_with_uncertainty(5.0, 20.0, 0.0)
     assert significance_with_uncertainty(5.0, 20.0, 0.0) == pytest.approx(fits.asimov_significance(5.0, 20.0))
 
@@ -472,7 +480,7 @@ def test_modelling_uncertainty_enters_the_likelihood_and_costs_a_sculpted_catego
     import dataclasses
 
     from ttH_adv.output import load_output
-    from ttH_adv.stats.fit_analysis import ALL, STAT_MODELLING, STATISTICAL, run_fits
+    from ttH_adv.stats.fit_analysis import run_fits
 
     # criteria loose enough that the exponential is chosen for the sculpted template too
     loose = dataclasses.replace(load_config(), fits=dataclasses.replace(
@@ -480,21 +488,21 @@ def test_modelling_uncertainty_enters_the_likelihood_and_costs_a_sculpted_catego
     kept = {}
     for label, size in (("sculpted", 0.08), ("smooth", 0.0)):
         result = run_fits(load_output(_toy_output(tmp_path, _bump(size), f"{label}.zip")), loose, impacts=False)
-        record = result["categories"][0]
-        assert record["chosen_family"] == "exponential" and not record["fallback"]
-        width = record["modelling_uncertainty"]
-        spurious = next(s for s in record["spurious_signal"] if s["family"] == "exponential")
-        assert width["events"] == pytest.approx(max(spurious["max_abs_signal"], abs(record["bias"]["mean_signal"])))
-        assert width["source"] == ("spurious" if spurious["max_abs_signal"] >= abs(record["bias"]["mean_signal"])
-                                   else "bias")
-        combined = result["combined"]
-        kept[label] = combined[STAT_MODELLING]["significance"] / combined[STATISTICAL]["significance"]
-        assert combined[ALL]["significance"] == pytest.approx(record["expected"][ALL]["significance"], rel=1e-3)
+        record = result.categories[0]
+        assert record.chosen_family == "exponential" and not record.fallback
+        width = record.modelling_uncertainty
+        spurious = record.spurious("exponential")
+        assert width.events == pytest.approx(max(spurious.max_abs_signal, abs(record.bias.mean_signal)))
+        assert width.source == ("spurious" if spurious.max_abs_signal >= abs(record.bias.mean_signal) else "bias")
+        combined = result.combined
+        kept[label] = combined.statistical_and_modelling.significance / combined.statistical_only.significance
+        assert combined.all_uncertainties.significance == pytest.approx(
+            record.expected.all_uncertainties.significance, rel=1e-3)
         if label == "sculpted":
-            assert width["events"] > 5 * record["expected_signal"]  # the bias is five times the signal
-            assert combined[ALL]["upper_limit"] > 2 * combined[STATISTICAL]["upper_limit"]
+            assert width.events > 5 * record.expected_signal  # the bias is five times the signal
+            assert combined.all_uncertainties.upper_limit > 2 * combined.statistical_only.upper_limit
         else:
-            assert width["events"] < 0.3 * record["expected_signal"]
+            assert width.events < 0.3 * record.expected_signal
     assert kept["sculpted"] < 0.5 and kept["smooth"] >= 0.95, kept
 
 
@@ -525,7 +533,7 @@ def test_widening_a_systematic_lowers_the_significance(tmp_path):
     import dataclasses
 
     from ttH_adv.output import load_output
-    from ttH_adv.stats.fit_analysis import ALL, STATISTICAL, run_fits
+    from ttH_adv.stats.fit_analysis import run_fits
 
     output = load_output(_toy_output(tmp_path, _bump(0.0), resonant=60.0))
     config = load_config()
@@ -536,11 +544,12 @@ def test_widening_a_systematic_lowers_the_significance(tmp_path):
         return dataclasses.replace(config, uncertainties=dataclasses.replace(config.uncertainties, normalisation=terms))
 
     nominal = run_fits(output, config, impacts=False)
-    assert {"ttH_cross_section_scale", "single_higgs_cross_sections"} <= set(nominal["categories"][0]["modifiers"])
-    resonant = run_fits(output, widened("single_higgs_cross_sections"), impacts=False)["combined"]
-    signal = run_fits(output, widened("ttH_cross_section_scale"), impacts=False)["combined"]
-    nominal = nominal["combined"]
-    assert resonant[ALL]["significance"] < 0.95 * nominal[ALL]["significance"]
-    assert signal[ALL]["mu_error"] > 1.1 * nominal[ALL]["mu_error"]
+    assert {"ttH_cross_section_scale", "single_higgs_cross_sections"} <= set(nominal.categories[0].modifiers)
+    resonant = run_fits(output, widened("single_higgs_cross_sections"), impacts=False).combined
+    signal = run_fits(output, widened("ttH_cross_section_scale"), impacts=False).combined
+    nominal = nominal.combined
+    assert resonant.all_uncertainties.significance < 0.95 * nominal.all_uncertainties.significance
+    assert signal.all_uncertainties.mu_error > 1.1 * nominal.all_uncertainties.mu_error
     for changed in (resonant, signal):  # statistical only: untouched
-        assert changed[STATISTICAL]["significance"] == pytest.approx(nominal[STATISTICAL]["significance"], rel=1e-4)
+        assert changed.statistical_only.significance == pytest.approx(nominal.statistical_only.significance,
+                                                                      rel=1e-4)

@@ -62,8 +62,8 @@ def test_every_stage_follows_the_moved_window(small_manifest, moved, tmp_path):
     cfg = load_training_config(overrides={"classifier": {"layers": [16]}, "schedule": {"epochs": 2},
                                           "data": {"min_jets": 2}})
     summary = run_training(tmp_path / "dump", tmp_path / "model", cfg, [("classifier", 0.0)], moved)
-    assert summary["jsd_binning"] == "100-170 GeV, 70 bins"
-    assert summary["results"][0]["metrics"]["jsd_binning"] == "100-170 GeV, 70 bins"
+    assert summary.jsd_binning == "100-170 GeV, 70 bins"
+    assert summary.results[0].metrics.extra["jsd_binning"] == "100-170 GeV, 70 bins"
 
     # categorize: the signal window and sidebands are the moved ones
     run(small_manifest, moved, dump_dir=str(tmp_path / "scored"), model_path=str(tmp_path / "model" / "model.onnx"))
@@ -74,18 +74,17 @@ def test_every_stage_follows_the_moved_window(small_manifest, moved, tmp_path):
                       & (scored.systematic == "nominal")].mgg.to_numpy()
     # the template is scaled to the moved sidebands' data: 100-118 and 132-170 GeV, not 105-120 and 130-160
     moved_sidebands = np.sum(~moved.mass.in_window(had_data) & (had_data >= 100) & (had_data < 170))
-    assert sum(result["details"]["had"]["sideband_events"]) <= moved_sidebands * 1.01
-    assert result["details"]["had"]["sideband_events"] != pytest.approx(default["details"]["had"]["sideband_events"],
-                                                                         rel=0.02)
+    assert sum(result.details["had"].sideband_events) <= moved_sidebands * 1.01
+    assert result.details["had"].sideband_events != pytest.approx(default.details["had"].sideband_events, rel=0.02)
 
     # fits: sidebands, goodness-of-fit bins and spurious-signal scan in the moved window
     fits_result = run_fits(output, moved)
-    conventions = fits_result["conventions"]
-    assert conventions["mass_window"] == [100.0, 170.0] and conventions["blind_window"] == [118.0, 132.0]
-    fitted = next(c for c in fits_result["categories"] if "chosen_family" in c)
+    conventions = fits_result.conventions
+    assert conventions.mass_window == [100.0, 170.0] and conventions.blind_window == [118.0, 132.0]
+    fitted = fits_result.fitted[0]
     # 2.5 GeV bins entirely outside 118-132: 7 below, 15 above; an exponential has 2 parameters
-    assert fitted["sideband_fits"]["exponential"]["ndf"] == 22 - 2
-    scan = [point["m_H"] for point in fitted["spurious_signal"][0]["scan"]]
+    assert fitted.sideband_fits["exponential"].ndf == 22 - 2
+    scan = [point.m_H for point in fitted.spurious_signal[0].scan]
     assert scan == list(np.arange(120.0, 131.0))
     with pytest.raises(ConfigError, match="mass window is 105-160 GeV"):
         run_fits(output, load_config())  # histograms of another window are refused, not misread
@@ -93,5 +92,5 @@ def test_every_stage_follows_the_moved_window(small_manifest, moved, tmp_path):
     # report: the window it states and draws is the moved one
     from ttH_adv.app.stages import report
 
-    text = report(tmp_path / "report", {"moved": (output, fits_result)}, {}, None, moved).read_text()
+    text = report(tmp_path / "report", {"moved": (output, fits_result)}, None, None, moved).read_text()
     assert "m_yy fitted in 100-170 GeV with 118-132 GeV blinded" in text

@@ -117,10 +117,11 @@ def test_an_interrupted_write_leaves_the_previous_file_and_no_partial_one(small_
     import uhi.io.zip
 
     from ttH_adv.stats.fit_analysis import write_fit_results
+    from ttH_adv.stats.fit_results import FitResult
 
     output = run(small_manifest.select(["ttH", "data"]), config)
     path = save_output(output, tmp_path / "output.zip")
-    fits = write_fit_results({"previous": True}, tmp_path)
+    fits = write_fit_results(FitResult([], unblinded=False), tmp_path)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     write_histogram = uhi.io.zip.write
 
@@ -139,7 +140,7 @@ def test_an_interrupted_write_leaves_the_previous_file_and_no_partial_one(small_
 
     monkeypatch.setattr(type(tmp_path), "write_text", half_then_die)
     with pytest.raises(KeyboardInterrupt):
-        write_fit_results({"new": True}, tmp_path)
+        write_fit_results(FitResult([], unblinded=True), tmp_path)
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # both intact, no temporary left
     assert load_output(path)["cutflow"] == json.loads(json.dumps(output["cutflow"])) and fits.is_file()

@@ -17,6 +17,7 @@ from ttH_adv.config import load_config  # noqa: E402
 from ttH_adv.event.selections import cutflow_steps  # noqa: E402
 from ttH_adv.report import plotting
 from ttH_adv.stats import fits  # noqa: E402
+from ttH_adv.stats.fit_results import CategoryFit  # noqa: E402
 
 WINDOW = load_config().mass
 EDGES = WINDOW.edges()
@@ -47,10 +48,14 @@ def _fit_output_and_record() -> tuple[dict, dict]:
                   hist.axis.Regular(len(EDGES) - 1, EDGES[0], EDGES[-1], name="mgg"), storage=hist.storage.Weight())
     view = h.view()
     view["value"][0, 0, 0, 0], view["value"][1, 0, 0, 0], view["value"][2, 0, 0, 0] = observed, signal, 0.1 * signal
-    record = {"category": "had_1", "chosen_family": "exponential", "expected_signal": 4.0, "resonant": 0.4,
-              "signal_model": {"params": {"mu": 125.0, "sigma": 1.7, "alpha_lo": 1.5, "n_lo": 5.0, "alpha_hi": 1.5,
-                                          "n_hi": 5.0}, "chi2_ndf": 1.0},
-              "sideband_fits": {"exponential": {"params": [-0.6], "norm": 600.0, "deviance_ndf": 1.07, "p_value": 0.38}}}
+    record = CategoryFit.from_dict({
+        "category": "had_1", "data_ti_sideband": float(observed.sum()), "chosen_family": "exponential",
+        "expected_signal": 4.0, "resonant": 0.4,
+        "signal_model": {"params": {"mu": 125.0, "sigma": 1.7, "alpha_lo": 1.5, "n_lo": 5.0, "alpha_hi": 1.5,
+                                    "n_hi": 5.0}, "chi2_ndf": 1.0},
+        "sideband_fits": {"exponential": {"params": [-0.6], "norm": 600.0, "deviance": 17.1, "ndf": 16,
+                                          "deviance_ndf": 1.07, "p_value": 0.38, "p_value_from": "asymptotic",
+                                          "converged": True}}})
     roles = {"data": "data", "ttH": "signal", "ggH": "resonant"}
     return {"histograms": {"mgg": h}, "metadata": {"luminosity_pb": LUMINOSITY_PB, "roles": roles}}, record
 

@@ -47,7 +47,7 @@ def test_int8_model_is_calibrated_checked_and_recorded(small_manifest, config, t
     ops = {node.op_type for node in onnx.load(str(int8_path)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # int8 tensors in the graph
     report = json.loads(load_model_info(int8_path).metadata[KEY_QUANTISATION])
-    assert report == json.loads(json.dumps(summary["int8"]))  # the same record in results.json and the model
+    assert report == json.loads(json.dumps(summary.int8))  # the same record in results.json and the model
     assert report["calibration_events"] > 1000 and report["float_model"]["sha256"]
     parity = report["parity"]
     assert 0 < parity["p99_abs_difference"] <= parity["p99_limit"] and parity["max_abs_difference"] < 0.1
@@ -79,7 +79,7 @@ def test_int8_model_that_misses_parity_is_refused(trained, config, tmp_path, mon
     from training.run import run_training
 
     summary = run_training(folder / "dump", tmp_path / "model", cfg, [("classifier", 0.0)], config, int8=True)
-    assert "keep the float model" in summary["int8"]["refused"] and summary["int8"]["parity"]["p99_abs_difference"] > 0
+    assert "keep the float model" in summary.int8["refused"] and summary.int8["parity"]["p99_abs_difference"] > 0
     assert (tmp_path / "model" / "model.onnx").is_file() and not (tmp_path / "model" / "model_int8.onnx").exists()
 
 

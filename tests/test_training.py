@@ -30,13 +30,15 @@ from training.models import mixture_information, tf  # noqa: E402
 from training.registry import METHODS, MethodSpec, result_name  # noqa: E402
 from training.run import format_table, train_one  # noqa: E402
 from training.toys import in_other_units, pivot_toy, score_dependence  # noqa: E402
-from ttH_adv.app.cli import main, training_runs  # noqa: E402
+from ttH_adv.app.cli import main  # noqa: E402
+from ttH_adv.app.stages import training_runs  # noqa: E402
 from ttH_adv.config import load_config  # noqa: E402
 from ttH_adv.errors import ConfigError  # noqa: E402
 from ttH_adv.event.features import FEATURE_SET_VERSION, feature_names  # noqa: E402
 from ttH_adv.inference import ModelMismatchError, OnnxScorer, check_model, load_model_info  # noqa: E402
-from ttH_adv.report.plotting import classifier_markdown, plot_pareto  # noqa: E402
+from ttH_adv.report.plotting import TrainingView, classifier_markdown, plot_pareto  # noqa: E402
 from ttH_adv.stats import metrics  # noqa: E402
+from ttH_adv.stats.training_results import Chosen, TrainedEntry, TrainingMetrics  # noqa: E402
 
 BINNING = metrics.mass_binning(load_config().mass)
 TINY = {"classifier": {"layers": [32, 32], "dropout": 0.0},
@@ -487,8 +489,8 @@ def test_ddt_ceiling_is_flat_and_scores_each_half_with_the_other_halfs_map(monke
     assert all(len(m["fitted"]) > 2000 and len(m["scored"]) > 4000 and m["fitted"] & m["scored"] <= clipped
                for m in maps)
     assert "ddt ceiling" in format_table([result, plain])
-    summary = {"chosen": {"method": "ddt", "lambda": 0.0, "rule": "r"},
-               "results": [{"method": r.method, "lambda": r.lam, "metrics": r.metrics} for r in (result, plain)]}
+    entries = [TrainedEntry(r.method, r.lam, 1, r.name, "", TrainingMetrics.from_dict(r.metrics)) for r in (result, plain)]
+    summary = TrainingView(entries, Chosen("ddt", 0.0, 1, "", "r"), {}, "")
     row = f"|  | ceiling (cross-fitted map) | – | 1 | {ceiling['auc']:.3f} | {ceiling['r50']:.1f} |"
     assert any(line.startswith(row) for line in classifier_markdown(summary))
     assert plot_pareto(summary, tmp_path / "pareto.png").stat().st_size > 0

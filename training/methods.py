@@ -170,6 +170,11 @@ class Unconstrained:
     decorrelating = False     # epochs selected on validation JSD (True) or AUC (False)
     uses_protected_input = False  # the exported graph takes the protected variable as an input
     reports_ceiling = True        # its training also reports the ceiling: this network made flat in m_yy
+    unconstrained = True          # the plain network, whose ceiling every method on its features is held to
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.unconstrained = cls.__dict__.get("unconstrained", False)  # a subclass changes one thing: it constrains
 
     def __init__(self, config: TrainingConfig, lam: float = 0.0) -> None:
         self.config = config

@@ -36,6 +36,14 @@ import numpy as np
 from ttH_adv.atomic import atomic_path, write_text
 from ttH_adv.config import AnalysisConfig
 from ttH_adv.stats import metrics
+from ttH_adv.stats.training_results import (
+    Chosen,
+    LambdaChoice,
+    ScanPoint,
+    TrainedEntry,
+    TrainingMetrics,
+    TrainingSummary,
+)
 
 from .config import TrainingConfig
 from .data import TrainingData, load_training_data
@@ -100,6 +108,7 @@ def train_one(data: TrainingData, config: TrainingConfig, method: str, lam: floa
     result["roc"] = _roc_points(scores, data.y, data.weight)
     result["kept_epochs"] = [{"fold": k, "epoch": m.best_epoch, "within_target": m.best_within_target}
                              for k, m in enumerate(models)]
+    result["unconstrained"] = models[0].strategy.unconstrained
     if models[0].strategy.reports_ceiling:
         ceiling = fixed_efficiency_ceiling(models, data, binning)
         if ceiling:
@@ -289,7 +298,7 @@ def planned_runs(runs: list[tuple[str, float]]) -> dict[str, list[float]]:
 
 def run_training(features_dir: str | Path, out_dir: str | Path, config: TrainingConfig,
                  runs: list[tuple[str, float]], analysis: AnalysisConfig,
-                 all_events: bool = False, int8: bool = False, seeds: int = 1) -> dict:
+                 all_events: bool = False, int8: bool = False, seeds: int = 1) -> TrainingSummary:
     """Train every (method, lambda) in ``runs`` for ``seeds`` seeds (a lambda scan on the first, then the chosen
     lambda); write results.json, models/, model.onnx, out_of_fold.parquet."""
     out = Path(out_dir)
@@ -310,9 +319,8 @@ def run_training(features_dir: str | Path, out_dir: str | Path, config: Training
             out_of_fold[result.name] = scores
         chosen = choose(scan, target)
         if len(lambdas) > 1:
-            lambda_choice[method] = {"chosen": chosen.lam, "seed": first, "rule": _rule(target),
-                                     "scan": [{"lambda": r.lam, "r50": r.metrics["r50"], "ratio50": r.metrics["ratio50"],
-                                               "ratio80": r.metrics["ratio80"]} for r in scan]}
+            lambda_choice[method] = LambdaChoice(chosen.lam, first, _rule(target), [
+                ScanPoint(r.lam, r.metrics["r50"], r.metrics["ratio50"], r.metrics["ratio80"]) for r in scan])
         results += scan
         for seed in range(first + 1, first + seeds):
             result, scores = _trained(data, config, method, chosen.lam, seed, True, binning, out, samples)
@@ -327,21 +335,14 @@ def run_training(features_dir: str | Path, out_dir: str | Path, config: Training
         export_onnx([model], out / "model_all_events.onnx", config.data.feature_set, data.features,
                     {"ttH_adv.training_samples": {**samples, "n_folds": 1}}, all_events=True)
     table = format_table(results)
-    summary = {
-        "results": [{"method": r.method, "lambda": r.lam, "seed": r.seed, "name": r.name, "model": r.model_file,
-                     "metrics": r.metrics, "history": r.history,
-                     "in_comparison": r.method not in lambda_choice or r.lam == lambda_choice[r.method]["chosen"]}
-                    for r in results],
-        "chosen": {"method": chosen.method, "lambda": chosen.lam, "seed": chosen.seed, "model": str(out / "model.onnx"),
-                   "rule": _rule(target)},
-        "lambda_choice": lambda_choice, "seeds": list(range(first, first + seeds)),
-        "table": table,
-        "n_signal": int(data.y.sum()), "n_background": int((1 - data.y).sum()),
-        "feature_set": config.data.feature_set, "jsd_binning": binning.describe(),
-        "out_of_fold": str(out / "out_of_fold.parquet"), "all_events_model": all_events,
-        "int8": quantisation,
-    }
-    write_text(out / "results.json", json.dumps(summary, indent=1, default=float) + "\n")
+    summary = TrainingSummary(
+        [TrainedEntry(r.method, r.lam, r.seed, r.name, str(r.model_file), TrainingMetrics.from_dict(r.metrics),
+                      r.history, r.method not in lambda_choice or r.lam == lambda_choice[r.method].chosen)
+         for r in results],
+        Chosen(chosen.method, chosen.lam, chosen.seed, str(out / "model.onnx"), _rule(target)),
+        config.data.feature_set, lambda_choice, list(range(first, first + seeds)), table, int(data.y.sum()),
+        int((1 - data.y).sum()), binning.describe(), str(out / "out_of_fold.parquet"), all_events, quantisation)
+    write_text(out / "results.json", json.dumps(summary.to_dict(), indent=1, default=float) + "\n")
     return summary
 
 

@@ -30,6 +30,21 @@ ROLES = ("data", "signal", "resonant", "continuum")
 
 
 @dataclass(frozen=True)
+class ProcessingDefaults:
+    """How a run processes where nothing says otherwise: ``RunOptions``, the command line and the batch read these."""
+
+    executor: str = "iterative"
+    workers: int = 2
+    chunksize: int = 100_000      # events per chunk, at least (basket-aligned)
+    systematics: str = "none"
+
+
+PROCESSING = ProcessingDefaults()
+EXECUTORS = ("iterative", "futures", "dask")
+SYSTEMATIC_MODES = ("none", "weights", "all")  # --systematics: nominal only; variations keeping the selection; all
+
+
+@dataclass(frozen=True)
 class PhotonCuts:
     pt_min: float
     abs_eta_max: float

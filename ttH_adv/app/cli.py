@@ -12,9 +12,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ..config import EXECUTORS, PROCESSING, SYSTEMATIC_MODES
 from ..errors import TthAdvError
-from ..output import carried_config, output_path
-from .demo import DEMO_EVENTS
+from .demo import DEMO_EVENTS, DEMO_EXECUTOR
 
 log = logging.getLogger("ttH_adv")
 
@@ -55,10 +55,10 @@ POSITIVE_FLOAT = at_least(0.0, float, above=True)
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Write synthetic Run-2 ntuples and their datasets manifest."""
-    from ..inputs.generator import generate_dataset
+    from . import stages
 
-    path = generate_dataset(args.out, args.events, args.seed, files_per_sample=args.files_per_sample,
-                            samples=args.samples, show_progress=not args.no_progress, format_name=args.format)
+    path = stages.generate(args.out, args.events, args.seed, args.files_per_sample, args.samples,
+                           not args.no_progress, args.format)
     log.info("datasets manifest: %s", path)
     print(path)
     return 0
@@ -77,16 +77,12 @@ def add_generate(p: argparse.ArgumentParser) -> None:
 
 def cmd_manifest(args: argparse.Namespace) -> int:
     """Build a datasets manifest from Open Data-style ROOT files; print its summary table."""
-    import json
+    from ..inputs.opendata import summary_table
+    from . import stages
 
-    from ..atomic import write_text
-    from ..config import load_config
-    from ..inputs.opendata import build_manifest, summary_table
-
-    manifest = build_manifest(args.inputs, args.luminosity_pb, key_values(args.role, "--role", "FILE_OR_DSID=ROLE"),
-                              format_name=args.format, xsecs=xsec_values(args.xsec), catalogues=tuple(args.catalogue),
-                              config=load_config(args.config))
-    out = write_text(args.out, json.dumps(manifest, indent=2) + "\n")
+    manifest, out = stages.make_manifest(args.inputs, args.out, args.luminosity_pb,
+                                         key_values(args.role, "--role", "FILE_OR_DSID=ROLE"), args.format,
+                                         xsec_values(args.xsec), tuple(args.catalogue), args.config)
     print(summary_table(manifest))
     print(f"manifest: {out}")
     return 0
@@ -136,10 +132,9 @@ def add_manifest(p: argparse.ArgumentParser) -> None:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     """Print a one-screen summary of a datasets manifest."""
-    from ..config import load_config
-    from ..report.summary import summarise_manifest
+    from . import stages
 
-    print(summarise_manifest(args.datasets, load_config(args.config)))
+    print(stages.summarise(args.datasets, args.config))
     return 0
 
 
@@ -174,22 +169,12 @@ def _start_workers_early(args: argparse.Namespace) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the processor over a datasets manifest and save the histograms and cutflows."""
     _start_workers_early(args)
-    from ..config import load_config
-    from ..inputs.manifest import load_manifest
     from ..output import summary
     from . import stages
 
-    config = load_config(args.config)
-    if args.categories:
-        from ..config import with_categories
-        from ..stats.categorize import read_categories
-
-        config = with_categories(config, read_categories(args.categories))
-    manifest = load_manifest(args.datasets)
-    if args.only:
-        manifest = manifest.select(args.only)
     options = run_options(args, dump_dir=args.dump_features, unblind=args.unblind, model_path=args.model)
-    processed = stages.process(manifest, config, options, output_path(args.out, write=True), cluster=args.cluster)
+    processed = stages.process_files(args.datasets, args.out, args.config, options, args.categories, args.only,
+                                     args.cluster)
     print(summary(processed.output))
     print(f"output: {processed.path}")
     return 0
@@ -198,11 +183,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def add_processing(p: argparse.ArgumentParser) -> None:
     """The arguments of every command that runs the processor."""
     p.add_argument("--config", default=None, help="analysis configuration YAML overriding the defaults")
-    p.add_argument("--executor", choices=["iterative", "futures", "dask"], default="iterative",
+    p.add_argument("--executor", choices=EXECUTORS, default=PROCESSING.executor,
                    help="iterative (debugging), futures (local processes) or dask (LocalCluster or --scheduler)")
-    p.add_argument("--workers", type=POSITIVE, default=2, help="worker processes for futures/dask (default 2)")
-    p.add_argument("--chunksize", type=POSITIVE, default=100_000,
-                   help="events per chunk, at least (default 100000): chunks end where every branch read starts a "
+    p.add_argument("--workers", type=POSITIVE, default=PROCESSING.workers,
+                   help=f"worker processes for futures/dask (default {PROCESSING.workers})")
+    p.add_argument("--chunksize", type=POSITIVE, default=PROCESSING.chunksize,
+                   help=f"events per chunk, at least (default {PROCESSING.chunksize}): chunks end where every branch read starts a "
                         "new basket, so no basket is decompressed twice (--exact-chunks: exactly this size)")
     p.add_argument("--exact-chunks", action="store_true", help="cut chunks at exactly --chunksize events")
     p.add_argument("--maxchunks", type=POSITIVE, default=None, help="at most this many chunks per dataset (testing)")
@@ -210,7 +196,7 @@ def add_processing(p: argparse.ArgumentParser) -> None:
     p.add_argument("--worker-start", choices=["forkserver", "spawn"], default=None,
                    help="how a Dask LocalCluster starts its workers: forkserver (Linux default: one server imports "
                         "the analysis, workers fork from it) or spawn (a fresh interpreter each; the default elsewhere)")
-    p.add_argument("--systematics", choices=["none", "weights", "all"], default="none",
+    p.add_argument("--systematics", choices=SYSTEMATIC_MODES, default=PROCESSING.systematics,
                    help="none; weights (scale-factor variations); all (plus energy-scale variations)")
     p.add_argument("--skip-bad-files", action="store_true",
                    help="skip unreadable files or files lacking branches (listed in the output); default: stop")
@@ -234,26 +220,18 @@ def add_run(p: argparse.ArgumentParser) -> None:
 
 def cmd_condor_submit(args: argparse.Namespace) -> int:
     """Split the work into slices, write the HTCondor submission and submit it (or only write it)."""
-    from condor.batch import resubmit_missing, submit, write_submission
+    from . import stages
 
-    from ..config import load_config
-    from ..inputs.manifest import load_manifest
-
-    config = load_config(args.config)
-    if args.resubmit_missing:
-        path, todo = resubmit_missing(Path(args.out), config)
-        if path is None:
-            print(f"every slice of {args.out} has its partial output: nothing to resubmit")
-            return 0
-        print(f"resubmitting slices {todo}")
-    else:
-        if not args.datasets:
-            raise TthAdvError("condor submit needs --datasets (or --resubmit-missing for an existing folder)")
-        path = write_submission(load_manifest(args.datasets), config, Path(args.out), args.jobs,
-                                chunksize=args.chunksize, systematics=args.systematics, model=args.model)
-    print(f"submit description: {path}")
-    if not args.dry_run:
-        print(submit(path))
+    done = stages.condor_submit(args.out, args.config, args.datasets, args.jobs, args.chunksize, args.systematics,
+                                args.model, args.resubmit_missing, args.dry_run)
+    if done.path is None:
+        print(f"every slice of {args.out} has its partial output: nothing to resubmit")
+        return 0
+    if done.slices is not None:
+        print(f"resubmitting slices {done.slices}")
+    print(f"submit description: {done.path}")
+    if done.submitted is not None:
+        print(done.submitted)
     return 0
 
 
@@ -265,8 +243,9 @@ def add_condor(p: argparse.ArgumentParser) -> None:
     s.add_argument("--jobs", type=POSITIVE, default=10, help="number of slices/jobs (default 10)")
     s.add_argument("--out", required=True, help="submit folder")
     s.add_argument("--config", default=None, help="analysis configuration YAML")
-    s.add_argument("--chunksize", type=POSITIVE, default=100_000, help="events per chunk (default 100000)")
-    s.add_argument("--systematics", choices=["none", "weights", "all"], default="none")
+    s.add_argument("--chunksize", type=POSITIVE, default=PROCESSING.chunksize,
+                   help=f"events per chunk (default {PROCESSING.chunksize})")
+    s.add_argument("--systematics", choices=SYSTEMATIC_MODES, default=PROCESSING.systematics)
     s.add_argument("--model", default=None, help="ONNX model to score")
     s.add_argument("--dry-run", action="store_true", help="write the submission without submitting")
     s.add_argument("--resubmit-missing", action="store_true", help="resubmit only slices without a partial output")
@@ -279,9 +258,9 @@ def add_condor(p: argparse.ArgumentParser) -> None:
 
 def cmd_condor_job(args: argparse.Namespace) -> int:
     """Process one slice of a plan (what each batch job runs)."""
-    from condor.batch import run_slice
+    from . import stages
 
-    print(run_slice(args.plan, int(args.slice), args.out))
+    print(stages.condor_job(args.plan, int(args.slice), args.out))
     return 0
 
 
@@ -313,10 +292,9 @@ def add_merge(p: argparse.ArgumentParser) -> None:
 
 def cmd_export_root(args: argparse.Namespace) -> int:
     """Write the m_yy histograms of a saved output to a ROOT file."""
-    from ..output import export_root, load_output
+    from . import stages
 
-    path = export_root(load_output(output_path(args.input), args.allow_pickle), args.out)
-    print(f"ROOT histograms: {path}")
+    print(f"ROOT histograms: {stages.export_root(args.input, args.out, args.allow_pickle)}")
     return 0
 
 
@@ -329,67 +307,36 @@ def add_export_root(p: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- train
 
 
-def training_runs(methods: list[str], lam: float | None, scan: list[float] | None,
-                  defaults: dict[str, float]) -> list[tuple[str, float]]:
-    """(method, lambda) pairs: a lambda-taking method at each scanned lambda (or --lambda, or its default in
-    the training configuration's ``lambdas``), the others once."""
-    from training.registry import METHODS, method_spec
-
-    runs = []
-    for method in list(METHODS) if "all" in methods else methods:
-        if not method_spec(method).takes_lambda:
-            runs.append((method, 0.0))
-            continue
-        if not scan and lam is None and method not in defaults:
-            raise TthAdvError(f"method {method!r} takes lambda: give --lambda, or set lambdas.{method} in the "
-                              "training configuration")
-        runs += [(method, float(x)) for x in scan or [lam if lam is not None else defaults[method]]]
-    return runs
-
-
-def training_overrides(args: argparse.Namespace) -> dict:
-    """Command-line overrides of the training configuration."""
-    overrides: dict = {}
-    if args.epochs is not None:
-        overrides.setdefault("schedule", {})["epochs"] = args.epochs
-    if args.folds is not None:
-        overrides.setdefault("data", {})["n_folds"] = args.folds
-    if args.layers is not None:
-        overrides.setdefault("classifier", {})["layers"] = args.layers
-    if args.feature_set is not None:
-        overrides.setdefault("data", {})["feature_set"] = args.feature_set
-    if args.background is not None:
-        overrides.setdefault("data", {})["background"] = args.background
-    return overrides
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     """Train the decorrelated classifier and baselines; export ONNX; write the Pareto table."""
-    from training.config import load_training_config
-
-    from ..dump import dump_config
     from . import stages
 
-    config = load_training_config(args.config, training_overrides(args))
-    runs = training_runs(args.method, args.lam, args.lambda_scan, config.lambdas)
-    analysis = carried_config(dump_config(args.features), args.analysis_config, f"feature dump {args.features}")
-    summary = stages.train(args.features, args.out, config, runs,
-                           analysis, all_events=args.all_events, int8=args.int8, seeds=args.seeds)
-    print(summary["table"])
-    for method, choice in summary["lambda_choice"].items():
-        scanned = ", ".join(format(point["lambda"], "g") for point in choice["scan"])
-        print(f"{method}: lambda {choice['chosen']:g} chosen from the scan {scanned} on seed {choice['seed']}")
-    chosen = summary["chosen"]
-    print(f"chosen: {chosen['method']} (lambda {chosen['lambda']:g}) -> {chosen['model']}  [{chosen['rule']}]")
-    q = summary["int8"]
+    overrides = {"epochs": args.epochs, "folds": args.folds, "layers": args.layers, "feature_set": args.feature_set,
+                 "background": args.background}
+    summary = stages.train_files(args.features, args.out, args.config, args.method, args.lam, args.lambda_scan,
+                                 args.analysis_config, overrides, args.all_events,
+                                 args.int8, args.seeds)
+    print_training(summary, Path(args.out))
+    return 0
+
+
+def print_training(summary, out: Path) -> None:
+    """The Pareto table, the lambda choices, the chosen model and the int8 parity, as ``train`` found them (a
+    ``TrainingSummary``)."""
+    print(summary.table)
+    for method, choice in summary.lambda_choice.items():
+        scanned = ", ".join(format(point.lam, "g") for point in choice.scan)
+        print(f"{method}: lambda {choice.chosen:g} chosen from the scan {scanned} on seed {choice.seed}")
+    chosen = summary.chosen
+    print(f"chosen: {chosen.method} (lambda {chosen.lam:g}) -> {chosen.model}  [{chosen.rule}]")
+    q = summary.int8
     if q and "refused" in q:
         print(f"no int8 model: {q['refused']}")
     elif q:
-        print(f"int8 model: {Path(args.out) / 'model_int8.onnx'}  R50 {q['float']['r50']:.2f} -> {q['int8']['r50']:.2f}, "
+        print(f"int8 model: {out / 'model_int8.onnx'}  R50 {q['float']['r50']:.2f} -> {q['int8']['r50']:.2f}, "
               f"JSD50/floor {q['float']['ratio50']:.2f} -> {q['int8']['ratio50']:.2f}, 99% of scores within "
               f"{q['parity']['p99_abs_difference']:.2g} of the float model")
-    print(f"out-of-fold scores of the training events: {summary['out_of_fold']}")
-    return 0
+    print(f"out-of-fold scores of the training events: {summary.out_of_fold}")
 
 
 def add_train(p: argparse.ArgumentParser) -> None:
@@ -427,23 +374,22 @@ def add_train(p: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- categorize, fit
 
 
-def print_categories(result: dict, path: Path) -> None:
-    """Each channel's boundaries and significances, as ``categorize`` found them."""
-    for channel, bounds in result["categories"].items():
-        z = result["details"][channel]["category_z"]
-        fewer = result["fewer_than_requested"].get(channel)
-        note = f"  ({fewer['found']} of the {fewer['requested']} asked for: the sidebands support no more)" if fewer else ""
+def print_categories(result, path: Path) -> None:
+    """Each channel's boundaries and significances, as ``categorize`` found them (a ``CategoriesFile``)."""
+    for channel, bounds in result.categories.items():
+        z = result.details[channel].category_z
+        fewer = result.fewer_than_requested.get(channel)
+        note = f"  ({fewer.found} of the {fewer.requested} asked for: the sidebands support no more)" if fewer else ""
         print(f"{channel}: boundaries {[round(b, 4) for b in bounds]}  Z per category {[round(x, 2) for x in z]}{note}")
-    print(f"combined expected Z (counting, quadrature) {result['combined_z']:.2f} -> {path}")
+    print(f"combined expected Z (counting, quadrature) {result.combined_z:.2f} -> {path}")
 
 
 def cmd_categorize(args: argparse.Namespace) -> int:
     """Optimise score-category boundaries per channel for the combined expected significance."""
-    from ..dump import dump_config
     from . import stages
 
-    config = carried_config(dump_config(args.features), args.config, f"feature dump {args.features}")
-    result = stages.categorize(args.features, args.out, {"had": args.had, "lep": args.lep}, config, args.min_sideband)
+    result = stages.categorize_files(args.features, args.out, {"had": args.had, "lep": args.lep}, args.config,
+                                     args.min_sideband)
     print_categories(result, Path(args.out))
     return 0
 
@@ -464,20 +410,16 @@ def add_categorize(p: argparse.ArgumentParser) -> None:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     """Sideband fits, spurious-signal test, signal model, significance and the pyhf workspace."""
-    from ..output import load_output
     from ..stats.fit_analysis import category_table, impact_table, pyhf_summary
     from . import stages
 
-    path = output_path(args.histograms)
-    output = load_output(path, args.allow_pickle)
-    config = carried_config(output["metadata"].get("config"), args.config, path)
-    result = stages.fit(output, args.out, config, args.unblind)
+    result = stages.fit_files(args.histograms, args.out, args.config, args.unblind, args.allow_pickle)
     print(category_table(result))
     print("\n".join(pyhf_summary(result) + impact_table(result)))
     print(f"fits: {Path(args.out) / 'fits.json'}\npyhf workspace: {Path(args.out) / 'workspace.json'}")
-    if args.strict and result["fallback"]:
+    if args.strict and result.fallback:
         log.error("--strict: no acceptable background function in %s (kept with the fall-back function)",
-                  ", ".join(result["fallback"]))
+                  ", ".join(result.fallback))
         return 1
     return 0
 
@@ -499,14 +441,11 @@ def add_fit(p: argparse.ArgumentParser) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Every trained result scored, categorised, filled and fitted alike; one table in the final metric."""
     _start_workers_early(args)
-    from ..config import load_config
-    from ..inputs.manifest import load_manifest
-    from ..stats.compare import aggregate, comparison_markdown, comparison_summary
+    from ..stats.compare import comparison_markdown, comparison_summary
     from . import stages
 
-    rows = stages.compare(load_manifest(args.datasets), args.models, args.out, load_config(args.config),
-                          run_options(args), {"had": args.had, "lep": args.lep}, args.min_sideband)
-    table = aggregate(rows)
+    table = stages.compare_files(args.datasets, args.models, args.out, args.config, run_options(args),
+                                 {"had": args.had, "lep": args.lep}, args.min_sideband)
     print("\n".join(comparison_markdown(table)))
     print(comparison_summary(table))
     print(f"comparison: {Path(args.out) / 'comparison.md'} (and .json); per result: {args.out}/<result>/")
@@ -550,14 +489,10 @@ def add_report(p: argparse.ArgumentParser) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the whole chain on the default synthetic data, reusing finished stages."""
-    from ..inputs.ntuple_formats import writer
-    from .demo import DemoSettings, demo_summary, quick_settings, run_demo
+    from . import demo
 
-    writer(args.format)  # an unknown format is refused before anything runs
-    settings = DemoSettings(Path(args.out), args.events, args.seed, args.executor, args.workers,
-                            progress=not args.no_progress, format=args.format)
-    run_demo(quick_settings(settings) if args.quick else settings)
-    print(demo_summary(settings))
+    print(demo.run_command(args.out, args.events, args.seed, args.executor, args.workers, not args.no_progress,
+                      args.format, args.quick))
     return 0
 
 
@@ -565,9 +500,10 @@ def add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="tth-demo", help="output folder (default: tth-demo); reruns reuse it")
     p.add_argument("--events", type=POSITIVE, default=DEMO_EVENTS, help=f"events to generate (default {DEMO_EVENTS})")
     p.add_argument("--seed", type=NON_NEGATIVE, default=1, help="random seed (default 1)")
-    p.add_argument("--executor", choices=["iterative", "futures", "dask"], default="futures",
-                   help="executor for the processing stages (default futures)")
-    p.add_argument("--workers", type=POSITIVE, default=2, help="worker processes (default 2)")
+    p.add_argument("--executor", choices=EXECUTORS, default=DEMO_EXECUTOR,
+                   help=f"executor for the processing stages (default {DEMO_EXECUTOR})")
+    p.add_argument("--workers", type=POSITIVE, default=PROCESSING.workers,
+                   help=f"worker processes (default {PROCESSING.workers})")
     p.add_argument("--quick", action="store_true", help="tiny networks and few categories (for tests, not physics)")
     p.add_argument("--format", default="opendata2020", help="input format of the generated ntuples: opendata2020 "
                    "(default) or opendata2025; the whole chain then reads that format")

@@ -30,10 +30,12 @@ import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..config import PROCESSING
 from ..output import OUTPUT_FILE
 from .pipeline import Stage, run_stages
 
 DEMO_EVENTS = 1_000_000
+DEMO_EXECUTOR = "futures"  # the demo runs its processing passes on local processes
 # The default 3x128 network, pinned so that the demo's time does not follow training/defaults.yaml, and short
 # schedules, so that three seeds of every method train in two or three minutes on 2 cores.  Early stopping after
 # 4 epochs without a better one.
@@ -59,8 +61,8 @@ class DemoSettings:
     out: Path
     events: int = DEMO_EVENTS
     seed: int = 1
-    executor: str = "futures"
-    workers: int = 2
+    executor: str = DEMO_EXECUTOR
+    workers: int = PROCESSING.workers
     progress: bool = True
     format: str = "opendata2020"  # the input format the generator writes (ttH_adv.inputs.ntuple_formats)
     training: dict = field(default_factory=lambda: dict(DEMO_TRAINING))
@@ -181,17 +183,16 @@ def _comparison(s: DemoSettings):
 def shown_results(s: DemoSettings) -> dict[str, str]:
     """The results the report shows category by category: the comparison's best row and the unconstrained classifier
     on the seed features, each at the row's first seed."""
-    from ..stats.compare import UNCONSTRAINED, read_comparison
+    from ..stats.compare import read_comparison
 
     comparison = read_comparison(_comparison(s).out)
-    table = comparison["table"]
+    table = comparison.table
 
-    def label(entry: dict) -> str:  # the result of the row's first seed, as the comparison names it
-        return next(r["label"] for r in comparison["rows"] if r["seed"] == entry["seeds"][0]
-                    and (r["feature_set"], r["method"], r["lambda"]) == (entry["feature_set"], entry["method"],
-                                                                        entry["lambda"]))
+    def label(entry) -> str:  # the result of the row's first seed, as the comparison names it
+        return next(r.label for r in comparison.rows if r.seed == entry.seeds[0]
+                    and (r.feature_set, r.method, r.lam) == (entry.feature_set, entry.method, entry.lam))
 
-    unconstrained = next(r for r in table if r["method"] == UNCONSTRAINED and r["feature_set"] == "seed")
+    unconstrained = next(r for r in table if r.unconstrained and r.feature_set == "seed")
     best = table[0] if table[0] is not unconstrained else table[1]
     return {"best": label(best), "unconstrained": label(unconstrained)}
 
@@ -258,21 +259,35 @@ def run_demo(s: DemoSettings) -> dict[str, str]:
 
 def demo_summary(s: DemoSettings) -> str:
     """What the demo shows, as text: processing, training tables, the comparison, where the report is."""
-    import json
-
     from ..output import load_output, summary
-    from ..stats.compare import comparison_markdown, comparison_summary, read_comparison
+    from ..stats.compare import (
+        comparison_markdown,
+        comparison_summary,
+        read_comparison,
+        read_training_summary,
+    )
     from ..stats.fit_analysis import category_table, read_fit_results
 
     paths = _comparison(s)
     lines = [summary(load_output(s.path("plain") / OUTPUT_FILE))]
     for feature_set in s.trainings:
         lines += [f"training, {feature_set} features:",
-                  json.loads((s.model_dir(feature_set) / "results.json").read_text())["table"]]
+                  read_training_summary(s.model_dir(feature_set)).table]
     for label, result in shown_results(s).items():
         lines += [f"categories of the {label} classifier ({result}, out-of-fold scores):",
                   category_table(read_fit_results(paths.fits(result)))]
-    table = read_comparison(paths.out)["table"]
+    table = read_comparison(paths.out).table
     lines += ["methods side by side (mean ± sd over seeds):", *comparison_markdown(table), comparison_summary(table),
               f"report: {s.path('report') / 'report.md'}"]
     return "\n".join(lines)
+
+
+def run_command(out: str | Path, events: int, seed: int, executor: str, workers: int, progress: bool = True,
+         format_name: str = "opendata2020", quick: bool = False) -> str:
+    """``tth-adv demo``: the whole chain on generated data, reusing finished stages; returns its summary."""
+    from ..inputs.ntuple_formats import writer
+
+    writer(format_name)  # an unknown format is refused before anything runs
+    settings = DemoSettings(Path(out), events, seed, executor, workers, progress=progress, format=format_name)
+    run_demo(quick_settings(settings) if quick else settings)
+    return demo_summary(settings)

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..config import (
+    SYSTEMATIC_MODES,
     AnalysisConfig,
     BranchSystematic,
     CorrectionlibSystematic,
@@ -41,7 +42,6 @@ from ..errors import ConfigError
 from .columns import Collection, event_column
 
 NOMINAL = "nominal"
-MODES = ("none", "weights", "all")
 DIRECTIONS = (("up", 1), ("down", -1))
 SYSTEMATIC_INPUT = "systematic"  # the correctionlib input that takes "up" / "down" / "nominal"
 
@@ -185,8 +185,8 @@ SYSTEMATIC_KINDS: dict[str, Callable[[str, Any], list[Variation]]] = {
 
 def variations(config: AnalysisConfig, mode: str) -> list[Variation]:
     """Nominal plus the variations a ``--systematics`` mode asks for (weights: those that keep the selection)."""
-    if mode not in MODES:
-        raise ValueError(f"--systematics must be one of {MODES}, got {mode!r}")
+    if mode not in SYSTEMATIC_MODES:
+        raise ValueError(f"--systematics must be one of {SYSTEMATIC_MODES}, got {mode!r}")
     out = [Variation(NOMINAL)]
     if mode == "none":
         return out

@@ -35,7 +35,6 @@ Everything is deterministic for a seed: events come in fixed-size blocks, each s
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -47,9 +46,9 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from ..atomic import write_text
 from ..errors import ConfigError
 from ..progress import progress_bar
+from .manifest import save_manifest
 from .ntuple_formats import MV2C10_WORKING_POINTS, NtupleWriter, SampleFacts, writer
 from .samples import SAMPLES, SAMPLES_BY_NAME, SampleSpec, data_luminosity_pb
 
@@ -741,7 +740,7 @@ def generate_dataset(out_dir: str | Path, n_events: int, seed: int = 1, *,
                 for (spec, _, n, _, _, _), (paths, sum_weights) in zip(jobs, written, strict=True)}
     elapsed = time.perf_counter() - start
     log.info("generated %d events in %.1f s (%.0f events/s) into %s", total, elapsed, total / elapsed, out_dir)
-    return write_text(out_dir / "datasets.json", json.dumps(manifest, indent=2) + "\n")
+    return save_manifest(manifest, out_dir / "datasets.json")
 
 
 def _manifest_entry(ntuple: NtupleWriter, spec: SampleSpec, paths: list[str], n_events: int, sum_weights: float,

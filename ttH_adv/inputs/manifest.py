@@ -181,16 +181,7 @@ def load_manifest(path: str | Path, *, check_files: bool = True) -> Manifest:
     return Manifest(path, datasets)
 
 
-def write_manifest(manifest: Manifest, path: str | Path) -> Path:
-    """Write a manifest as JSON with paths relative to its folder where possible."""
-    path = Path(path)
-    out = {}
-    for name, d in manifest.datasets.items():
-        files = {}
-        for f, tree in d.files.items():
-            try:
-                files[str(Path(f).relative_to(path.parent.resolve()))] = tree
-            except ValueError:
-                files[f] = tree
-        out[name] = {"files": files, "metadata": d.metadata()}
-    return write_text(path, json.dumps(out, indent=2) + "\n")
+def save_manifest(entries: dict[str, dict], path: str | Path) -> Path:
+    """Write a manifest's datasets ({name: {"files": {path: tree}, "metadata": {...}}}) as JSON, atomically: the one
+    writer of the format (the generator, ``tth-adv manifest``)."""
+    return write_text(path, json.dumps(entries, indent=2) + "\n")

@@ -7,6 +7,7 @@ without rerunning anything.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,10 @@ from ..atomic import write_text
 from ..config import MassWindow
 from ..event.selections import COMMON_STEPS
 from ..stats.compare import MATCHED_FLATNESS, read_training_summary
-from ..stats.fit_analysis import category_inputs, chosen_background
+from ..stats.fit_analysis import CategoryRow, category_inputs, chosen_background
+from ..stats.fit_results import CategoryFit, FitResult
+from ..stats.templates import COMPONENTS
+from ..stats.training_results import Chosen, LambdaChoice, TrainedEntry, TrainingMetrics
 
 EXPERIMENT_TEXT = "Open Data"  # mplhep's ATLAS label: "ATLAS Open Data", "Simulation" added for simulation
 
@@ -54,33 +58,33 @@ def _rebin(values: np.ndarray, group: int) -> np.ndarray:
     return values.reshape(-1, group).sum(axis=1)
 
 
-def figure_category_fit(output: dict, record: dict, window: MassWindow):
+def figure_category_fit(output: dict, record: CategoryFit, window: MassWindow):
     """m_yy of one category: TI data (sidebands), chosen background, background + Higgs, blinded band, pulls."""
     plt = _pyplot()
-    inputs = category_inputs(output, record["category"])
-    edges = inputs["edges"]
+    inputs = category_inputs(output, record.category)
+    edges = inputs.edges
     group = max(1, round(window.gof_bin_width / (edges[1] - edges[0])))  # display in goodness-of-fit bins
     coarse = edges[::group]
     centres = 0.5 * (coarse[:-1] + coarse[1:])
-    data = _rebin(inputs["data_ti"], group)
+    data = _rebin(inputs.data_ti, group)
     expected = chosen_background(record, edges)  # per fine bin
     higgs_fine = higgs_expectation(output, record, edges)
     background, higgs = _rebin(expected, group), _rebin(higgs_fine, group)
     side = ~window.in_window(centres)
-    fit = record["sideband_fits"][record["chosen_family"]]
+    fit = record.chosen_fit()
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05},
                                       figsize=(8, 7))
     top.errorbar(centres[side], data[side], yerr=np.sqrt(data[side]), fmt="ko", markersize=4, label="Data (TI)")
     fine = 0.5 * (edges[:-1] + edges[1:])
     top.plot(fine, expected * group, "-", color=colours()[0],
-             label=f"Background: {record['chosen_family']}{' (fall-back)' if record.get('fallback') else ''}\n"
-                   f"$-2\\ln\\lambda$/ndf = {fit['deviance_ndf']:.2f}, p = {fit['p_value']:.2f}")
+             label=f"Background: {record.chosen_family}{' (fall-back)' if record.fallback else ''}\n"
+                   f"$-2\\ln\\lambda$/ndf = {fit.deviance_ndf:.2f}, p = {fit.p_value:.2f}")
     top.plot(fine, (expected + higgs_fine) * group, "--",
              color=colours()[1], label="Background + Higgs (S+B, $\\mu$ = 1)")
     top.axvspan(*window.blind, color="grey", alpha=0.15, label="Blinded")
     top.set_ylim(0, 1.6 * max(float(np.max(data[side], initial=0)), float(np.max(background + higgs)), 1.0))
     top.set_ylabel(f"Events / {coarse[1] - coarse[0]:g} GeV")
-    top.legend(title=f"Category {record['category']}", fontsize=10, title_fontsize=11, loc="upper right")
+    top.legend(title=f"Category {record.category}", fontsize=10, title_fontsize=11, loc="upper right")
     experiment_label(top, _luminosity(output), simulation=False)
     error = np.sqrt(np.maximum(background, 1e-9))
     pulls = np.where(side & (background > 0), (data - background) / error, np.nan)
@@ -94,16 +98,16 @@ def figure_category_fit(output: dict, record: dict, window: MassWindow):
     return fig
 
 
-def higgs_expectation(output: dict, record: dict, edges: np.ndarray) -> np.ndarray:
+def higgs_expectation(output: dict, record: CategoryFit, edges: np.ndarray) -> np.ndarray:
     """The fit's Higgs expectation per bin (signal and resonant yields in the category's signal model)."""
     from ..stats.fits import SignalModel
 
-    signal = record["signal_model"]
-    total = record["expected_signal"] + record.get("resonant", 0.0)
-    return total * SignalModel(signal["params"], record["expected_signal"], signal["chi2_ndf"]).shape(edges)
+    signal = record.signal_model
+    total = record.expected_signal + (record.resonant or 0.0)
+    return total * SignalModel(signal.params, record.expected_signal, signal.chi2_ndf).shape(edges)
 
 
-def plot_category_fit(output: dict, record: dict, window: MassWindow, path: Path) -> Path:
+def plot_category_fit(output: dict, record: CategoryFit, window: MassWindow, path: Path) -> Path:
     """The category's fit plot as PNG and PDF."""
     return _save(figure_category_fit(output, record, window), path)
 
@@ -161,14 +165,14 @@ def plot_sculpting(dump_dir: str | Path, window: MassWindow, path: Path, luminos
     return _save(figure_sculpting(*sculpting_inputs(dump_dir, score_column), window, luminosity_pb), path)
 
 
-def plot_roc(results: dict, path: Path, luminosity_pb: float | None = None) -> Path:
+def plot_roc(results: TrainingView, path: Path, luminosity_pb: float | None = None) -> Path:
     """Out-of-fold ROC curves of every trained method."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 6))
     for r, colour in zip(first_seeds(results), colours() * 2, strict=False):
-        roc = r["metrics"].get("roc")
+        roc = r.metrics.roc
         if roc:
-            ax.plot(roc["signal_efficiency"], roc["background_efficiency"], color=colour, label=_label(r))
+            ax.plot(roc.signal_efficiency, roc.background_efficiency, color=colour, label=r.label)
     ax.set_yscale("log")
     ax.set_xlim(0, 1)
     ax.set_ylim(1e-3, 1.5)
@@ -179,28 +183,43 @@ def plot_roc(results: dict, path: Path, luminosity_pb: float | None = None) -> P
     return _save(fig, path)
 
 
-def first_seeds(results: dict) -> list[dict]:
+def first_seeds(results: TrainingView) -> list[TrainedEntry]:
     """Each (feature set, method, lambda)'s result of its first seed."""
-    first: dict[tuple, dict] = {}
-    for r in results["results"]:
-        key = (r.get("feature_set"), r["method"], r["lambda"])
-        if key not in first or r.get("seed", 1) < first[key].get("seed", 1):
+    first: dict[tuple, TrainedEntry] = {}
+    for r in results.results:
+        key = (r.feature_set, r.method, r.lam)
+        if key not in first or r.seed < first[key].seed:
             first[key] = r
     return list(first.values())
 
 
-def pareto_curves(results: dict) -> dict[tuple[str, str], list[dict]]:
+@dataclass(frozen=True)
+class ParetoPoint:
+    """One lambda of a method's curve: R50 and JSD50/floor, mean and sd over its seeds."""
+
+    lam: float
+    seeds: int
+    r50_mean: float
+    r50_sd: float
+    ratio50_mean: float
+    ratio50_sd: float
+
+
+def _sd(values: list[float]) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def pareto_curves(results: TrainingView) -> dict[tuple[str, str], list[ParetoPoint]]:
     """Per (feature set, method): one point per lambda, R50 and JSD50/floor as mean and sd over its seeds."""
-    curves: dict[tuple[str, str], dict[float, list[dict]]] = {}
-    for r in results["results"]:
-        curves.setdefault((r.get("feature_set", ""), r["method"]), {}).setdefault(r["lambda"], []).append(r["metrics"])
-    return {key: [{"lambda": lam, "seeds": len(ms),
-                   **{f"{k}_{stat}": float(f([m[k] for m in ms])) for k in ("r50", "ratio50")
-                      for stat, f in (("mean", np.mean), ("sd", lambda v: np.std(v, ddof=1) if len(v) > 1 else 0.0))}}
+    curves: dict[tuple[str, str], dict[float, list]] = {}
+    for r in results.results:
+        curves.setdefault((r.feature_set, r.method), {}).setdefault(r.lam, []).append(r.metrics)
+    return {key: [ParetoPoint(lam, len(ms), float(np.mean([m.r50 for m in ms])), _sd([m.r50 for m in ms]),
+                              float(np.mean([m.ratio50 for m in ms])), _sd([m.ratio50 for m in ms]))
                   for lam, ms in sorted(by_lambda.items())] for key, by_lambda in curves.items()}
 
 
-def plot_pareto(results: dict, path: Path, luminosity_pb: float | None = None) -> Path:
+def plot_pareto(results: TrainingView, path: Path, luminosity_pb: float | None = None) -> Path:
     """R50 against JSD50/floor: one curve per method along its lambdas (seed error bars), and the ceiling's curve
     (the unconstrained network made flat by cross-fitted maps of several binnings) per feature set."""
     plt = _pyplot()
@@ -209,21 +228,21 @@ def plot_pareto(results: dict, path: Path, luminosity_pb: float | None = None) -
     xs, ys = [], []
     for (feature_set, method), points, colour in zip(*zip(*pareto_curves(results).items(), strict=True),
                                                      palette * 4, strict=False):
-        x = [p["ratio50_mean"] for p in points]
-        y = [p["r50_mean"] for p in points]
-        ax.errorbar(x, y, xerr=[p["ratio50_sd"] for p in points], yerr=[p["r50_sd"] for p in points], fmt="o-",
+        x = [p.ratio50_mean for p in points]
+        y = [p.r50_mean for p in points]
+        ax.errorbar(x, y, xerr=[p.ratio50_sd for p in points], yerr=[p.r50_sd for p in points], fmt="o-",
                     color=colour, capsize=3, label=f"{method} ({feature_set})" + (
-                        f", λ {', '.join(format(p['lambda'], 'g') for p in points)}" if len(points) > 1 else ""))
+                        f", λ {', '.join(format(p.lam, 'g') for p in points)}" if len(points) > 1 else ""))
         xs += x
         ys += y
     seen = set()
-    for r in results["results"]:
-        curve = r["metrics"].get("ceiling_curve")
-        if curve and r.get("feature_set") not in seen:
-            seen.add(r.get("feature_set"))
-            points = sorted((p["ratio50"], p["r50"]) for p in curve)
+    for r in results.results:
+        curve = r.metrics.ceiling_curve
+        if curve and r.feature_set not in seen:
+            seen.add(r.feature_set)
+            points = sorted((p.ratio50, p.r50) for p in curve)
             ax.plot(*zip(*points, strict=True), ":", color="black", marker=".",
-                    label=f"ceiling, {r.get('feature_set', '')} (cross-fitted maps)")
+                    label=f"ceiling, {r.feature_set} (cross-fitted maps)")
             xs += [p[0] for p in points]
             ys += [p[1] for p in points]
     for target in MATCHED_FLATNESS:
@@ -232,7 +251,7 @@ def plot_pareto(results: dict, path: Path, luminosity_pb: float | None = None) -
     ax.set_xscale("log")
     ax.set_xlim(0.5 * min(xs + [1.0]), 2.0 * max(xs + [max(MATCHED_FLATNESS)]))
     ax.set_ylim(0, 1.4 * max(ys))
-    ax.set_xlabel(f"JSD50 / floor  ({results.get('jsd_binning', '')}; dashed: "
+    ax.set_xlabel(f"JSD50 / floor  ({results.jsd_binning}; dashed: "
                   f"{' and '.join(format(f, 'g') for f in MATCHED_FLATNESS)})")
     ax.set_ylabel("R50 (1 / bkg. eff. at 50% sig. eff.)")
     ax.legend(fontsize=7, loc="upper left")
@@ -240,26 +259,27 @@ def plot_pareto(results: dict, path: Path, luminosity_pb: float | None = None) -
     return _save(fig, path)
 
 
-def plot_scores(results: dict, path: Path, luminosity_pb: float | None = None) -> Path:
+def plot_scores(results: TrainingView, path: Path, luminosity_pb: float | None = None) -> Path:
     """Train/test score distributions of the chosen result's fold-0 network."""
     plt = _pyplot()
-    chosen = next(r for r in results["results"] if all(r.get(k) == results["chosen"].get(k)
-                                                       for k in ("method", "lambda", "feature_set")))
-    histograms = chosen["metrics"].get("score_histograms", {})
+    want = results.chosen
+    chosen = next(r for r in results.results if (r.method, r.lam, r.feature_set, r.seed)
+                  == (want.method, want.lam, want.feature_set, want.seed))
+    histograms = chosen.metrics.score_histograms
     fig, ax = plt.subplots(figsize=(7, 6))
     edges = np.linspace(0, 1, 41)
     tallest = 1.0
     for (label, key), colour in zip((("signal", "signal"), ("background", "background")), colours(), strict=False):
         h = histograms.get(key)
         if h:
-            ax.stairs(h["train"], edges, color=colour, label=f"{label}, training events")
-            ax.stairs(h["test"], edges, color=colour, linestyle=":", label=f"{label}, test events")
-            tallest = max(tallest, max(h["train"]), max(h["test"]))
+            ax.stairs(h.train, edges, color=colour, label=f"{label}, training events")
+            ax.stairs(h.test, edges, color=colour, linestyle=":", label=f"{label}, test events")
+            tallest = max(tallest, max(h.train), max(h.test))
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.4 * tallest)
     ax.set_xlabel("Score (fold 0 network)")
     ax.set_ylabel("Normalised density")
-    ax.legend(title=f"chosen: {_label(chosen)}", fontsize=9, title_fontsize=10)
+    ax.legend(title=f"chosen: {chosen.label}", fontsize=9, title_fontsize=10)
     experiment_label(ax, luminosity_pb, simulation=True)
     return _save(fig, path)
 
@@ -306,13 +326,6 @@ def plot_cutflow(output: dict, path: Path) -> Path:
     return _save(figure_cutflow(output), path)
 
 
-def _label(result: dict) -> str:
-    """A trained result in a legend: method, lambda where it has one, and its feature set where results mix them."""
-    details = [f"lambda {result['lambda']:g}"] * bool(result["lambda"]) + [result.get("feature_set", "")] * bool(
-        result.get("feature_set"))
-    return result["method"] + (f" ({', '.join(details)})" if details else "")
-
-
 def _save(fig, path: Path) -> Path:
     """Write the figure as PNG (returned) and PDF beside it."""
     path = Path(path)
@@ -331,65 +344,65 @@ def _cell(value, fmt: str = ".2f") -> str:
     return "–" if value is None else (format(value, fmt) if isinstance(value, float) else str(value))
 
 
-def _template_cell(row: dict) -> str:
+def _template_cell(row: CategoryRow) -> str:
     """A category row's template statistics over the data's, "(eff.)" where made with the efficiency in m_yy."""
-    if "template_ratio" not in row:
+    if row.template_ratio is None:
         return "–"
-    return f"{row['template_ratio']:.0f}{' (eff.)' if row.get('template_method') != 'own' else ''}"
+    return f"{row.template_ratio:.0f}{' (eff.)' if row.template_method != 'own' else ''}"
 
 
-def _modelling_cell(row: dict) -> str:
+def _modelling_cell(row: CategoryRow) -> str:
     """A category row's modelling uncertainty in events, and its source."""
-    return f"{row['modelling']:.2f} ({row['modelling_source']})" if "modelling" in row else "–"
+    return f"{row.modelling:.2f} ({row.modelling_source})" if row.modelling is not None else "–"
 
 
-def comparison_table(fits_by_model: dict[str, dict]) -> list[str]:
+def comparison_table(fits_by_model: dict[str, FitResult]) -> list[str]:
     """Markdown rows: per category and model, function, chi2 probability, spurious signal, bias, Z."""
     from ..stats.fit_analysis import category_rows
 
     lines = ["| category | model | function | exponential passes | GoF prob. | zeta / S | zeta / dS | "
              "bias / allowance | template / data | modelling unc. | Z_exp | Z_exp (stat.) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    rows = {label: {r["category"]: r for r in category_rows(result)} for label, result in fits_by_model.items()}
+    rows = {label: {r.category: r for r in category_rows(result)} for label, result in fits_by_model.items()}
     categories = list(dict.fromkeys(c for by_category in rows.values() for c in by_category))
     for category in categories:
         for label, by_category in rows.items():
             r = by_category.get(category)
             if r is None:
                 continue
-            bias = f"{r['bias']:.2f} / {r['allowance']:.2f}" if "bias" in r else "–"
-            function = r["function"] + (" (fall-back)" if r.get("fallback") else "")
-            lines.append(f"| {category} | {label} | {function} | {_cell(r['exponential_passes'])} | "
-                         f"{_cell(r.get('p_value'))} | {_cell(r.get('zeta_over_signal'))} | "
-                         f"{_cell(r.get('zeta_over_error'))} | {bias} | {_template_cell(r)} | {_modelling_cell(r)} | "
-                         f"{_cell(r.get('z'))} | {_cell(r.get('z_statistical'))} |")
+            bias = f"{r.bias:.2f} / {r.allowance:.2f}" if r.bias is not None else "–"
+            function = r.function + (" (fall-back)" if r.fallback else "")
+            lines.append(f"| {category} | {label} | {function} | {_cell(r.exponential_passes)} | "
+                         f"{_cell(r.p_value)} | {_cell(r.zeta_over_signal)} | "
+                         f"{_cell(r.zeta_over_error)} | {bias} | {_template_cell(r)} | {_modelling_cell(r)} | "
+                         f"{_cell(r.z)} | {_cell(r.z_statistical)} |")
     return lines
 
 
-def _combined_lines(label: str, result: dict) -> list[str]:
-    from ..stats.fit_analysis import ALL, PASSING, STAT_MODELLING, STATISTICAL, pyhf_summary
+def _combined_lines(label: str, result: FitResult) -> list[str]:
+    from ..stats.fit_analysis import pyhf_summary
 
-    combined = result.get("combined") or {}
+    combined = result.combined
     lines = []
     if combined:
-        c = combined[ALL]
-        lines.append(f"- **{label}**: expected significance {c['significance']:.2f} sigma with every uncertainty "
-                     f"({combined[STAT_MODELLING]['significance']:.2f} statistical and modelling, "
-                     f"{combined[STATISTICAL]['significance']:.2f} statistical only), mu = {c['mu']:.2f} +/- "
-                     f"{c['mu_error']:.2f}, expected 95% CL limit mu < {c['upper_limit']:.2f} "
-                     f"({combined[STATISTICAL]['upper_limit']:.2f} statistical only; {', '.join(combined['categories'])})")
-    if result.get("fallback"):
-        passing = combined.get(PASSING)
+        c, stat = combined.all_uncertainties, combined.statistical_only
+        lines.append(f"- **{label}**: expected significance {c.significance:.2f} sigma with every uncertainty "
+                     f"({combined.statistical_and_modelling.significance:.2f} statistical and modelling, "
+                     f"{stat.significance:.2f} statistical only), mu = {c.mu:.2f} +/- "
+                     f"{c.mu_error:.2f}, expected 95% CL limit mu < {c.upper_limit:.2f} "
+                     f"({stat.upper_limit:.2f} statistical only; {', '.join(combined.categories)})")
+    if result.fallback:
+        passing = combined.passing_categories if combined else None
         lines.append(f"  - fall-back function (none acceptable; kept with the smallest spurious signal as its width): "
-                     f"{', '.join(result['fallback'])}" + (f"; without them Z = {passing['significance']:.2f}"
-                                                           if passing else ""))
+                     f"{', '.join(result.fallback)}" + (f"; without them Z = {passing.significance:.2f}"
+                                                        if passing else ""))
     pyhf_lines = pyhf_summary(result)
     if pyhf_lines:
-        lines += [f"  - {line}" for line in pyhf_lines] + [f"  - {result['pyhf']['note']}"]
+        lines += [f"  - {line}" for line in pyhf_lines] + [f"  - {result.pyhf.note}"]
     return lines
 
 
-def category_markdown(result: dict) -> list[str]:
+def category_markdown(result: FitResult) -> list[str]:
     """One model's categories as a Markdown table."""
     from ..stats.fit_analysis import category_rows
 
@@ -397,12 +410,11 @@ def category_markdown(result: dict) -> list[str]:
              "template/data | modelling unc. | Z_exp | Z_exp (stat.) | mu_95 |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in category_rows(result):
-        cells = [_cell(r.get(k)) for k in ("signal", "background")]
-        function = r["function"] + (" (fall-back)" if r.get("fallback") else "")
-        cells += [function] + [_cell(r.get(k)) for k in ("deviance_ndf", "p_value", "zeta_over_signal",
-                                                               "zeta_over_error", "bias", "allowance")]
-        lines.append(f"| {r['category']} | " + " | ".join(cells) + f" | {_template_cell(r)} | {_modelling_cell(r)} | "
-                     f"{_cell(r.get('z'))} | {_cell(r.get('z_statistical'))} | {_cell(r.get('upper_limit'))} |")
+        function = r.function + (" (fall-back)" if r.fallback else "")
+        cells = [_cell(r.signal), _cell(r.background), function, *map(_cell, (
+            r.deviance_ndf, r.p_value, r.zeta_over_signal, r.zeta_over_error, r.bias, r.allowance))]
+        lines.append(f"| {r.category} | " + " | ".join(cells) + f" | {_template_cell(r)} | {_modelling_cell(r)} | "
+                     f"{_cell(r.z)} | {_cell(r.z_statistical)} | {_cell(r.upper_limit)} |")
     return lines
 
 
@@ -410,72 +422,66 @@ def _anchor(title: str) -> str:
     return "".join(c for c in title.lower().replace(" ", "-") if c.isalnum() or c == "-")
 
 
-def template_markdown(fits_by_model: dict[str, dict]) -> list[str]:
+def template_markdown(fits_by_model: dict[str, FitResult]) -> list[str]:
     """Per model and category: how the template was made, its statistics and its closure against the category's own
     shapes."""
     lines = ["| category | model | template | template / data (own shapes) | template / data (used) | "
              "(δS / Δ_MC)² | closure p, γγ MC | closure p, NTNI | sidebands: template / data |",
              "|---|---|---|---|---|---|---|---|---|"]
     for label, result in fits_by_model.items():
-        for record in result["categories"]:
-            t = record.get("template")
+        for record in result.categories:
+            t = record.template
             if not t:
                 continue
-            closure = t.get("closure") or {}
-            p = [_cell((closure.get(k) or {}).get("p_value"), ".3f") for k in ("continuum", "ntni")]
-            sidebands = (f"{t['template_sideband']:.0f} / {t['data_sideband']:.0f}"
-                         if t.get("template_sideband") is not None else "–")
-            lines.append(f"| {record['category']} | {label} | {t['method']} | {t['own_effective_over_data']:.1f} | "
-                         f"{t['effective_over_data']:.0f} | {_cell(t.get('signal_statistics_ratio'), '.0f')} | "
-                         f"{p[0]} | {p[1]} | {sidebands} |")
+            p = [_cell(c.p_value if c else None, ".3f") for c in (t.closure.get(k) for k in COMPONENTS)]
+            lines.append(f"| {record.category} | {label} | {t.method} | {t.own_effective_over_data:.1f} | "
+                         f"{t.effective_over_data:.0f} | {_cell(t.signal_statistics_ratio, '.0f')} | "
+                         f"{p[0]} | {p[1]} | {t.template_sideband:.0f} / {t.data_sideband:.0f} |")
     return lines
 
 
-def impact_markdown(label: str, result: dict) -> list[str]:
+def impact_markdown(label: str, result: FitResult) -> list[str]:
     """The nuisance parameters' impacts on mu of one model's combination."""
     from ..stats.fit_analysis import impact_table
 
     table = impact_table(result)
     if not table:
         return []
-    return [f"Impacts on μ, {label} ({'refitted' if any('impact_up' in r for r in result['combined']['impacts']) else 'linear'}"
+    refitted = any(r.impact_up is not None for r in result.combined.impacts)
+    return [f"Impacts on μ, {label} ({'refitted' if refitted else 'linear'}"
             " for the largest; pull and constraint from the fit to the Asimov data):", "", *table, ""]
 
 
-def _kept(metrics: dict) -> str:
+def _kept(metrics: TrainingMetrics) -> str:
     """The epoch each fold kept, marked where it met no flatness target (the flattest was kept)."""
-    kept = metrics.get("kept_epochs") or []
-    return ", ".join(f"{k['epoch']}" + ("" if k["within_target"] else " (flattest)") for k in kept) or "–"
+    return ", ".join(f"{k.epoch}" + ("" if k.within_target else " (flattest)") for k in metrics.kept_epochs) or "–"
 
 
-def classifier_markdown(training: dict) -> list[str]:
+def classifier_markdown(training: TrainingView) -> list[str]:
     """The report's classifier section: the lambda choices, every result's figures and kept epochs, the ceilings."""
-    chosen = training["chosen"]
-    lines = ["## Classifier", "", f"Rule for epochs (validation) and lambdas (out-of-fold): {chosen['rule']}.",
-             f"JSD binning: {training.get('jsd_binning', '')}; out-of-fold metrics.", ""]
-    for feature_set, choices in training.get("lambda_choice", {}).items():
+    lines = ["## Classifier", "", f"Rule for epochs (validation) and lambdas (out-of-fold): {training.chosen.rule}.",
+             f"JSD binning: {training.jsd_binning}; out-of-fold metrics.", ""]
+    for feature_set, choices in training.lambda_choice.items():
         for method, choice in choices.items():
-            scan = "; ".join(f"λ {p['lambda']:g}: R50 {p['r50']:.2f} at {p['ratio50']:.2f} / {p['ratio80']:.2f}"
-                             for p in choice["scan"])
-            lines.append(f"- {method} ({feature_set}): λ = {choice['chosen']:g} chosen on seed {choice['seed']} from "
+            scan = "; ".join(f"λ {p.lam:g}: R50 {p.r50:.2f} at {p.ratio50:.2f} / {p.ratio80:.2f}" for p in choice.scan)
+            lines.append(f"- {method} ({feature_set}): λ = {choice.chosen:g} chosen on seed {choice.seed} from "
                          f"{scan} (R50 at JSD50 / JSD80 over the floor)")
     lines += ["", "| features | method | lambda | seed | AUC | R50 | R80 | JSD50/floor | JSD80/floor | kept epoch per fold |",
               "|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r.get('feature_set', '')} | {r['method']} | {r['lambda']:g} | {r.get('seed', 1)} | "
-              f"{r['metrics']['auc']:.3f} | {r['metrics']['r50']:.1f} | {r['metrics']['r80']:.2f} | "
-              f"{r['metrics']['ratio50']:.2f} | {r['metrics']['ratio80']:.2f} | {_kept(r['metrics'])} |"
-              for r in training["results"]]
+    lines += [f"| {r.feature_set} | {r.method} | {r.lam:g} | {r.seed} | {r.metrics.auc:.3f} | {r.metrics.r50:.1f} | "
+              f"{r.metrics.r80:.2f} | {r.metrics.ratio50:.2f} | {r.metrics.ratio80:.2f} | {_kept(r.metrics)} |"
+              for r in training.results]
     for r in first_seeds(training):
-        c = r["metrics"].get("ceiling")
+        c = r.metrics.ceiling
         if c:
-            lines.append(f"| {r.get('feature_set', '')} | ceiling (cross-fitted map) | – | {r.get('seed', 1)} | "
-                         f"{c['auc']:.3f} | {c['r50']:.1f} | {c['r80']:.2f} | {c['ratio50']:.2f} | {c['ratio80']:.2f} "
-                         "| – |")
+            lines.append(f"| {r.feature_set} | ceiling (cross-fitted map) | – | {r.seed} | {c.auc:.3f} | {c.r50:.1f} | "
+                         f"{c.r80:.2f} | {c.ratio50:.2f} | {c.ratio80:.2f} | – |")
     return lines + [""]
 
 
-def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], training: dict, dump_dir: Path | None,
-                 window: MassWindow, comparison: list[dict] | None = None, score_column: str = "score") -> Path:
+def write_report(out: Path, fits_by_model: dict[str, tuple[dict, FitResult]], training: TrainingView | None,
+                 dump_dir: Path | None, window: MassWindow, comparison: list | None = None,
+                 score_column: str = "score") -> Path:
     """All plots (PNG and PDF) plus report.md: the methods side by side first (``comparison``, rows of
     ``ttH_adv.stats.compare``), then the models' categories side by side, then each model's details.
 
@@ -498,11 +504,10 @@ def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], trainin
         images.append(("Background shape before and after the classifier cut (out-of-fold scores)",
                        plot_sculpting(dump_dir, window, out / "sculpting.png", lumi, score_column)))
     for label, (output, result) in fits_by_model.items():
-        for record in result["categories"]:
-            if record.get("chosen_family"):
-                name = f"fit_{label}_{record['category']}.png"
-                images.append((f"Fit of category {record['category']}, {label} classifier",
-                               plot_category_fit(output, record, window, out / name)))
+        for record in result.fitted:
+            name = f"fit_{label}_{record.category}.png"
+            images.append((f"Fit of category {record.category}, {label} classifier",
+                           plot_category_fit(output, record, window, out / name)))
     results = {label: result for label, (_, result) in fits_by_model.items()}
     sections = ["Methods side by side"] * bool(comparison) + ["Background modelling, model by model",
                                                                "Template shapes", *(f"Categories: {label}" for label in results)]
@@ -544,8 +549,8 @@ def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], trainin
     lines += template_markdown(results) + [""]
     for label, result in results.items():
         lines += [f"## Categories: {label}", ""] + category_markdown(result) + [""]
-        if result.get("fallback"):
-            lines += [f"Fall-back function (none acceptable): {', '.join(result['fallback'])}.", ""]
+        if result.fallback:
+            lines += [f"Fall-back function (none acceptable): {', '.join(result.fallback)}.", ""]
     if training:
         lines += classifier_markdown(training)
     meta = first_output.get("metadata", {})
@@ -557,14 +562,23 @@ def write_report(out: Path, fits_by_model: dict[str, tuple[dict, dict]], trainin
     return write_text(out / "report.md", "\n".join(lines) + "\n")
 
 
-def load_training_results(*model_dirs: str | Path) -> dict:
-    """results.json of one or more training folders, merged: each result marked with its feature set, the
-    first folder's choice and binning ({} if there is none)."""
+@dataclass(frozen=True)
+class TrainingView:
+    """One or more training folders shown together: every result marked with its feature set, the first folder's
+    choice and JSD binning, each folder's lambda choices."""
+
+    results: list[TrainedEntry]
+    chosen: Chosen
+    lambda_choice: dict[str, dict[str, LambdaChoice]]   # feature set -> method -> choice
+    jsd_binning: str
+
+
+def load_training_results(*model_dirs: str | Path) -> TrainingView | None:
+    """results.json of one or more training folders, shown together (None if there is none)."""
     summaries = [read_training_summary(d) for d in model_dirs]
     if not summaries:
-        return {}
-    merged = {**summaries[0], "results": [{**r, "feature_set": s["feature_set"]} for s in summaries
-                                          for r in s["results"]],
-              "lambda_choice": {s["feature_set"]: s.get("lambda_choice", {}) for s in summaries}}
-    merged["chosen"] = {**summaries[0]["chosen"], "feature_set": summaries[0]["feature_set"]}
-    return merged
+        return None
+    first = summaries[0]
+    return TrainingView([replace(r, feature_set=s.feature_set) for s in summaries for r in s.results],
+                        replace(first.chosen, feature_set=first.feature_set),
+                        {s.feature_set: s.lambda_choice for s in summaries}, first.jsd_binning)

@@ -24,7 +24,7 @@ import itertools
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ from ..config import MassWindow
 from ..documents import read_document
 from ..dump import read_dump
 from ..errors import TthAdvError
+from ..records import Record
 from .fits import asimov_significance
 from .templates import measure_photon_fraction
 
@@ -67,6 +68,45 @@ class ChannelEvents:
     data: Events         # TI data (blinded in the window)
 
 
+@dataclass
+class ChannelCategories(Record):
+    """One channel's best boundaries and what they give, per category."""
+
+    z: float                          # the channel's combined expected significance (quadrature)
+    boundaries: list[float]           # descending score thresholds
+    category_z: list[float]
+    sideband_events: list[float]      # template events in each category's sidebands
+    background_in_window: list[float]
+    modelling: list[float]            # the template's window excess: the modelling uncertainty in the figure of merit
+    photon_fraction: float
+    requested: int                    # the categories asked for (more than found where the sidebands support fewer)
+
+
+@dataclass
+class Shortfall(Record):
+    """A channel with fewer categories than asked for."""
+
+    requested: int
+    found: int
+
+
+@dataclass
+class CategoriesFile(Record):
+    """categories.json: the boundaries per channel (what ``run --categories`` reads) and how they were found."""
+
+    categories: dict[str, list[float]]
+    details: dict[str, ChannelCategories] = field(default_factory=dict)
+    combined_z: float = 0.0
+    min_sideband: float = 0.0
+    fewer_than_requested: dict[str, Shortfall] = field(default_factory=dict)
+    figure_of_merit: str = ("template-based background (TI data only as each channel's sideband count) and the "
+                            "template's window excess as the modelling uncertainty")
+
+    def requested(self) -> int:
+        """The categories asked for, over the channels."""
+        return sum(self.details[c].requested if c in self.details else len(b) for c, b in self.categories.items())
+
+
 def significance_with_uncertainty(s: float, b: float, sigma: float) -> float:
     """Asimov significance of s over b known to +/- sigma (Cowan, Cranmer, Gross & Vitells); sigma 0: the plain one."""
     if b <= 0 or s <= 0:
@@ -79,19 +119,27 @@ def significance_with_uncertainty(s: float, b: float, sigma: float) -> float:
     return math.sqrt(max(2 * (first - second), 0.0))
 
 
-def template_scale(events: ChannelEvents, window: MassWindow) -> dict[str, float]:
-    """Each template part's scale (events per unit weight) in the channel: the two parts in the yy fraction the
-    channel's TI data sidebands measure, at their yield; and that fraction."""
+@dataclass(frozen=True)
+class TemplateScale:
+    """Each template part's scale (events per unit weight) in a channel, and the yy fraction behind them."""
+
+    continuum: float
+    ntni: float
+    photon_fraction: float
+
+
+def template_scale(events: ChannelEvents, window: MassWindow) -> TemplateScale:
+    """Each template part's scale in the channel: the two parts in the yy fraction the channel's TI data sidebands
+    measure, at their yield; and that fraction."""
     edges = window.edges()
-    shapes = {k: np.histogram(e.mass, edges, weights=e.weight)[0].astype(float)
-              for k, e in (("continuum", events.continuum), ("ntni", events.ntni))}
-    totals = {k: float(v.sum()) for k, v in shapes.items()}
-    unit = {k: v / totals[k] if totals[k] > 0 else v for k, v in shapes.items()}
+    continuum, ntni = (np.histogram(e.mass, edges, weights=e.weight)[0].astype(float)
+                       for e in (events.continuum, events.ntni))
+    c_total, n_total = float(continuum.sum()), float(ntni.sum())
     data = np.histogram(events.data.mass, edges)[0].astype(float)
-    fraction, _, total = measure_photon_fraction(data, unit["continuum"], unit["ntni"], window.sideband_bins(edges))
-    return {"continuum": total * fraction / totals["continuum"] if totals["continuum"] > 0 else 0.0,
-            "ntni": total * (1 - fraction) / totals["ntni"] if totals["ntni"] > 0 else 0.0,
-            "photon_fraction": fraction}
+    fraction, _, total = measure_photon_fraction(data, continuum / c_total if c_total > 0 else continuum,
+                                                 ntni / n_total if n_total > 0 else ntni, window.sideband_bins(edges))
+    return TemplateScale(total * fraction / c_total if c_total > 0 else 0.0,
+                         total * (1 - fraction) / n_total if n_total > 0 else 0.0, fraction)
 
 
 def _interval_sums(scores: np.ndarray, values: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -103,13 +151,13 @@ def _interval_sums(scores: np.ndarray, values: np.ndarray, candidates: np.ndarra
 
 
 def optimise_channel(events: ChannelEvents, n_categories: int, min_sideband: float, window: MassWindow,
-                     grid: int = 25) -> dict:
+                     grid: int = 25) -> ChannelCategories:
     """Best descending boundaries for one channel, with as many categories as asked for or, where its
     sidebands cannot support them, as many as they can (``requested`` says how many were asked for)."""
     for n in range(n_categories, 0, -1):
         best = optimise_boundaries(events, n, min_sideband, window, grid)
         if best is not None:
-            return {**best, "requested": n_categories}
+            return replace(best, requested=n_categories)
     raise TthAdvError(f"not even 1 category with >= {min_sideband:g} template events in the sidebands "
                       f"({int(np.sum(~window.in_window(events.data.mass)))} data events in the whole channel's): "
                       "lower --min-sideband")
@@ -164,8 +212,7 @@ def optimise_boundaries(events: ChannelEvents, n_categories: int, min_sideband: 
     edges = np.arange(window.low, window.high + 1e-9, window.gof_bin_width)
     template = np.zeros((len(candidates), len(edges) - 1))
     variance = np.zeros_like(template)
-    for k in ("continuum", "ntni"):
-        e, c = getattr(events, k), scale[k]
+    for e, c in ((events.continuum, scale.continuum), (events.ntni, scale.ntni)):
         template += _cumulative_histograms(e, c * e.weight, candidates, edges)
         variance += _cumulative_histograms(e, (c * e.weight) ** 2, candidates, edges)
     side = window.sideband_bins(edges)
@@ -203,18 +250,14 @@ def optimise_boundaries(events: ChannelEvents, n_categories: int, min_sideband: 
     valid = np.isfinite(z_parts).all(axis=1)  # every category with its sideband events
     totals = np.full(len(combos), -1.0)
     totals[valid] = np.sqrt(np.square(z_parts[valid]).sum(axis=1))
-    best = {"z": -1.0}
-    if len(combos) and totals.max() >= 0:
-        i = int(np.argmax(totals))
-        combo, rows = combos[i], starts[i]
-        best = {"z": float(totals[i]), "boundaries": [float(candidates[k]) for k in combo],
-                "category_z": z_parts[i].tolist(), "sideband_events": in_sidebands[rows, combo].tolist(),
-                "background_in_window": in_window[rows, combo].tolist(),
-                "modelling": [modelling(r - 1, t) for r, t in zip(rows, combo, strict=True)]}
-    if best["z"] < 0:
+    if not len(combos) or totals.max() < 0:
         return None
-    best.update(photon_fraction=scale["photon_fraction"])
-    return best
+    i = int(np.argmax(totals))
+    combo, rows = combos[i], starts[i]
+    return ChannelCategories(float(totals[i]), [float(candidates[k]) for k in combo], z_parts[i].tolist(),
+                             in_sidebands[rows, combo].tolist(), in_window[rows, combo].tolist(),
+                             [modelling(r - 1, t) for r, t in zip(rows, combo, strict=True)],
+                             scale.photon_fraction, n_categories)
 
 
 def _events(frame, role: str, region: str, channel: str) -> Events:
@@ -229,7 +272,7 @@ def scored_events(dump_dir: str | Path, score_columns: list[str]):
 
 
 def categorize(dump_dir: str | Path, n_categories: dict[str, int], window: MassWindow, min_sideband: float = 10,
-               score_column: str = "score", events=None) -> dict:
+               score_column: str = "score", events=None) -> CategoriesFile:
     """Optimise boundaries per channel from a dump that carries scores (``score_column``: one model's of several;
     ``events``: its rows already read by ``scored_events``)."""
     frame = (scored_events(dump_dir, [score_column]) if events is None else events).rename(
@@ -242,29 +285,30 @@ def categorize(dump_dir: str | Path, n_categories: dict[str, int], window: MassW
         if len(events.signal.score) == 0 or len(events.data.score) == 0:
             raise TthAdvError(f"channel {channel!r}: no signal or no data rows in {dump_dir}")
         result[channel] = optimise_channel(events, n, min_sideband, window)
-        if len(result[channel]["boundaries"]) < n:
+        if len(result[channel].boundaries) < n:
             log.warning("channel %s: its sidebands support %d of the %d categories asked for (>= %g template "
-                        "events each)", channel, len(result[channel]["boundaries"]), n, min_sideband)
-    combined = float(np.sqrt(sum(r["z"] ** 2 for r in result.values())))
-    fewer = {c: {"requested": r["requested"], "found": len(r["boundaries"])} for c, r in result.items()
-             if len(r["boundaries"]) < r["requested"]}
-    return {"categories": {c: r["boundaries"] for c, r in result.items()}, "details": result,
-            "combined_z": combined, "min_sideband": min_sideband, "fewer_than_requested": fewer,
-            "figure_of_merit": "template-based background (TI data only as each channel's sideband count) and "
-                               "the template's window excess as the modelling uncertainty"}
+                        "events each)", channel, len(result[channel].boundaries), n, min_sideband)
+    combined = float(np.sqrt(sum(r.z ** 2 for r in result.values())))
+    fewer = {c: Shortfall(r.requested, len(r.boundaries)) for c, r in result.items()
+             if len(r.boundaries) < r.requested}
+    return CategoriesFile({c: r.boundaries for c, r in result.items()}, result, combined, min_sideband, fewer)
 
 
-def write_categories(result: dict, path: str | Path) -> Path:
+def write_categories(result: CategoriesFile, path: str | Path) -> Path:
     """categories.json, readable by ``tth-adv run --categories``."""
-    return write_text(path, json.dumps(result, indent=1) + "\n")
+    return write_text(path, json.dumps(result.to_dict(), indent=1) + "\n")
 
 
-def read_categories_file(path: str | Path) -> dict:
+def read_categories_file(path: str | Path) -> CategoriesFile:
     """A categories.json as ``write_categories`` wrote it; one error naming it where it is missing or not one."""
-    return read_document(path, "a categories file (tth-adv categorize writes one)", required=["categories"],
+    data = read_document(path, "a categories file (tth-adv categorize writes one)", required=["categories"],
                          error=TthAdvError)
+    try:
+        return CategoriesFile.from_dict(data)
+    except (KeyError, TypeError) as exc:
+        raise TthAdvError(f"{path}: not a categories file of tth-adv categorize ({exc})") from None
 
 
 def read_categories(path: str | Path) -> dict[str, list[float]]:
     """The boundaries of a categories.json."""
-    return read_categories_file(path)["categories"]
+    return read_categories_file(path).categories

@@ -19,13 +19,14 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from iminuit import Minuit
 from scipy import special, stats
 
 from ..config import MassWindow
+from .fit_results import ScanPoint, SpuriousTest
 
 
 def _x(m: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -330,18 +331,6 @@ def gof_p_value_from_toys(fit: BackgroundFit, edges: np.ndarray, mask: np.ndarra
 # --------------------------------------------------------------------------- spurious signal
 
 
-@dataclass
-class SpuriousSignal:
-    family: str
-    max_abs_signal: float            # max over the m_H scan of |S| fitted to the template
-    max_zeta: float                  # max of zeta = max(|S| - 2 Delta_MC, 0), the relaxed criterion
-    delta_mc: float                  # the template's statistical uncertainty on S where zeta is largest
-    max_relative_to_expected: float  # max zeta / expected signal
-    max_relative_to_error: float     # max zeta / the signal's statistical uncertainty in data
-    passed: bool
-    scan: list[dict[str, float]] = field(default_factory=list)
-
-
 def _signal_fit(cost: Callable[[np.ndarray], float], slope: Callable[[np.ndarray], np.ndarray], errordef: float,
                 total: float, edges: np.ndarray, family: str, signal_shape: np.ndarray, with_error: bool = True,
                 start: tuple[float, ...] | None = None) -> Minuit:
@@ -439,7 +428,7 @@ def signal_response(variance: np.ndarray, edges: np.ndarray, family: str, signal
 def spurious_signal(template: np.ndarray, variance: np.ndarray, edges: np.ndarray, family: str,
                     signal: SignalModel, expected_signal: float, data_signal_error: float,
                     masses: tuple[float, ...], fraction_of_signal: float = 0.10,
-                    fraction_of_error: float = 0.20, replicas: np.ndarray | None = None) -> SpuriousSignal:
+                    fraction_of_error: float = 0.20, replicas: np.ndarray | None = None) -> SpuriousTest:
     """ATLAS spurious-signal test on a background-only template at the data's yield.
 
     S+B fits over the m_H scan give S(m_H) and the template's own uncertainty Delta_MC(m_H) (from its
@@ -452,13 +441,13 @@ def spurious_signal(template: np.ndarray, variance: np.ndarray, edges: np.ndarra
     start = list(FAMILIES[family].start)  # each mass begins where the last one's fit ended
     for mass in masses:
         s, delta = fit_s_plus_b_chi2(template, variance, edges, family, signal.shape(edges, mass), replicas, start)
-        scan.append({"m_H": float(mass), "signal": s, "delta_mc": delta, "zeta": max(abs(s) - 2 * delta, 0.0)})
-    worst = max(scan, key=lambda x: x["zeta"])
-    rel_expected = worst["zeta"] / expected_signal if expected_signal > 0 else float("inf")
-    rel_error = worst["zeta"] / data_signal_error if data_signal_error > 0 else float("inf")
+        scan.append(ScanPoint(float(mass), s, delta, max(abs(s) - 2 * delta, 0.0)))
+    worst = max(scan, key=lambda x: x.zeta)
+    rel_expected = worst.zeta / expected_signal if expected_signal > 0 else float("inf")
+    rel_error = worst.zeta / data_signal_error if data_signal_error > 0 else float("inf")
     passed = bool(rel_expected < fraction_of_signal or rel_error < fraction_of_error)
-    return SpuriousSignal(family, max(abs(x["signal"]) for x in scan), worst["zeta"], worst["delta_mc"],
-                          rel_expected, rel_error, passed, scan)
+    return SpuriousTest(family, max(abs(x.signal) for x in scan), worst.zeta, worst.delta_mc, rel_expected, rel_error,
+                        passed, scan, data_signal_error)
 
 
 # Each family's next order, of which it is a special case: the only pairs an F-test compares.

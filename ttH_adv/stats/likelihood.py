@@ -31,6 +31,7 @@ import numpy as np
 from iminuit import Minuit
 from scipy import stats
 
+from .fit_results import Figures, Impact
 from .fits import FAMILIES, BackgroundFit, _minimise, _poisson_nll, _poisson_nll_slope, _ShapeAt
 
 SIGNAL = "signal"
@@ -306,10 +307,10 @@ def expected_upper_limit(categories: list[CategoryModel], edges: np.ndarray, cl:
 
 
 def expected_results(categories: list[CategoryModel], edges: np.ndarray, profile_error: bool = True,
-                     limit: bool = True) -> dict[str, float]:
+                     limit: bool = True) -> Figures:
     """Expected significance, mu with its error and (with ``limit``) the median expected 95% CL limit on mu."""
-    figures = expected_significance(categories, edges, profile_error)
-    return {**figures, "upper_limit": expected_upper_limit(categories, edges) if limit else None}
+    return Figures(**expected_significance(categories, edges, profile_error),
+                   upper_limit=expected_upper_limit(categories, edges) if limit else None)
 
 
 def without_modelling(categories: list[CategoryModel]) -> list[CategoryModel]:
@@ -322,7 +323,7 @@ def without_systematics(categories: list[CategoryModel]) -> list[CategoryModel]:
     return [dataclasses.replace(c, modifiers=()) for c in categories]
 
 
-def impacts(categories: list[CategoryModel], edges: np.ndarray, refitted: int = 10) -> list[dict[str, float]]:
+def impacts(categories: list[CategoryModel], edges: np.ndarray, refitted: int = 10) -> list[Impact]:
     """Each nuisance parameter's impact on mu, largest first (the modelling terms as ``modelling_<category>``).
 
     From the fit's covariance, cov(mu, theta) / sigma_theta, the shift of mu for theta moved by its
@@ -337,15 +338,13 @@ def impacts(categories: list[CategoryModel], edges: np.ndarray, refitted: int = 
     for parameter, label in named.items():
         value, error = float(best.values[parameter]), float(best.errors[parameter])
         linear = float(covariance[("mu", parameter)]) / error if error > 0 else 0.0
-        found.append({"parameter": label, "name": parameter, "pull": value, "constraint": error, "linear": linear,
-                      "impact": abs(linear)})
-    found.sort(key=lambda r: -r["impact"])
+        found.append(Impact(label, parameter, value, error, linear, abs(linear)))
+    found.sort(key=lambda r: -r.impact)
     for r in found[:refitted]:
-        value, error = r["pull"], r["constraint"]
-        r["impact_up"], r["impact_down"] = (float(likelihood.profile_fit({r["name"]: value + sign * error}, start)[0][0])
-                                            - mu for sign in (1, -1))
-        r["impact"] = max(abs(r["impact_up"]), abs(r["impact_down"]))
-    return sorted(found, key=lambda r: -r["impact"])
+        r.impact_up, r.impact_down = (float(likelihood.profile_fit({r.name: r.pull + sign * r.constraint}, start)[0][0])
+                                      - mu for sign in (1, -1))
+        r.impact = max(abs(r.impact_up), abs(r.impact_down))
+    return sorted(found, key=lambda r: -r.impact)
 
 
 def asimov(background: np.ndarray, signal: np.ndarray, resonant: np.ndarray, mu: float = 1.0) -> np.ndarray:

@@ -38,6 +38,7 @@ import numpy as np
 from iminuit import Minuit
 
 from ..config import FitConfig, MassWindow
+from .fit_results import Closure, TemplateFacts
 from .fits import gof_groups
 
 OWN, EFFICIENCY = "own", "efficiency in m_yy"
@@ -77,7 +78,7 @@ class Template:
     own_statistics_ratio: float
     mc_effective_events: float
     ntni_events: float
-    closure: dict[str, dict | None] = field(default_factory=dict)
+    closure: dict[str, Closure | None] = field(default_factory=dict)
 
     @property
     def effective_events(self) -> float:
@@ -92,19 +93,15 @@ class Template:
 
     def closure_p_value(self) -> float | None:
         """The smallest closure p-value over the components (None where nothing was compared)."""
-        values = [c["p_value"] for c in self.closure.values() if c and np.isfinite(c["p_value"])]
+        values = [c.p_value for c in self.closure.values() if c and np.isfinite(c.p_value)]
         return min(values) if values else None
 
-    def record(self) -> dict:
+    def record(self) -> TemplateFacts:
         """The template's facts for fits.json."""
-        return {"method": self.method, "effective_over_data": self.statistics_ratio,
-                "own_effective_over_data": self.own_statistics_ratio, "effective_events": self.effective_events,
-                "data_events": self.data_events, "data_sideband": self.data_sideband,
-                "template_sideband": self.template_sideband,
-                "photon_fraction": self.photon_fraction, "photon_fraction_error": self.photon_fraction_error,
-                "mc_effective_events": self.mc_effective_events, "ntni_events": self.ntni_events,
-                "closure": self.closure,
-                "closure_p_value": self.closure_p_value(), "replicas": int(len(self.replicas))}
+        return TemplateFacts(self.method, self.statistics_ratio, self.own_statistics_ratio, self.effective_events,
+                             self.data_events, self.data_sideband, self.template_sideband, self.photon_fraction,
+                             self.photon_fraction_error, self.mc_effective_events, self.ntni_events,
+                             dict(self.closure), self.closure_p_value(), int(len(self.replicas)))
 
 
 def measure_photon_fraction(data: np.ndarray, photon_shape: np.ndarray, reducible_shape: np.ndarray,
@@ -261,4 +258,4 @@ def efficiency_closure(passed: np.ndarray, variance: np.ndarray, total: np.ndarr
     effective_parameters = float(np.sum(np.divide(total, smoothed_total, out=np.zeros_like(total),
                                                   where=smoothed_total > 0)))
     ndf = float(use.sum()) - effective_parameters
-    return {"chi2": chi2, "ndf": ndf, "p_value": float(stats.chi2.sf(chi2, ndf)) if ndf > 0 else float("nan")}
+    return Closure(chi2, ndf, float(stats.chi2.sf(chi2, ndf)) if ndf > 0 else float("nan"))

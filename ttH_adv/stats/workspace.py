@@ -31,7 +31,7 @@ import numpy as np
 from ..atomic import write_text
 from ..errors import one_line
 from . import fits
-from .fit_analysis import ALL, STATISTICAL
+from .fit_results import Figures, FitResult, HeadlineFigures, PyhfCheck, PyhfComparison
 from .likelihood import HISTOSYS, SIGNAL, CategoryModel, Modifier
 
 SPURIOUS_SAMPLE = "spurious_signal"
@@ -165,10 +165,10 @@ def pyhf_cross_check(spec: dict, limit_guess: float = 1.0) -> dict[str, float]:
             break
         a, fa, b = b, fb, min(max(b - fb * (b - a) / (fb - fa), 1e-3 * limit_guess), upper)  # inside mu's bounds
         fb = distance(b)
-    return {"significance": float(stats.norm.isf(p0)), "upper_limit": float(b), "p0": p0}
+    return HeadlineFigures(float(stats.norm.isf(p0)), float(b), p0)
 
 
-def robust_cross_check(spec: dict, limit_guess: float) -> dict[str, float]:
+def robust_cross_check(spec: dict, limit_guess: float) -> HeadlineFigures:
     """``pyhf_cross_check`` with pyhf's default optimiser (scipy), or with its minuit optimiser where that fails."""
     import pyhf
 
@@ -178,31 +178,37 @@ def robust_cross_check(spec: dict, limit_guess: float) -> dict[str, float]:
         backend, optimizer = pyhf.get_backend()
         pyhf.set_backend(backend, pyhf.optimize.minuit_optimizer(tolerance=1e-3))
         try:
-            return {**pyhf_cross_check(spec, limit_guess), "optimizer": "minuit"}
+            return pyhf_cross_check(spec, limit_guess)
         finally:
             pyhf.set_backend(backend, optimizer)
 
 
-def compare_with_pyhf(fit_result: dict, spec: dict) -> dict:
-    """pyhf's combined figures next to the own fit's, with every uncertainty and statistical only."""
+def _relative(theirs: float, mine: float | None) -> float:
+    return theirs / mine - 1 if mine else float("nan")
+
+
+def pyhf_check(workspace: dict, figures: Figures) -> PyhfCheck:
+    """pyhf's figures of one workspace beside the own fit's (or why pyhf's fit failed)."""
     import pyhf
 
-    own = fit_result.get("combined") or {}
-    if not spec["channels"] or not own:
-        return {}
-    out: dict = {"note": "one model in both: the same samples, modifiers and constraints; pyhf's background "
-                         "shape linearised around the sideband fit, the own fit's the function itself",
-                 "modifiers_per_channel": modifier_counts(spec)}
-    for key, workspace in ((ALL, spec), (STATISTICAL, statistical_only(spec))):
-        mine = {k: own[key][k] for k in ("significance", "upper_limit")}
-        try:
-            theirs = robust_cross_check(workspace, mine["upper_limit"])
-        except pyhf.exceptions.FailedMinimization as exc:  # a cross-check that cannot run is reported
-            out[key] = {"failed": f"pyhf's fit failed: {one_line(exc)}", "own": mine}
-            continue
-        out[key] = {"pyhf": theirs, "own": mine,
-                    "relative_difference": {k: theirs[k] / mine[k] - 1 if mine[k] else float("nan") for k in mine}}
-    return out
+    mine = HeadlineFigures(figures.significance, figures.upper_limit)
+    try:
+        theirs = robust_cross_check(workspace, mine.upper_limit)
+    except pyhf.exceptions.FailedMinimization as exc:  # a cross-check that cannot run is reported
+        return PyhfCheck(mine, failed=f"pyhf's fit failed: {one_line(exc)}")
+    return PyhfCheck(mine, theirs, HeadlineFigures(_relative(theirs.significance, mine.significance),
+                                                   _relative(theirs.upper_limit, mine.upper_limit)))
+
+
+def compare_with_pyhf(fit_result: FitResult, spec: dict) -> PyhfComparison | None:
+    """pyhf's combined figures next to the own fit's, with every uncertainty and statistical only."""
+    own = fit_result.combined
+    if not spec["channels"] or own is None:
+        return None
+    return PyhfComparison("one model in both: the same samples, modifiers and constraints; pyhf's background shape "
+                          "linearised around the sideband fit, the own fit's the function itself",
+                          modifier_counts(spec), pyhf_check(spec, own.all_uncertainties),
+                          pyhf_check(statistical_only(spec), own.statistical_only))
 
 
 def write_workspace(spec: dict, path: str | Path) -> Path:
