@@ -130,6 +130,12 @@ def test_manifest_run_train_fit_on_the_2025_format(generated_2025, manifest, con
     fits = json.loads((tmp_path / "fits" / "fits.json").read_text())
     assert fits["conventions"]["datasets_by_role"]["signal"] == ["ttH"]
     assert fits["categories"][0]["expected_signal"] > 0
+    compare = ["--no-progress", "compare", "--datasets", str(built), "--models", str(tmp_path / "model"), "--out",
+               str(tmp_path / "compare"), "--had", "1", "--lep", "1", "--min-sideband", "1"]
+    assert main(compare) == 2 and "pt_syst" in caplog.text  # every variation by default: these files have no shifts
+    assert main([*compare, "--systematics", "weights"]) == 0  # ... so the weight variations, as the error says
+    table = json.loads((tmp_path / "compare" / "comparison.json").read_text())["table"]
+    assert [row["method"] for row in table] == ["classifier"] and table[0]["z"]["mean"] > 0
 
 
 def sum_of_weights_times_sf(files: dict, config) -> float:

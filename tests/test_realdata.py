@@ -151,7 +151,8 @@ def odeo_manifest(tmp_path_factory):
 
 def test_odeo_manifest_needs_roles_for_dsids_outside_the_gamgam_catalogue(tmp_path, caplog):
     assert main(["manifest", str(ODEO), "--luminosity-pb", "36100", "--out", str(tmp_path / "m.json")]) == 2
-    assert "DSID 301333 is not in the opendata2025 DSID catalogue" in caplog.text and "--role 301333=" in caplog.text
+    assert "not in the opendata2025 DSID catalogue: 301333" in caplog.text  # every unknown DSID in one error
+    assert "--role 301333=ROLE --role 410081=ROLE" in caplog.text
 
 
 def test_odeo_manifest_reads_normalisation_from_the_files(odeo_manifest):

@@ -459,6 +459,8 @@ def add_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="folder for the comparison and each result's categories and fits")
     add_category_counts(p)
     add_processing(p)
+    # the fill pass varies the Higgs samples for the fits' nuisance parameters: every variation unless told otherwise
+    p.set_defaults(systematics="all")
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -232,7 +232,7 @@ def demo_stages(s: DemoSettings) -> list[Stage]:
                   _results(s), paths, _config(), s.counts, s.min_sideband))),
         Stage("compare_fill", {}, [s.manifest.parent, paths.out / "categories.done"], [paths.out / "filled.done"],
               lambda: _mark(paths.out / "filled.done", stages.compare_fill(_manifest(s), _results(s), paths, _config(),
-                                                                           _options(s)))),
+                                                                           _options(s, systematics="all")))),
         Stage("compare_fit", {}, [paths.out / "filled.done"], [paths.out / "fitted.done"],
               lambda: _mark(paths.out / "fitted.done", stages.compare_fit(_results(s), paths, _config(), s.workers))),
         Stage("compare_table", {}, [paths.out / "fitted.done"], [paths.out / "comparison.md"],

@@ -203,7 +203,8 @@ class ComparePaths:
 
 def compare_score(manifest: Manifest, results: list, paths: ComparePaths, config: AnalysisConfig,
                   options: Any) -> Path:
-    """The scoring pass: one processor run scores every result's model into one dump."""
+    """The scoring pass: one processor run scores every result's model into one dump (nominal: what categorize
+    reads)."""
     import shutil
 
     from processors.tth import Scoring
@@ -212,7 +213,8 @@ def compare_score(manifest: Manifest, results: list, paths: ComparePaths, config
 
     shutil.rmtree(paths.scored, ignore_errors=True)  # a fresh dump, never mixed with an older one
     scorings = tuple(Scoring(r.label, str(r.model)) for r in compared(results))
-    process(manifest, config, replace(options, scorings=scorings, dump_dir=str(paths.scored), model_path=None))
+    process(manifest, config, replace(options, scorings=scorings, dump_dir=str(paths.scored), model_path=None,
+                                      systematics="none"))
     return paths.scored
 
 
@@ -231,8 +233,8 @@ def compare_categorize(results: list, paths: ComparePaths, config: AnalysisConfi
 
 def compare_fill(manifest: Manifest, results: list, paths: ComparePaths, config: AnalysisConfig,
                  options: Any) -> dict[str, Path]:
-    """The categories pass: one processor run fills every result's categories, the Higgs samples with every
-    systematic variation (the fits carry them as nuisance parameters); one output each."""
+    """The categories pass: one processor run fills every result's categories, the Higgs samples with the
+    variations of ``options.systematics`` (the fits carry them as nuisance parameters); one output each."""
     from processors.tth import Scoring
 
     from ..output import save_output, split_by_scoring
@@ -244,7 +246,7 @@ def compare_fill(manifest: Manifest, results: list, paths: ComparePaths, config:
                      for r in compared(results))
     # the variations of the samples the statistical model varies: the Higgs MC (the continuum MC enters nominal)
     output = process(manifest, config, replace(options, scorings=scorings, dump_dir=None, model_path=None,
-                                               systematics="all", varied_roles=("signal", "resonant"))).output
+                                               varied_roles=("signal", "resonant"))).output
     return {label: save_output(part, paths.histograms(label)) for label, part in split_by_scoring(output).items()}
 
 

@@ -119,16 +119,26 @@ def _catalogue(name: str | None, extra: tuple[str, ...]) -> dict[int, CatalogueE
     return catalogue
 
 
-def _role_for(scanned: ScannedFile, catalogue: dict[int, CatalogueEntry], roles: dict[str, str]) -> tuple[str, str]:
-    """(dataset name, role) of an MC file: a --role override first, then the catalogue."""
+def _role_for(scanned: ScannedFile, catalogue: dict[int, CatalogueEntry], roles: dict[str, str]
+              ) -> tuple[str, str] | None:
+    """(dataset name, role) of an MC file: a --role override first, then the catalogue; None where neither says."""
     keys = [scanned.path, scanned.path.rsplit("/", 1)[-1], str(scanned.dsid)]
     override = next((roles[k] for k in keys if k in roles), None)
     entry = catalogue.get(scanned.dsid)
     if override is None and entry is None:
-        raise ManifestError(f"{scanned.path}: DSID {scanned.dsid} is not in the {scanned.format} DSID catalogue; "
-                            f"say what it is with --role {scanned.dsid}=ROLE (one of {', '.join(ROLES)})")
+        return None
     name = entry.name if entry else (scanned.process or f"mc_{scanned.dsid}")
     return name, override or entry.role
+
+
+def _unknown_dsids(unknown: list[ScannedFile]) -> ManifestError:
+    """One error naming every DSID no catalogue or --role places, with the options that would."""
+    dsids = sorted({s.dsid for s in unknown})
+    first = {s.dsid: s for s in reversed(unknown)}
+    files = "; ".join(f"{d} ({first[d].path.rsplit('/', 1)[-1]})" for d in dsids[:6]) + (" ..." if len(dsids) > 6
+                                                                                        else "")
+    return ManifestError(f"DSID(s) not in the {unknown[0].format} DSID catalogue: {files}; say what each is with "
+                         f"{' '.join(f'--role {d}=ROLE' for d in dsids)} (ROLE one of {', '.join(ROLES)})")
 
 
 def build_manifest(inputs: list[str], luminosity_pb: float | None, roles: dict[str, str] | None = None, *,
@@ -144,9 +154,13 @@ def build_manifest(inputs: list[str], luminosity_pb: float | None, roles: dict[s
     scanned = [scan_file(p, config, format_name) for p in find_files(inputs)]
     groups: dict[str, list[ScannedFile]] = {}
     role_of: dict[str, str] = {}
+    placed = {s.path: ("data", "data") if s.is_data else
+              _role_for(s, _catalogue(config.format(s.format).catalogue, tuple(catalogues)), roles) for s in scanned}
+    unknown = [s for s in scanned if placed[s.path] is None]
+    if unknown:
+        raise _unknown_dsids(unknown)
     for s in scanned:
-        catalogue = _catalogue(config.format(s.format).catalogue, tuple(catalogues))
-        name, role = ("data", "data") if s.is_data else _role_for(s, catalogue, roles)
+        name, role = placed[s.path]
         groups.setdefault(name, []).append(s)
         if role_of.setdefault(name, role) != role:
             raise ManifestError(f"dataset {name!r}: files with roles {role_of[name]!r} and {role!r}")
