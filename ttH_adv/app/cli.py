@@ -58,7 +58,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from . import stages
 
     path = stages.generate(args.out, args.events, args.seed, args.files_per_sample, args.samples,
-                           not args.no_progress, args.format)
+                           not args.no_progress, args.format, args.mismodel)
     log.info("datasets manifest: %s", path)
     print(path)
     return 0
@@ -73,6 +73,9 @@ def add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", default="opendata2020",
                    help="input format of the files: opendata2020 (the 2020 Open Data release's layout, default) or "
                    "opendata2025 (the 2025 release's)")
+    p.add_argument("--mismodel", action="store_true",
+                   help="make the data with a detector that differs from the simulated one: jet energy scale +3%% "
+                        "and photon calorimeter isolation +0.5 GeV, in data only (the simulation is unchanged)")
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:

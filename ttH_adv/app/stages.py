@@ -314,12 +314,15 @@ def compare(manifest: Manifest, model_dirs: list[str | Path], out: str | Path, c
 
 
 def generate(out: str | Path, events: int, seed: int, files_per_sample: int | None = None,
-             samples: list[str] | None = None, progress: bool = True, format_name: str = "opendata2020") -> Path:
-    """Synthetic Run-2 ntuples and their datasets manifest (its path)."""
-    from ..inputs.generator import generate_dataset
+             samples: list[str] | None = None, progress: bool = True, format_name: str = "opendata2020",
+             mismodel: bool = False) -> Path:
+    """Synthetic Run-2 ntuples and their datasets manifest (its path); ``mismodel``: data made with a detector that
+    differs from the simulated one (``generator.DATA_MISMODELLING``)."""
+    from ..inputs.generator import AGREEING, DATA_MISMODELLING, generate_dataset
 
     return generate_dataset(out, events, seed, files_per_sample=files_per_sample, samples=samples,
-                            show_progress=progress, format_name=format_name)
+                            show_progress=progress, format_name=format_name,
+                            mismodelling=DATA_MISMODELLING if mismodel else AGREEING)
 
 
 def make_manifest(inputs: list[str], out: str | Path, luminosity_pb: float | None, roles: dict[str, str],

@@ -122,6 +122,28 @@ HIGGS = {
     "tH": HiggsModel(2.0, 55.0, 1.3),
 }
 # Negative-weight fraction (NLO generators) per sample; data has none.
+@dataclass(frozen=True)
+class Mismodelling:
+    """How the generated data differ from the simulation, in the data only (all zero: they agree, the default).
+
+    The data's detector is not the simulated one: its jet energy scale is off by ``jet_energy_scale``
+    (every data jet's pT and energy times 1 + it) and its photons' calorimeter isolation reads
+    ``photon_etcone_shift`` GeV more (etcone20, which the tight isolation cuts on).  No random number is
+    drawn for it, so the simulation and every other data quantity are event for event those of a run
+    without it."""
+
+    jet_energy_scale: float = 0.0
+    photon_etcone_shift: float = 0.0
+
+    @property
+    def any(self) -> bool:
+        """Whether the data differ from the simulation at all."""
+        return bool(self.jet_energy_scale or self.photon_etcone_shift)
+
+
+AGREEING = Mismodelling()
+DATA_MISMODELLING = Mismodelling(jet_energy_scale=0.03, photon_etcone_shift=0.5)  # `generate --mismodel`
+
 NEGATIVE_WEIGHT_FRACTION = {"ttH": 0.03, "tH": 0.05, "ttyy": 0.08, "yyjets": 0.02}
 
 
@@ -507,14 +529,28 @@ def _event_weights(rng: np.random.Generator, n: int, spec: SampleSpec) -> np.nda
     return sign * rng.lognormal(0.0, 0.05, n)
 
 
-def reconstruct(rng: np.random.Generator, truth: TruthEvents, spec: SampleSpec,
-                mc_weight: np.ndarray, sum_weights: float, first_event: int) -> dict[str, object]:
-    """Detector response and event-level branches for a block, in file units (MeV)."""
+def mismodelled(objects: ak.Array, scale: float = 0.0, shifts: dict[str, float] | None = None) -> ak.Array:
+    """Data objects as the data's detector sees them: pT and energy times 1 + ``scale``, fields shifted."""
+    fields = {f: objects[f] for f in objects.fields}
+    if scale:
+        fields["pt"], fields["E"] = objects.pt * (1 + scale), objects.E * (1 + scale)
+    for name, shift in (shifts or {}).items():
+        fields[name] = objects[name] + shift
+    return ak.zip(fields)
+
+
+def reconstruct(rng: np.random.Generator, truth: TruthEvents, spec: SampleSpec, mc_weight: np.ndarray,
+                sum_weights: float, first_event: int, mismodelling: Mismodelling = AGREEING) -> dict[str, object]:
+    """Detector response and event-level branches for a block, in file units (MeV); the data's detector
+    ``mismodelling`` applied to data."""
     n = len(truth.photons)
     photons = _acceptance(truth.photons, 5.0, PHOTON_ACCEPTANCE_ETA)
     photons = _with_response(photons, _photon_response(rng, photons))
     jets = _acceptance(truth.jets, 0.0, JET_MAX_ETA)
     jets = _with_response(jets, _jet_response(rng, jets))
+    if spec.is_data and mismodelling.any:  # after the responses: the random streams are untouched
+        jets = mismodelled(jets, mismodelling.jet_energy_scale)
+        photons = mismodelled(photons, shifts={"etcone20": mismodelling.photon_etcone_shift})
     jets = jets[jets.pt > JET_MIN_PT]
     leptons = _acceptance(truth.leptons, LEPTON_MIN_PT, 2.5)
     leptons = _with_response(leptons, _lepton_response(rng, leptons))
@@ -616,7 +652,8 @@ def sum_of_weights(weights: list[np.ndarray]) -> float:
     return float(sum(w.sum(dtype=np.float64) for w in weights))
 
 
-def generate_blocks(spec: SampleSpec, sample_index: int, n_events: int, seed: int) -> Iterator[dict[str, object]]:
+def generate_blocks(spec: SampleSpec, sample_index: int, n_events: int, seed: int,
+                    mismodelling: Mismodelling = AGREEING) -> Iterator[dict[str, object]]:
     """Yield the sample's events block by block, in file units and types."""
     weights = sample_weights(spec, sample_index, n_events, seed)
     sum_weights = sum_of_weights(weights)
@@ -624,7 +661,7 @@ def generate_blocks(spec: SampleSpec, sample_index: int, n_events: int, seed: in
     for b, size in enumerate(_block_sizes(n_events)):
         rng = _block_seeds(seed, sample_index, b)[1]
         truth = generate_truth(rng, size, spec.model)
-        yield _typed(reconstruct(rng, truth, spec, weights[b], sum_weights, first))
+        yield _typed(reconstruct(rng, truth, spec, weights[b], sum_weights, first, mismodelling))
         first += size
 
 
@@ -638,7 +675,8 @@ def _file_ranges(n_events: int, n_files: int) -> list[tuple[int, int]]:
 
 
 def _write_sample(spec: SampleSpec, sample_index: int, n_events: int, n_files: int, seed: int,
-                  out_dir: Path, advance, format_name: str = DEFAULT_FORMAT) -> tuple[list[str], float]:
+                  out_dir: Path, advance, format_name: str = DEFAULT_FORMAT,
+                  mismodelling: Mismodelling = AGREEING) -> tuple[list[str], float]:
     """Write one sample's files in an input format; returns their paths (relative to out_dir) and SumWeights."""
     ntuple = writer(format_name)
     ranges = _file_ranges(n_events, n_files)
@@ -652,7 +690,8 @@ def _write_sample(spec: SampleSpec, sample_index: int, n_events: int, n_files: i
     tree_name = ntuple.profile().branches.tree
     position = 0
     try:
-        for block in (ntuple.translate(b, facts) for b in generate_blocks(spec, sample_index, n_events, seed)):
+        blocks = generate_blocks(spec, sample_index, n_events, seed, mismodelling)
+        for block in (ntuple.translate(b, facts) for b in blocks):
             size = len(block["eventNumber"])
             for i, (lo, hi) in enumerate(ranges):
                 start, stop = max(lo, position) - position, min(hi, position + size) - position
@@ -676,8 +715,8 @@ def _write_sample(spec: SampleSpec, sample_index: int, n_events: int, n_files: i
 
 def _write_sample_quietly(job: tuple) -> tuple[list[str], float]:
     """``_write_sample`` in a worker process (no progress callback)."""
-    *arguments, format_name = job
-    return _write_sample(*arguments, lambda size: None, format_name)
+    *arguments, format_name, mismodelling = job
+    return _write_sample(*arguments, lambda size: None, format_name, mismodelling)
 
 
 def _make_tree(file, block: dict[str, object], tree_name: str = TREE_NAME):
@@ -694,7 +733,8 @@ def events_per_sample(n_events: int) -> dict[str, int]:
 def generate_dataset(out_dir: str | Path, n_events: int, seed: int = 1, *,
                      files_per_sample: int | None = None, samples: list[str] | None = None,
                      show_progress: bool = False, oversample: dict[str, int] | None = None,
-                     workers: int = 1, format_name: str = DEFAULT_FORMAT) -> Path:
+                     workers: int = 1, format_name: str = DEFAULT_FORMAT,
+                     mismodelling: Mismodelling = AGREEING) -> Path:
     """Generate the synthetic ntuples and ``datasets.json``; returns the manifest path.
 
     ``oversample`` multiplies the event count of MC samples (e.g. ``{"yyjets": 50}`` for
@@ -702,7 +742,8 @@ def generate_dataset(out_dir: str | Path, n_events: int, seed: int = 1, *,
     data count, are unchanged; the first events are those of the plain run (seeded blocks).
     ``workers > 1`` writes the samples in parallel processes (the same events, no progress bar).
     ``format_name`` is the input format written (``ttH_adv.inputs.ntuple_formats``): the same events in
-    the 2020 release's layout (default) or the 2025 one's.
+    the 2020 release's layout (default) or the 2025 one's.  ``mismodelling`` makes the data's detector
+    differ from the simulated one (``Mismodelling``; ``DATA_MISMODELLING`` is ``generate --mismodel``).
     """
     ntuple = writer(format_name)
     if n_events < 1:
@@ -732,10 +773,13 @@ def generate_dataset(out_dir: str | Path, n_events: int, seed: int = 1, *,
     start = time.perf_counter()
     if workers > 1:  # one process per sample; the seeded blocks make the files identical to a serial run
         with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
-            written = list(pool.map(_write_sample_quietly, [(*job, f) for job, f in zip(jobs, formats, strict=True)]))
+            written = list(pool.map(_write_sample_quietly, [(*job, f, mismodelling)
+                                                            for job, f in zip(jobs, formats, strict=True)]))
     else:
         with progress_bar("generating", total, enabled=show_progress) as advance:
-            written = [_write_sample(*job, advance, format_name) for job in jobs]
+            written = [_write_sample(*job, advance, format_name, mismodelling) for job in jobs]
+    if mismodelling.any:
+        log.info("data made with a detector that differs from the simulation: %s", mismodelling)
     manifest = {spec.name: _manifest_entry(ntuple, spec, paths, n, sum_weights, luminosity)
                 for (spec, _, n, _, _, _), (paths, sum_weights) in zip(jobs, written, strict=True)}
     elapsed = time.perf_counter() - start
