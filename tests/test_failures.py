@@ -97,6 +97,8 @@ CASES = [
     ("compare-not-a-training-folder", "compare --datasets {manifest} --models {empty} --out {out}", "empty",
      "{out}"),
     ("report-unpaired-inputs", "report --histograms {hist} --fits {empty} {empty} --out {out}", "--fits", "{out}"),
+    ("report-fits-of-another-version", "report --histograms {hist} --fits {old_fits} --out {out}",
+     "data_ti_sideband", "{out}"),
     ("demo-unknown-format", "demo --out {out} --format opendata2099 --quick", "opendata2099", "{out}"),
     ("demo-unknown-executor", "demo --out {out} --executor threads --quick", "--executor", "{out}"),
 ]
@@ -153,6 +155,8 @@ def world(small_manifest, config, tmp_path_factory):
     cut.write_bytes(hist.read_bytes()[: hist.stat().st_size // 2])
     (tmp / "previous_fits").mkdir()
     (tmp / "previous_fits" / "fits.json").write_text("{\"previous\": true}\n")
+    (tmp / "old_fits").mkdir()  # a category record without a key this version's fits have
+    (tmp / "old_fits" / "fits.json").write_text(json.dumps({"categories": [{"category": "had_1"}], "combined": None}))
     return {
         "tmp": tmp, "out": tmp / "out", "missing": tmp / "missing", "empty": tmp / "empty",
         "text_root": tmp / "text.root", "text_zip": tmp / "text.zip", "bad_yaml": tmp / "bad.yaml",
@@ -162,7 +166,7 @@ def world(small_manifest, config, tmp_path_factory):
         "no_tree_manifest": _manifest_with(small_manifest, tmp, "nt", no_tree),
         "no_branch_manifest": _manifest_with(small_manifest, tmp, "nb", no_branch), "no_branch": no_branch,
         "other_model": _other_model(tmp / "other.onnx"), "hist": hist.parent, "dump": tmp / "dump",
-        "truncated_zip": cut, "previous_fits": tmp / "previous_fits",
+        "truncated_zip": cut, "previous_fits": tmp / "previous_fits", "old_fits": tmp / "old_fits",
     }
 
 

@@ -23,11 +23,11 @@ def read_document(path: str | Path, what: str, *, required: Iterable[str] = (),
     """The top-level mapping of a JSON (``.json``) or YAML file, checked to be ``what`` (e.g. "a manifest")."""
     path = Path(path)
     if not path.is_file():
-        raise _error(error, f"{what} not found: {path}" + (" (a folder)" if path.is_dir() else ""), path)
+        raise document_error(error, f"{what} not found: {path}" + (" (a folder)" if path.is_dir() else ""), path)
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise _error(error, f"{path}: not a text file, expected {what}: {one_line(exc)}", path) from None
+        raise document_error(error, f"{path}: not a text file, expected {what}: {one_line(exc)}", path) from None
     return parse_document(text, str(path), what, required=required, error=error, empty_ok=empty_ok,
                           as_json=path.suffix == ".json")
 
@@ -39,21 +39,22 @@ def parse_document(text: str, source: str, what: str, *, required: Iterable[str]
     try:
         data = json.loads(text) if as_json else yaml.safe_load(text)
     except json.JSONDecodeError as exc:
-        raise _error(error, f"{source}: not valid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg}); "
-                            f"expected {what}", source) from None
+        raise document_error(error, f"{source}: not valid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg}); "
+                                    f"expected {what}", source) from None
     except yaml.YAMLError as exc:
-        raise _error(error, f"{source}: not valid YAML: {one_line(exc)}; expected {what}", source) from None
+        raise document_error(error, f"{source}: not valid YAML: {one_line(exc)}; expected {what}", source) from None
     if data is None and empty_ok:
         return {}
     if not isinstance(data, dict):
-        raise _error(error, f"{source}: expected {what} (a mapping at top level), got "
-                            f"{'an empty file' if data is None else type(data).__name__}", source)
+        raise document_error(error, f"{source}: expected {what} (a mapping at top level), got "
+                                    f"{'an empty file' if data is None else type(data).__name__}", source)
     missing = [key for key in required if key not in data]
     if missing:
-        raise _error(error, f"{source}: not {what}: it lacks the key(s) {missing} (its keys: {sorted(data)[:8]})",
-                     source)
+        raise document_error(error, f"{source}: not {what}: it lacks the key(s) {missing} (its keys: "
+                                    f"{sorted(data)[:8]})", source)
     return data
 
 
-def _error(error: type[TthAdvError], message: str, path: str | Path) -> TthAdvError:
+def document_error(error: type[TthAdvError], message: str, path: str | Path) -> TthAdvError:
+    """The caller's error class with the message (and the path, where the class keeps one)."""
     return error(message, path=str(path)) if issubclass(error, InputFileError) else error(message)

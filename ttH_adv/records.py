@@ -12,7 +12,12 @@ import dataclasses
 import functools
 import types
 import typing
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, TypeVar
+
+from .documents import document_error, read_document
+from .errors import InputFileError, TthAdvError
 
 R = TypeVar("R", bound="Record")
 
@@ -38,6 +43,17 @@ class Record:
         """The record from JSON data (``to_dict``'s inverse); a missing field without a default is a ``KeyError``
         naming it."""
         return _build(cls, data)
+
+
+def read_record(cls: type[R], path: str | Path, what: str, remedy: str, *, required: Iterable[str] = (),
+                error: type[TthAdvError] = InputFileError) -> R:
+    """A result file as its record: ``read_document``'s checks, then ``from_dict``; a file another version wrote
+    (a key missing, a value of another shape) is one error naming the file, what it lacks and ``remedy``."""
+    data = read_document(path, what, required=required, error=error)
+    try:
+        return cls.from_dict(data)
+    except (KeyError, TypeError) as exc:
+        raise document_error(error, f"{path}: not {what} of this version ({exc}): {remedy}", path) from None
 
 
 def _build(cls: type, data: dict[str, Any]) -> Any:

@@ -32,10 +32,9 @@ import pyarrow.compute as pc
 
 from ..atomic import write_text
 from ..config import MassWindow
-from ..documents import read_document
 from ..dump import read_dump
 from ..errors import TthAdvError
-from ..records import Record
+from ..records import Record, read_record
 from .fits import asimov_significance
 from .templates import measure_photon_fraction
 
@@ -301,12 +300,8 @@ def write_categories(result: CategoriesFile, path: str | Path) -> Path:
 
 def read_categories_file(path: str | Path) -> CategoriesFile:
     """A categories.json as ``write_categories`` wrote it; one error naming it where it is missing or not one."""
-    data = read_document(path, "a categories file (tth-adv categorize writes one)", required=["categories"],
-                         error=TthAdvError)
-    try:
-        return CategoriesFile.from_dict(data)
-    except (KeyError, TypeError) as exc:
-        raise TthAdvError(f"{path}: not a categories file of tth-adv categorize ({exc})") from None
+    return read_record(CategoriesFile, path, "a categories file (tth-adv categorize writes one)",
+                       "rerun tth-adv categorize", required=["categories"], error=TthAdvError)
 
 
 def read_categories(path: str | Path) -> dict[str, list[float]]:

@@ -31,9 +31,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..documents import read_document
 from ..errors import InputFileError
-from ..records import Record
+from ..records import Record, read_record
 from .categorize import CategoriesFile
 from .fit_results import CategoryFit, FitResult
 from .training_results import KeptEpoch, TrainingMetrics, TrainingSummary
@@ -73,13 +72,8 @@ def read_training_summary(folder: str | Path) -> TrainingSummary:
     if not path.is_file():
         raise InputFileError(f"{folder} is not a training folder: no results.json (make it with tth-adv train)",
                              path=str(folder))
-    data = read_document(path, "a training summary (tth-adv train writes results.json)",
-                         required=["results", "feature_set", "chosen"], error=InputFileError)
-    try:
-        return TrainingSummary.from_dict(data)
-    except (KeyError, TypeError) as exc:
-        raise InputFileError(f"{path}: not a training summary of this version of tth-adv train ({exc}): retrain",
-                             path=str(path)) from None
+    return read_record(TrainingSummary, path, "a training summary (tth-adv train writes results.json)",
+                       "train again", required=["results", "feature_set", "chosen"])
 
 
 def trained_results(model_dirs: list[str | Path]) -> list[TrainedResult]:
@@ -464,10 +458,5 @@ COMPARISON_FILE = "comparison.json"
 
 def read_comparison(folder: str | Path) -> Comparison:
     """comparison.json of a ``tth-adv compare`` folder; one error naming it where it is missing or not one."""
-    path = Path(folder) / COMPARISON_FILE
-    data = read_document(path, "the comparison of tth-adv compare", required=["rows", "table"], error=InputFileError)
-    try:
-        return Comparison.from_dict(data)
-    except (KeyError, TypeError) as exc:
-        raise InputFileError(f"{path}: not a comparison of this version of tth-adv compare ({exc}): rerun it",
-                             path=str(path)) from None
+    return read_record(Comparison, Path(folder) / COMPARISON_FILE, "the comparison of tth-adv compare",
+                       "rerun tth-adv compare", required=["rows", "table"])

@@ -43,10 +43,10 @@ import numpy as np
 
 from ..atomic import write_text
 from ..config import AnalysisConfig, FitConfig
-from ..documents import read_document
-from ..errors import InputFileError, TthAdvError
+from ..errors import TthAdvError
 from ..inputs.samples import ROLES
 from ..output import INCLUSIVE, INCLUSIVE_HISTOGRAM, MASS_HISTOGRAM, category_slice
+from ..records import read_record
 from . import fits, likelihood
 from .fit_results import (
     Bias,
@@ -448,10 +448,5 @@ def write_fit_results(result: FitResult, out_dir: str | Path) -> Path:
 
 def read_fit_results(folder: str | Path) -> FitResult:
     """fits.json of a fits folder (``tth-adv fit --out``); one error naming it where it is missing or not fits."""
-    path = Path(folder) / FITS_FILE
-    data = read_document(path, "the fits of tth-adv fit", required=["categories", "combined"], error=InputFileError)
-    try:
-        return FitResult.from_dict(data)
-    except (KeyError, TypeError) as exc:
-        raise InputFileError(f"{path}: not the fits of this version of tth-adv fit ({exc}): rerun tth-adv fit",
-                             path=str(path)) from None
+    return read_record(FitResult, Path(folder) / FITS_FILE, "the fits of tth-adv fit", "rerun tth-adv fit",
+                       required=["categories", "combined"])
