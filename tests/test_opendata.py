@@ -88,7 +88,7 @@ def test_unknown_dsid_is_named_and_a_role_makes_it_known(opendata, tmp_path, con
     src = next((folder / "MC").glob("mc_341081.*"))
     odd = tmp_path / "mc_999999.mystery.GamGam.root"
     shutil.copy(src, odd)
-    with pytest.raises(ManifestError, match=r"mc_999999.*999999.*--role 999999=ROLE"):
+    with pytest.raises(ManifestError, match=r"999999 \(mc_999999\.mystery.*--role 999999=ROLE"):
         build_manifest([str(odd)], 1000.0, config=config)
     built = build_manifest([str(odd)], 1000.0, config=config, roles={"999999": "continuum"})
     assert built["mystery"]["metadata"]["role"] == "continuum"
