@@ -133,6 +133,7 @@ def test_manifest_run_train_fit_on_the_2025_format(generated_2025, manifest, con
     compare = ["--no-progress", "compare", "--datasets", str(built), "--models", str(tmp_path / "model"), "--out",
                str(tmp_path / "compare"), "--had", "1", "--lep", "1", "--min-sideband", "1"]
     assert main(compare) == 2 and "pt_syst" in caplog.text  # every variation by default: these files have no shifts
+    assert not (tmp_path / "compare").exists()  # said before the scoring pass, not after it
     assert main([*compare, "--systematics", "weights"]) == 0  # ... so the weight variations, as the error says
     table = json.loads((tmp_path / "compare" / "comparison.json").read_text())["table"]
     assert [row["method"] for row in table] == ["classifier"] and table[0]["z"]["mean"] > 0

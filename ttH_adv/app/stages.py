@@ -298,9 +298,14 @@ def compare(manifest: Manifest, model_dirs: list[str | Path], out: str | Path, c
             options: Any, counts: dict[str, int], min_sideband: int = 10) -> list:
     """Every trained result of the training folders through score -> categorize -> fill -> fit, then one table's
     per-seed rows (``compare.ComparisonRow``)."""
+    from processors.run import dataset_formats
+    from processors.tth import TthProcessor
+
     from ..stats.compare import trained_results
 
     results = trained_results(model_dirs)
+    # the fill pass's inputs checked before the scoring and categorising passes spend their time
+    dataset_formats(manifest, config, TthProcessor(config, systematics=options.systematics))
     paths = ComparePaths(Path(out))
     compare_score(manifest, results, paths, config, options)
     compare_categorize(results, paths, config, counts, min_sideband)
