@@ -147,8 +147,9 @@ class GoodnessOfFit:
         return fit.p_value
 
     def fits(self, family: str) -> bool:
-        """Whether the family's sideband fit is acceptable."""
-        return self.p_value(family) >= self.config.min_gof_probability
+        """Whether the family's sideband fit is acceptable: converged (a fit that did not can be a spike on a
+        sparse sideband's one event, empty under the peak), with a goodness-of-fit probability high enough."""
+        return self.sideband[family].converged and self.p_value(family) >= self.config.min_gof_probability
 
 
 def choose_function(spurious: list[SpuriousTest], sideband: dict[str, fits.BackgroundFit], config: FitConfig,

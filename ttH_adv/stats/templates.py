@@ -203,13 +203,16 @@ def _assemble(data_ti: np.ndarray, parts: dict[str, tuple[np.ndarray, np.ndarray
               method: str) -> Template:
     """The template of two component shapes (nominal, replicas) in the yy fraction the TI data sidebands measure."""
     (mc, mc_replicas), (ntni, ntni_replicas) = parts["continuum"], parts["ntni"]
-    fraction, error, total = measure_photon_fraction(data_ti, _unit_rows(mc), _unit_rows(ntni), side)
+    floors = {k: np.sqrt(_one_event(v, r)) for k, (v, r) in parts.items()}
+    photon, reducible = (_sideband_floored(_unit_rows(v), side, floors[k]) for k, (v, _) in parts.items())
+    fraction, error, total = measure_photon_fraction(data_ti, photon, reducible, side)
 
     def combined(photon: np.ndarray, reducible: np.ndarray) -> np.ndarray:
-        return total * (fraction * _unit_rows(photon) + (1 - fraction) * _unit_rows(reducible))
+        return total * (fraction * photon + (1 - fraction) * reducible)
 
-    values = combined(mc, ntni)
-    replicas = combined(mc_replicas, ntni_replicas)
+    values = combined(photon, reducible)
+    replicas = combined(_sideband_floored(_unit_rows(mc_replicas), side, floors["continuum"]),
+                        _sideband_floored(_unit_rows(ntni_replicas), side, floors["ntni"]))
     variance = replicas.var(axis=0, ddof=1) if len(replicas) > 1 else np.zeros_like(values)
     # one event of each component per bin at least: an empty bin is not known to be empty
     floor = total**2 * (fraction**2 * _one_event(mc, mc_replicas) + (1 - fraction) ** 2 * _one_event(ntni, ntni_replicas))
@@ -223,6 +226,17 @@ def _finished(template: Template, own: Components) -> Template:
     template.mc_effective_events = float(mc.sum() ** 2 / variance.sum()) if variance.sum() > 0 else 0.0
     template.ntni_events = float(own.ntni.sum())
     return template
+
+
+def _sideband_floored(unit: np.ndarray, side: np.ndarray, floor: float) -> np.ndarray:
+    """Unit shapes (rows) holding at least ``floor`` (one event of the component) in the sidebands, spread flat
+    there: a shape whose sidebands are empty is not known to be empty, and the data sidebands could not set its
+    yield (a fit would shrink it to nothing under the peak)."""
+    if floor <= 0:
+        return unit
+    missing = np.maximum(floor - unit[..., side].sum(axis=-1, keepdims=True), 0.0)
+    floored = unit + np.where(side, missing / side.sum(), 0.0)
+    return _unit_rows(floored)
 
 
 def _unit_rows(values: np.ndarray) -> np.ndarray:
