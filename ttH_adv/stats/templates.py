@@ -4,7 +4,10 @@ A category's template is the continuum yy MC (TI region, its shape) plus the red
 part, whose shape is the NTNI data, in the yy fraction f that a binned Poisson fit of the two shapes
 to the category's TI data sidebands measures (the MC's own normalisation is not used: on the
 synthetic samples it is off by a factor 2-30 in the categories).  The fit also sets the yield, so
-the template holds the data's sideband count.
+the template holds the data's sideband count.  A component whose shape holds less than one of its
+events in the sidebands (a score cut that confines the category to the window) is given that one
+event there, spread flat: an empty sideband is not known to be empty, and without it the fit would
+shrink the template to nothing under the peak.
 
 Where the category's own events give the template ``fits.template_min_statistics`` times the data's
 statistics, its shapes are the category's own (``OWN``).  Elsewhere each component's shape is the
@@ -235,6 +238,7 @@ def _sideband_floored(unit: np.ndarray, side: np.ndarray, floor: float) -> np.nd
     if floor <= 0:
         return unit
     missing = np.maximum(floor - unit[..., side].sum(axis=-1, keepdims=True), 0.0)
+    missing = np.where(unit.sum(axis=-1, keepdims=True) > 0, missing, 0.0)  # an empty shape stays empty
     floored = unit + np.where(side, missing / side.sum(), 0.0)
     return _unit_rows(floored)
 
