@@ -170,7 +170,7 @@ def run_slice(plan_path: str | Path, slice_id: int, out: str | Path) -> Path:
     manifest = load_manifest(plan["manifest"], check_files=False)
     model = str(folder / plan["model"]) if plan["model"] else None
     proc = TthProcessor(config, systematics=plan["systematics"], model_path=model)
-    formats = dataset_formats(manifest, config, proc)
+    formats = dataset_formats(manifest, config, proc.variations)
     output = None
     for chunk in plan["slices"][slice_id]:
         label = formats[chunk["dataset"]]

@@ -24,7 +24,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +34,7 @@ from coffea.util import coffea_console
 
 from ttH_adv.config import EXECUTORS, PROCESSING, AnalysisConfig
 from ttH_adv.errors import InputFileError, ProcessingError, TthAdvError
+from ttH_adv.event.systematics import Variation
 from ttH_adv.inputs import objects as obj
 from ttH_adv.inputs.manifest import Manifest
 from ttH_adv.inputs.objects import required_branches
@@ -102,7 +103,7 @@ def preflight(manifest: Manifest, config: AnalysisConfig, skip_bad_files: bool,
     so each chunk reads them in one call rather than one at a time.
     """
     result = Preflight()
-    labels = dataset_formats(manifest, config, processor_instance)
+    labels = dataset_formats(manifest, config, processor_instance.variations if processor_instance else ())
     formats = {name: config.format(label) for name, label in labels.items()}
     optional = {name: tuple(fmt.branches.optional_branches()) for name, fmt in formats.items()}
     read = {name: processor_instance.branches_read(formats[name], d.is_data) if processor_instance else []
@@ -145,13 +146,11 @@ def preflight(manifest: Manifest, config: AnalysisConfig, skip_bad_files: bool,
     return result
 
 
-def dataset_formats(manifest: Manifest, config: AnalysisConfig, processor_instance: TthProcessor | None = None
-                    ) -> dict[str, str]:
+def dataset_formats(manifest: Manifest, config: AnalysisConfig, variations: Iterable[Variation] = ()) -> dict[str, str]:
     """Each dataset's input format name (its manifest's ``format``, else the configuration's default), checked
-    before any file is opened: the profile exists, and object systematics have the shifts to read."""
+    before any file is opened: the profile exists, and the object variations have the shifts to read."""
     formats = {}
-    shift_fields = sorted({f for v in processor_instance.variations for f in v.object_fields}) if processor_instance \
-        else []
+    shift_fields = sorted({f for v in variations for f in v.object_fields})
     for name, dataset in manifest.datasets.items():
         label = dataset.format or config.default_format
         try:

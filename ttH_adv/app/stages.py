@@ -299,13 +299,13 @@ def compare(manifest: Manifest, model_dirs: list[str | Path], out: str | Path, c
     """Every trained result of the training folders through score -> categorize -> fill -> fit, then one table's
     per-seed rows (``compare.ComparisonRow``)."""
     from processors.run import dataset_formats
-    from processors.tth import TthProcessor
 
+    from ..event.systematics import variations
     from ..stats.compare import trained_results
 
     results = trained_results(model_dirs)
     # the fill pass's inputs checked before the scoring and categorising passes spend their time
-    dataset_formats(manifest, config, TthProcessor(config, systematics=options.systematics))
+    dataset_formats(manifest, config, variations(config, options.systematics))
     paths = ComparePaths(Path(out))
     compare_score(manifest, results, paths, config, options)
     compare_categorize(results, paths, config, counts, min_sideband)

@@ -206,19 +206,22 @@ def _assemble(data_ti: np.ndarray, parts: dict[str, tuple[np.ndarray, np.ndarray
               method: str) -> Template:
     """The template of two component shapes (nominal, replicas) in the yy fraction the TI data sidebands measure."""
     (mc, mc_replicas), (ntni, ntni_replicas) = parts["continuum"], parts["ntni"]
-    floors = {k: np.sqrt(_one_event(v, r)) for k, (v, r) in parts.items()}
-    photon, reducible = (_sideband_floored(_unit_rows(v), side, floors[k]) for k, (v, _) in parts.items())
+    one_event = {k: _one_event(values, replicas) for k, (values, replicas) in parts.items()}
+
+    def shape(component: str, rows: np.ndarray) -> np.ndarray:
+        return _sideband_floored(_unit_rows(rows), side, np.sqrt(one_event[component]))
+
+    photon, reducible = shape("continuum", mc), shape("ntni", ntni)
     fraction, error, total = measure_photon_fraction(data_ti, photon, reducible, side)
 
     def combined(photon: np.ndarray, reducible: np.ndarray) -> np.ndarray:
         return total * (fraction * photon + (1 - fraction) * reducible)
 
     values = combined(photon, reducible)
-    replicas = combined(_sideband_floored(_unit_rows(mc_replicas), side, floors["continuum"]),
-                        _sideband_floored(_unit_rows(ntni_replicas), side, floors["ntni"]))
+    replicas = combined(shape("continuum", mc_replicas), shape("ntni", ntni_replicas))
     variance = replicas.var(axis=0, ddof=1) if len(replicas) > 1 else np.zeros_like(values)
     # one event of each component per bin at least: an empty bin is not known to be empty
-    floor = total**2 * (fraction**2 * _one_event(mc, mc_replicas) + (1 - fraction) ** 2 * _one_event(ntni, ntni_replicas))
+    floor = total**2 * (fraction**2 * one_event["continuum"] + (1 - fraction) ** 2 * one_event["ntni"])
     return Template(values, variance, np.maximum(variance, floor), replicas, fraction, error, total,
                     float(data_ti[side].sum()), float(values[side].sum()), method, float("nan"), 0.0, 0.0)
 
