@@ -294,6 +294,60 @@ def test_a_sculpted_category_keeps_its_spurious_signal_through_the_efficiency_te
     assert np.mean(found) == pytest.approx(np.mean(truths), rel=0.2)
 
 
+def test_a_category_of_a_few_dozen_events_gets_a_wide_kernel_and_fifty_times_the_data_statistics():
+    """A category of ~60 events with a smooth efficiency (a decorrelated classifier's): its events cannot tell a
+    narrow structure from their own fluctuations, the leave-one-out likelihood takes a wide kernel, and the
+    template carries 50x the data's statistics (a fixed 2 GeV kernel gave 12-25x in such categories)."""
+    from ttH_adv.stats.templates import build_template
+
+    rng = np.random.default_rng(25)
+    smooth = 4e-4 * (1 + (CENTRES - 105) / 55)
+    config = load_config().fits
+    own, inclusive, expected, share = _category_counts(rng, 200_000, smooth)
+    exact = share * expected["photon"] + (1 - share) * expected["reducible"]
+    data = rng.poisson(60 * exact).astype(float)
+    template = build_template(data, own, EDGES, WINDOW, config, inclusive)
+    assert 20 < own.ntni.sum() < 60 and template.own_statistics_ratio < 5
+    assert min(template.bandwidths.values()) >= 16.0
+    assert template.statistics_ratio > 50
+    assert template.closure_p_value() > 0.01
+
+
+def test_each_continuum_sample_has_its_own_efficiency():
+    """A continuum of two MC samples that the category selects differently: a light-weight one of many events
+    (tt+yy-like, 20% pass) and a heavy one that passes by mistag (0.02%, a few dozen events of weight 1000x).
+    Each gets its efficiency and its kernel: the heavy sample's few events a wide one.  Pooled into one, the bins
+    that hold a heavy event look like structure, the likelihood asks for the narrowest kernel, and the template
+    carries a tenth of the statistics and a shape further from the truth."""
+    from ttH_adv.stats.templates import Components, build_template
+
+    rng = np.random.default_rng(26)
+    config = load_config().fits
+    light_shape, heavy_shape = _exponential(1.0, slope=-0.4), _exponential(1.0, slope=-0.55)
+    light_all, heavy_all = rng.poisson(60_000 * light_shape).astype(float), rng.poisson(200_000 * heavy_shape) * 1.0
+    light_cat = rng.binomial(light_all.astype(int), 0.2).astype(float)
+    heavy_cat = rng.binomial(heavy_all.astype(int), 2e-4).astype(float)
+    w_light, w_heavy = 1e-3, 1.0
+
+    def components(light, heavy, split):
+        samples = {"light": (w_light * light, w_light**2 * light), "heavy": (w_heavy * heavy, w_heavy**2 * heavy)}
+        return Components(w_light * light + w_heavy * heavy, w_light**2 * light + w_heavy**2 * heavy,
+                          np.zeros_like(light), samples if split else {})
+
+    truth = w_light * 0.2 * 60_000 * light_shape + w_heavy * 2e-4 * 200_000 * heavy_shape
+    data = rng.poisson(200 * truth / truth.sum()).astype(float)
+    split, pooled = (build_template(data, components(light_cat, heavy_cat, s), EDGES, WINDOW, config,
+                                    components(light_all, heavy_all, s)) for s in (True, False))
+    assert set(split.bandwidths) == {"light", "heavy"} and split.bandwidths["heavy"] >= 16.0
+    assert all(c.p_value > 0.01 for c in split.closure.values())
+    assert split.statistics_ratio > 10 * pooled.statistics_ratio
+
+    def distance(template):
+        return np.abs((template.values / template.values.sum() - truth / truth.sum()).reshape(-1, 10).sum(1)).sum()
+
+    assert distance(split) < 0.6 * distance(pooled)
+
+
 def test_the_efficiency_reweighting_closes_a_classifier_cannot_tell_it_from_the_category():
     """Events of an inclusive selection, a category cut from them with a sculpted efficiency in m_yy: the
     efficiency measured on one half reweights the other half's inclusive events into the category so that a
@@ -301,7 +355,7 @@ def test_the_efficiency_reweighting_closes_a_classifier_cannot_tell_it_from_the_
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
 
-    from ttH_adv.stats.templates import efficiency, kernel
+    from ttH_adv.stats.templates import cross_validated_efficiency
 
     rng = np.random.default_rng(24)
     config = load_config().fits
@@ -314,7 +368,11 @@ def test_the_efficiency_reweighting_closes_a_classifier_cannot_tell_it_from_the_
     index = np.clip(np.digitize(mass, EDGES) - 1, 0, len(EDGES) - 2)
     passed = np.bincount(index[half & in_category], minlength=len(CENTRES)).astype(float)
     total = np.bincount(index[half], minlength=len(CENTRES)).astype(float)
-    measured = efficiency(passed, total, kernel(CENTRES, config.efficiency_bandwidth))
+    ones = np.ones_like(CENTRES)
+    chosen = cross_validated_efficiency(passed, total, CENTRES, config.efficiency_bandwidths,
+                                        config.efficiency_tolerance, ones, ones)
+    assert chosen.kernel.width <= 4.0  # 100k events see the 4 GeV bump and ask for a kernel that keeps it
+    measured = chosen.values
     test = ~half
     category = mass[test & in_category]
     reweighted, weights = mass[test], measured[index[test]]

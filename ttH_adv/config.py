@@ -167,7 +167,8 @@ class SystematicsConfig:
 class FitConfig:
     template_min_statistics: float
     template_replicas: int
-    efficiency_bandwidth: float   # GeV: the Gaussian kernel of a category's efficiency in m_yy
+    efficiency_bandwidths: tuple[float, ...]  # GeV: the Gaussian kernels a category's efficiency in m_yy chooses from
+    efficiency_tolerance: float   # the widest kernel whose leave-one-out log-likelihood is within this of the best
     spurious_fraction_of_signal: float
     spurious_fraction_of_error: float
     min_gof_probability: float

@@ -18,7 +18,6 @@ from ..event.selections import COMMON_STEPS
 from ..stats.compare import MATCHED_FLATNESS, read_training_summary
 from ..stats.fit_analysis import CategoryRow, category_inputs, chosen_background
 from ..stats.fit_results import CategoryFit, FitResult
-from ..stats.templates import COMPONENTS
 from ..stats.training_results import Chosen, LambdaChoice, TrainedEntry, TrainingMetrics
 
 EXPERIMENT_TEXT = "Open Data"  # mplhep's ATLAS label: "ATLAS Open Data", "Simulation" added for simulation
@@ -423,20 +422,22 @@ def _anchor(title: str) -> str:
 
 
 def template_markdown(fits_by_model: dict[str, FitResult]) -> list[str]:
-    """Per model and category: how the template was made, its statistics and its closure against the category's own
-    shapes."""
+    """Per model and category: how the template was made, its statistics, the efficiency's kernel and its closure
+    against the category's own events, per sample (the continuum MC datasets, the NTNI data)."""
     lines = ["| category | model | template | template / data (own shapes) | template / data (used) | "
-             "(δS / Δ_MC)² | closure p, γγ MC | closure p, NTNI | sidebands: template / data |",
+             "(δS / Δ_MC)² | kernel, GeV, per sample | closure p, per sample | sidebands: template / data |",
              "|---|---|---|---|---|---|---|---|---|"]
     for label, result in fits_by_model.items():
         for record in result.categories:
             t = record.template
             if not t:
                 continue
-            p = [_cell(c.p_value if c else None, ".3f") for c in (t.closure.get(k) for k in COMPONENTS)]
+            kernels = ", ".join(f"{name} {width:g}" for name, width in t.bandwidths.items()) or "–"
+            closures = ", ".join(f"{name} {_cell(c.p_value if c else None, '.3f')}"
+                                 for name, c in t.closure.items()) or "–"
             lines.append(f"| {record.category} | {label} | {t.method} | {t.own_effective_over_data:.1f} | "
-                         f"{t.effective_over_data:.0f} | {_cell(t.signal_statistics_ratio, '.0f')} | "
-                         f"{p[0]} | {p[1]} | {t.template_sideband:.0f} / {t.data_sideband:.0f} |")
+                         f"{t.effective_over_data:.0f} | {_cell(t.signal_statistics_ratio, '.0f')} | {kernels} | "
+                         f"{closures} | {t.template_sideband:.0f} / {t.data_sideband:.0f} |")
     return lines
 
 
@@ -540,10 +541,12 @@ def write_report(out: Path, fits_by_model: dict[str, tuple[dict, FitResult]], tr
     for label, result in results.items():
         lines += impact_markdown(label, result)
     lines += ["## Template shapes", "", "A category keeps its own shapes where they carry `fits.template_min_statistics` "
-              "x the data's statistics; elsewhere each component's shape is the inclusive selection's times the "
-              "category's efficiency in m_yy, its own events over the inclusive ones smoothed by a Gaussian kernel "
-              "(`fits.efficiency_bandwidth`).  Closure: the category's own events against the efficiency times the "
-              f"inclusive shape, chi2 in {window.gof_bin_width:g} GeV bins.  (δS / Δ_MC)²: "
+              "x the data's statistics; elsewhere each sample's shape (each continuum MC dataset, the NTNI data) is "
+              "the inclusive selection's times the sample's efficiency into the category in m_yy, a local-linear "
+              "Gaussian-kernel smoothing of its own events over the inclusive ones.  The kernel is the widest of "
+              "`fits.efficiency_bandwidths` whose leave-one-out likelihood is within `fits.efficiency_tolerance` of "
+              "the best.  Closure: the category's own events against the efficiency times the inclusive shape, chi2 "
+              f"in {window.gof_bin_width:g} GeV bins.  (δS / Δ_MC)²: "
               "the data's statistical uncertainty on the signal over the template's, squared (what the "
               "spurious-signal test sees of the template's statistics).", ""]
     lines += template_markdown(results) + [""]

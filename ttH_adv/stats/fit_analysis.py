@@ -114,8 +114,9 @@ def category_inputs(output: dict, category: str) -> CategoryInputs:
 
 def template_components(h, by_role: dict[str, list[str]], category: str) -> Components:
     """A category's template ingredients in one histogram: continuum yy MC (TI) and NTNI data."""
+    samples = {name: category_slice(h, [name], "TI", category) for name in by_role["continuum"]}
     continuum, continuum_var = category_slice(h, by_role["continuum"], "TI", category)
-    return Components(continuum, continuum_var, category_slice(h, by_role["data"], "NTNI", category)[0])
+    return Components(continuum, continuum_var, category_slice(h, by_role["data"], "NTNI", category)[0], samples)
 
 
 def spurious_signal_tests(template: Template, edges: np.ndarray, signal: fits.SignalModel, config: AnalysisConfig

@@ -9,28 +9,32 @@ events in the sidebands (a score cut that confines the category to the window) i
 event there, spread flat: an empty sideband is not known to be empty, and without it the fit would
 shrink the template to nothing under the peak.
 
-Where the category's own events give the template ``fits.template_min_statistics`` times the data's
-statistics, its shapes are the category's own (``OWN``).  Elsewhere each component's shape is the
-inclusive selection's (``mgg_inclusive``: every selected diphoton event, before any jet, lepton,
-b-tag or score requirement) times the category's efficiency in m_yy (``EFFICIENCY``),
+Where the category's own events give the template ``fits.template_min_statistics`` times the data's statistics,
+its shapes are the category's own (``OWN``).  Elsewhere the shape of each sample -- each continuum MC dataset,
+whose events share a weight and a process, and the NTNI data -- is its inclusive selection's (``mgg_inclusive``:
+every selected diphoton event, before any jet, lepton, b-tag or score requirement) times its efficiency into the
+category in m_yy (``EFFICIENCY``), eps(m) = P(category | selected, m): the sample's own events n in the category
+over its inclusive ones N, smoothed by a Gaussian kernel as a local-linear fit at every bin (a plain kernel ratio
+would lean toward low mass, where a falling spectrum puts most of N).  It carries what the channel's
+requirements and the classifier's score cut do to m_yy -- the sculpting among it -- onto a base with statistics
+to spare.  One efficiency per sample, because the processes differ: tt+yy passes a b-tag requirement that
+yy+jets passes by mistag only, with weights a thousand times larger.
 
-    eps_k(m) = P(category | selected, m) = sum_j K(m, m_j) n_j / sum_j K(m, m_j) N_j,
-
-the category's own events n over the inclusive ones N of that component, smoothed by a Gaussian
-kernel K of ``fits.efficiency_bandwidth`` GeV (Nadaraya-Watson).  It carries what the channel's
-requirements and the classifier's score cut do to m_yy -- the sculpting among it -- onto a base
-with statistics to spare; structure narrower than the kernel is smeared, its integral kept.  The
-closure test (the category's own events against eps x inclusive, chi2 in ``mass.gof_bin_width``
-bins, the smoother's effective parameters off the degrees of freedom) is recorded with every
-template.
+The kernel's width is the sample's events' to decide: the widest of ``fits.efficiency_bandwidths`` whose binned
+leave-one-out binomial log-likelihood (each event predicted by all the others) is within
+``fits.efficiency_tolerance`` of the best width's.  A category of many events resolves a narrow bump and keeps
+it; one of a few dozen cannot tell a bump from its own fluctuations and gets a wide kernel, whose template does
+not carry those fluctuations into the signal window as spurious signal.  The closure test (the category's own
+events against eps x inclusive, chi2 in ``mass.gof_bin_width`` bins, the smoother's effective parameters off the
+degrees of freedom) is recorded per sample: structure the chosen kernel smears and the events can see shows
+there.
 
 Statistics.  ``fits.template_replicas`` replicas remake the template from resampled inputs: counts
-Poisson-resampled (weighted MC through its effective counts per bin; the category's events and the
-rest of the selection independently, the efficiency recomputed); f and the yield stay at the data's
-fit.  Their per-bin
-variance gives the effective statistics (sum t)^2 / sum var(t), compared with the data events the
-template stands for, and ``fits.spurious_signal`` takes Delta_MC from the replicas themselves, so
-the correlations the efficiency brings between bins are kept.
+Poisson-resampled (weighted MC through its effective counts per bin; the category's events and the rest of the
+selection independently, the efficiency recomputed with the nominal's kernel); f and the yield stay at the
+data's fit.  Their per-bin variance gives the effective statistics (sum t)^2 / sum var(t), compared with the data
+events the template stands for, and ``fits.spurious_signal`` takes Delta_MC from the replicas themselves, so the
+correlations the efficiency brings between bins are kept.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ class Components:
     mc: np.ndarray           # continuum yy MC (TI), sum of weights per bin
     mc_variance: np.ndarray  # its sum of w^2 per bin
     ntni: np.ndarray         # NTNI data counts per bin
+    # the continuum MC dataset by dataset (values, variances), whose sum is ``mc``: each has its own efficiency
+    mc_samples: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def empty(self) -> bool:
         """Neither continuum MC nor NTNI events."""
@@ -64,6 +70,13 @@ class Components:
         """(values, variances) per component; negative-weight bins count as empty."""
         return {"continuum": (np.maximum(self.mc, 0.0), np.maximum(self.mc_variance, 0.0)),
                 "ntni": (self.ntni, self.ntni)}
+
+    def samples(self, component: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """A component's samples, each of one kind of event and weight: the continuum datasets (or the continuum
+        as one where they are not given), the NTNI data as ``ntni``; negative-weight bins count as empty."""
+        if component == "continuum" and self.mc_samples:
+            return {name: (np.maximum(v, 0.0), np.maximum(var, 0.0)) for name, (v, var) in self.mc_samples.items()}
+        return {component: self.parts()[component]}
 
 
 @dataclass
@@ -82,6 +95,7 @@ class Template:
     mc_effective_events: float
     ntni_events: float
     closure: dict[str, Closure | None] = field(default_factory=dict)
+    bandwidths: dict[str, float] = field(default_factory=dict)  # GeV, each component's efficiency kernel
 
     @property
     def effective_events(self) -> float:
@@ -104,7 +118,8 @@ class Template:
         return TemplateFacts(self.method, self.statistics_ratio, self.own_statistics_ratio, self.effective_events,
                              self.data_events, self.data_sideband, self.template_sideband, self.photon_fraction,
                              self.photon_fraction_error, self.mc_effective_events, self.ntni_events,
-                             dict(self.closure), self.closure_p_value(), int(len(self.replicas)))
+                             dict(self.closure), self.closure_p_value(), int(len(self.replicas)),
+                             bandwidths=dict(self.bandwidths))
 
 
 def measure_photon_fraction(data: np.ndarray, photon_shape: np.ndarray, reducible_shape: np.ndarray,
@@ -137,17 +152,101 @@ def _effective(values: np.ndarray, variance: np.ndarray) -> float:
     return float(variance.sum() / values.sum()) if values.sum() > 0 else 1.0
 
 
-def kernel(centres: np.ndarray, bandwidth: float) -> np.ndarray:
-    """Gaussian kernel weights between bin centres, [bins, bins] (bandwidth in GeV)."""
-    distance = (centres[:, None] - centres[None, :]) / bandwidth
-    return np.exp(-0.5 * distance**2)
+def event_weight(values: np.ndarray, variance: np.ndarray) -> np.ndarray:
+    """The mean weight of an event per bin, sum w^2 / sum w (1 for counts and where the bin is empty): what one event
+    is in the bin, as ``resampled`` draws it."""
+    return np.divide(variance, values, out=np.ones_like(values, dtype=np.float64), where=(values > 0) & (variance > 0))
 
 
-def efficiency(passed: np.ndarray, total: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The kernel-smoothed efficiency passed / total per bin (Nadaraya-Watson: sums over the kernel), 0 where the
-    kernel holds no total; ``passed`` and ``total`` may be stacks of replicas [n, bins]."""
-    numerator, denominator = passed @ weights.T, total @ weights.T
-    return np.divide(numerator, denominator, out=np.zeros_like(numerator, dtype=np.float64), where=denominator > 0)
+@dataclass(frozen=True)
+class Kernel:
+    """A Gaussian kernel between bin centres and its first two moments, [bins, bins]: K_ij, K_ij d_ij, K_ij d_ij^2
+    with d_ij = m_j - m_i (GeV)."""
+
+    width: float
+    weights: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
+
+
+def kernel(centres: np.ndarray, bandwidth: float) -> Kernel:
+    """The Gaussian kernel of ``bandwidth`` GeV between bin centres."""
+    distance = centres[None, :] - centres[:, None]
+    weights = np.exp(-0.5 * (distance / bandwidth) ** 2)
+    return Kernel(float(bandwidth), weights, weights * distance, weights * distance**2)
+
+
+@dataclass(frozen=True)
+class KernelSums:
+    """The local-linear smoother's sums at every bin: S_k = sum_j K d^k total_j, T_k = sum_j K d^k passed_j."""
+
+    s0: np.ndarray
+    s1: np.ndarray
+    s2: np.ndarray
+    t0: np.ndarray
+    t1: np.ndarray
+
+    def efficiency(self) -> np.ndarray:
+        """The local-linear efficiency, in [0, 1] (0 where the kernel holds no total)."""
+        top, bottom = self.s2 * self.t0 - self.s1 * self.t1, self.s0 * self.s2 - self.s1**2
+        ratio = np.divide(top, bottom, out=np.zeros_like(top, dtype=np.float64),
+                          where=bottom > 1e-12 * self.s0 * self.s2)
+        return np.clip(ratio, 0.0, 1.0)
+
+
+def kernel_sums(passed: np.ndarray, total: np.ndarray, k: Kernel) -> KernelSums:
+    """``KernelSums`` of a histogram (or a stack of replicas [n, bins])."""
+    return KernelSums(total @ k.weights.T, total @ k.first.T, total @ k.second.T, passed @ k.weights.T,
+                      passed @ k.first.T)
+
+
+def efficiency(passed: np.ndarray, total: np.ndarray, k: Kernel) -> np.ndarray:
+    """The kernel-smoothed efficiency passed / total per bin: a local-linear fit at every bin, which, unlike the
+    kernel's plain ratio, does not lean toward where the total is largest (a falling m_yy spectrum would pull a
+    wide kernel's efficiency toward low mass).  ``passed`` and ``total`` may be stacks of replicas [n, bins]."""
+    return kernel_sums(passed, total, k).efficiency()
+
+
+def leave_one_out_log_likelihood(passed: np.ndarray, failed: np.ndarray, k: Kernel) -> np.ndarray:
+    """The binomial log-likelihood of every event, passed or failed (counts per bin), under the efficiency the
+    kernel's plain ratio (Nadaraya-Watson) makes of all the other events; one value per row.
+
+    Binned: an event in bin j leaves that bin's kernel sums by K_jj = 1.  The plain ratio, unlike the local-linear
+    estimate, never extrapolates below zero, so an event is judged by its neighbours alone; one that no other
+    event predicts (an efficiency of 0 for a passed event, 1 for a failed one) costs -inf: the kernel is too
+    narrow to see its neighbours."""
+    numerator, denominator = passed @ k.weights.T, (passed + failed) @ k.weights.T
+
+    def ratio(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+        return np.clip(np.divide(top, bottom, out=np.zeros_like(top, dtype=np.float64), where=bottom > 0), 0.0, 1.0)
+
+    eps_passed, eps_failed = ratio(numerator - 1.0, denominator - 1.0), ratio(numerator, denominator - 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = (np.where(passed > 0, passed * np.log(eps_passed), 0.0)
+                 + np.where(failed > 0, failed * np.log1p(-eps_failed), 0.0))
+    return terms.sum(axis=-1)
+
+
+@dataclass(frozen=True)
+class SmoothedEfficiency:
+    """A category's efficiency in m_yy with the kernel the leave-one-out likelihood chose."""
+
+    values: np.ndarray
+    kernel: Kernel
+
+
+def cross_validated_efficiency(passed: np.ndarray, total: np.ndarray, centres: np.ndarray,
+                               bandwidths: tuple[float, ...], tolerance: float, unit_passed: np.ndarray,
+                               unit_failed: np.ndarray) -> SmoothedEfficiency:
+    """The efficiency passed / total smoothed by the widest kernel of ``bandwidths`` (GeV) whose leave-one-out
+    binomial log-likelihood is within ``tolerance`` of the best one's: a narrower kernel only where the events ask
+    for it.  The likelihood counts events (weights over the bin's mean weight of an event, ``unit_*``), so that a
+    category of a few heavy events and one of many light ones are judged by how many events they hold."""
+    kernels = [kernel(centres, h) for h in sorted(bandwidths)]
+    counts, others = passed / unit_passed, np.maximum(total - passed, 0.0) / unit_failed
+    scores = np.array([leave_one_out_log_likelihood(counts, others, k) for k in kernels])
+    chosen = kernels[int(np.flatnonzero(scores >= scores.max() - tolerance)[-1])]  # the widest of the good ones
+    return SmoothedEfficiency(efficiency(passed, total, chosen), chosen)
 
 
 # --------------------------------------------------------------------------- replicas
@@ -181,25 +280,51 @@ def build_template(data_ti: np.ndarray, own: Components, edges: np.ndarray, wind
     template.own_statistics_ratio = template.statistics_ratio
     if template.statistics_ratio >= config.template_min_statistics or inclusive is None or inclusive.empty():
         return _finished(template, own)
-    weights = kernel(0.5 * (edges[:-1] + edges[1:]), config.efficiency_bandwidth)
-    parts, closure = {}, {}
-    for k, (values, variance) in own.parts().items():
-        base, base_variance = inclusive.parts()[k]
-        base = np.maximum(base, values)  # the category is a subset of the inclusive selection
-        if values.sum() <= 0:
-            parts[k] = (np.zeros_like(values), np.zeros((config.template_replicas, len(values))))
-            continue
-        # the category's events and the others of the selection, resampled independently
-        others, others_variance = base - values, np.maximum(base_variance - variance, 0.0)
-        passed = resampled(values, variance, rng, config.template_replicas)
-        failed = resampled(others, others_variance, rng, config.template_replicas)
-        eps = efficiency(values, base, weights)
-        parts[k] = (base * eps, (passed + failed) * efficiency(passed, passed + failed, weights))
-        closure[k] = efficiency_closure(values, variance, base, eps, weights, edges, window.gof_bin_width)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    parts, closure, bandwidths = {}, {}, {}
+    for k in COMPONENTS:
+        nominal, replicas = np.zeros(len(centres)), np.zeros((config.template_replicas, len(centres)))
+        for name, (values, variance) in own.samples(k).items():
+            if values.sum() <= 0:
+                continue
+            base, base_variance = inclusive.samples(k).get(name, (values, variance))
+            reweighted = reweighted_sample(values, variance, np.maximum(base, values), base_variance, centres, config,
+                                           rng)
+            nominal, replicas = nominal + reweighted.values, replicas + reweighted.replicas
+            bandwidths[name] = reweighted.kernel.width
+            closure[name] = efficiency_closure(values, variance, np.maximum(base, values), reweighted.efficiency,
+                                               reweighted.kernel, edges, window.gof_bin_width)
+        parts[k] = (nominal, replicas)
     reweighted = _assemble(data_ti, parts, side, EFFICIENCY)
     reweighted.own_statistics_ratio = template.own_statistics_ratio
-    reweighted.closure = {k: closure.get(k) for k in COMPONENTS}
+    reweighted.closure, reweighted.bandwidths = closure, bandwidths
     return _finished(reweighted, own)
+
+
+@dataclass(frozen=True)
+class ReweightedSample:
+    """One sample's inclusive shape times its efficiency into the category, with replicas."""
+
+    values: np.ndarray
+    replicas: np.ndarray
+    efficiency: np.ndarray
+    kernel: Kernel        # the efficiency's, chosen by the category's events
+
+
+def reweighted_sample(values: np.ndarray, variance: np.ndarray, base: np.ndarray, base_variance: np.ndarray,
+                      centres: np.ndarray, config: FitConfig, rng: np.random.Generator) -> ReweightedSample:
+    """A sample's category shape as its inclusive shape ``base`` times its cross-validated efficiency in m_yy; the
+    replicas resample the category's events and the rest of the selection independently, with the same kernel (the
+    leave-one-out likelihood of a Poisson-resampled histogram sees its duplicated events and asks for the
+    narrowest kernel)."""
+    others, others_variance = base - values, np.maximum(base_variance - variance, 0.0)
+    units = event_weight(values, variance), event_weight(others, others_variance)
+    passed = resampled(values, variance, rng, config.template_replicas)
+    failed = resampled(others, others_variance, rng, config.template_replicas)
+    eps = cross_validated_efficiency(values, base, centres, config.efficiency_bandwidths, config.efficiency_tolerance,
+                                     *units)
+    again = efficiency(passed, passed + failed, eps.kernel)
+    return ReweightedSample(base * eps.values, (passed + failed) * again, eps.values, eps.kernel)
 
 
 def _assemble(data_ti: np.ndarray, parts: dict[str, tuple[np.ndarray, np.ndarray]], side: np.ndarray,
@@ -259,12 +384,12 @@ def _one_event(values: np.ndarray, replicas: np.ndarray) -> float:
     return spread**2 / values.sum() ** 4 if values.sum() > 0 and spread > 0 else 0.0
 
 
-def efficiency_closure(passed: np.ndarray, variance: np.ndarray, total: np.ndarray, eps: np.ndarray,
-                       weights: np.ndarray, edges: np.ndarray, width: float) -> dict[str, float] | None:
-    """How well the smoothed efficiency ``eps`` (``efficiency`` with the kernel ``weights``) describes the
-    category's own events: Pearson chi2 of their counts against eps x total in ``width`` GeV bins (effective
-    counts of the category's mean weight), with the smoother's effective parameters, trace of its hat matrix,
-    taken off the degrees of freedom."""
+def efficiency_closure(passed: np.ndarray, variance: np.ndarray, total: np.ndarray, eps: np.ndarray, k: Kernel,
+                       edges: np.ndarray, width: float) -> Closure | None:
+    """How well the smoothed efficiency ``eps`` (``efficiency`` with the kernel ``k``) describes the category's own
+    events: Pearson chi2 of their counts against eps x total in ``width`` GeV bins (effective counts of the
+    category's mean weight), with the smoother's effective parameters, the trace of its hat matrix, taken off the
+    degrees of freedom."""
     from scipy import stats
 
     if passed.sum() <= 0:
@@ -275,8 +400,10 @@ def efficiency_closure(passed: np.ndarray, variance: np.ndarray, total: np.ndarr
     predicted = np.bincount(group, weights=eps * total) / scale
     use = predicted > 0
     chi2 = float(np.sum((observed[use] - predicted[use]) ** 2 / predicted[use]))
-    smoothed_total = weights @ total
-    effective_parameters = float(np.sum(np.divide(total, smoothed_total, out=np.zeros_like(total),
-                                                  where=smoothed_total > 0)))
+    sums = kernel_sums(np.zeros_like(total), total, k)
+    # a bin's own weight in its local-linear fit: K_jj total_j S_2 / (S_0 S_2 - S_1^2)
+    bottom = sums.s0 * sums.s2 - sums.s1**2
+    effective_parameters = float(np.sum(np.divide(total * sums.s2, bottom, out=np.zeros_like(total),
+                                                  where=bottom > 1e-12 * sums.s0 * sums.s2)))
     ndf = float(use.sum()) - effective_parameters
     return Closure(chi2, ndf, float(stats.chi2.sf(chi2, ndf)) if ndf > 0 else float("nan"))
