@@ -115,7 +115,9 @@ def category_inputs(output: dict, category: str) -> CategoryInputs:
 def template_components(h, by_role: dict[str, list[str]], category: str) -> Components:
     """A category's template ingredients in one histogram: continuum yy MC (TI) and NTNI data."""
     samples = {name: category_slice(h, [name], "TI", category) for name in by_role["continuum"]}
-    continuum, continuum_var = category_slice(h, by_role["continuum"], "TI", category)
+    size = h.axes["mgg"].size
+    continuum = sum((values for values, _ in samples.values()), np.zeros(size))
+    continuum_var = sum((variance for _, variance in samples.values()), np.zeros(size))
     return Components(continuum, continuum_var, category_slice(h, by_role["data"], "NTNI", category)[0], samples)
 
 

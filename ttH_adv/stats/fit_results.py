@@ -85,7 +85,7 @@ class TemplateFacts(Record):
     closure_p_value: float | None = None
     replicas: int = 0
     signal_statistics_ratio: float | None = None   # (the signal's error in data / Delta_MC)^2 at the worst mass
-    bandwidths: dict[str, float] = field(default_factory=dict)  # GeV, per component: the efficiency's kernel
+    bandwidths: dict[str, float] = field(default_factory=dict)  # GeV, per sample: the efficiency's kernel
 
 
 @dataclass

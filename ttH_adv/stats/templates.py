@@ -95,7 +95,7 @@ class Template:
     mc_effective_events: float
     ntni_events: float
     closure: dict[str, Closure | None] = field(default_factory=dict)
-    bandwidths: dict[str, float] = field(default_factory=dict)  # GeV, each component's efficiency kernel
+    bandwidths: dict[str, float] = field(default_factory=dict)  # GeV, each sample's efficiency kernel
 
     @property
     def effective_events(self) -> float:
@@ -288,12 +288,12 @@ def build_template(data_ti: np.ndarray, own: Components, edges: np.ndarray, wind
             if values.sum() <= 0:
                 continue
             base, base_variance = inclusive.samples(k).get(name, (values, variance))
-            reweighted = reweighted_sample(values, variance, np.maximum(base, values), base_variance, centres, config,
-                                           rng)
-            nominal, replicas = nominal + reweighted.values, replicas + reweighted.replicas
-            bandwidths[name] = reweighted.kernel.width
-            closure[name] = efficiency_closure(values, variance, np.maximum(base, values), reweighted.efficiency,
-                                               reweighted.kernel, edges, window.gof_bin_width)
+            base = np.maximum(base, values)  # the category is a subset of the inclusive selection
+            sample = reweighted_sample(values, variance, base, base_variance, centres, config, rng)
+            nominal, replicas = nominal + sample.values, replicas + sample.replicas
+            bandwidths[name] = sample.kernel.width
+            closure[name] = efficiency_closure(values, variance, base, sample.efficiency, sample.kernel, edges,
+                                               window.gof_bin_width)
         parts[k] = (nominal, replicas)
     reweighted = _assemble(data_ti, parts, side, EFFICIENCY)
     reweighted.own_statistics_ratio = template.own_statistics_ratio
