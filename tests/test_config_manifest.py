@@ -38,6 +38,9 @@ def test_user_file_overrides_a_subset(tmp_path):
     ("mass: [1, 2]\n", "'config.mass' must be a mapping"),
     ("photons: {pt_min: 30\n", "not valid YAML"),
     ("- 1\n- 2\n", "a mapping at top level"),
+    ("fits: {efficiency_bandwidths: [2.0, 0.0]}\n", "'fits.efficiency_bandwidths' needs widths > 0 GeV"),
+    ("fits: {efficiency_tolerance: -1}\n", "'fits.efficiency_tolerance' needs a value >= 0"),
+    ("fits: {template_replicas: 1}\n", "'fits.template_replicas' needs at least 2"),
 ])
 def test_bad_configuration_is_named(tmp_path, text, message):
     f = tmp_path / "bad.yaml"

@@ -313,6 +313,51 @@ def test_a_category_of_a_few_dozen_events_gets_a_wide_kernel_and_fifty_times_the
     assert template.closure_p_value() > 0.01
 
 
+def test_a_sloped_efficiency_on_a_falling_spectrum_gets_a_wide_kernel():
+    """The leave-one-out likelihood judges the local-linear estimate the template uses: a smooth efficiency that
+    rises 15x over the range, on a steeply falling base (the NTNI data's), keeps a wide kernel in binomial toys of
+    ~170 passed events.  Judged by the plain kernel ratio, which a falling spectrum pulls toward low mass, the
+    same toys ask for 4-8 GeV."""
+    from ttH_adv.stats.templates import cross_validated_efficiency
+
+    rng = np.random.default_rng(26)
+    config = load_config().fits
+    spectrum = np.exp(-0.026 * (CENTRES - 105))
+    efficiency = 0.004 * np.exp(0.05 * (CENTRES - 130))
+    chosen = []
+    for _ in range(10):
+        total = rng.poisson(40_000 * spectrum / spectrum.sum()).astype(float)
+        passed = rng.binomial(total.astype(int), efficiency).astype(float)
+        ones = np.ones_like(total)
+        chosen.append(cross_validated_efficiency(passed, total, CENTRES, config.efficiency_bandwidths,
+                                                 config.efficiency_tolerance, ones, ones).kernel.width)
+    assert sum(width >= 16.0 for width in chosen) >= 7, chosen
+
+
+def test_a_flat_efficiency_where_the_events_see_no_slope_keeps_the_inclusive_shape():
+    """A decorrelated classifier's category: an efficiency flat in m_yy, ~50 NTNI events.  Its events cannot tell a
+    slope from their fluctuations, the flat efficiency (the infinite width) is chosen, and the category's shape is
+    the inclusive one itself, with the inclusive selection's statistics and one parameter off the closure's
+    degrees of freedom."""
+    from ttH_adv.stats.templates import build_template
+
+    rng = np.random.default_rng(27)
+    config = load_config().fits
+    flat = np.full(len(CENTRES), 4e-4)
+    own, inclusive, expected, share = _category_counts(rng, 400_000, flat)
+    data = rng.poisson(60 * (share * expected["photon"] + (1 - share) * expected["reducible"])).astype(float)
+    template = build_template(data, own, EDGES, WINDOW, config, inclusive)
+    assert 30 < own.ntni.sum() < 80
+    assert template.bandwidths == {"continuum": np.inf, "ntni": np.inf}
+    groups = len(np.unique(fits.gof_groups(EDGES, WINDOW.gof_bin_width)))
+    assert template.closure["ntni"].ndf == pytest.approx(groups - 1)
+    side = WINDOW.sideband_bins(EDGES)
+    photon, reducible = (inclusive.mc / inclusive.mc.sum(), inclusive.ntni / inclusive.ntni.sum())
+    exact = template.data_events * (template.photon_fraction * photon + (1 - template.photon_fraction) * reducible)
+    assert np.allclose(template.values[~side], exact[~side], rtol=1e-9)
+    assert template.statistics_ratio > 1000
+
+
 def test_each_continuum_sample_has_its_own_efficiency():
     """A continuum of two MC samples that the category selects differently: a light-weight one of many events
     (tt+yy-like, 20% pass) and a heavy one that passes by mistag (0.02%, a few dozen events of weight 1000x).

@@ -167,7 +167,7 @@ class SystematicsConfig:
 class FitConfig:
     template_min_statistics: float
     template_replicas: int
-    efficiency_bandwidths: tuple[float, ...]  # GeV: the Gaussian kernels a category's efficiency in m_yy chooses from
+    efficiency_bandwidths: tuple[float, ...]  # GeV: the kernels a category's efficiency in m_yy chooses from (inf: flat)
     efficiency_tolerance: float   # the widest kernel whose leave-one-out log-likelihood is within this of the best
     spurious_fraction_of_signal: float
     spurious_fraction_of_error: float
@@ -551,6 +551,7 @@ def _validated(data: dict[str, Any], source: str, resolve_extends: bool = False)
         _check_categories(config)
         _check_template_control(config)
         _check_uncertainties(config.uncertainties)
+        _check_fits(config.fits)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
     return config
@@ -610,6 +611,18 @@ def _check_template_control(config: AnalysisConfig) -> None:
         if not looser:
             raise ConfigError(f"'template_control.{channel}' must be looser than 'channels.{channel}' in every cut "
                               f"(it holds the channel's events and more), got {control} against {cuts}")
+
+
+def _check_fits(settings: FitConfig) -> None:
+    """Kernel widths a smoother can take (.inf: the flat efficiency), a tolerance and replicas that measure."""
+    widths = settings.efficiency_bandwidths
+    if not widths or any(not w > 0 for w in widths):
+        raise ConfigError(f"'fits.efficiency_bandwidths' needs widths > 0 GeV (.inf: flat), got {list(widths)}")
+    if not settings.efficiency_tolerance >= 0:
+        raise ConfigError(f"'fits.efficiency_tolerance' needs a value >= 0, got {settings.efficiency_tolerance}")
+    if settings.template_replicas < 2:
+        raise ConfigError(f"'fits.template_replicas' needs at least 2 replicas (a variance), got "
+                          f"{settings.template_replicas}")
 
 
 def _check_uncertainties(settings: UncertaintiesConfig) -> None:

@@ -421,6 +421,11 @@ def _anchor(title: str) -> str:
     return "".join(c for c in title.lower().replace(" ", "-") if c.isalnum() or c == "-")
 
 
+def kernel_width(width: float) -> str:
+    """An efficiency kernel's width in GeV, ``flat`` for the infinite one."""
+    return f"{width:g}" if np.isfinite(width) else "flat"
+
+
 def template_markdown(fits_by_model: dict[str, FitResult]) -> list[str]:
     """Per model and category: how the template was made, its statistics, the efficiency's kernel and its closure
     against the category's own events, per sample (the continuum MC datasets, the NTNI data)."""
@@ -432,7 +437,7 @@ def template_markdown(fits_by_model: dict[str, FitResult]) -> list[str]:
             t = record.template
             if not t:
                 continue
-            kernels = ", ".join(f"{name} {width:g}" for name, width in t.bandwidths.items()) or "–"
+            kernels = ", ".join(f"{name} {kernel_width(width)}" for name, width in t.bandwidths.items()) or "–"
             closures = ", ".join(f"{name} {_cell(c.p_value if c else None, '.3f')}"
                                  for name, c in t.closure.items()) or "–"
             lines.append(f"| {record.category} | {label} | {t.method} | {t.own_effective_over_data:.1f} | "
@@ -543,8 +548,8 @@ def write_report(out: Path, fits_by_model: dict[str, tuple[dict, FitResult]], tr
     lines += ["## Template shapes", "", "A category keeps its own shapes where they carry `fits.template_min_statistics` "
               "x the data's statistics; elsewhere each sample's shape (each continuum MC dataset, the NTNI data) is "
               "the inclusive selection's times the sample's efficiency into the category in m_yy, a local-linear "
-              "Gaussian-kernel smoothing of its own events over the inclusive ones.  The kernel is the widest of "
-              "`fits.efficiency_bandwidths` whose leave-one-out likelihood is within `fits.efficiency_tolerance` of "
+              "Gaussian-kernel smoothing of its own events over the inclusive ones (flat: one efficiency for the whole "
+              "range, the inclusive shape itself).  The kernel is the widest of `fits.efficiency_bandwidths` whose leave-one-out likelihood is within `fits.efficiency_tolerance` of "
               "the best.  Closure: the category's own events against the efficiency times the inclusive shape, chi2 "
               f"in {window.gof_bin_width:g} GeV bins.  (δS / Δ_MC)²: "
               "the data's statistical uncertainty on the signal over the template's, squared (what the "

@@ -21,8 +21,10 @@ to spare.  One efficiency per sample, because the processes differ: tt+yy passes
 yy+jets passes by mistag only, with weights a thousand times larger.
 
 The kernel's width is the sample's events' to decide: the widest of ``fits.efficiency_bandwidths`` whose binned
-leave-one-out binomial log-likelihood (each event predicted by all the others) is within
-``fits.efficiency_tolerance`` of the best width's.  A category of many events resolves a narrow bump and keeps
+leave-one-out binomial log-likelihood (each event predicted by the local-linear estimate of all the others) is
+within ``fits.efficiency_tolerance`` of the best width's.  The widest is infinite: a flat efficiency, the inclusive
+shape itself -- what a classifier decorrelated from m_yy ought to give, kept where the category's events cannot
+tell a slope from it (a slope they could not see would be taken up by the background function anyway).  A category of many events resolves a narrow bump and keeps
 it; one of a few dozen cannot tell a bump from its own fluctuations and gets a wide kernel, whose template does
 not carry those fluctuations into the signal window as spurious signal.  The closure test (the category's own
 events against eps x inclusive, chi2 in ``mass.gof_bin_width`` bins, the smoother's effective parameters off the
@@ -161,17 +163,27 @@ def event_weight(values: np.ndarray, variance: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Kernel:
     """A Gaussian kernel between bin centres and its first two moments, [bins, bins]: K_ij, K_ij d_ij, K_ij d_ij^2
-    with d_ij = m_j - m_i (GeV)."""
+    with d_ij = m_j - m_i (GeV).  An infinite width is the flat efficiency, the sample's overall ratio: its moments
+    are zero, so that the smoother is local-constant there (local-linear at an infinite width would be a straight
+    line through the range, not flat)."""
 
     width: float
     weights: np.ndarray
     first: np.ndarray
     second: np.ndarray
 
+    @property
+    def flat(self) -> bool:
+        """The infinite width: one efficiency for the whole range."""
+        return not np.isfinite(self.width)
+
 
 def kernel(centres: np.ndarray, bandwidth: float) -> Kernel:
-    """The Gaussian kernel of ``bandwidth`` GeV between bin centres."""
+    """The Gaussian kernel of ``bandwidth`` GeV between bin centres (``inf``: the flat efficiency)."""
     distance = centres[None, :] - centres[:, None]
+    if not np.isfinite(bandwidth):
+        ones, zeros = np.ones_like(distance), np.zeros_like(distance)
+        return Kernel(float(bandwidth), ones, zeros, zeros)
     weights = np.exp(-0.5 * (distance / bandwidth) ** 2)
     return Kernel(float(bandwidth), weights, weights * distance, weights * distance**2)
 
@@ -185,9 +197,14 @@ class KernelSums:
     s2: np.ndarray
     t0: np.ndarray
     t1: np.ndarray
+    flat: bool = False  # the kernel's: local-constant
 
     def efficiency(self) -> np.ndarray:
-        """The local-linear efficiency, in [0, 1] (0 where the kernel holds no total)."""
+        """The local-linear efficiency (local-constant for the flat kernel), in [0, 1] (0 where the kernel holds no
+        total)."""
+        if self.flat:
+            ratio = np.divide(self.t0, self.s0, out=np.zeros_like(self.t0, dtype=np.float64), where=self.s0 > 0)
+            return np.clip(ratio, 0.0, 1.0)
         top, bottom = self.s2 * self.t0 - self.s1 * self.t1, self.s0 * self.s2 - self.s1**2
         ratio = np.divide(top, bottom, out=np.zeros_like(top, dtype=np.float64),
                           where=bottom > 1e-12 * self.s0 * self.s2)
@@ -197,7 +214,7 @@ class KernelSums:
 def kernel_sums(passed: np.ndarray, total: np.ndarray, k: Kernel) -> KernelSums:
     """``KernelSums`` of a histogram (or a stack of replicas [n, bins])."""
     return KernelSums(total @ k.weights.T, total @ k.first.T, total @ k.second.T, passed @ k.weights.T,
-                      passed @ k.first.T)
+                      passed @ k.first.T, k.flat)
 
 
 def efficiency(passed: np.ndarray, total: np.ndarray, k: Kernel) -> np.ndarray:
@@ -208,19 +225,31 @@ def efficiency(passed: np.ndarray, total: np.ndarray, k: Kernel) -> np.ndarray:
 
 
 def leave_one_out_log_likelihood(passed: np.ndarray, failed: np.ndarray, k: Kernel) -> np.ndarray:
-    """The binomial log-likelihood of every event, passed or failed (counts per bin), under the efficiency the
-    kernel's plain ratio (Nadaraya-Watson) makes of all the other events; one value per row.
+    """The binomial log-likelihood of every event, passed or failed (counts per bin), under the local-linear
+    efficiency (``efficiency``, the smoother the template uses) that the kernel makes of all the other events; one
+    value per row.
 
-    Binned: an event in bin j leaves that bin's kernel sums by K_jj = 1.  The plain ratio, unlike the local-linear
-    estimate, never extrapolates below zero, so an event is judged by its neighbours alone; one that no other
-    event predicts (an efficiency of 0 for a passed event, 1 for a failed one) costs -inf: the kernel is too
-    narrow to see its neighbours."""
-    numerator, denominator = passed @ k.weights.T, (passed + failed) @ k.weights.T
+    Binned: an event in bin j leaves that bin's kernel sums by K_jj = 1 (and d_jj = 0), so S_0 and, for a passed
+    event, T_0 fall by one.  Judging the local-linear estimate and not the kernel's plain ratio matters: the plain
+    ratio leans toward where a falling m_yy spectrum puts most events, and a likelihood of it asks for narrow
+    kernels where the efficiency is only sloped.  Where the local-linear estimate leaves (0, 1) -- it extrapolates
+    at the edges of a sparse sample -- the plain ratio judges the event instead, which never extrapolates: an event
+    that no other event predicts (0 for a passed event, 1 for a failed one) still costs -inf, the kernel being too
+    narrow to see its neighbours.  The flat kernel's moments vanish, and the plain ratio judges all its events."""
+    sums = kernel_sums(passed, passed + failed, k)
+    numerator, denominator = sums.t0, sums.s0
 
-    def ratio(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
-        return np.clip(np.divide(top, bottom, out=np.zeros_like(top, dtype=np.float64), where=bottom > 0), 0.0, 1.0)
+    def without(top: np.ndarray, bottom: np.ndarray, t0: np.ndarray) -> np.ndarray:
+        """The estimate at each bin with one of its events left out: local-linear, else the plain ratio."""
+        s0 = sums.s0 - 1.0
+        det = s0 * sums.s2 - sums.s1**2
+        linear = np.divide(sums.s2 * t0 - sums.s1 * sums.t1, det, out=np.full_like(det, np.nan, dtype=np.float64),
+                           where=det > 1e-12 * np.abs(s0 * sums.s2))
+        plain = np.clip(np.divide(top, bottom, out=np.zeros_like(top, dtype=np.float64), where=bottom > 0), 0.0, 1.0)
+        return np.where((linear > 0) & (linear < 1), linear, plain)
 
-    eps_passed, eps_failed = ratio(numerator - 1.0, denominator - 1.0), ratio(numerator, denominator - 1.0)
+    eps_passed = without(numerator - 1.0, denominator - 1.0, sums.t0 - 1.0)
+    eps_failed = without(numerator, denominator - 1.0, sums.t0)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = (np.where(passed > 0, passed * np.log(eps_passed), 0.0)
                  + np.where(failed > 0, failed * np.log1p(-eps_failed), 0.0))
@@ -384,6 +413,17 @@ def _one_event(values: np.ndarray, replicas: np.ndarray) -> float:
     return spread**2 / values.sum() ** 4 if values.sum() > 0 and spread > 0 else 0.0
 
 
+def _effective_parameters(total: np.ndarray, k: Kernel) -> float:
+    """The smoother's effective parameters, the trace of its hat matrix: a bin's own weight in its local-linear fit,
+    K_jj total_j S_2 / (S_0 S_2 - S_1^2), summed (1 for the flat efficiency, one ratio)."""
+    if k.flat:
+        return 1.0
+    sums = kernel_sums(np.zeros_like(total), total, k)
+    bottom = sums.s0 * sums.s2 - sums.s1**2
+    return float(np.sum(np.divide(total * sums.s2, bottom, out=np.zeros_like(total),
+                                  where=bottom > 1e-12 * sums.s0 * sums.s2)))
+
+
 def efficiency_closure(passed: np.ndarray, variance: np.ndarray, total: np.ndarray, eps: np.ndarray, k: Kernel,
                        edges: np.ndarray, width: float) -> Closure | None:
     """How well the smoothed efficiency ``eps`` (``efficiency`` with the kernel ``k``) describes the category's own
@@ -400,10 +440,6 @@ def efficiency_closure(passed: np.ndarray, variance: np.ndarray, total: np.ndarr
     predicted = np.bincount(group, weights=eps * total) / scale
     use = predicted > 0
     chi2 = float(np.sum((observed[use] - predicted[use]) ** 2 / predicted[use]))
-    sums = kernel_sums(np.zeros_like(total), total, k)
-    # a bin's own weight in its local-linear fit: K_jj total_j S_2 / (S_0 S_2 - S_1^2)
-    bottom = sums.s0 * sums.s2 - sums.s1**2
-    effective_parameters = float(np.sum(np.divide(total * sums.s2, bottom, out=np.zeros_like(total),
-                                                  where=bottom > 1e-12 * sums.s0 * sums.s2)))
+    effective_parameters = _effective_parameters(total, k)
     ndf = float(use.sum()) - effective_parameters
     return Closure(chi2, ndf, float(stats.chi2.sf(chi2, ndf)) if ndf > 0 else float("nan"))
