@@ -1,7 +1,8 @@
 """Training data from the processors' feature dumps.
 
 Signal: the datasets of role ``signal`` in the TI region.  Background: NTNI data (role ``data``,
-the reference analysis's data-driven background model), TI continuum MC (role ``continuum``), or both.  Only nominal rows, and events with at
+the reference analysis's data-driven background model), TI continuum MC (role ``continuum``), or both.  For a
+multi-class network a third class, the single-Higgs processes (role ``resonant``, TI).  Only nominal rows, and events with at
 least ``min_jets`` selected jets.  Event weights are normalised so each class sums to half the
 number of events (balanced classes; MC normalisation kept within a class; negative weights kept).  Folds come
 from ``eventNumber % n_folds``; the validation split inside a training fold from a hash of
@@ -22,11 +23,15 @@ from ttH_adv.event.features import feature_names
 
 from .config import DataConfig
 
+# The classes of a network, in the order of the labels y (and of a multi-class network's outputs).
+BINARY_CLASSES = ("background", "signal")
+MULTICLASS_CLASSES = ("continuum", "ttH", "single_higgs")
+
 
 @dataclass
 class TrainingData:
     X: np.ndarray            # float32 [N, n_features]
-    y: np.ndarray            # 1 signal, 0 background
+    y: np.ndarray            # 1 signal, 0 background (continuum), 2 single Higgs (multi-class data only)
     mass: np.ndarray         # m_yy, GeV
     weight: np.ndarray       # per-class normalised training weights
     event_number: np.ndarray
@@ -57,35 +62,45 @@ class TrainingData:
         return self.subset(~validation), self.subset(validation)
 
 
-def _class_mask(table, config: DataConfig):
-    """(signal, background) row masks from the sample roles: signal TI; NTNI data and/or TI continuum MC."""
+def _class_masks(table, config: DataConfig, multiclass: bool) -> list:
+    """Row masks per class, in label order, from the sample roles: background (NTNI data and/or TI continuum MC),
+    signal (TI), and for multi-class data the single-Higgs processes (TI)."""
     role = table["role"]
-    region = table["region"]
-    signal = pc.and_(pc.equal(role, "signal"), pc.equal(region, "TI"))
-    bkg_data = pc.and_(pc.equal(role, "data"), pc.equal(region, "NTNI"))
-    bkg_mc = pc.and_(pc.equal(role, "continuum"), pc.equal(region, "TI"))
+    ti = pc.equal(table["region"], "TI")
+    signal = pc.and_(pc.equal(role, "signal"), ti)
+    bkg_data = pc.and_(pc.equal(role, "data"), pc.equal(table["region"], "NTNI"))
+    bkg_mc = pc.and_(pc.equal(role, "continuum"), ti)
     background = {"ntni_data": bkg_data, "mc": bkg_mc, "both": pc.or_(bkg_data, bkg_mc)}[config.background]
-    return signal, background
+    return [background, signal] + ([pc.and_(pc.equal(role, "resonant"), ti)] if multiclass else [])
 
 
-def load_training_data(dump_dir: str | Path, config: DataConfig) -> TrainingData:
-    """Assemble signal and background from a feature dump."""
+def load_training_data(dump_dir: str | Path, config: DataConfig, multiclass: bool = False) -> TrainingData:
+    """Assemble the classes from a feature dump (background and signal; with ``multiclass``, single Higgs too).
+
+    Each class's weights sum to the number of events over the number of classes."""
     names = feature_names(config.feature_set)
     columns = [*names, "mgg", "weight", "eventNumber", "dataset", "role", "region", "systematic", "n_jets"]
     table = read_dump(dump_dir, columns=sorted(set(columns)))
     table = table.filter(pc.and_(pc.equal(table["systematic"], "nominal"),
                                  pc.greater_equal(table["n_jets"], config.min_jets)))
-    signal, background = _class_mask(table, config)
-    keep = pc.or_(signal, background)
+    masks = _class_masks(table, config, multiclass)
+    keep = masks[0]
+    for mask in masks[1:]:
+        keep = pc.or_(keep, mask)
     table = table.filter(keep)
-    y = np.asarray(_class_mask(table, config)[0].to_numpy(zero_copy_only=False), dtype=np.int8)
-    if y.sum() == 0 or (1 - y).sum() == 0:
-        raise TthAdvError(f"feature dump {dump_dir} has no {'signal' if y.sum() == 0 else 'background'} events for "
-                          f"signal (role signal, TI), background={config.background}, min_jets={config.min_jets}")
+    y = np.zeros(table.num_rows, dtype=np.int8)
+    for label, mask in enumerate(_class_masks(table, config, multiclass)):
+        y[np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)] = label
+    classes = MULTICLASS_CLASSES if multiclass else BINARY_CLASSES
+    missing = [name for label, name in enumerate(classes) if not (y == label).any()]
+    if missing:
+        raise TthAdvError(f"feature dump {dump_dir} has no {missing[0]} events for signal (role signal, TI), "
+                          f"background={config.background}{', single Higgs (role resonant, TI)' if multiclass else ''}"
+                          f", min_jets={config.min_jets}")
     weight = table["weight"].to_numpy().astype(np.float64)
-    for cls in (0, 1):
+    for cls in range(len(classes)):
         sel = y == cls
-        weight[sel] *= 0.5 * len(y) / weight[sel].sum()
+        weight[sel] *= len(y) / len(classes) / weight[sel].sum()
     X = np.stack([table[n].to_numpy() for n in names], axis=1).astype(np.float32)
     return TrainingData(X, y, table["mgg"].to_numpy().astype(np.float64), weight,
                         table["eventNumber"].to_numpy().astype(np.int64),

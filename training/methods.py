@@ -61,7 +61,7 @@ import numpy as np
 from ttH_adv.stats import metrics
 
 from .config import TrainingConfig
-from .data import Standardiser
+from .data import BINARY_CLASSES, MULTICLASS_CLASSES, Standardiser
 from .models import (
     binary_cross_entropy,
     build_adversary,
@@ -70,6 +70,7 @@ from .models import (
     mixture_information,
     mixture_nll,
     moment_decomposition_loss,
+    softmax_cross_entropy,
     tf,
     weighted_mean,
 )
@@ -171,6 +172,7 @@ class Unconstrained:
     uses_protected_input = False  # the exported graph takes the protected variable as an input
     reports_ceiling = True        # its training also reports the ceiling: this network made flat in m_yy
     unconstrained = True          # the plain network, whose ceiling every method on its features is held to
+    classes: tuple[str, ...] = BINARY_CLASSES  # the network's classes, in the order of the labels y
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -218,6 +220,18 @@ class Unconstrained:
     def score(self, logits: tf.Tensor, protected: tf.Tensor | None) -> tf.Tensor:
         """The signal score in [0, 1] from the logit (TensorFlow ops: also the exported graph's)."""
         return tf.sigmoid(logits)
+
+    def discriminant(self, outputs: tf.Tensor) -> tf.Tensor:
+        """The one logit every penalty, metric and score reads, from the network's outputs [N, 1]."""
+        return outputs[:, 0]
+
+    def classification_loss(self, labels: tf.Tensor, outputs: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+        """The classifier's loss on a batch: binary cross-entropy of signal against background."""
+        return binary_cross_entropy(labels, outputs[:, 0], weights)
+
+    def probabilities(self, outputs: tf.Tensor) -> tf.Tensor | None:
+        """Every class's probability [N, classes] (multi-class networks only; None for a binary one)."""
+        return None
 
     def metadata(self) -> dict:
         """Method-specific facts for the model file."""
@@ -345,6 +359,46 @@ class Adversarial(Unconstrained):
         return {"adversary_input": self.config.adversary.input, "components": self.config.adversary.components}
 
 
+class Multiclass(Unconstrained):
+    """A softmax over continuum, ttH and single Higgs (``training.data.MULTICLASS_CLASSES``): the single-Higgs
+    processes peak at 125 GeV as the signal does, and a node of their own lets the network learn what tells them
+    apart.  Everything downstream reads one logit, d = ln[p_ttH / (p_H + p_continuum)], so the score is p_ttH and
+    a penalty acts on the continuum events' d; the exported graph carries every class's probability as well."""
+
+    name = "multiclass"
+    reports_ceiling = False
+    classes = MULTICLASS_CLASSES
+
+    def discriminant(self, outputs: tf.Tensor) -> tf.Tensor:
+        """d = z_ttH - log(exp z_continuum + exp z_H): the logit of p_ttH."""
+        signal = self.classes.index("ttH")
+        others = [i for i in range(len(self.classes)) if i != signal]
+        return outputs[:, signal] - tf.reduce_logsumexp(tf.gather(outputs, others, axis=1), axis=1)
+
+    def classification_loss(self, labels: tf.Tensor, outputs: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+        """Categorical cross-entropy over the classes."""
+        return softmax_cross_entropy(labels, outputs, weights)
+
+    def probabilities(self, outputs: tf.Tensor) -> tf.Tensor:
+        """The softmax over the classes."""
+        return tf.nn.softmax(outputs, axis=1)
+
+    def metadata(self) -> dict:
+        """The classes, in the order of the probabilities output."""
+        return {"classes": list(self.classes)}
+
+
+class MulticlassAdversarial(Multiclass, Adversarial):
+    """The multi-class network with the mass adversary on its continuum events' d."""
+
+    name = "multiclass-adversarial"
+    reports_ceiling = False
+
+    def metadata(self) -> dict:
+        """The classes and the adversary's settings."""
+        return {**Multiclass.metadata(self), **Adversarial.metadata(self)}
+
+
 class FixedEfficiency(Unconstrained):
     """DDT / k-NN style: the logit's background percentile at the event's protected-variable value."""
 
@@ -467,7 +521,9 @@ class DecorrelatedClassifier:
         weights = method.training_weights(protected, y, weights, self.binning)
         self.standardiser = Standardiser.fit(X)
         self.protected_scaler = Standardiser.fit(protected[bkg, None])
-        self.classifier = build_classifier(len(self.kept), cfg.classifier, cfg.schedule.seed)
+        classes = len(method.classes)
+        self.classifier = build_classifier(len(self.kept), cfg.classifier, cfg.schedule.seed,
+                                           1 if classes == 2 else classes)
         method.build(self.classifier)
         data = self._tensors(X, y, protected, weights)
         self._build_steps(data)
@@ -535,7 +591,7 @@ class DecorrelatedClassifier:
         def decorrelation_term(xb, mb, wb):
             # Inference-mode logits: the score that is cut on.  With dropout active an adversary
             # would see a scrambled score and find nothing.
-            return method.penalty(clf(xb, training=False)[:, 0], mb, wb)
+            return method.penalty(method.discriminant(clf(xb, training=False)), mb, wb)
 
         def batch_step(x, y, w, adversary_steps, trains_classifier, penalised):
             # Python ints and bools: one graph per kind of phase, the adversary's updates unrolled
@@ -543,14 +599,14 @@ class DecorrelatedClassifier:
             if adversary_steps:
                 # the classifier is fixed while the adversary steps: one pass gives every step's logits
                 xb, mb, wb = background_batch(adversary_steps)
-                logits = clf(xb, training=False)[:, 0]
+                logits = method.discriminant(clf(xb, training=False))
                 for i in range(adversary_steps):
                     step = slice(i * size, (i + 1) * size)
                     adversary_loss = method.adversary_step(logits[step], mb[step], wb[step])
             if not trains_classifier:
                 return adversary_loss, tf.constant(0.0)
             with tf.GradientTape() as tape:
-                loss = binary_cross_entropy(y, clf(x, training=True)[:, 0], w)
+                loss = method.classification_loss(y, clf(x, training=True), w)
                 term = decorrelation_term(*background_batch()) if penalised else tf.constant(0.0)
                 total = loss + (self._ramp * method.penalty_loss(term) if penalised else 0.0)
             grads = tape.gradient(total, clf.trainable_variables)
@@ -610,8 +666,17 @@ class DecorrelatedClassifier:
     def logits(self, X: np.ndarray, batch: int = 65536) -> np.ndarray:
         """Classifier logits for raw (unstandardised) features."""
         Xs = self.standardiser(X)[:, self.kept]
-        out = [self.classifier(Xs[i:i + batch], training=False).numpy()[:, 0] for i in range(0, len(Xs), batch)]
+        out = [self.strategy.discriminant(self.classifier(Xs[i:i + batch], training=False)).numpy()
+               for i in range(0, len(Xs), batch)]
         return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
+        """Every class's probability [N, classes] for raw features (multi-class networks only)."""
+        Xs = self.standardiser(X)[:, self.kept]
+        probabilities = self.strategy.probabilities(self.classifier(Xs, training=False))
+        if probabilities is None:
+            raise ValueError(f"method {self.method!r} is a binary classifier")
+        return probabilities.numpy()
 
     def predict(self, X: np.ndarray, protected: np.ndarray | None = None) -> np.ndarray:
         """Signal score in [0, 1] (the ``ddt`` method also needs the protected variable)."""
@@ -637,10 +702,12 @@ class DecorrelatedClassifier:
 
 
 def weighted_cross_entropy(scores: np.ndarray, y: np.ndarray, weights: np.ndarray) -> float:
-    """The weighted binary cross-entropy of scores in [0, 1] (the training loss, on other events)."""
-    p = np.clip(np.asarray(scores, dtype=np.float64), 1e-7, 1 - 1e-7)
-    losses = -(y * np.log(p) + (1 - y) * np.log(1 - p))
-    return float(np.sum(weights * losses) / np.sum(weights))
+    """The weighted binary cross-entropy of scores in [0, 1] against signal (y = 1) and background (y = 0) on other
+    events (a multi-class network's single-Higgs events, y = 2, left out)."""
+    two = y < 2
+    p = np.clip(np.asarray(scores[two], dtype=np.float64), 1e-7, 1 - 1e-7)
+    losses = -(y[two] * np.log(p) + (1 - y[two]) * np.log(1 - p))
+    return float(np.sum(weights[two] * losses) / np.sum(weights[two]))
 
 
 def _adam(learning_rate: float):
@@ -651,7 +718,13 @@ def _adam(learning_rate: float):
 
 def evaluate_scores(scores: np.ndarray, y: np.ndarray, protected: np.ndarray, weights: np.ndarray,
                     binning: metrics.Binning, toys: int = 20) -> dict[str, float]:
-    """AUC, R50, R80 and background sculpting (JSD in ``binning``) at the 50% and 80% signal-efficiency cuts."""
+    """AUC, R50, R80 and background sculpting (JSD in ``binning``) at the 50% and 80% signal-efficiency cuts, of
+    the signal (y = 1) against the background (y = 0); where single-Higgs events (y = 2) are given, their
+    rejection at the same cuts as well (``r50_single_higgs``, ``r80_single_higgs``)."""
+    two = y < 2
+    single_higgs = y == 2
+    scores_all, weights_all = scores, weights
+    scores, y, protected, weights = scores[two], y[two], protected[two], weights[two]
     result = {"auc": metrics.auc(scores, y, weights)}
     bkg = y == 0
     for eff in (50, 80):
@@ -661,6 +734,10 @@ def evaluate_scores(scores: np.ndarray, y: np.ndarray, protected: np.ndarray, we
         result.update({f"jsd{eff}": s["jsd"], f"floor{eff}": s["floor"], f"floor{eff}_std": s["floor_std"],
                        f"ratio{eff}": s["ratio"], f"inverse_jsd{eff}": s["inverse_jsd"],
                        f"threshold{eff}": threshold})
+        if single_higgs.any():
+            passed = scores_all[single_higgs] >= threshold
+            w = weights_all[single_higgs]
+            result[f"r{eff}_single_higgs"] = metrics.rejection(float(w[passed].sum() / w.sum()))
     result["jsd_binning"] = binning.describe()
     result.update({f"{k}_correlation": v
                    for k, v in metrics.correlations(scores[bkg], protected[bkg], weights[bkg]).items()})

@@ -25,8 +25,9 @@ class _ExpectedRetracing(logging.Filter):
 logging.getLogger("tensorflow").addFilter(_ExpectedRetracing())
 
 
-def build_classifier(n_features: int, config: ClassifierConfig, seed: int) -> keras.Model:
-    """MLP with ReLU and dropout; outputs the logit (the score is its sigmoid)."""
+def build_classifier(n_features: int, config: ClassifierConfig, seed: int, outputs: int = 1) -> keras.Model:
+    """MLP with ReLU and dropout; outputs the logit (the score is its sigmoid), or one logit per class for a
+    multi-class network (its softmax)."""
     init = keras.initializers.GlorotUniform(seed=seed)
     inputs = keras.Input((n_features,), name="features")
     x = inputs
@@ -34,7 +35,7 @@ def build_classifier(n_features: int, config: ClassifierConfig, seed: int) -> ke
         x = keras.layers.Dense(width, activation="relu", kernel_initializer=init, name=f"dense_{i}")(x)
         if config.dropout > 0:
             x = keras.layers.Dropout(config.dropout, seed=seed + i, name=f"dropout_{i}")(x)
-    logit = keras.layers.Dense(1, kernel_initializer=init, name="logit")(x)
+    logit = keras.layers.Dense(outputs, kernel_initializer=init, name="logit")(x)
     return keras.Model(inputs, logit, name="classifier")
 
 
@@ -97,6 +98,12 @@ def weighted_mean(values: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
 def binary_cross_entropy(labels: tf.Tensor, logits: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
     """Weighted BCE from logits."""
     losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+    return weighted_mean(losses, weights)
+
+
+def softmax_cross_entropy(labels: tf.Tensor, logits: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    """Weighted categorical cross-entropy from per-class logits [N, classes]; labels are class indices."""
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32), logits=logits)
     return weighted_mean(losses, weights)
 
 

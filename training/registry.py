@@ -23,6 +23,7 @@ class MethodSpec:
 
     target: str | type            # "module:Class", imported when the method trains, or the class itself
     takes_lambda: bool = False
+    multiclass: bool = False      # trains on three classes (continuum, ttH, single Higgs), not two
 
     def load(self) -> type:
         """The method's class."""
@@ -41,6 +42,9 @@ METHODS: dict[str, MethodSpec] = {
     "ddt": MethodSpec("training.methods:FixedEfficiency"),
     "mode": MethodSpec("training.methods:MomentDecomposition", takes_lambda=True),
     "mode-linear": MethodSpec("training.methods:MomentDecompositionLinear", takes_lambda=True),
+    "multiclass": MethodSpec("training.methods:Multiclass", multiclass=True),
+    "multiclass-adversarial": MethodSpec("training.methods:MulticlassAdversarial", takes_lambda=True,
+                                         multiclass=True),
 }
 
 

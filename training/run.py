@@ -50,7 +50,7 @@ from .data import TrainingData, load_training_data
 from .export import export_onnx
 from .methods import DecorrelatedClassifier, FixedEfficiency, evaluate_scores
 from .models import tf
-from .registry import result_name
+from .registry import method_spec, result_name
 
 log = logging.getLogger(__name__)
 
@@ -237,9 +237,14 @@ def format_table(results: list[MethodResult]) -> str:
 
 def training_samples(data: TrainingData, config: TrainingConfig) -> dict:
     """What trained a model, for its metadata: classes, datasets, counts, folds."""
-    return {"signal": sorted(set(data.dataset[data.y == 1].tolist())), "background": config.data.background,
-            "datasets": sorted(set(data.dataset.tolist())), "min_jets": config.data.min_jets,
-            "n_signal": int(data.y.sum()), "n_background": int((1 - data.y).sum()), "n_folds": config.data.n_folds}
+    samples = {"signal": sorted(set(data.dataset[data.y == 1].tolist())), "background": config.data.background,
+               "datasets": sorted(set(data.dataset.tolist())), "min_jets": config.data.min_jets,
+               "n_signal": int((data.y == 1).sum()), "n_background": int((data.y == 0).sum()),
+               "n_folds": config.data.n_folds}
+    if (data.y == 2).any():
+        samples.update({"single_higgs": sorted(set(data.dataset[data.y == 2].tolist())),
+                        "n_single_higgs": int((data.y == 2).sum())})
+    return samples
 
 
 def quantized(out: Path, data: TrainingData, binning: metrics.Binning) -> dict:
@@ -307,14 +312,20 @@ def run_training(features_dir: str | Path, out_dir: str | Path, config: Training
     data = load_training_data(features_dir, config.data)
     log.info("training data: %d signal, %d background events, %d features (%s)", int(data.y.sum()),
              int((1 - data.y).sum()), len(data.features), config.data.feature_set)
-    samples = training_samples(data, config)
+    plan = planned_runs(runs)
+    # multi-class networks train on the single-Higgs events too, each class weighted to a third
+    multiclass = (load_training_data(features_dir, config.data, multiclass=True)
+                  if any(method_spec(m).multiclass for m in plan) else None)
+    datasets = {m: multiclass if method_spec(m).multiclass else data for m in plan}
+    samples = {m: training_samples(datasets[m], config) for m in plan}
     target = config.selection.flatness_target
     first = config.schedule.seed
     results, out_of_fold, lambda_choice = [], {}, {}
-    for method, lambdas in planned_runs(runs).items():
+    for method, lambdas in plan.items():
         scan = []
         for lam in lambdas:
-            result, scores = _trained(data, config, method, lam, first, seeds > 1, binning, out, samples)
+            result, scores = _trained(datasets[method], config, method, lam, first, seeds > 1, binning, out,
+                                      samples[method])
             scan.append(result)
             out_of_fold[result.name] = scores
         chosen = choose(scan, target)
@@ -323,17 +334,19 @@ def run_training(features_dir: str | Path, out_dir: str | Path, config: Training
                 ScanPoint(r.lam, r.metrics["r50"], r.metrics["ratio50"], r.metrics["ratio80"]) for r in scan])
         results += scan
         for seed in range(first + 1, first + seeds):
-            result, scores = _trained(data, config, method, chosen.lam, seed, True, binning, out, samples)
+            result, scores = _trained(datasets[method], config, method, chosen.lam, seed, True, binning, out,
+                                      samples[method])
             results.append(result)
             out_of_fold[result.name] = scores
     chosen = choose([r for r in results if r.seed == first], target)
     shutil.copy(chosen.model_file, out / "model.onnx")
-    write_out_of_fold(out / "out_of_fold.parquet", data, out_of_fold[chosen.name])
-    quantisation = quantized(out, data, binning) if int8 else None
+    chosen_data = datasets[chosen.method]
+    write_out_of_fold(out / "out_of_fold.parquet", chosen_data, out_of_fold[chosen.name])
+    quantisation = quantized(out, chosen_data, binning) if int8 else None
     if all_events:
-        model, _, _ = fit_network(data, config, chosen.method, chosen.lam, binning)  # config's seed: the first
+        model, _, _ = fit_network(chosen_data, config, chosen.method, chosen.lam, binning)  # config's seed: the first
         export_onnx([model], out / "model_all_events.onnx", config.data.feature_set, data.features,
-                    {"ttH_adv.training_samples": {**samples, "n_folds": 1}}, all_events=True)
+                    {"ttH_adv.training_samples": {**samples[chosen.method], "n_folds": 1}}, all_events=True)
     table = format_table(results)
     summary = TrainingSummary(
         [TrainedEntry(r.method, r.lam, r.seed, r.name, str(r.model_file), TrainingMetrics.from_dict(r.metrics),

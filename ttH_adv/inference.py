@@ -35,6 +35,9 @@ KEY_TRAINING_SAMPLES = "ttH_adv.training_samples"
 KEY_METRICS = "ttH_adv.validation_metrics"
 KEY_FOLDS = "ttH_adv.folds"
 KEY_PROTECTED = "ttH_adv.protected"
+KEY_OUTPUTS = "ttH_adv.outputs"            # the graph's outputs in order: the score first, then (multi-class) the
+KEY_CLASSES = "ttH_adv.classes"            # probabilities of these classes, in this order
+OUTPUT_SCORE, OUTPUT_PROBABILITIES = "score", "probabilities"
 KEY_QUANTISATION = "ttH_adv.quantisation"  # int8 models only: how they were made and their parity
 REQUIRED_KEYS = (KEY_FEATURES, KEY_FEATURE_SET, KEY_FEATURE_SET_VERSION, KEY_SCALING, KEY_METHOD, KEY_LAMBDA,
                  KEY_FOLDS)
