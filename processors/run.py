@@ -7,8 +7,11 @@ An output (saved by ``ttH_adv.output.save_output`` as one zip, no pickle) is a d
   ``histograms["mgg_control"]`` -- the same for the template control selections (nominal);
   ``histograms["mgg_inclusive"]`` -- every selected diphoton event in one category (nominal), the
   base of the background templates, shared by every model of a run;
-  a run that scores several models (``RunOptions.scorings``) holds ``mgg@<label>`` and
-  ``mgg_control@<label>`` per model, which ``ttH_adv.output.split_by_scoring`` turns into one output each;
+  ``histograms["probabilities"]`` -- a multi-class model's class probabilities per dataset, region,
+  category and class (nominal);
+  a run that scores several models (``RunOptions.scorings``) holds ``mgg@<label>``,
+  ``mgg_control@<label>`` (and ``probabilities@<label>``) per model, which
+  ``ttH_adv.output.split_by_scoring`` turns into one output each;
 * ``cutflow[dataset][step]`` -- ``{"events", "weighted"}`` after each step of
   ``processors.tth.cutflow_steps`` (weighted sums normalised like the histograms);
 * ``metadata`` -- ``ttH_adv.output.OutputMetadata``: the configuration, roles, luminosity,

@@ -56,6 +56,8 @@ from ttH_adv.output import (
     INCLUSIVE,
     INCLUSIVE_HISTOGRAM,
     MASS_HISTOGRAM,
+    PROBABILITY_BINS,
+    PROBABILITY_HISTOGRAM,
     labelled,
 )
 
@@ -127,6 +129,8 @@ class Selection:
     control: np.ndarray                   # the channel whose template control holds an event in no channel, else none
     features: dict[str, np.ndarray] = field(default_factory=dict)  # for passed events
     scores: dict[str, np.ndarray] = field(default_factory=dict)    # per scoring label: NaN outside channel/control
+    # per label of a multi-class model: every class's probability [passed, classes], NaN where the score is
+    probabilities: dict[str, np.ndarray] = field(default_factory=dict)
     categories: dict[str, np.ndarray] = field(default_factory=dict)          # per label: channel events' categories
     control_categories: dict[str, np.ndarray] = field(default_factory=dict)  # per label: control events' categories
     bin_indices: dict[tuple, Any] = field(default_factory=dict)  # histogram bins of the events, per histogram
@@ -231,6 +235,17 @@ class TthProcessor(processor.ProcessorABC):
             storage=hist.storage.Weight(),
         )
 
+    def empty_probabilities(self, dataset: str, label: str, classes: list[str]) -> hist.Hist:
+        """A multi-class model's class probabilities per dataset, region and category (nominal only)."""
+        return hist.Hist(
+            hist.axis.StrCategory([dataset], name="dataset", growth=True),
+            hist.axis.StrCategory(list(REGIONS), name="region"),
+            hist.axis.StrCategory(self.categories(label), name="category"),
+            hist.axis.StrCategory(list(classes), name="class"),
+            hist.axis.Regular(PROBABILITY_BINS, 0.0, 1.0, name="probability", label="class probability"),
+            storage=hist.storage.Weight(),
+        )
+
     def empty_output(self, dataset: str) -> dict:
         """The accumulator: histograms, cutflow and bookkeeping (dicts merge by key, numbers add).
 
@@ -242,6 +257,10 @@ class TthProcessor(processor.ProcessorABC):
             histograms[labelled(MASS_HISTOGRAM, label)] = self.empty_histogram(dataset, label)
             histograms[labelled(CONTROL_HISTOGRAM, label)] = self.empty_histogram(dataset, label, ["nominal"])
         histograms[INCLUSIVE_HISTOGRAM] = self.empty_histogram(dataset, systematics=["nominal"], categories=[INCLUSIVE])
+        for label, scorer in self.scorers.items():
+            if scorer.classes:
+                histograms[labelled(PROBABILITY_HISTOGRAM, label)] = self.empty_probabilities(dataset, label,
+                                                                                              scorer.classes)
         return {"histograms": histograms, "cutflow": {}, "events_read": {}, "chunks": {}, "objects": {}}
 
     # ------------------------------------------------------------------ steps
@@ -337,8 +356,9 @@ class TthProcessor(processor.ProcessorABC):
         return all_features(d.lead, d.sublead, mass, jets, n_b, leptons, met)
 
     def score(self, features: dict[str, np.ndarray], event_number: np.ndarray, mass: np.ndarray,
-              scored: np.ndarray) -> dict[str, np.ndarray]:
-        """Each model's signal score for the ``scored`` events, NaN for the others (per scoring label).
+              scored: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Each model's signal score for the ``scored`` events, NaN for the others (per scoring label), and each
+        multi-class model's class probabilities [events, classes] alike.
 
         Only events in a channel or a template control selection are ever categorised, so only
         they are scored: the models' cost follows the selected fraction.  A k-fold model scores
@@ -346,15 +366,19 @@ class TthProcessor(processor.ProcessorABC):
         the graph), so every score written is out-of-fold.
         """
         rows = np.flatnonzero(scored)
-        scores = {}
+        scores, probabilities = {}, {}
         for label, scorer in self.scorers.items():
-            score = np.full(len(scored), np.nan, dtype=np.float32)
+            outputs = [np.full((len(scored), *shape), np.nan, dtype=np.float32)
+                       for shape in ((), (len(scorer.classes),))[:1 + bool(scorer.classes)]]
             if len(rows):
                 names = feature_names(scorer.feature_set)
                 X = feature_matrix({name: features[name][rows] for name in names}, scorer.feature_set)
-                score[rows] = scorer(X, event_number[rows], mass[rows])
-            scores[label] = score
-        return scores
+                for full, part in zip(outputs, scorer.outputs(X, event_number[rows], mass[rows]), strict=True):
+                    full[rows] = part
+            scores[label] = outputs[0]
+            if scorer.classes:
+                probabilities[label] = outputs[1]
+        return scores, probabilities
 
     def assign_category(self, channel: np.ndarray, score: np.ndarray | None,
                         bounds: dict[str, tuple[float, ...]]) -> np.ndarray:
@@ -400,7 +424,8 @@ class TthProcessor(processor.ProcessorABC):
         channel = self.assign_channel(leptons.counts, jets.counts, n_b)
         control = self.assign_control(leptons.counts, jets.counts, n_b, channel)
         features = self.compute_features(dp, jets, n_b, leptons, objs.met[idx], dp.mass)
-        scores = self.score(features, objs.event_number[idx], dp.mass, (channel != NO_CHANNEL) | (control != NO_CHANNEL))
+        scores, probabilities = self.score(features, objs.event_number[idx], dp.mass,
+                                           (channel != NO_CHANNEL) | (control != NO_CHANNEL))
         categories, control_categories = {}, {}
         for label, bounds in self.category_bounds().items():
             categories[label] = self.assign_category(channel, scores.get(label), bounds)
@@ -413,8 +438,8 @@ class TthProcessor(processor.ProcessorABC):
             steps[region] = passed & in_region
             for name in self.channels:
                 steps[f"{region}_{name}"] = steps[region] & in_channel[name]
-        return Selection(ph.diphoton.mass, steps, passed, is_ti, channel, control, features, scores, categories,
-                         control_categories)
+        return Selection(ph.diphoton.mass, steps, passed, is_ti, channel, control, features, scores, probabilities,
+                         categories, control_categories)
 
     def raw_weights(self, events: ak.Array, info: ChunkInfo) -> np.ndarray:
         """mcWeight x scale factors (1 for data), quantised; normalisation comes later."""
@@ -458,10 +483,32 @@ class TthProcessor(processor.ProcessorABC):
                 h = out["histograms"][labelled(CONTROL_HISTOGRAM, label)]
                 index = s.bins(("control", label), self.bin_index, h, s, s.control_categories[label])
                 self.fill_histogram(h, index, w, systematic)
+                if label in s.probabilities:
+                    self.fill_probabilities(out["histograms"][labelled(PROBABILITY_HISTOGRAM, label)], s, label, w)
         if systematic == "nominal":
             h = out["histograms"][INCLUSIVE_HISTOGRAM]
             everyone = np.full(len(s.channel), INCLUSIVE, dtype=object)
             self.fill_histogram(h, self.bin_index(h, s, everyone), w, systematic)
+
+    def fill_probabilities(self, h: hist.Hist, s: Selection, label: str, w: np.ndarray) -> None:
+        """Add each categorised event's class probabilities, one entry per class, to h (exact bincount sums)."""
+        passed = np.flatnonzero(s.passed)
+        categories = list(h.axes["category"])
+        category_idx = _index_in(s.categories[label], categories)
+        keep = np.flatnonzero(category_idx >= 0)
+        probabilities = s.probabilities[label][keep]                        # [events, classes]
+        n_classes, axis = probabilities.shape[1], h.axes["probability"]
+        bins = np.clip(np.asarray(axis.index(probabilities.reshape(-1))).reshape(probabilities.shape), 0,
+                       axis.size - 1)                                       # p = 1 into the last bin
+        region_idx = np.where(s.is_ti[passed[keep]], 0, 1)
+        shape = (len(REGIONS), len(categories), n_classes, axis.size)
+        flat = np.ravel_multi_index((np.repeat(region_idx, n_classes), np.repeat(category_idx[keep], n_classes),
+                                     np.tile(np.arange(n_classes), len(keep)), bins.reshape(-1)), shape)
+        weights = np.repeat(w[passed[keep]], n_classes)
+        size = int(np.prod(shape))
+        view = h.view()
+        view["value"][0] += np.bincount(flat, weights=weights, minlength=size).reshape(shape)
+        view["variance"][0] += np.bincount(flat, weights=quantise(weights**2), minlength=size).reshape(shape)
 
     def bin_index(self, h: hist.Hist, s: Selection, category: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(events, flat bin) of the passed events with a category on h's axis and m_yy inside it.

@@ -47,7 +47,8 @@ def test_demo_runs_end_to_end_and_continues(tmp_path, capsys):
     assert [p["lambda"] for p in seed_training["lambda_choice"]["adversarial"]["scan"]] == [10.0, 30.0]
     assert seed_training["seeds"] == [1, 2]
     labels = [f"{name}_seed{seed}" for seed in (1, 2) for name in
-              ("seed.classifier", f"seed.adversarial_lam{chosen:g}", "extended.classifier", "extended.drop-correlated")]
+              ("seed.classifier", f"seed.adversarial_lam{chosen:g}", "extended.classifier", "extended.drop-correlated",
+               "extended.multiclass-adversarial_lam10")]
     produced = ["ntuples/datasets.json", "model/model.onnx", "model/out_of_fold.parquet", "model/results.json",
                 "model_extended/results.json", "compare/comparison.md",
                 "compare/comparison.json", "report/report.md", "report/pareto.png", "report/sculpting.png"]
@@ -61,8 +62,9 @@ def test_demo_runs_end_to_end_and_continues(tmp_path, capsys):
     assert sorted(r["label"] for r in comparison["rows"]) == sorted(labels)  # every seed at the chosen lambda
     assert {(r["feature_set"], r["method"]): len(r["seeds"]) for r in comparison["table"]} == {
         ("seed", "classifier"): 2, ("seed", "adversarial"): 2, ("extended", "classifier"): 2,
-        ("extended", "drop-correlated"): 2}  # one row per method over its seeds
+        ("extended", "drop-correlated"): 2, ("extended", "multiclass-adversarial"): 2}  # one row per method
     assert all(r["r50_over_ceiling"] is not None for r in comparison["table"])  # the ceiling in every row
+    assert all(r["r50_single_higgs"]["mean"] > 1 for r in comparison["table"])  # single-Higgs rejection in every row
     for label in labels:
         fit = json.loads((tmp_path / "compare" / label / "fits" / "fits.json").read_text())
         assert {c["category"] for c in fit["categories"]} == {"had_1", "had_2", "lep_1"}

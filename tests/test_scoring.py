@@ -180,3 +180,38 @@ def test_categories_without_a_model_are_refused(small_manifest, config):
 
     with pytest.raises(TthAdvError, match="no model"):
         run(small_manifest, with_categories(config, {"had": [0.5]}))
+
+
+def test_a_multiclass_model_fills_every_class_probability_as_offline_scoring_gives(trained, small_manifest, config,
+                                                                                   tmp_path):
+    """A three-class network trained on the dump: the processor's score is its p_ttH, and its probabilities histogram
+    holds each categorised event once per class, in the bin offline scoring puts it, through a save and a load."""
+    from training.data import MULTICLASS_CLASSES
+    from training.run import run_training
+    from ttH_adv.output import PROBABILITY_HISTOGRAM, load_output, save_output
+
+    folder, cfg, _ = trained
+    summary = run_training(folder / "dump", tmp_path / "model", cfg, [("multiclass", 0.0)], config)
+    samples = json.loads(OnnxScorer(tmp_path / "model" / "model.onnx").info.metadata["ttH_adv.training_samples"])
+    assert samples["n_single_higgs"] > 0 and summary.results[0].metrics.r50_single_higgs > 1
+    model = str(tmp_path / "model" / "model.onnx")
+    categorised = with_categories(config, BOUNDARIES)
+    out = run(small_manifest, categorised, model_path=model, dump_dir=str(tmp_path / "dump"))
+    out = load_output(save_output(out, tmp_path / "output.zip"))
+    h = out["histograms"][PROBABILITY_HISTOGRAM]
+    assert list(h.axes["class"]) == list(MULTICLASS_CLASSES)
+    table = read_dump(tmp_path / "dump").to_pandas()
+    table = table[(table.systematic == "nominal") & (table.dataset == "data") & (table.category != "none")]
+    scorer = OnnxScorer(model)
+    score, probabilities = scorer.outputs(feature_matrix({n: table[n].to_numpy() for n in feature_names("seed")}),
+                                          table.eventNumber.to_numpy())
+    assert np.allclose(score, table.score.to_numpy(), atol=1e-6)
+    edges = h.axes["probability"].edges
+    for region in ("TI", "NTNI"):
+        for category in h.axes["category"]:
+            rows = ((table.region == region) & (table.category == category)).to_numpy()
+            for k, name in enumerate(MULTICLASS_CLASSES):
+                filled = h[{"dataset": "data", "region": region, "category": category, "class": name}].values()
+                expected = np.histogram(np.clip(probabilities[rows, k], 0, 1 - 1e-9), edges)[0]
+                assert np.array_equal(filled, expected), (region, category, name)
+    assert h[{"dataset": "data"}].sum().value == 3 * len(table)

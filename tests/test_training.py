@@ -111,6 +111,30 @@ def test_adversary_lowers_score_mass_correlation():
     assert aucs[10.0] > 0.7 and aucs[0.0] > aucs[10.0]
 
 
+def test_the_multiclass_adversary_flattens_the_continuum_and_the_network_still_tells_single_higgs_apart():
+    """Three classes: the toy's continuum and signal, plus single Higgs, peaked at 125 GeV like the signal but
+    shifted in x1 the other way.  The adversary on the continuum's d = ln[p_ttH / (p_H + p_cont)] cuts its
+    correlation with m_yy; both networks reject single Higgs at the signal's 50% cut."""
+    X, y, m, w = _toy(18_000, seed=5)
+    rng = np.random.default_rng(6)
+    higgs = rng.random(len(y)) < 1 / 3
+    y = np.where(higgs, 2, y).astype(np.int8)
+    m = np.where(higgs, rng.normal(125, 2, len(y)), m).clip(105, 159.9)
+    X[higgs, 0] = rng.normal(-1.5, 1, higgs.sum())
+    X[higgs, 1] = (m[higgs] - 130) / 15 + rng.normal(0, 0.3, higgs.sum())
+    train, valid = slice(0, 12_000), slice(12_000, None)
+    config = load_training_config(overrides=TINY)
+    dcor, rejection = {}, {}
+    for method, lam in (("multiclass", 0.0), ("multiclass-adversarial", 10.0)):
+        model = DecorrelatedClassifier(config, method, lam, ["x1", "x2"])
+        model.fit(X[train], y[train], m[train], w[train], (X[valid], y[valid], m[valid], w[valid]))
+        dcor[method] = _bkg_dcor(model, X[valid], y[valid], m[valid])
+        scores = evaluate_scores(model.predict(X[valid]), y[valid], m[valid], w[valid], BINNING, toys=2)
+        rejection[method] = scores["r50_single_higgs"]
+    assert dcor["multiclass-adversarial"] < 0.6 * dcor["multiclass"]
+    assert min(rejection.values()) > 50  # x1 tells single Higgs from ttH: ~160x at 50% for x1 alone
+
+
 def test_mode_loss_is_zero_for_a_flat_efficiency_and_order_one_absorbs_a_linear_trend():
     """L_MoDe on fixed scores: ~0 when the score ignores m, large when a cut sculpts m, and a CDF
     linear in m costs order 0 but not order 1."""
@@ -379,8 +403,8 @@ def test_mass_reweighting_gives_background_the_signal_shape():
     assert rw[y == 0].sum() == pytest.approx(w[y == 0].sum())
 
 
-def _two_fold_models(method, X, y, mass, event_number):
-    config = load_training_config(overrides={**TINY, "schedule": {**TINY["schedule"], "epochs": 1}})
+def _two_fold_models(method, X, y, mass, event_number, epochs=1):
+    config = load_training_config(overrides={**TINY, "schedule": {**TINY["schedule"], "epochs": epochs}})
     models = []
     for fold in (0, 1):
         train = event_number % 2 != fold
@@ -422,6 +446,47 @@ def test_kfold_onnx_matches_keras_fold_by_fold_on_10k_events(exported):
     assert json.loads(info.metadata["ttH_adv.training_samples"]) == {"signal": ["ttH"]}
     with pytest.raises(Exception, match="needs the input 'event_number'"):
         scorer(X)
+
+
+def test_a_multiclass_model_exports_its_score_and_every_class_probability_as_keras_computes_them(tmp_path):
+    """Three classes (continuum, ttH, single Higgs): the graph's outputs are named and ordered as its metadata says,
+    the score is p_ttH, and both outputs match the Keras networks fold by fold; a binary model has the score alone."""
+    import onnx
+
+    from training.data import MULTICLASS_CLASSES
+
+    names = feature_names("seed")
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 3, 9_000).astype(np.int8)
+    X = (rng.normal(size=(len(y), len(names))) * 30 + 50 + 40 * (np.arange(len(names))[None, :] == y[:, None])
+         ).astype(np.float32)  # each class shifted along a feature of its own
+    mass = rng.uniform(105, 160, len(y))
+    event_number = rng.permutation(10**6)[: len(y)].astype(np.int64)
+    models = _two_fold_models("multiclass", X, y, mass, event_number, epochs=6)
+    path = export_onnx(models, tmp_path / "m.onnx", "seed", names)
+    assert [o.name for o in onnx.load(str(path)).graph.output] == ["score", "probabilities"]
+    scorer = OnnxScorer(path)
+    assert scorer.classes == list(MULTICLASS_CLASSES)
+    score, probabilities = scorer.outputs(X, event_number)
+    mine = event_number % 2 == 0
+    keras_probabilities = np.where(mine[:, None], models[0].probabilities(X), models[1].probabilities(X))
+    keras_score = np.where(mine, models[0].predict(X), models[1].predict(X))
+    assert probabilities.shape == (len(y), 3) and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert np.max(np.abs(probabilities - keras_probabilities)) < 1e-5
+    assert np.max(np.abs(score - keras_score)) < 1e-5
+    assert np.max(np.abs(score - probabilities[:, MULTICLASS_CLASSES.index("ttH")])) < 1e-5
+    # the network tells the three classes apart (each class's own node is highest on its events)
+    assert np.mean(np.argmax(probabilities, axis=1) == y) > 0.6
+    assert np.array_equal(scorer(X, event_number), score)
+
+
+def test_a_binary_model_has_one_output_named_score(exported):
+    import onnx
+
+    _, path, X, event_number = exported
+    assert [o.name for o in onnx.load(str(path)).graph.output] == ["score"]
+    scorer = OnnxScorer(path)
+    assert scorer.classes == [] and len(scorer.outputs(X[:5], event_number[:5])) == 1
 
 
 def test_ddt_map_inside_the_graph_flattens_background_efficiency(tmp_path):

@@ -74,6 +74,16 @@ def _class_masks(table, config: DataConfig, multiclass: bool) -> list:
     return [background, signal] + ([pc.and_(pc.equal(role, "resonant"), ti)] if multiclass else [])
 
 
+def load_single_higgs(dump_dir: str | Path, config: DataConfig) -> TrainingData | None:
+    """The single-Higgs events (role ``resonant``, TI) of a feature dump, which no binary network trains on: the
+    events its single-Higgs rejection is measured on (None where the dump has none)."""
+    try:
+        data = load_training_data(dump_dir, config, multiclass=True)
+    except TthAdvError:
+        return None
+    return data.subset(data.y == 2)
+
+
 def load_training_data(dump_dir: str | Path, config: DataConfig, multiclass: bool = False) -> TrainingData:
     """Assemble the classes from a feature dump (background and signal; with ``multiclass``, single Higgs too).
 

@@ -22,7 +22,7 @@ from ttH_adv import inference as inf
 from ttH_adv.atomic import atomic_path
 from ttH_adv.event.features import FEATURE_SET_VERSION
 
-from .methods import DecorrelatedClassifier, Unconstrained
+from .methods import DecorrelatedClassifier
 from .models import tf
 
 OPSET = 17
@@ -44,8 +44,8 @@ def _network_outputs(model: DecorrelatedClassifier, features, protected) -> list
 
 
 def output_names(model: DecorrelatedClassifier) -> list[str]:
-    """The graph's outputs, in order."""
-    multiclass = model.strategy.probabilities is not Unconstrained.probabilities.__get__(model.strategy)
+    """The graph's outputs, in order: the score, and a multi-class network's probabilities."""
+    multiclass = len(model.strategy.classes) > 2
     return [inf.OUTPUT_SCORE, inf.OUTPUT_PROBABILITIES] if multiclass else [inf.OUTPUT_SCORE]
 
 

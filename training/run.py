@@ -46,7 +46,7 @@ from ttH_adv.stats.training_results import (
 )
 
 from .config import TrainingConfig
-from .data import TrainingData, load_training_data
+from .data import TrainingData, load_single_higgs, load_training_data
 from .export import export_onnx
 from .methods import DecorrelatedClassifier, FixedEfficiency, evaluate_scores
 from .models import tf
@@ -86,9 +86,11 @@ def fit_network(data: TrainingData, config: TrainingConfig, method: str, lam: fl
 
 
 def train_one(data: TrainingData, config: TrainingConfig, method: str, lam: float, binning: metrics.Binning,
-              with_curve: bool = True) -> tuple[MethodResult, list[DecorrelatedClassifier], np.ndarray]:
+              with_curve: bool = True, held_out: TrainingData | None = None
+              ) -> tuple[MethodResult, list[DecorrelatedClassifier], np.ndarray]:
     """k-fold training of one (method, lambda): the result, the k fold models, the out-of-fold scores (with the
-    ceiling's curve where the method reports a ceiling and ``with_curve``)."""
+    ceiling's curve where the method reports a ceiling and ``with_curve``).  ``held_out``: single-Higgs events no
+    network trains on (a binary method's), scored by the fold rule's network and evaluated as class 2."""
     n_folds = config.data.n_folds
     scores = np.zeros(len(data))
     models, histories, train_seconds, epoch_events = [], [], 0.0, []
@@ -100,7 +102,7 @@ def train_one(data: TrainingData, config: TrainingConfig, method: str, lam: floa
         scores[data.test_mask(k, n_folds)] = model.predict(test.X, test.mass)
         histories.append(model.history_dicts())
         models.append(model)
-    result = evaluate_scores(scores, data.y, data.mass, data.weight, binning)
+    result = evaluate_scores(*_with_held_out(scores, data, models, held_out), binning)
     result["seconds_per_epoch_per_100k"] = float(np.mean(epoch_events)) if epoch_events else float("nan")
     result["training_seconds"] = train_seconds
     result["overtraining_ks"], result["score_histograms"] = _overtraining(models[0], data, n_folds)
@@ -116,6 +118,20 @@ def train_one(data: TrainingData, config: TrainingConfig, method: str, lam: floa
             if with_curve:
                 result["ceiling_curve"] = ceiling_curve(models, data, binning)
     return MethodResult(method, lam, result, histories, seed=config.schedule.seed), models, scores
+
+
+def _with_held_out(scores: np.ndarray, data: TrainingData, models: list[DecorrelatedClassifier],
+                   held_out: TrainingData | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(scores, y, m_yy, weights) of the evaluation: the out-of-fold events, and the held-out single-Higgs events
+    (y = 2) scored by network eventNumber mod k."""
+    if held_out is None or not len(held_out):
+        return scores, data.y, data.mass, data.weight
+    extra = np.zeros(len(held_out))
+    for k, model in enumerate(models):
+        mine = held_out.test_mask(k, len(models))
+        extra[mine] = model.predict(held_out.X[mine], held_out.mass[mine])
+    return (np.concatenate([scores, extra]), np.concatenate([data.y, np.full(len(held_out), 2, np.int8)]),
+            np.concatenate([data.mass, held_out.mass]), np.concatenate([data.weight, held_out.weight]))
 
 
 CEILING_KEYS = ("auc", "r50", "r80", "ratio50", "ratio80", "inverse_jsd50", "inverse_jsd80")
@@ -274,13 +290,14 @@ def write_out_of_fold(path: Path, data: TrainingData, scores: np.ndarray) -> Pat
 
 
 def _trained(data: TrainingData, config: TrainingConfig, method: str, lam: float, seed: int, seeded: bool,
-             binning: metrics.Binning, out: Path, samples: dict) -> tuple[MethodResult, np.ndarray]:
+             binning: metrics.Binning, out: Path, samples: dict, held_out: TrainingData | None = None
+             ) -> tuple[MethodResult, np.ndarray]:
     """One (method, lambda, seed) trained k-fold and exported; its result and out-of-fold scores."""
     seeded_config = replace(config, schedule=replace(config.schedule, seed=seed))
     log.info("training %s (lambda %g, seed %d), %d folds", method, lam, seed, config.data.n_folds)
     # the ceiling's curve once, on the first seed: the comparison reads every row's ceiling off it
     result, models, scores = train_one(data, seeded_config, method, lam, binning,
-                                       with_curve=seed == config.schedule.seed)
+                                       with_curve=seed == config.schedule.seed, held_out=held_out)
     result.seeded_name = seeded
     path = export_onnx(models, out / "models" / f"{result.name}.onnx", config.data.feature_set, data.features,
                        {"ttH_adv.training_samples": samples,
@@ -313,10 +330,13 @@ def run_training(features_dir: str | Path, out_dir: str | Path, config: Training
     log.info("training data: %d signal, %d background events, %d features (%s)", int(data.y.sum()),
              int((1 - data.y).sum()), len(data.features), config.data.feature_set)
     plan = planned_runs(runs)
-    # multi-class networks train on the single-Higgs events too, each class weighted to a third
+    # multi-class networks train on the single-Higgs events too, each class weighted to a third; a binary
+    # network's single-Higgs rejection is measured on those events, which it never trains on
     multiclass = (load_training_data(features_dir, config.data, multiclass=True)
                   if any(method_spec(m).multiclass for m in plan) else None)
+    single_higgs = load_single_higgs(features_dir, config.data)
     datasets = {m: multiclass if method_spec(m).multiclass else data for m in plan}
+    held_out = {m: None if method_spec(m).multiclass else single_higgs for m in plan}
     samples = {m: training_samples(datasets[m], config) for m in plan}
     target = config.selection.flatness_target
     first = config.schedule.seed
@@ -325,7 +345,7 @@ def run_training(features_dir: str | Path, out_dir: str | Path, config: Training
         scan = []
         for lam in lambdas:
             result, scores = _trained(datasets[method], config, method, lam, first, seeds > 1, binning, out,
-                                      samples[method])
+                                      samples[method], held_out[method])
             scan.append(result)
             out_of_fold[result.name] = scores
         chosen = choose(scan, target)
@@ -335,7 +355,7 @@ def run_training(features_dir: str | Path, out_dir: str | Path, config: Training
         results += scan
         for seed in range(first + 1, first + seeds):
             result, scores = _trained(datasets[method], config, method, chosen.lam, seed, True, binning, out,
-                                      samples[method])
+                                      samples[method], held_out[method])
             results.append(result)
             out_of_fold[result.name] = scores
     chosen = choose([r for r in results if r.seed == first], target)

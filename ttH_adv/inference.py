@@ -5,7 +5,8 @@ order, the feature-set version and its folds.  ``load_model_info`` reads them wi
 ``check_model`` refuses a model whose features differ from ``ttH_adv.event.features`` (or whose graph
 input disagrees with its own metadata) before a single event is read.  A k-fold model takes the
 events' ``event_number`` and scores each with the network that did not train on it; a ``ddt``
-model also takes the protected variable (m_yy).  ``OnnxScorer`` is what processors hold: it pickles as (path, hash) and opens one
+model also takes the protected variable (m_yy).  The graph's first output is the signal score; a multi-class
+model's second is every class's probability, its classes named in the metadata (``KEY_CLASSES``).  ``OnnxScorer`` is what processors hold: it pickles as (path, hash) and opens one
 ``InferenceSession`` per worker process, lazily, cached by the file's SHA-256.
 """
 
@@ -106,6 +107,12 @@ class ModelInfo:
     n_folds: int                      # 1: one network trained on all events
     inputs: dict[str, list]           # graph input name -> shape (None for a dynamic dimension)
     metadata: dict[str, str] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=lambda: [OUTPUT_SCORE])  # graph output names, in order
+
+    @property
+    def classes(self) -> list[str]:
+        """A multi-class model's classes, in the order of its probabilities (empty for a binary model)."""
+        return list(json.loads(self.metadata.get(KEY_CLASSES, "[]")))
 
     @property
     def trained_on_all_events(self) -> bool:
@@ -136,7 +143,7 @@ def load_model_info(path: str | Path) -> ModelInfo:
     inputs = {i.name: [d if isinstance(d, int) else None for d in i.shape] for i in sess.get_inputs()}
     return ModelInfo(str(path), sha, json.loads(meta[KEY_FEATURES]), meta[KEY_FEATURE_SET],
                      meta[KEY_FEATURE_SET_VERSION], meta[KEY_METHOD], float(meta[KEY_LAMBDA]),
-                     int(json.loads(meta[KEY_FOLDS])["n_folds"]), inputs, meta)
+                     int(json.loads(meta[KEY_FOLDS])["n_folds"]), inputs, meta, [o.name for o in sess.get_outputs()])
 
 
 def _some(names: list[str], most: int = 4) -> str:
@@ -182,6 +189,12 @@ def _check_graph_inputs(info: ModelInfo) -> None:
     unknown = set(info.inputs) - {INPUT_FEATURES, INPUT_EVENT_NUMBER, INPUT_PROTECTED}
     if unknown:
         raise ModelMismatchError(f"model {info.path}: unknown graph inputs {sorted(unknown)}")
+    # models exported before the outputs were named have one output, the score, under another name
+    named = KEY_OUTPUTS in info.metadata
+    expected = json.loads(info.metadata[KEY_OUTPUTS]) if named else info.outputs[:1]
+    if info.outputs != expected or (OUTPUT_PROBABILITIES in expected) != bool(info.classes):
+        raise ModelMismatchError(f"model {info.path}: graph outputs {info.outputs}, its metadata lists {expected} "
+                                 f"and classes {info.classes}")
 
 
 class OnnxScorer:
@@ -220,18 +233,28 @@ class OnnxScorer:
         """The model's output map takes the protected variable (m_yy)."""
         return INPUT_PROTECTED in self.info.inputs
 
+    @property
+    def classes(self) -> list[str]:
+        """A multi-class model's classes, in the order of its probabilities (empty for a binary model)."""
+        return self.info.classes
+
     def __call__(self, X: np.ndarray, event_number: np.ndarray | None = None, protected: np.ndarray | None = None,
                  batch: int = 65536) -> np.ndarray:
         """Signal scores for a float32 [N, n_features] matrix (plus event numbers and m_yy where the model takes them)."""
+        return self.outputs(X, event_number, protected, batch)[0]
+
+    def outputs(self, X: np.ndarray, event_number: np.ndarray | None = None, protected: np.ndarray | None = None,
+                batch: int = 65536) -> list[np.ndarray]:
+        """Every graph output, in order: the signal scores [N], and a multi-class model's probabilities [N, classes]."""
         columns = {INPUT_FEATURES: np.asarray(X, dtype=np.float32)}
         for name, values, dtype in ((INPUT_EVENT_NUMBER, event_number, np.int64), (INPUT_PROTECTED, protected, np.float32)):
             if name in self.info.inputs:
                 if values is None:
                     raise TthAdvError(f"model {self.path} needs the input {name!r}")
                 columns[name] = np.asarray(values, dtype=dtype)
+        shapes = [(-1,), (-1, len(self.classes))][:len(self.info.outputs)]
         if len(X) == 0:
-            return np.zeros(0, np.float32)
+            return [np.zeros((0, *shape[1:]), np.float32) for shape in shapes]
         sess = session(self.path, self.sha256)
-        out = [sess.run(None, {k: v[i:i + batch] for k, v in columns.items()})[0].reshape(-1)
-               for i in range(0, len(X), batch)]
-        return np.concatenate(out)
+        batches = [sess.run(None, {k: v[i:i + batch] for k, v in columns.items()}) for i in range(0, len(X), batch)]
+        return [np.concatenate([b[j].reshape(shape) for b in batches]) for j, shape in enumerate(shapes)]

@@ -16,6 +16,7 @@ Outputs saved by earlier versions as ``.coffea`` (an LZ4 pickle) load only when 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import zipfile
@@ -41,6 +42,9 @@ CONTROL_HISTOGRAM = "mgg_control"   # the same for the template control selectio
 # base the background templates reweight to each category (ttH_adv.stats.templates)
 INCLUSIVE_HISTOGRAM = "mgg_inclusive"
 INCLUSIVE = "inclusive"             # its one category
+# A multi-class model's class probabilities per dataset, region, category and class (nominal only)
+PROBABILITY_HISTOGRAM = "probabilities"
+PROBABILITY_BINS = 50
 OUTPUT_FILE = "output.zip"
 LEGACY_SUFFIX = ".coffea"
 CONTENT = "content.json"
@@ -236,7 +240,8 @@ def split_by_scoring(output: dict) -> dict[str, dict]:
     meta = output["metadata"]
     outputs = {}
     for label, scoring in meta["scorings"].items():
-        histograms = {name: output["histograms"][f"{name}@{label}"] for name in (MASS_HISTOGRAM, CONTROL_HISTOGRAM)}
+        histograms = {name: output["histograms"][f"{name}@{label}"] for name in
+                      (MASS_HISTOGRAM, CONTROL_HISTOGRAM, PROBABILITY_HISTOGRAM) if f"{name}@{label}" in output["histograms"]}
         histograms[INCLUSIVE_HISTOGRAM] = output["histograms"][INCLUSIVE_HISTOGRAM]
         outputs[label] = {"histograms": histograms, "cutflow": output["cutflow"],
                           "metadata": {**meta, "scorings": {}, "model": scoring["model"],
@@ -257,12 +262,17 @@ def merge_outputs(outputs: list[dict], sources: list[str] | None = None) -> dict
 
 def export_root(output: dict, path: str | Path) -> Path:
     """Write every m_yy histogram slice as TH1D ``<dataset>/<region>/<category>/<systematic>`` (the
-    template control selections under ``control/``)."""
+    template control selections under ``control/``; a multi-class model's probabilities as TH1D
+    ``probabilities/<dataset>/<region>/<category>/<class>``)."""
     import uproot
 
     path = Path(path)
     with atomic_path(path) as tmp, uproot.recreate(tmp) as f:
         for name, h in output["histograms"].items():
+            if "mgg" not in h.axes.name:
+                for d, r, c, k in itertools.product(*(h.axes[a] for a in ("dataset", "region", "category", "class"))):
+                    f[f"{name}/{d}/{r}/{c}/{k}"] = h[{"dataset": d, "region": r, "category": c, "class": k}]
+                continue
             prefix = "" if name == MASS_HISTOGRAM else f"{name.replace(MASS_HISTOGRAM + '_', '', 1)}/"
             for d in h.axes["dataset"]:
                 for r in h.axes["region"]:

@@ -9,8 +9,9 @@ Stages (each reused when its inputs are unchanged, see ``ttH_adv.app.pipeline``)
 3. ``train``            one training per feature set (seed, extended: the      -> OUT/model, OUT/model_<features>
                         unconstrained classifier, drop-correlated and the
                         adversary, its lambda scanned on the first seed and
-                        chosen by the flatness target), three seeds each,
-                        k-fold; the feature sets on parallel processes
+                        chosen by the flatness target; on the extended
+                        features the multi-class adversary too), three seeds
+                        each, k-fold; the feature sets on parallel processes
 4. ``compare_score``    one processor pass scoring every trained model          -> OUT/compare/scored_features
 5. ``compare_categorize`` each model's score categories                         -> OUT/compare/<result>/categories.json
 6. ``compare_fill``     one processor pass filling every model's categories     -> OUT/compare/<result>/output.zip
@@ -48,9 +49,12 @@ DEMO_SEEDS = 3
 # What the demo trains, per feature set (one training folder each): the unconstrained classifier (whose
 # networks, made flat, are the ceiling), ATLAS's practice of dropping the m_yy-correlated features, and the
 # adversarial model; on the seed features and on those ATLAS's ttH(yy) BDT uses on top (b-tags, leptons,
-# MET, H_T).
+# MET, H_T).  On the extended features also the three-class network (ttH, single Higgs, continuum) with the
+# adversary on its continuum events.
 DEMO_METHODS = [("classifier", 0.0), ("drop-correlated", 0.0), *(("adversarial", lam) for lam in DEMO_LAMBDAS)]
-DEMO_TRAININGS: dict[str, list[tuple[str, float]]] = {"seed": DEMO_METHODS, "extended": DEMO_METHODS}
+DEMO_MULTICLASS = [("multiclass-adversarial", lam) for lam in DEMO_LAMBDAS]
+DEMO_TRAININGS: dict[str, list[tuple[str, float]]] = {"seed": DEMO_METHODS,
+                                                      "extended": DEMO_METHODS + DEMO_MULTICLASS}
 # More continuum yy MC than the sample shares give, for the templates' yy part (same model, same luminosity;
 # docs/fits.md "Templates").
 DEMO_OVERSAMPLE = {"yyjets": 15, "ttyy": 5}
@@ -98,7 +102,8 @@ def quick_settings(s: DemoSettings) -> DemoSettings:
                                              "epochs": 2, "patience": 2}},
                    had_categories=2, lep_categories=1, min_sideband=5, oversample={"yyjets": 2, "ttyy": 2}, seeds=2,
                    trainings={"seed": [("classifier", 0.0), ("adversarial", 10.0), ("adversarial", 30.0)],
-                              "extended": [("classifier", 0.0), ("drop-correlated", 0.0)]})
+                              "extended": [("classifier", 0.0), ("drop-correlated", 0.0),
+                                           ("multiclass-adversarial", 10.0)]})
 
 
 def _options(s: DemoSettings, **fields):

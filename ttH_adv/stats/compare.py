@@ -207,6 +207,7 @@ class ComparisonRow(Record):
     z_passing: float | None                  # the headline without the fall-back categories
     mu_95: float | None
     unconstrained: bool = False
+    r50_single_higgs: float | None = None    # single-Higgs rejection at the signal's 50% cut (training's)
 
 
 def _channel_z(fitted: list[CategoryFit], channel: str) -> float:
@@ -238,7 +239,8 @@ def comparison_row(result: TrainedResult, results: list[TrainedResult], fit: Fit
         combined.all_uncertainties.significance if combined else 0.0,
         {channel: _channel_z(fitted, channel) for channel in categories.categories},
         combined.passing_categories.significance if combined and combined.passing_categories else None,
-        combined.all_uncertainties.upper_limit if combined else None, result.metrics.unconstrained)
+        combined.all_uncertainties.upper_limit if combined else None, result.metrics.unconstrained,
+        result.metrics.r50_single_higgs)
 
 
 @dataclass
@@ -303,6 +305,7 @@ class TableRow(Record):
     zeta_positive: Spread
     template_ratio_range: list[float] | None
     unconstrained: bool = False
+    r50_single_higgs: Spread | None = None
     next_row: Separation | None = None       # against the row below
 
     @property
@@ -326,7 +329,7 @@ def table_row(members: list[ComparisonRow]) -> TableRow:
         spread([r.with_function for r in members]), spread([r.fallback for r in members]),
         spread([r.exponential_passes for r in members]), spread([r.templates_with_power for r in members]),
         spread([r.zeta_positive for r in members]), [min(ratios), max(ratios)] if ratios else None,
-        first.unconstrained)
+        first.unconstrained, spread([r.r50_single_higgs for r in members]))
 
 
 def aggregate(rows: list[ComparisonRow]) -> list[TableRow]:
@@ -373,16 +376,16 @@ def _versus(row: TableRow) -> str:
 
 def comparison_markdown(table: list[TableRow]) -> list[str]:
     """The comparison as a Markdown table, best mean Z (every uncertainty) first, each figure mean ± sd over seeds."""
-    lines = ["| method | features | λ | seeds | R50 | JSD50 / floor | JSD80 / floor | R50 / ceiling | "
+    lines = ["| method | features | λ | seeds | R50 | R50 (single H) | JSD50 / floor | JSD80 / floor | R50 / ceiling | "
              "categories: function / fall-back | template / data | Z (stat.) | Z (stat. + modelling) | **Z** | "
              "Z without fall-backs | μ95 | against the next row |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in table:
         asked = f" (of {e.categories_requested} asked)" if e.categories_requested != e.categories else ""
         ceiling = ("≥ " if e.ceiling_lower_bound else "") + _number(e.r50_over_ceiling, ".2f")
         ratios = e.template_ratio_range
         lines.append(f"| {e.method} | {e.feature_set} | {_number(e.lam, 'g')} | {len(e.seeds)} | "
-                     f"{e.r50:.1f} | {e.jsd50_over_floor:.2f} | {e.jsd80_over_floor:.2f} | {ceiling} | "
+                     f"{e.r50:.1f} | {_number(e.r50_single_higgs, '.1f')} | {e.jsd50_over_floor:.2f} | {e.jsd80_over_floor:.2f} | {ceiling} | "
                      f"{e.with_function.mean:.1f} / {e.fallback.mean:.1f} of {e.categories}{asked} | "
                      f"{f'{ratios[0]:.0f}–{ratios[1]:.0f}' if ratios else '–'} | {e.z_statistical:.2f} | "
                      f"{e.z_statistical_and_modelling:.2f} | **{e.z:.2f}** | {_number(e.z_passing, '.2f')} | "

@@ -70,6 +70,8 @@ class TrainingMetrics(Record):
     r80: float
     ratio50: float            # JSD50 / floor
     ratio80: float            # JSD80 / floor
+    r50_single_higgs: float | None = None  # a multi-class network's single-Higgs rejection at the same cuts
+    r80_single_higgs: float | None = None
     kept_epochs: list[KeptEpoch] = field(default_factory=list)
     unconstrained: bool = False   # the plain network of its feature set, whose ceiling the others are held to
     ceiling: CeilingFigures | None = None
