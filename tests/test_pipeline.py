@@ -50,7 +50,7 @@ def test_demo_runs_end_to_end_and_continues(tmp_path, capsys):
               ("seed.classifier", f"seed.adversarial_lam{chosen:g}", "extended.classifier", "extended.drop-correlated",
                "extended.multiclass-adversarial_lam10")]
     produced = ["ntuples/datasets.json", "model/model.onnx", "model/out_of_fold.parquet", "model/results.json",
-                "model_extended/results.json", "compare/comparison.md",
+                "model_extended/results.json", "model_multiclass/results.json", "compare/comparison.md",
                 "compare/comparison.json", "report/report.md", "report/pareto.png", "report/sculpting.png"]
     produced += [f"compare/{label}/{name}" for label in labels for name in
                  ("categories.json", "output.zip", "fits/fits.json", "fits/workspace.json")]

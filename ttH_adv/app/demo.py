@@ -6,12 +6,12 @@ Stages (each reused when its inputs are unchanged, see ``ttH_adv.app.pipeline``)
 1. ``generate``         synthetic Run-2 ntuples and ``datasets.json``, the       -> OUT/ntuples
                         continuum MC oversampled for the background templates
 2. ``process``          processor + feature dump, no model                      -> OUT/features
-3. ``train``            one training per feature set (seed, extended: the      -> OUT/model, OUT/model_<features>
-                        unconstrained classifier, drop-correlated and the
-                        adversary, its lambda scanned on the first seed and
-                        chosen by the flatness target; on the extended
-                        features the multi-class adversary too), three seeds
-                        each, k-fold; the feature sets on parallel processes
+3. ``train``            per feature set (seed, extended) the unconstrained     -> OUT/model, OUT/model_extended,
+                        classifier, drop-correlated and the adversary, its        OUT/model_multiclass
+                        lambda scanned on the first seed and chosen by the
+                        flatness target; on the extended features the
+                        multi-class adversary too; three seeds each, k-fold;
+                        each folder on a process of its own
 4. ``compare_score``    one processor pass scoring every trained model          -> OUT/compare/scored_features
 5. ``compare_categorize`` each model's score categories                         -> OUT/compare/<result>/categories.json
 6. ``compare_fill``     one processor pass filling every model's categories     -> OUT/compare/<result>/output.zip
@@ -52,9 +52,11 @@ DEMO_SEEDS = 3
 # MET, H_T).  On the extended features also the three-class network (ttH, single Higgs, continuum) with the
 # adversary on its continuum events.
 DEMO_METHODS = [("classifier", 0.0), ("drop-correlated", 0.0), *(("adversarial", lam) for lam in DEMO_LAMBDAS)]
+# Each training folder trains on a process of its own (the multi-class one beside the extended one: the three share
+# the two cores, where two folders would leave one core idle while the longer finishes).
 DEMO_MULTICLASS = [("multiclass-adversarial", lam) for lam in DEMO_LAMBDAS]
-DEMO_TRAININGS: dict[str, list[tuple[str, float]]] = {"seed": DEMO_METHODS,
-                                                      "extended": DEMO_METHODS + DEMO_MULTICLASS}
+DEMO_TRAININGS: dict[str, tuple[str, list[tuple[str, float]]]] = {
+    "seed": ("seed", DEMO_METHODS), "extended": ("extended", DEMO_METHODS), "multiclass": ("extended", DEMO_MULTICLASS)}
 # More continuum yy MC than the sample shares give, for the templates' yy part (same model, same luminosity;
 # docs/fits.md "Templates").
 DEMO_OVERSAMPLE = {"yyjets": 15, "ttyy": 5}
@@ -70,7 +72,8 @@ class DemoSettings:
     progress: bool = True
     format: str = "opendata2020"  # the input format the generator writes (ttH_adv.inputs.ntuple_formats)
     training: dict = field(default_factory=lambda: dict(DEMO_TRAINING))
-    trainings: dict[str, list[tuple[str, float]]] = field(default_factory=lambda: dict(DEMO_TRAININGS))
+    # training folder -> (feature set, the (method, lambda) runs it trains)
+    trainings: dict[str, tuple[str, list[tuple[str, float]]]] = field(default_factory=lambda: dict(DEMO_TRAININGS))
     seeds: int = DEMO_SEEDS
     had_categories: int = 4
     lep_categories: int = 3
@@ -90,9 +93,9 @@ class DemoSettings:
         """A stage output under OUT."""
         return self.out / name
 
-    def model_dir(self, feature_set: str) -> Path:
-        """The training folder of one feature set: OUT/model for the seed's, OUT/model_<set> for the others."""
-        return self.path("model" if feature_set == "seed" else f"model_{feature_set}")
+    def model_dir(self, name: str) -> Path:
+        """A training folder: OUT/model for the seed features', OUT/model_<name> for the others."""
+        return self.path("model" if name == "seed" else f"model_{name}")
 
 
 def quick_settings(s: DemoSettings) -> DemoSettings:
@@ -101,9 +104,9 @@ def quick_settings(s: DemoSettings) -> DemoSettings:
                                 "schedule": {"pretrain_classifier_epochs": 1, "pretrain_adversary_epochs": 1,
                                              "epochs": 2, "patience": 2}},
                    had_categories=2, lep_categories=1, min_sideband=5, oversample={"yyjets": 2, "ttyy": 2}, seeds=2,
-                   trainings={"seed": [("classifier", 0.0), ("adversarial", 10.0), ("adversarial", 30.0)],
-                              "extended": [("classifier", 0.0), ("drop-correlated", 0.0),
-                                           ("multiclass-adversarial", 10.0)]})
+                   trainings={"seed": ("seed", [("classifier", 0.0), ("adversarial", 10.0), ("adversarial", 30.0)]),
+                              "extended": ("extended", [("classifier", 0.0), ("drop-correlated", 0.0)]),
+                              "multiclass": ("extended", [("multiclass-adversarial", 10.0)])})
 
 
 def _options(s: DemoSettings, **fields):
@@ -139,44 +142,44 @@ def _process(s: DemoSettings) -> None:
                    s.path("plain") / OUTPUT_FILE)
 
 
-def _train(s: DemoSettings, feature_set: str) -> None:
+def _train(s: DemoSettings, name: str) -> None:
     from training.config import load_training_config
 
     from . import stages
 
+    feature_set, runs = s.trainings[name]
     config = load_training_config(overrides={**s.training, "data": {"feature_set": feature_set}})
-    stages.train(s.path("features"), s.model_dir(feature_set), config, s.trainings[feature_set], _config(),
-                 seeds=s.seeds)
+    stages.train(s.path("features"), s.model_dir(name), config, runs, _config(), seeds=s.seeds)
 
 
-def _train_in_process(s: DemoSettings, feature_set: str) -> None:
-    """``_train`` in a worker process of its own, TensorFlow on one thread (the feature sets share the cores)."""
+def _train_in_process(s: DemoSettings, name: str) -> None:
+    """``_train`` in a worker process of its own, TensorFlow on one thread (the folders share the cores)."""
     from training.models import tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    _train(s, feature_set)
+    _train(s, name)
 
 
 def _train_all(s: DemoSettings) -> None:
-    """Every feature set's training, on up to ``workers`` processes at once."""
-    feature_sets = list(s.trainings)
-    if s.workers <= 1 or len(feature_sets) == 1:
-        for feature_set in feature_sets:
-            _train(s, feature_set)
+    """Every training folder, each on a process of its own, all at once (with more than one worker)."""
+    names = list(s.trainings)
+    if s.workers <= 1 or len(names) == 1:
+        for name in names:
+            _train(s, name)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(min(s.workers, len(feature_sets)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        for done in [pool.submit(_train_in_process, s, f) for f in feature_sets]:
+    with ProcessPoolExecutor(len(names), mp_context=multiprocessing.get_context("spawn")) as pool:
+        for done in [pool.submit(_train_in_process, s, name) for name in names]:
             done.result()
 
 
 def _results(s: DemoSettings) -> list:
     from ..stats.compare import trained_results
 
-    return trained_results([s.model_dir(f) for f in s.trainings])
+    return trained_results([s.model_dir(name) for name in s.trainings])
 
 
 def _comparison(s: DemoSettings):
@@ -210,7 +213,7 @@ def _report(s: DemoSettings) -> None:
     shown = shown_results(s)
     stages.report_saved(s.path("report"), [str(paths.histograms(r)) for r in shown.values()],
                         [str(paths.fits(r)) for r in shown.values()], list(shown),
-                        [str(s.model_dir(f)) for f in s.trainings], str(paths.scored), str(paths.out), None,
+                        [str(s.model_dir(name)) for name in s.trainings], str(paths.scored), str(paths.out), None,
                         labelled("score", shown["best"]))
 
 
@@ -219,7 +222,7 @@ def demo_stages(s: DemoSettings) -> list[Stage]:
     from . import stages
 
     p, paths = s.path, _comparison(s)
-    models = [s.model_dir(f) / "results.json" for f in s.trainings]
+    models = [s.model_dir(name) / "results.json" for name in s.trainings]
     chain = [
         Stage("generate", {"events": s.events, "seed": s.seed, "oversample": s.oversample, "format": s.format}, [],
               [s.manifest],
@@ -275,9 +278,9 @@ def demo_summary(s: DemoSettings) -> str:
 
     paths = _comparison(s)
     lines = [summary(load_output(s.path("plain") / OUTPUT_FILE))]
-    for feature_set in s.trainings:
-        lines += [f"training, {feature_set} features:",
-                  read_training_summary(s.model_dir(feature_set)).table]
+    for name, (feature_set, _) in s.trainings.items():
+        lines += [f"training {s.model_dir(name).name}, {feature_set} features:",
+                  read_training_summary(s.model_dir(name)).table]
     for label, result in shown_results(s).items():
         lines += [f"categories of the {label} classifier ({result}, out-of-fold scores):",
                   category_table(read_fit_results(paths.fits(result)))]
