@@ -215,3 +215,10 @@ def test_a_multiclass_model_fills_every_class_probability_as_offline_scoring_giv
                 expected = np.histogram(np.clip(probabilities[rows, k], 0, 1 - 1e-9), edges)[0]
                 assert np.array_equal(filled, expected), (region, category, name)
     assert h[{"dataset": "data"}].sum().value == 3 * len(table)
+    import uproot
+
+    from ttH_adv.output import export_root
+
+    with uproot.open(export_root(out, tmp_path / "hists.root")) as f:
+        written = f["probabilities/data/TI/had_1/ttH"].values()
+    assert np.array_equal(written, h[{"dataset": "data", "region": "TI", "category": "had_1", "class": "ttH"}].values())
