@@ -41,7 +41,7 @@ correlations the efficiency brings between bins are kept.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from iminuit import Minuit
@@ -199,16 +199,19 @@ class KernelSums:
     t1: np.ndarray
     flat: bool = False  # the kernel's: local-constant
 
+    def estimate(self) -> np.ndarray:
+        """The local-linear estimate (local-constant for the flat kernel), unclipped; NaN where the kernel holds too
+        little total to fit."""
+        if self.flat:
+            return np.divide(self.t0, self.s0, out=np.full_like(self.t0, np.nan, dtype=np.float64), where=self.s0 > 0)
+        top, bottom = self.s2 * self.t0 - self.s1 * self.t1, self.s0 * self.s2 - self.s1**2
+        return np.divide(top, bottom, out=np.full_like(top, np.nan, dtype=np.float64),
+                         where=bottom > 1e-12 * np.abs(self.s0 * self.s2))
+
     def efficiency(self) -> np.ndarray:
         """The local-linear efficiency (local-constant for the flat kernel), in [0, 1] (0 where the kernel holds no
         total)."""
-        if self.flat:
-            ratio = np.divide(self.t0, self.s0, out=np.zeros_like(self.t0, dtype=np.float64), where=self.s0 > 0)
-            return np.clip(ratio, 0.0, 1.0)
-        top, bottom = self.s2 * self.t0 - self.s1 * self.t1, self.s0 * self.s2 - self.s1**2
-        ratio = np.divide(top, bottom, out=np.zeros_like(top, dtype=np.float64),
-                          where=bottom > 1e-12 * self.s0 * self.s2)
-        return np.clip(ratio, 0.0, 1.0)
+        return np.clip(np.nan_to_num(self.estimate(), nan=0.0), 0.0, 1.0)
 
 
 def kernel_sums(passed: np.ndarray, total: np.ndarray, k: Kernel) -> KernelSums:
@@ -235,21 +238,19 @@ def leave_one_out_log_likelihood(passed: np.ndarray, failed: np.ndarray, k: Kern
     kernels where the efficiency is only sloped.  Where the local-linear estimate leaves (0, 1) -- it extrapolates
     at the edges of a sparse sample -- the plain ratio judges the event instead, which never extrapolates: an event
     that no other event predicts (0 for a passed event, 1 for a failed one) still costs -inf, the kernel being too
-    narrow to see its neighbours.  The flat kernel's moments vanish, and the plain ratio judges all its events."""
+    narrow to see its neighbours.  The flat kernel's estimate is the plain ratio itself."""
     sums = kernel_sums(passed, passed + failed, k)
-    numerator, denominator = sums.t0, sums.s0
 
-    def without(top: np.ndarray, bottom: np.ndarray, t0: np.ndarray) -> np.ndarray:
-        """The estimate at each bin with one of its events left out: local-linear, else the plain ratio."""
-        s0 = sums.s0 - 1.0
-        det = s0 * sums.s2 - sums.s1**2
-        linear = np.divide(sums.s2 * t0 - sums.s1 * sums.t1, det, out=np.full_like(det, np.nan, dtype=np.float64),
-                           where=det > 1e-12 * np.abs(s0 * sums.s2))
-        plain = np.clip(np.divide(top, bottom, out=np.zeros_like(top, dtype=np.float64), where=bottom > 0), 0.0, 1.0)
+    def without(t0: np.ndarray) -> np.ndarray:
+        """The estimate at each bin with one of its events left out (S_0 one less, T_0 as given): local-linear,
+        else the plain ratio."""
+        left = replace(sums, s0=sums.s0 - 1.0, t0=t0)
+        linear = left.estimate()
+        plain = np.clip(np.divide(left.t0, left.s0, out=np.zeros_like(t0, dtype=np.float64), where=left.s0 > 0),
+                        0.0, 1.0)
         return np.where((linear > 0) & (linear < 1), linear, plain)
 
-    eps_passed = without(numerator - 1.0, denominator - 1.0, sums.t0 - 1.0)
-    eps_failed = without(numerator, denominator - 1.0, sums.t0)
+    eps_passed, eps_failed = without(sums.t0 - 1.0), without(sums.t0)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = (np.where(passed > 0, passed * np.log(eps_passed), 0.0)
                  + np.where(failed > 0, failed * np.log1p(-eps_failed), 0.0))
