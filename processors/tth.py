@@ -368,8 +368,8 @@ class TthProcessor(processor.ProcessorABC):
         rows = np.flatnonzero(scored)
         scores, probabilities = {}, {}
         for label, scorer in self.scorers.items():
-            outputs = [np.full((len(scored), *shape), np.nan, dtype=np.float32)
-                       for shape in ((), (len(scorer.classes),))[:1 + bool(scorer.classes)]]
+            shapes = [(len(scored),)] + ([(len(scored), len(scorer.classes))] if scorer.classes else [])
+            outputs = [np.full(shape, np.nan, dtype=np.float32) for shape in shapes]
             if len(rows):
                 names = feature_names(scorer.feature_set)
                 X = feature_matrix({name: features[name][rows] for name in names}, scorer.feature_set)
@@ -504,11 +504,10 @@ class TthProcessor(processor.ProcessorABC):
         shape = (len(REGIONS), len(categories), n_classes, axis.size)
         flat = np.ravel_multi_index((np.repeat(region_idx, n_classes), np.repeat(category_idx[keep], n_classes),
                                      np.tile(np.arange(n_classes), len(keep)), bins.reshape(-1)), shape)
-        weights = np.repeat(w[passed[keep]], n_classes)
-        size = int(np.prod(shape))
+        values, variances = _weighted_counts(flat, np.repeat(w[passed[keep]], n_classes), shape)
         view = h.view()
-        view["value"][0] += np.bincount(flat, weights=weights, minlength=size).reshape(shape)
-        view["variance"][0] += np.bincount(flat, weights=quantise(weights**2), minlength=size).reshape(shape)
+        view["value"][0] += values
+        view["variance"][0] += variances
 
     def bin_index(self, h: hist.Hist, s: Selection, category: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(events, flat bin) of the passed events with a category on h's axis and m_yy inside it.
@@ -529,11 +528,7 @@ class TthProcessor(processor.ProcessorABC):
                        systematic: str) -> None:
         """Add exact per-bin sums of w and w^2 (bincount) of the indexed events to h's systematic slice."""
         rows, flat = index
-        shape = (len(REGIONS), h.axes["category"].size, h.axes["mgg"].size)
-        size = int(np.prod(shape))
-        w_rows = w[rows]
-        values = np.bincount(flat, weights=w_rows, minlength=size).reshape(shape)
-        variances = np.bincount(flat, weights=quantise(w_rows**2), minlength=size).reshape(shape)
+        values, variances = _weighted_counts(flat, w[rows], (len(REGIONS), h.axes["category"].size, h.axes["mgg"].size))
         sy = h.axes["systematic"].index(systematic)
         view = h.view()
         view["value"][0, :, :, sy, :] += values
@@ -557,6 +552,13 @@ class TthProcessor(processor.ProcessorABC):
     def postprocess(self, accumulator: dict) -> dict:
         """Nothing to do per run here: normalisation needs the manifest (processors.run)."""
         return accumulator
+
+
+def _weighted_counts(flat: np.ndarray, weights: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bin sums of w and of w^2 (quantised, so every sum is exact) of entries at flat bins of ``shape``."""
+    size = int(np.prod(shape))
+    return (np.bincount(flat, weights=weights, minlength=size).reshape(shape),
+            np.bincount(flat, weights=quantise(weights**2), minlength=size).reshape(shape))
 
 
 def _index_in(labels: np.ndarray, names: list[str]) -> np.ndarray:
