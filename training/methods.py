@@ -721,9 +721,8 @@ def evaluate_scores(scores: np.ndarray, y: np.ndarray, protected: np.ndarray, we
     """AUC, R50, R80 and background sculpting (JSD in ``binning``) at the 50% and 80% signal-efficiency cuts, of
     the signal (y = 1) against the background (y = 0); where single-Higgs events (y = 2) are given, their
     rejection at the same cuts as well (``r50_single_higgs``, ``r80_single_higgs``)."""
+    higgs_scores, higgs_weights = scores[y == 2], weights[y == 2]
     two = y < 2
-    single_higgs = y == 2
-    scores_all, weights_all = scores, weights
     scores, y, protected, weights = scores[two], y[two], protected[two], weights[two]
     result = {"auc": metrics.auc(scores, y, weights)}
     bkg = y == 0
@@ -734,10 +733,9 @@ def evaluate_scores(scores: np.ndarray, y: np.ndarray, protected: np.ndarray, we
         result.update({f"jsd{eff}": s["jsd"], f"floor{eff}": s["floor"], f"floor{eff}_std": s["floor_std"],
                        f"ratio{eff}": s["ratio"], f"inverse_jsd{eff}": s["inverse_jsd"],
                        f"threshold{eff}": threshold})
-        if single_higgs.any():
-            passed = scores_all[single_higgs] >= threshold
-            w = weights_all[single_higgs]
-            result[f"r{eff}_single_higgs"] = metrics.rejection(float(w[passed].sum() / w.sum()))
+        if len(higgs_scores):
+            passed = higgs_weights[higgs_scores >= threshold].sum()
+            result[f"r{eff}_single_higgs"] = metrics.rejection(float(passed / higgs_weights.sum()))
     result["jsd_binning"] = binning.describe()
     result.update({f"{k}_correlation": v
                    for k, v in metrics.correlations(scores[bkg], protected[bkg], weights[bkg]).items()})

@@ -334,7 +334,8 @@ def run_training(features_dir: str | Path, out_dir: str | Path, config: Training
     # network's single-Higgs rejection is measured on those events, which it never trains on
     multiclass = (load_training_data(features_dir, config.data, multiclass=True)
                   if any(method_spec(m).multiclass for m in plan) else None)
-    single_higgs = load_single_higgs(features_dir, config.data)
+    single_higgs = (multiclass.subset(multiclass.y == 2) if multiclass is not None
+                    else load_single_higgs(features_dir, config.data))
     datasets = {m: multiclass if method_spec(m).multiclass else data for m in plan}
     held_out = {m: None if method_spec(m).multiclass else single_higgs for m in plan}
     samples = {m: training_samples(datasets[m], config) for m in plan}
