@@ -25,7 +25,8 @@ from .config import DataConfig
 
 # The classes of a network, in the order of the labels y (and of a multi-class network's outputs).
 BINARY_CLASSES = ("background", "signal")
-MULTICLASS_CLASSES = ("continuum", "ttH", "single_higgs")
+SIGNAL_CLASS = "ttH"
+MULTICLASS_CLASSES = ("continuum", SIGNAL_CLASS, "single_higgs")
 
 
 @dataclass

@@ -61,7 +61,7 @@ import numpy as np
 from ttH_adv.stats import metrics
 
 from .config import TrainingConfig
-from .data import BINARY_CLASSES, MULTICLASS_CLASSES, Standardiser
+from .data import BINARY_CLASSES, MULTICLASS_CLASSES, SIGNAL_CLASS, Standardiser
 from .models import (
     binary_cross_entropy,
     build_adversary,
@@ -371,7 +371,7 @@ class Multiclass(Unconstrained):
 
     def discriminant(self, outputs: tf.Tensor) -> tf.Tensor:
         """d = z_ttH - log(exp z_continuum + exp z_H): the logit of p_ttH."""
-        signal = self.classes.index("ttH")
+        signal = self.classes.index(SIGNAL_CLASS)
         others = [i for i in range(len(self.classes)) if i != signal]
         return outputs[:, signal] - tf.reduce_logsumexp(tf.gather(outputs, others, axis=1), axis=1)
 
