@@ -222,6 +222,52 @@ def test_a_template_with_statistics_to_spare_keeps_its_own_shapes_and_its_replic
     assert template.effective_events == pytest.approx(template.values.sum() ** 2 / template.variance.sum())
 
 
+def test_the_yy_fraction_comes_from_the_ti_and_ntni_counts_where_the_shapes_cannot_tell_the_components_apart():
+    """Prompt and fake photon pairs of the same m_yy shape: a fit of the shapes to the TI sidebands has nothing to
+    measure the yy fraction with, the TI and NTNI counts (a fake fails identification or isolation 40 times as often
+    as it passes, a prompt pair 0.3 times) measure it."""
+    from ttH_adv.stats.templates import REGIONS, SIDEBAND_FIT, Components, RegionSpectra, build_template
+
+    rng = np.random.default_rng(25)
+    shape = _exponential(1.0)
+    prompt, fakes = 9_000.0, 1_000.0  # TI pairs in the data: a yy fraction of 0.9
+    data_ti = rng.poisson((prompt + fakes) * shape).astype(float)
+    ntni = rng.poisson((0.3 * prompt + 40.0 * fakes) * shape).astype(float)
+    mc = rng.poisson(500_000 * shape) * 0.2
+    regions = RegionSpectra(mc, 0.3 * mc, 100 * shape, 4_000 * shape)  # simulated: r_yy = 0.3, r_fake = 40
+    config = load_config().fits
+    fitted = build_template(data_ti, Components(mc, mc * 0.2, ntni), EDGES, WINDOW, config)
+    measured = build_template(data_ti, Components(mc, mc * 0.2, ntni, regions=regions), EDGES, WINDOW, config)
+    assert fitted.photon_fraction_method == SIDEBAND_FIT and fitted.photon_fraction_error > 0.15
+    assert measured.photon_fraction_method == REGIONS
+    assert measured.photon_fraction == pytest.approx(0.9, abs=3 * measured.photon_fraction_error)
+    assert measured.photon_fraction_error < 0.01
+    side = WINDOW.sideband_bins(EDGES)
+    assert measured.values[side].sum() == pytest.approx(data_ti[side].sum(), rel=1e-6)  # the data's sideband count
+
+
+def test_the_generated_data_s_yy_fraction_is_the_one_the_reducible_mc_predicts(fitted_with_systematics):
+    """The generator's data hold the reducible MC's events (the same model, normalised to the data's luminosity):
+    the fraction each category measures from its TI and NTNI counts is one minus the simulated fakes' TI share."""
+    from ttH_adv.output import MASS_HISTOGRAM, category_slice
+    from ttH_adv.stats.fit_analysis import datasets_by_role
+    from ttH_adv.stats.templates import REGIONS
+
+    output, result, _, _ = fitted_with_systematics
+    h, by_role, side = output["histograms"][MASS_HISTOGRAM], datasets_by_role(output), WINDOW.sideband_bins(EDGES)
+    checked = 0
+    for category in result.categories:
+        facts = category.template
+        if facts is None:
+            continue
+        data = category_slice(h, by_role["data"], "TI", category.category)[0][side].sum()
+        fakes = category_slice(h, by_role["reducible"], "TI", category.category)[0][side].sum()
+        assert facts.photon_fraction_method == REGIONS
+        assert facts.photon_fraction == pytest.approx(1 - fakes / data, abs=3 * facts.photon_fraction_error + 0.02)
+        checked += 1
+    assert checked >= 2
+
+
 def test_a_template_with_empty_sidebands_keeps_the_data_sideband_count_and_its_peak():
     """A category the score cut has confined to the signal window (a sculpting classifier's tightest one): its
     components hold no sideband event, the data one.  The yield comes from the one-event floor of the shapes,
@@ -472,7 +518,7 @@ def test_pyhf_workspace_is_the_own_model_and_recovers_an_injected_signal(fitted_
 
     output, result, models, spec = fitted_with_systematics
     assert datasets_by_role(output) == {"data": ["data"], "signal": ["ttH"], "resonant": ["VBF", "WH", "ZH", "ggH", "tH"],
-                                        "continuum": ["ttyy", "yyjets"]}  # the generator's roles, via the manifest
+                                        "continuum": ["ttyy", "yyjets"], "reducible": ["yjets"]}  # via the manifest
     weights = set(config.systematics.weight) | set(config.systematics.object)
     terms = {n for n, t in config.uncertainties.normalisation.items() if "signal" in t.roles}
     injected, models_injected = [], []

@@ -24,7 +24,8 @@ FORMAT_INDEPENDENT_STEPS = ("all", "trigger", "two_photons", "relative_pt", "mas
 EXTRA_CATALOGUE = {"samples": {  # the generated DSIDs the 2025 GamGam catalogue does not know
     346188: {"name": "tH", "role": "resonant", "process": "tHjb125_gamgam"},
     364352: {"name": "yyjets", "role": "continuum", "process": "yy_jets_continuum"},
-    345868: {"name": "ttyy", "role": "continuum", "process": "ttbar_yy_continuum"}}}
+    345868: {"name": "ttyy", "role": "continuum", "process": "ttbar_yy_continuum"},
+    361042: {"name": "yjets", "role": "reducible", "process": "y_jets_reducible"}}}
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +96,7 @@ def test_manifest_run_train_fit_on_the_2025_format(generated_2025, manifest, con
     catalogue.write_text(yaml.safe_dump(EXTRA_CATALOGUE))
     built = tmp_path / "built.json"
     args = ["manifest", str(folder), "--out", str(built), "--luminosity-pb", str(lumi)]
-    assert main(args) == 2 and "--role 3" in caplog.text  # tH, yy+jets, tt+yy are not GamGam samples of the release
+    assert main(args) == 2 and "--role 3" in caplog.text  # tH and the continuum and reducible MC are not in the release
     assert main([*args, "--catalogue", str(catalogue)]) == 0
     assert "input format opendata2025, detected" in caplog.text
     raw = json.loads(built.read_text())

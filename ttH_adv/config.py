@@ -25,8 +25,10 @@ from .errors import ConfigError
 
 # What a dataset is for, read by every stage (training, categorize, fits, plots, the run summary):
 # data; signal (ttH); resonant (other H -> yy modes, peaking at m_H); continuum (non-resonant yy
-# MC, the background templates).  A manifest carries it per dataset (ttH_adv.inputs.manifest).
-ROLES = ("data", "signal", "resonant", "continuum")
+# MC, the background templates' yy part); reducible (y+jet / jet+jet MC, with fake photons: the
+# efficiency of the templates' NTNI part where the category's own NTNI events are few).  A manifest
+# carries it per dataset (ttH_adv.inputs.manifest).
+ROLES = ("data", "signal", "resonant", "continuum", "reducible")
 
 
 @dataclass(frozen=True)

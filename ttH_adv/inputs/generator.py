@@ -18,6 +18,8 @@ The physics model (all numbers are named constants below; README.md "Synthetic n
 * Data = prompt yy (70%), y+jet (25%) and jet+jet (5%) with one or two fake photons
   (jets faking photons: low tight-ID efficiency, large isolation energy), plus 6% of events
   with top-pair-like hadronic content (tt+yy and tt+fakes).  Data contain no Higgs signal.
+* The reducible MC (``yjets``) is the data's y+jet and jet+jet part alone, generated as the data's
+  fakes are (the simulation of the fakes is perfect here, unlike a real one's).
 * Jets from top decays, W/Z decays, VBF tagging jets, ISR and pile-up, with flavour-dependent
   MV2c10 scores (77% WP efficiency: b 0.77, c 0.16, light 0.0075) and JVT; leptons from
   W/Z decays; MET from neutrinos plus a soft-term resolution.
@@ -50,7 +52,7 @@ from ..errors import ConfigError
 from ..progress import progress_bar
 from .manifest import save_manifest
 from .ntuple_formats import MV2C10_WORKING_POINTS, NtupleWriter, SampleFacts, writer
-from .samples import SAMPLES, SAMPLES_BY_NAME, SampleSpec, data_luminosity_pb
+from .samples import DATA_FAKE_SHARES, SAMPLES, SAMPLES_BY_NAME, SampleSpec, data_luminosity_pb
 
 log = logging.getLogger(__name__)
 
@@ -398,9 +400,23 @@ def _continuum_photons(rng: np.random.Generator, n: int, n_fake: np.ndarray,
     return ak.concatenate([_regular(fields), _extra_photons(rng, n)], axis=1)
 
 
+def _fake_count(u: np.ndarray, shares: tuple[float, float, float]) -> np.ndarray:
+    """0, 1 or 2 fake photons per event for uniform draws ``u``, in the given shares."""
+    return np.where(u < shares[0], 0, np.where(u < shares[0] + shares[1], 1, 2))
+
+
 def _model_data(rng: np.random.Generator, n: int) -> TruthEvents:
-    u = rng.random(n)
-    n_fake = np.where(u < 0.70, 0, np.where(u < 0.95, 1, 2))
+    return _model_diphoton_mixture(rng, n, _fake_count(rng.random(n), DATA_FAKE_SHARES))
+
+
+def _model_reducible(rng: np.random.Generator, n: int) -> TruthEvents:
+    """The data's events with one or two fake photons, alone: the simulated y+jet / jet+jet background."""
+    _, yj, jj = DATA_FAKE_SHARES
+    return _model_diphoton_mixture(rng, n, _fake_count(rng.random(n), (0.0, yj / (yj + jj), jj / (yj + jj))))
+
+
+def _model_diphoton_mixture(rng: np.random.Generator, n: int, n_fake: np.ndarray) -> TruthEvents:
+    """Continuum diphotons with ``n_fake`` fake photons each, 6% of them with top-pair-like hadronic content."""
     photons = _continuum_photons(rng, n, n_fake, CONTINUUM, CONTINUUM_FAKES)
     top_like = rng.random(n) < 0.06
     tt = _model_ttbar_like(rng, n, photons, isr=0.5)
@@ -429,6 +445,8 @@ def generate_truth(rng: np.random.Generator, n: int, model: str) -> TruthEvents:
     """Generator-level events of one sample's event model."""
     if model == "data":
         return _model_data(rng, n)
+    if model == "reducible":
+        return _model_reducible(rng, n)
     if model == "yyjets":
         return _model_yyjets(rng, n)
     if model == "ttyy":
@@ -726,7 +744,8 @@ def _make_tree(file, block: dict[str, object], tree_name: str = TREE_NAME):
 
 
 def events_per_sample(n_events: int) -> dict[str, int]:
-    """Split a total event count over the samples by their shares (at least 1 each)."""
+    """Each sample's events: the requested count times its share (at least 1).  The shares of data, signal and the
+    yy and resonant backgrounds sum to 1; the reducible MC's comes on top."""
     return {s.name: max(1, round(n_events * s.share)) for s in SAMPLES}
 
 

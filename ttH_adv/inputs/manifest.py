@@ -135,8 +135,8 @@ def _metadata(name: str, meta: Any, problems: list[str]) -> dict[str, Any]:
         problems.append(f"dataset '{name}': kind '{kind}' contradicts is_data={is_data}")
     role = meta.get("role", default_role(kind, meta.get("dsid")))
     if role is None and kind in KINDS:
-        problems.append(f"dataset '{name}': a background needs metadata 'role': resonant (H -> yy modes) or "
-                        "continuum (non-resonant yy MC)")
+        problems.append(f"dataset '{name}': a background needs metadata 'role': resonant (H -> yy modes), "
+                        "continuum (non-resonant yy MC) or reducible (y+jet / jet+jet MC)")
     elif "role" in meta and role not in ROLES:
         problems.append(f"dataset '{name}': metadata 'role' must be one of {list(ROLES)}, got {role!r}")
     elif kind in KINDS and ROLE_KIND.get(role) != kind:

@@ -64,7 +64,7 @@ from .fit_results import (
 )
 from .likelihood import CategoryModel
 from .systematics import higgs_samples
-from .templates import Components, Template, build_template
+from .templates import Components, RegionSpectra, Template, build_template
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +113,18 @@ def category_inputs(output: dict, category: str) -> CategoryInputs:
 
 
 def template_components(h, by_role: dict[str, list[str]], category: str) -> Components:
-    """A category's template ingredients in one histogram: continuum yy MC (TI) and NTNI data."""
+    """A category's template ingredients in one histogram: continuum yy MC (TI) and NTNI data, and where a reducible
+    MC is given the simulated TI and NTNI spectra that measure the yy fraction."""
     samples = {name: category_slice(h, [name], "TI", category) for name in by_role["continuum"]}
     size = h.axes["mgg"].size
     continuum = sum((values for values, _ in samples.values()), np.zeros(size))
     continuum_var = sum((variance for _, variance in samples.values()), np.zeros(size))
-    return Components(continuum, continuum_var, category_slice(h, by_role["data"], "NTNI", category)[0], samples)
+    regions = None
+    if by_role["reducible"]:
+        regions = RegionSpectra(continuum, category_slice(h, by_role["continuum"], "NTNI", category)[0],
+                                *(category_slice(h, by_role["reducible"], r, category)[0] for r in ("TI", "NTNI")))
+    return Components(continuum, continuum_var, category_slice(h, by_role["data"], "NTNI", category)[0], samples,
+                      regions)
 
 
 def spurious_signal_tests(template: Template, edges: np.ndarray, signal: fits.SignalModel, config: AnalysisConfig

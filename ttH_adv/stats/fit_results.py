@@ -86,6 +86,7 @@ class TemplateFacts(Record):
     replicas: int = 0
     signal_statistics_ratio: float | None = None   # (the signal's error in data / Delta_MC)^2 at the worst mass
     bandwidths: dict[str, float] = field(default_factory=dict)  # GeV, per sample: the efficiency's kernel
+    photon_fraction_method: str = ""  # TI/NTNI counts, or a fit of the shapes to the TI sidebands
 
 
 @dataclass

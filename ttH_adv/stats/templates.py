@@ -51,7 +51,32 @@ from .fit_results import Closure, TemplateFacts
 from .fits import gof_groups
 
 OWN, EFFICIENCY = "own", "efficiency in m_yy"
+# how the yy fraction was measured: from the TI and NTNI data counts (with simulated NTNI/TI ratios), or by a fit
+# of the two shapes to the TI data sidebands (where no reducible MC is given)
+REGIONS, SIDEBAND_FIT = "TI/NTNI counts", "sideband shape fit"
 COMPONENTS = ("continuum", "ntni")
+
+
+@dataclass(frozen=True)
+class RegionSpectra:
+    """The simulated m_yy spectra, TI and NTNI, of prompt photon pairs (continuum yy MC) and of pairs with a fake
+    photon (reducible MC) in one selection: how much of each lands in NTNI, which the photon fraction's two-region
+    measurement (``photon_fraction_from_regions``) needs."""
+
+    prompt_ti: np.ndarray
+    prompt_ntni: np.ndarray
+    fake_ti: np.ndarray
+    fake_ntni: np.ndarray
+
+    def ntni_per_ti(self, side: np.ndarray) -> tuple[float, float] | None:
+        """(prompt, fake) NTNI events per TI event in the sidebands; None where a spectrum is empty there or the fakes
+        are not the more NTNI-like (the two regions could not tell the components apart)."""
+        prompt_ti, prompt_ntni, fake_ti, fake_ntni = (float(np.maximum(h, 0.0)[side].sum()) for h in
+                                                      (self.prompt_ti, self.prompt_ntni, self.fake_ti, self.fake_ntni))
+        if min(prompt_ti, prompt_ntni, fake_ti, fake_ntni) <= 0:
+            return None
+        prompt, fake = prompt_ntni / prompt_ti, fake_ntni / fake_ti
+        return (prompt, fake) if fake > prompt else None
 
 
 @dataclass(frozen=True)
@@ -63,6 +88,8 @@ class Components:
     ntni: np.ndarray         # NTNI data counts per bin
     # the continuum MC dataset by dataset (values, variances), whose sum is ``mc``: each has its own efficiency
     mc_samples: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # the selection's simulated TI and NTNI spectra, where a reducible (fake-photon) MC is given
+    regions: RegionSpectra | None = None
 
     def empty(self) -> bool:
         """Neither continuum MC nor NTNI events."""
@@ -87,8 +114,9 @@ class Template:
     variance: np.ndarray      # statistical variance per bin, from the replicas
     fit_variance: np.ndarray  # the same with a floor of one event per component and bin: for fits
     replicas: np.ndarray      # [replicas, bins]: the template remade from resampled inputs
-    photon_fraction: float    # yy share measured in the TI data sidebands
+    photon_fraction: float    # yy share of the TI data, measured in the sidebands
     photon_fraction_error: float
+    photon_fraction_method: str  # REGIONS or SIDEBAND_FIT
     data_events: float        # the data yield the template stands for (whole range)
     data_sideband: float      # TI data events in the sidebands
     template_sideband: float  # the template's events there (the fit makes them the data's)
@@ -121,7 +149,24 @@ class Template:
                              self.data_events, self.data_sideband, self.template_sideband, self.photon_fraction,
                              self.photon_fraction_error, self.mc_effective_events, self.ntni_events,
                              dict(self.closure), self.closure_p_value(), int(len(self.replicas)),
-                             bandwidths=dict(self.bandwidths))
+                             bandwidths=dict(self.bandwidths), photon_fraction_method=self.photon_fraction_method)
+
+
+def photon_fraction_from_regions(data_ti: float, data_ntni: float, ntni_per_ti: tuple[float, float]
+                                 ) -> tuple[float, float]:
+    """(yy fraction of the TI data, its error) from the TI and NTNI data counts of the same events' sidebands.
+
+    TI = A + B and NTNI = r_yy A + r_fake B, with A the prompt pairs and B those with a fake photon in TI, and
+    r = NTNI per TI event of each (``RegionSpectra.ntni_per_ti``, from simulation): a fake photon fails the tight
+    identification or isolation far more often than a prompt one, so NTNI measures the fakes and TI the rest.  The
+    error is the data counts' Poisson one (the simulated ratios' is far smaller)."""
+    prompt, fake = ntni_per_ti
+    if data_ti <= 0:
+        return 1.0, 0.0
+    gap = fake - prompt
+    fakes = float(np.clip((data_ntni - prompt * data_ti) / gap, 0.0, data_ti))
+    error = np.sqrt(max(data_ntni, 1.0) * (1.0 + data_ntni / data_ti)) / (gap * data_ti)
+    return 1.0 - fakes / data_ti, float(min(error, 1.0))
 
 
 def measure_photon_fraction(data: np.ndarray, photon_shape: np.ndarray, reducible_shape: np.ndarray,
@@ -304,9 +349,10 @@ def build_template(data_ti: np.ndarray, own: Components, edges: np.ndarray, wind
         return None
     rng = np.random.default_rng(seed)
     side = window.sideband_bins(edges)
+    fraction = _regions_fraction(data_ti, own, inclusive, side)
     own_parts = {k: (values, resampled(values, variance, rng, config.template_replicas))
                  for k, (values, variance) in own.parts().items()}
-    template = _assemble(data_ti, own_parts, side, OWN)
+    template = _assemble(data_ti, own_parts, side, OWN, fraction)
     template.own_statistics_ratio = template.statistics_ratio
     if template.statistics_ratio >= config.template_min_statistics or inclusive is None or inclusive.empty():
         return _finished(template, own)
@@ -325,7 +371,7 @@ def build_template(data_ti: np.ndarray, own: Components, edges: np.ndarray, wind
             closure[name] = efficiency_closure(values, variance, base, sample.efficiency, sample.kernel, edges,
                                                window.gof_bin_width)
         parts[k] = (nominal, replicas)
-    reweighted = _assemble(data_ti, parts, side, EFFICIENCY)
+    reweighted = _assemble(data_ti, parts, side, EFFICIENCY, fraction)
     reweighted.own_statistics_ratio = template.own_statistics_ratio
     reweighted.closure, reweighted.bandwidths = closure, bandwidths
     return _finished(reweighted, own)
@@ -357,9 +403,23 @@ def reweighted_sample(values: np.ndarray, variance: np.ndarray, base: np.ndarray
     return ReweightedSample(base * eps.values, (passed + failed) * again, eps.values, eps.kernel)
 
 
+def _regions_fraction(data_ti: np.ndarray, own: Components, inclusive: Components | None, side: np.ndarray
+                      ) -> tuple[float, float] | None:
+    """The category's yy fraction from its TI and NTNI data sidebands, with the selection's simulated NTNI/TI ratios
+    (the inclusive one's where given: a photon's chance to fail identification or isolation is the selection's, and
+    the category holds few simulated fakes); None where no reducible MC gives them."""
+    regions = (inclusive if inclusive is not None else own).regions
+    ratios = regions.ntni_per_ti(side) if regions is not None else None
+    if ratios is None:
+        return None
+    return photon_fraction_from_regions(float(data_ti[side].sum()), float(own.ntni[side].sum()), ratios)
+
+
 def _assemble(data_ti: np.ndarray, parts: dict[str, tuple[np.ndarray, np.ndarray]], side: np.ndarray,
-              method: str) -> Template:
-    """The template of two component shapes (nominal, replicas) in the yy fraction the TI data sidebands measure."""
+              method: str, measured: tuple[float, float] | None = None) -> Template:
+    """The template of two component shapes (nominal, replicas) in the yy fraction ``measured`` from the TI and NTNI
+    counts, or where it is None in the fraction a fit of the two shapes to the TI data sidebands finds; the yield
+    makes the template's sidebands hold the data's."""
     (mc, mc_replicas), (ntni, ntni_replicas) = parts["continuum"], parts["ntni"]
     one_event = {k: _one_event(values, replicas) for k, (values, replicas) in parts.items()}
 
@@ -367,7 +427,12 @@ def _assemble(data_ti: np.ndarray, parts: dict[str, tuple[np.ndarray, np.ndarray
         return _sideband_floored(_unit_rows(rows), side, np.sqrt(one_event[component]))
 
     photon, reducible = shape("continuum", mc), shape("ntni", ntni)
-    fraction, error, total = measure_photon_fraction(data_ti, photon, reducible, side)
+    if measured is None:
+        fraction, error, total = measure_photon_fraction(data_ti, photon, reducible, side)
+    else:
+        fraction, error = _present_fraction(*measured, photon, reducible)
+        mixture = (fraction * photon + (1 - fraction) * reducible)[side].sum()
+        total = float(data_ti[side].sum() / mixture) if mixture > 0 else 0.0
 
     def combined(photon: np.ndarray, reducible: np.ndarray) -> np.ndarray:
         return total * (fraction * photon + (1 - fraction) * reducible)
@@ -377,8 +442,19 @@ def _assemble(data_ti: np.ndarray, parts: dict[str, tuple[np.ndarray, np.ndarray
     variance = replicas.var(axis=0, ddof=1) if len(replicas) > 1 else np.zeros_like(values)
     # one event of each component per bin at least: an empty bin is not known to be empty
     floor = total**2 * (fraction**2 * one_event["continuum"] + (1 - fraction) ** 2 * one_event["ntni"])
-    return Template(values, variance, np.maximum(variance, floor), replicas, fraction, error, total,
-                    float(data_ti[side].sum()), float(values[side].sum()), method, float("nan"), 0.0, 0.0)
+    return Template(values, variance, np.maximum(variance, floor), replicas, fraction, error,
+                    SIDEBAND_FIT if measured is None else REGIONS, total, float(data_ti[side].sum()),
+                    float(values[side].sum()), method, float("nan"), 0.0, 0.0)
+
+
+def _present_fraction(fraction: float, error: float, photon: np.ndarray, reducible: np.ndarray
+                      ) -> tuple[float, float]:
+    """The measured yy fraction, 1 or 0 where only one component has events (nothing else could hold them)."""
+    if reducible.sum() <= 0:
+        return 1.0, 0.0
+    if photon.sum() <= 0:
+        return 0.0, 0.0
+    return fraction, error
 
 
 def _finished(template: Template, own: Components) -> Template:
