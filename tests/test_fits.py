@@ -491,6 +491,30 @@ def test_bias_toys_of_the_right_function_are_unbiased():
     assert abs(biased.mean()) > 5 * biased.std() / np.sqrt(40)
 
 
+@pytest.mark.parametrize("family", ["exponential", "powerlaw", "exppoly2"])
+def test_fisher_scoring_finds_migrad_s_minimum_of_a_toy(family):
+    """The bias test's toy fits: Fisher scoring from the template's fit lands where MIGRAD does (to a small fraction
+    of the signal's error, at no higher -log L), and the mean over toys is the one MIGRAD gives."""
+    rng = np.random.default_rng(31)
+    template = 300 * fits.normalised_shape(lambda m: fits.FAMILIES["exppoly2"].density(m, [-1.5, 0.6], 105, 160),
+                                           EDGES)
+    signal = _signal_shape()
+    start = np.array(fits._poisson_signal_fit(template, EDGES, family, signal, with_error=False).values)
+    fitted, errors = [], []
+    for _ in range(20):
+        counts = rng.poisson(template).astype(float)
+        found = fits.fisher_scoring_fit(counts, EDGES, family, signal, start)
+        migrad = fits._poisson_signal_fit(counts, EDGES, family, signal, start=tuple(start))
+        assert found is not None
+        assert abs(found[0] - migrad.values["s"]) < 0.03 * migrad.errors["s"]
+        expected = found[0] * signal + found[1] * fits.family_shape(family, found[2:], EDGES)
+        assert fits._poisson_nll(counts, expected) <= migrad.fval + 1e-6
+        fitted.append(migrad.values["s"])
+        errors.append(migrad.errors["s"])
+    toys = fits.bias_toys(template, EDGES, family, signal, toys=20, seed=31)  # the same toys: the same seed
+    assert np.all(np.abs(toys - np.array(fitted)) < 0.03 * np.array(errors))
+
+
 def test_asimov_significance_matches_counting_formula_for_a_clean_peak():
     assert fits.asimov_significance(10.0, 100.0) == pytest.approx(0.9838, abs=1e-3)
     assert fits.asimov_significance(0.0, 100.0) == 0.0

@@ -472,9 +472,62 @@ def bias_toys(template: np.ndarray, edges: np.ndarray, family: str, signal_shape
     """Fitted signal in S+B fits (Poisson, the given family) to background-only toys drawn from the template."""
     rng = np.random.default_rng(seed)
     minuit = _poisson_signal_fit(template, edges, family, signal_shape, with_error=False)
-    start = tuple(float(v) for v in minuit.values)  # every toy begins at the template's own fit
-    return np.array([fit_s_plus_b_poisson(rng.poisson(template).astype(float), edges, family, signal_shape,
-                                          with_error=False, start=start)[0] for _ in range(toys)])
+    start = np.array(minuit.values, dtype=np.float64)  # every toy begins at the template's own fit
+    fitted, failures = [], 0
+    for _ in range(toys):
+        counts = rng.poisson(template).astype(float)
+        # MIGRAD where Fisher scoring fails (a minimum where a bin's expectation reaches zero), and for every toy after
+        # two failures in a row: a Bernstein coefficient at zero (the template's fit puts some there) leaves it no
+        # curvature to follow, and each toy would fail the same way
+        found = fisher_scoring_fit(counts, edges, family, signal_shape, start) if failures < 2 else None
+        failures = 0 if found is not None else failures + 1
+        fitted.append(found[0] if found is not None else
+                      fit_s_plus_b_poisson(counts, edges, family, signal_shape, with_error=False, start=tuple(start))[0])
+    return np.array(fitted)
+
+
+def fisher_scoring_fit(counts: np.ndarray, edges: np.ndarray, family: str, signal_shape: np.ndarray,
+                       start: np.ndarray, max_steps: int = 50, edm: float = 1e-7) -> np.ndarray | None:
+    """The binned Poisson S+B fit's minimum (s, norm, params) by Fisher scoring from ``start``; None where it does
+    not converge (the caller then asks MIGRAD).
+
+    Each step solves F d = g, with g the gradient of -log L and F = J diag(1/mu) J^T its expected Hessian (J the
+    expectation's derivatives by the parameters), halving the step until -log L falls.  A toy drawn from the
+    template lies close to the template's own fit, so a few steps reach the minimum MIGRAD finds, at a fraction of
+    its cost (the bias test fits 50 toys per category and family)."""
+    shape_at = _ShapeAt(family, edges)
+
+    def expected(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        shape, derivatives = shape_at(theta[2:])
+        jacobian = np.vstack([signal_shape, shape, theta[1] * derivatives])
+        return theta[0] * signal_shape + theta[1] * shape, jacobian
+
+    def cost(mu: np.ndarray) -> float:
+        return _poisson_nll(counts, mu) if np.isfinite(mu).all() and (mu > 0).all() else math.inf
+
+    theta = np.asarray(start, dtype=np.float64).copy()
+    mu, jacobian = expected(theta)
+    current = cost(mu)
+    for _ in range(max_steps):
+        if not math.isfinite(current):
+            return None
+        gradient = jacobian @ (1.0 - counts / mu)
+        # least squares: a Bernstein coefficient at zero (its square is the weight) leaves F singular in its direction
+        step = np.linalg.lstsq((jacobian / mu) @ jacobian.T, gradient, rcond=1e-12)[0]
+        if 0.5 * float(gradient @ step) < edm:  # the estimated distance to the minimum, as MIGRAD's EDM
+            return theta
+        length = 1.0
+        while length > 1e-4:
+            trial = theta - length * step
+            trial_mu, trial_jacobian = expected(trial)
+            trial_cost = cost(trial_mu)
+            if trial_cost <= current:
+                theta, mu, jacobian, current = trial, trial_mu, trial_jacobian, trial_cost
+                break
+            length *= 0.5
+        else:
+            return None
+    return None
 
 
 # --------------------------------------------------------------------------- counting
