@@ -226,7 +226,13 @@ def test_the_yy_fraction_comes_from_the_ti_and_ntni_counts_where_the_shapes_cann
     """Prompt and fake photon pairs of the same m_yy shape: a fit of the shapes to the TI sidebands has nothing to
     measure the yy fraction with, the TI and NTNI counts (a fake fails identification or isolation 40 times as often
     as it passes, a prompt pair 0.3 times) measure it."""
-    from ttH_adv.stats.templates import REGIONS, SIDEBAND_FIT, Components, RegionSpectra, build_template
+    from ttH_adv.stats.templates import (
+        REGIONS,
+        SIDEBAND_FIT,
+        Components,
+        RegionSpectra,
+        build_template,
+    )
 
     rng = np.random.default_rng(25)
     shape = _exponential(1.0)
@@ -309,6 +315,45 @@ def test_a_short_category_takes_the_inclusive_shapes_times_its_efficiency_in_m_y
                                     + (1 - template.photon_fraction) * expected["reducible"])
     grouped = [a.reshape(-1, 10).sum(1) for a in (template.values, alone.values, truth)]
     assert np.abs(grouped[0] - grouped[2]).sum() < 0.7 * np.abs(grouped[1] - grouped[2]).sum()  # closer to the truth
+
+
+def test_a_b_tagged_category_takes_its_efficiency_from_the_control_selection_without_the_b_tag():
+    """A category with a b-tag requirement that yy+jets passes by mistag only (1%) and tt+yy mostly (70%): the
+    category holds a few dozen yy+jets events, the control selection (the score cut without the b-tag) a hundred
+    times more.  The control's efficiency in m_yy times each sample's share of it carries the statistics and keeps
+    the two samples' mixture."""
+    from ttH_adv.stats.templates import CONTROL_EFFICIENCY, EFFICIENCY, Components, build_template
+
+    rng = np.random.default_rng(27)
+    score = 0.05 * np.exp(-(CENTRES - 105) / 60)  # the score cut's smooth efficiency
+    slopes, events, weights, btag = {"yyjets": -0.55, "ttyy": -0.25}, {"yyjets": 600_000, "ttyy": 30_000}, \
+        {"yyjets": 1.0, "ttyy": 0.05}, {"yyjets": 0.01, "ttyy": 0.7}
+    parts, truth = {"inclusive": {}, "control": {}, "own": {}}, 0.0
+    for name, slope in slopes.items():
+        shape = _exponential(1.0, slope=slope)
+        everything = rng.poisson(events[name] * shape)
+        control = rng.binomial(everything, score)
+        own = rng.binomial(control, btag[name])
+        w = weights[name]
+        for key, counts in (("inclusive", everything), ("control", control), ("own", own)):
+            parts[key][name] = (w * counts.astype(float), w * w * counts.astype(float))
+        truth = truth + w * events[name] * btag[name] * shape * score
+
+    def components(samples):
+        values = sum(v for v, _ in samples.values())
+        return Components(values, sum(var for _, var in samples.values()), np.zeros_like(values), samples)
+
+    own, control, inclusive = (components(parts[k]) for k in ("own", "control", "inclusive"))
+    data = rng.poisson(truth * 2_000 / truth.sum()).astype(float)
+    config = load_config().fits
+    direct = build_template(data, own, EDGES, WINDOW, config, inclusive)
+    via_control = build_template(data, own, EDGES, WINDOW, config, inclusive, control=control)
+    assert direct.method == EFFICIENCY and via_control.method == CONTROL_EFFICIENCY
+    assert via_control.statistics_ratio > 3 * direct.statistics_ratio
+    assert all(c.p_value > 0.01 for c in via_control.closure.values())
+    unit = [t.values / t.values.sum() for t in (via_control, direct)] + [truth / truth.sum()]
+    grouped = [u.reshape(-1, 10).sum(1) for u in unit]
+    assert np.abs(grouped[0] - grouped[2]).sum() < 0.02  # the mixture of the two shapes, each in its share
 
 
 def test_a_sculpted_category_keeps_its_spurious_signal_through_the_efficiency_template():

@@ -45,7 +45,13 @@ from ..atomic import write_text
 from ..config import AnalysisConfig, FitConfig
 from ..errors import TthAdvError
 from ..inputs.samples import ROLES
-from ..output import INCLUSIVE, INCLUSIVE_HISTOGRAM, MASS_HISTOGRAM, category_slice
+from ..output import (
+    CONTROL_HISTOGRAM,
+    INCLUSIVE,
+    INCLUSIVE_HISTOGRAM,
+    MASS_HISTOGRAM,
+    category_slice,
+)
 from ..records import read_record
 from . import fits, likelihood
 from .fit_results import (
@@ -99,6 +105,7 @@ class CategoryInputs:
     signal_variance: np.ndarray
     template: Components
     inclusive: Components | None
+    control: Components | None  # the category's control selection: its events and the rest of that selection's
 
 
 def category_inputs(output: dict, category: str) -> CategoryInputs:
@@ -107,9 +114,13 @@ def category_inputs(output: dict, category: str) -> CategoryInputs:
     by_role = datasets_by_role(output)
     data_ti, _ = category_slice(h, by_role["data"], "TI", category)
     signal, signal_var = category_slice(h, by_role["signal"], "TI", category)
-    inclusive = output["histograms"].get(INCLUSIVE_HISTOGRAM)
-    return CategoryInputs(h.axes["mgg"].edges, data_ti, signal, signal_var, template_components(h, by_role, category),
-                          template_components(inclusive, by_role, INCLUSIVE) if inclusive is not None else None)
+    inclusive, rest = output["histograms"].get(INCLUSIVE_HISTOGRAM), output["histograms"].get(CONTROL_HISTOGRAM)
+    own = template_components(h, by_role, category)
+    control = None
+    if rest is not None and category in rest.axes["category"]:
+        control = own.plus(template_components(rest, by_role, category))
+    return CategoryInputs(h.axes["mgg"].edges, data_ti, signal, signal_var, own,
+                          template_components(inclusive, by_role, INCLUSIVE) if inclusive is not None else None, control)
 
 
 def template_components(h, by_role: dict[str, list[str]], category: str) -> Components:
@@ -244,7 +255,8 @@ def fit_category(output: dict, category: str, config: AnalysisConfig, unblind: b
     record = CategoryFit(category, float(inputs.data_ti[side].sum()), float(inputs.signal.sum()))
     # the cheap checks first: a category without sideband data or signal needs no template
     template = (None if record.data_ti_sideband < 1 or inputs.signal.sum() <= 0 else
-                build_template(inputs.data_ti, inputs.template, edges, window, settings, inputs.inclusive))
+                build_template(inputs.data_ti, inputs.template, edges, window, settings, inputs.inclusive,
+                               control=inputs.control))
     if template is None:
         record.status = "no sideband data, signal or template: not fitted"
         return record, None

@@ -50,7 +50,7 @@ from ..config import FitConfig, MassWindow
 from .fit_results import Closure, TemplateFacts
 from .fits import gof_groups
 
-OWN, EFFICIENCY = "own", "efficiency in m_yy"
+OWN, EFFICIENCY, CONTROL_EFFICIENCY = "own", "efficiency in m_yy", "control efficiency in m_yy"
 # how the yy fraction was measured: from the TI and NTNI data counts (with simulated NTNI/TI ratios), or by a fit
 # of the two shapes to the TI data sidebands (where no reducible MC is given)
 REGIONS, SIDEBAND_FIT = "TI/NTNI counts", "sideband shape fit"
@@ -99,6 +99,15 @@ class Components:
         """(values, variances) per component; negative-weight bins count as empty."""
         return {"continuum": (np.maximum(self.mc, 0.0), np.maximum(self.mc_variance, 0.0)),
                 "ntni": (self.ntni, self.ntni)}
+
+    def plus(self, other: Components) -> Components:
+        """The two selections' events together (a category and the rest of its control selection)."""
+        names = set(self.mc_samples) | set(other.mc_samples)
+        zero = (np.zeros_like(self.mc), np.zeros_like(self.mc))
+        samples = {n: tuple(a + b for a, b in zip(self.mc_samples.get(n, zero), other.mc_samples.get(n, zero),
+                                                   strict=True)) for n in names}
+        return Components(self.mc + other.mc, self.mc_variance + other.mc_variance, self.ntni + other.ntni, samples,
+                          self.regions)
 
     def samples(self, component: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """A component's samples, each of one kind of event and weight: the continuum datasets (or the continuum
@@ -339,7 +348,8 @@ def resampled(values: np.ndarray, variance: np.ndarray, rng: np.random.Generator
 
 
 def build_template(data_ti: np.ndarray, own: Components, edges: np.ndarray, window: MassWindow, config: FitConfig,
-                   inclusive: Components | None = None, seed: int = 0) -> Template | None:
+                   inclusive: Components | None = None, seed: int = 0, control: Components | None = None
+                   ) -> Template | None:
     """The category's background template (None when it has neither continuum MC nor NTNI events).
 
     Its own shapes where they carry ``config.template_min_statistics`` x the data's statistics (or where
@@ -356,6 +366,21 @@ def build_template(data_ti: np.ndarray, own: Components, edges: np.ndarray, wind
     template.own_statistics_ratio = template.statistics_ratio
     if template.statistics_ratio >= config.template_min_statistics or inclusive is None or inclusive.empty():
         return _finished(template, own)
+    reweighted = _reweighted(data_ti, own, inclusive, None, edges, window, config, rng, fraction)
+    if reweighted.statistics_ratio < config.template_min_statistics and control is not None:
+        via_control = _reweighted(data_ti, own, inclusive, control, edges, window, config, rng, fraction)
+        if via_control.statistics_ratio > reweighted.statistics_ratio:
+            reweighted = via_control
+    reweighted.own_statistics_ratio = template.own_statistics_ratio
+    return _finished(reweighted, own)
+
+
+def _reweighted(data_ti: np.ndarray, own: Components, inclusive: Components, control: Components | None,
+                edges: np.ndarray, window: MassWindow, config: FitConfig, rng: np.random.Generator,
+                fraction: tuple[float, float] | None) -> Template:
+    """The template of each sample's inclusive shape times its efficiency into the category: directly, or with a
+    ``control`` selection (the category's score cut with a channel requirement dropped) as the efficiency of that
+    control selection times the category's flat share of it."""
     centres = 0.5 * (edges[:-1] + edges[1:])
     parts, closure, bandwidths = {}, {}, {}
     for k in COMPONENTS:
@@ -365,16 +390,24 @@ def build_template(data_ti: np.ndarray, own: Components, edges: np.ndarray, wind
                 continue
             base, base_variance = inclusive.samples(k).get(name, (values, variance))
             base = np.maximum(base, values)  # the category is a subset of the inclusive selection
-            sample = reweighted_sample(values, variance, base, base_variance, centres, config, rng)
+            if control is None:
+                sample = reweighted_sample(values, variance, base, base_variance, centres, config, rng)
+                parameters = None
+            else:
+                wide, wide_variance = control.samples(k).get(name, (values, variance))
+                wide = np.clip(wide, values, base)  # the category in its control selection, in the inclusive one
+                sample = control_reweighted_sample(values, variance, wide, wide_variance, base, base_variance, centres,
+                                                   config, rng)
+                parameters = 1.0  # the share: the control's efficiency is the control's events' to smooth
             nominal, replicas = nominal + sample.values, replicas + sample.replicas
             bandwidths[name] = sample.kernel.width
             closure[name] = efficiency_closure(values, variance, base, sample.efficiency, sample.kernel, edges,
-                                               window.gof_bin_width)
+                                               window.gof_bin_width, parameters)
         parts[k] = (nominal, replicas)
-    reweighted = _assemble(data_ti, parts, side, EFFICIENCY, fraction)
-    reweighted.own_statistics_ratio = template.own_statistics_ratio
-    reweighted.closure, reweighted.bandwidths = closure, bandwidths
-    return _finished(reweighted, own)
+    method = EFFICIENCY if control is None else CONTROL_EFFICIENCY
+    template = _assemble(data_ti, parts, window.sideband_bins(edges), method, fraction)
+    template.closure, template.bandwidths = closure, bandwidths
+    return template
 
 
 @dataclass(frozen=True)
@@ -413,6 +446,30 @@ def _regions_fraction(data_ti: np.ndarray, own: Components, inclusive: Component
     if ratios is None:
         return None
     return photon_fraction_from_regions(float(data_ti[side].sum()), float(own.ntni[side].sum()), ratios)
+
+
+def control_reweighted_sample(values: np.ndarray, variance: np.ndarray, wide: np.ndarray, wide_variance: np.ndarray,
+                              base: np.ndarray, base_variance: np.ndarray, centres: np.ndarray, config: FitConfig,
+                              rng: np.random.Generator) -> ReweightedSample:
+    """A sample's category shape as its inclusive shape ``base`` times the cross-validated efficiency of the category's
+    control selection ``wide`` in m_yy times the category's share of it, flat in m_yy: the requirement the control
+    drops (a b-tag) acts on jets, not on the photons, and the sample's mistagged events are few where its control
+    events are many.  The replicas resample the category, the rest of its control and the rest of the selection
+    independently."""
+    rest, rest_variance = wide - values, np.maximum(wide_variance - variance, 0.0)
+    others, others_variance = base - wide, np.maximum(base_variance - wide_variance, 0.0)
+    units = event_weight(wide, wide_variance), event_weight(others, others_variance)
+    eps = cross_validated_efficiency(wide, base, centres, config.efficiency_bandwidths, config.efficiency_tolerance,
+                                     *units)
+    share = values.sum() / wide.sum()
+    passed = resampled(values, variance, rng, config.template_replicas)
+    passed_rest = resampled(rest, rest_variance, rng, config.template_replicas)
+    failed = resampled(others, others_variance, rng, config.template_replicas)
+    in_control = passed + passed_rest
+    again = efficiency(in_control, in_control + failed, eps.kernel)
+    shares = passed.sum(axis=1, keepdims=True) / np.maximum(in_control.sum(axis=1, keepdims=True), 1e-300)
+    return ReweightedSample(base * eps.values * share, (in_control + failed) * again * shares, eps.values * share,
+                            eps.kernel)
 
 
 def _assemble(data_ti: np.ndarray, parts: dict[str, tuple[np.ndarray, np.ndarray]], side: np.ndarray,
@@ -502,11 +559,11 @@ def _effective_parameters(total: np.ndarray, k: Kernel) -> float:
 
 
 def efficiency_closure(passed: np.ndarray, variance: np.ndarray, total: np.ndarray, eps: np.ndarray, k: Kernel,
-                       edges: np.ndarray, width: float) -> Closure | None:
+                       edges: np.ndarray, width: float, parameters: float | None = None) -> Closure | None:
     """How well the smoothed efficiency ``eps`` (``efficiency`` with the kernel ``k``) describes the category's own
     events: Pearson chi2 of their counts against eps x total in ``width`` GeV bins (effective counts of the
     category's mean weight), with the smoother's effective parameters, the trace of its hat matrix, taken off the
-    degrees of freedom."""
+    degrees of freedom (``parameters`` where the efficiency was not smoothed from these events)."""
     from scipy import stats
 
     if passed.sum() <= 0:
@@ -517,6 +574,6 @@ def efficiency_closure(passed: np.ndarray, variance: np.ndarray, total: np.ndarr
     predicted = np.bincount(group, weights=eps * total) / scale
     use = predicted > 0
     chi2 = float(np.sum((observed[use] - predicted[use]) ** 2 / predicted[use]))
-    effective_parameters = _effective_parameters(total, k)
+    effective_parameters = _effective_parameters(total, k) if parameters is None else parameters
     ndf = float(use.sum()) - effective_parameters
     return Closure(chi2, ndf, float(stats.chi2.sf(chi2, ndf)) if ndf > 0 else float("nan"))
