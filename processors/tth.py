@@ -8,9 +8,10 @@ override (HiggsDNA style):
 
 Template control selections.  Events in no channel but in a channel's looser
 ``template_control`` selection (the b-tag requirement dropped) are scored and categorised like
-the channel's own and fill ``mgg_control``, a record of the looser selection's shapes; the
-background templates do not read it (``ttH_adv.stats.templates`` reweights ``mgg_inclusive``,
-every selected diphoton event, to each category).
+the channel's own and fill ``mgg_control``: with ``mgg`` the category's control selection, whose
+efficiency in m_yy the background templates take where the category's own is short of events
+(``ttH_adv.stats.templates`` reweights ``mgg_inclusive``, every selected diphoton event, to each
+category).
 
 Scorings.  The processor scores any number of models in one pass (``Scoring``): the run's model
 (``--model``, empty label: histograms ``mgg``/``mgg_control``, dump column ``score``) or, for a
@@ -214,8 +215,16 @@ class TthProcessor(processor.ProcessorABC):
         return {label: s.categories for label, s in self.scorings.items()} or {"": {}}
 
     def categories(self, label: str = "") -> list[str]:
-        """Category labels of a scoring's histogram axis (score categories, or the channels)."""
-        return category_names(self.config.channels, self.category_bounds()[label])
+        """Category labels of a scoring's histogram axis (score categories and a multi-class model's control
+        categories, or the channels)."""
+        return category_names(self.config.channels, self.category_bounds()[label], self.controls(label).values())
+
+    def controls(self, label: str = "") -> dict[int, str]:
+        """A multi-class model's control categories: its class index -> the category suffix (``control_categories``
+        of the configuration, for the classes the model has)."""
+        scorer = self.scorers.get(label)
+        classes = scorer.classes if scorer is not None else []
+        return {classes.index(c): suffix for c, suffix in self.config.control_categories.items() if c in classes}
 
     def cutflow_steps(self) -> tuple[str, ...]:
         """This processor's cutflow step names, in order."""
@@ -380,9 +389,12 @@ class TthProcessor(processor.ProcessorABC):
                 probabilities[label] = outputs[1]
         return scores, probabilities
 
-    def assign_category(self, channel: np.ndarray, score: np.ndarray | None,
-                        bounds: dict[str, tuple[float, ...]]) -> np.ndarray:
-        """<channel>_<i> from a model's score boundaries (1 = most signal-like), the channel without them."""
+    def assign_category(self, channel: np.ndarray, score: np.ndarray | None, bounds: dict[str, tuple[float, ...]],
+                        probabilities: np.ndarray | None = None, controls: dict[int, str] | None = None
+                        ) -> np.ndarray:
+        """<channel>_<i> from a model's score boundaries (1 = most signal-like), the channel without them; below the
+        last boundary, <channel>_<suffix> where the most probable class is one of ``controls`` (class index ->
+        suffix, a multi-class model's control categories)."""
         category = channel.copy()
         for name, channel_bounds in bounds.items():
             if not channel_bounds:
@@ -390,7 +402,12 @@ class TthProcessor(processor.ProcessorABC):
             in_channel = channel == name
             below = (score[in_channel, None] < np.asarray(channel_bounds)[None, :]).sum(axis=1)
             labels = np.array([f"{name}_{i + 1}" for i in range(len(channel_bounds))] + [NO_CHANNEL], dtype=object)
-            category[in_channel] = labels[below]
+            assigned = labels[below]
+            if controls and probabilities is not None:
+                likeliest = np.argmax(np.nan_to_num(probabilities[in_channel], nan=-1.0), axis=1)
+                for index, suffix in controls.items():
+                    assigned[(below == len(channel_bounds)) & (likeliest == index)] = f"{name}_{suffix}"
+            category[in_channel] = assigned
         return category
 
     # ------------------------------------------------------------------ composition
@@ -428,8 +445,9 @@ class TthProcessor(processor.ProcessorABC):
                                            (channel != NO_CHANNEL) | (control != NO_CHANNEL))
         categories, control_categories = {}, {}
         for label, bounds in self.category_bounds().items():
-            categories[label] = self.assign_category(channel, scores.get(label), bounds)
-            control_categories[label] = self.assign_category(control, scores.get(label), bounds)
+            multi = probabilities.get(label), self.controls(label)
+            categories[label] = self.assign_category(channel, scores.get(label), bounds, *multi)
+            control_categories[label] = self.assign_category(control, scores.get(label), bounds, *multi)
         in_channel = {}
         for name in self.channels:  # per-event channel masks over the whole chunk
             in_channel[name] = np.zeros(len(passed), bool)

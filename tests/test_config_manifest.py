@@ -41,6 +41,8 @@ def test_user_file_overrides_a_subset(tmp_path):
     ("fits: {efficiency_bandwidths: [2.0, 0.0]}\n", "'fits.efficiency_bandwidths' needs widths > 0 GeV"),
     ("fits: {efficiency_tolerance: -1}\n", "'fits.efficiency_tolerance' needs a value >= 0"),
     ("fits: {template_replicas: 1}\n", "'fits.template_replicas' needs at least 2"),
+    ("control_categories: {single_higgs: '2'}\n", "'control_categories' must give each class its own name"),
+    ("control_categories: {single_higgs: H, continuum: H}\n", "'control_categories' must give each class its own"),
 ])
 def test_bad_configuration_is_named(tmp_path, text, message):
     f = tmp_path / "bad.yaml"

@@ -200,12 +200,22 @@ def test_a_multiclass_model_fills_every_class_probability_as_offline_scoring_giv
     out = load_output(save_output(out, tmp_path / "output.zip"))
     h = out["histograms"][PROBABILITY_HISTOGRAM]
     assert list(h.axes["class"]) == list(MULTICLASS_CLASSES)
-    table = read_dump(tmp_path / "dump").to_pandas()
-    table = table[(table.systematic == "nominal") & (table.dataset == "data") & (table.category != "none")]
+    dumped = read_dump(tmp_path / "dump").to_pandas()
+    dumped = dumped[(dumped.systematic == "nominal") & (dumped.channel != "none")]
+    table = dumped[(dumped.dataset == "data") & (dumped.category != "none")]
     scorer = OnnxScorer(model)
     score, probabilities = scorer.outputs(feature_matrix({n: table[n].to_numpy() for n in feature_names("seed")}),
                                           table.eventNumber.to_numpy())
     assert np.allclose(score, table.score.to_numpy(), atol=1e-6)
+    # below a channel's last boundary, the events whose likeliest class is single Higgs form <channel>_H
+    assert list(h.axes["category"]) == ["had_1", "had_2", "had_3", "had_H", "lep_1", "lep_H"]
+    _, every = scorer.outputs(feature_matrix({n: dumped[n].to_numpy() for n in feature_names("seed")}),
+                              dumped.eventNumber.to_numpy())
+    last = dumped.channel.map({c: b[-1] for c, b in BOUNDARIES.items()}).to_numpy()
+    single_higgs = (dumped.score.to_numpy() < last) & (np.argmax(every, axis=1) == MULTICLASS_CLASSES.index("single_higgs"))
+    assert np.array_equal(dumped.category.str.endswith("_H").to_numpy(), single_higgs) and single_higgs.sum() > 10
+    resonant = dumped[dumped.role == "resonant"]
+    assert resonant.category.str.endswith("_H").mean() > dumped[dumped.role == "data"].category.str.endswith("_H").mean()
     edges = h.axes["probability"].edges
     for region in ("TI", "NTNI"):
         for category in h.axes["category"]:

@@ -389,6 +389,8 @@ class AnalysisConfig:
     cluster: ClusterConfig
     formats: dict[str, InputFormat] = field(repr=False)   # the input format profiles by name
     default_format: str = "opendata2020"                  # a manifest dataset's format where it names none
+    # a multi-class model's class -> the suffix of its control category per channel (<channel>_<suffix>)
+    control_categories: dict[str, str] = field(default_factory=dict)
 
     def format(self, name: str | None = None) -> InputFormat:
         """An input format profile by name (the default one for None); ``ConfigError`` naming the known ones."""
@@ -402,12 +404,15 @@ class AnalysisConfig:
         return category_names(self.channels, self.categories)
 
 
-def category_names(channels: Iterable[str], categories: dict[str, tuple[float, ...]]) -> list[str]:
-    """Category labels in channel order: <channel>_<i> per score boundary, or the channel alone."""
+def category_names(channels: Iterable[str], categories: dict[str, tuple[float, ...]],
+                   controls: Iterable[str] = ()) -> list[str]:
+    """Category labels in channel order: <channel>_<i> per score boundary, then <channel>_<suffix> per control
+    category suffix (a multi-class model's), or the channel alone."""
     names = []
     for channel in channels:
         bounds = categories.get(channel, ())
-        names += [f"{channel}_{i + 1}" for i in range(len(bounds))] if bounds else [channel]
+        names += ([f"{channel}_{i + 1}" for i in range(len(bounds))] + [f"{channel}_{c}" for c in controls] if bounds
+                  else [channel])
     return names
 
 
@@ -598,6 +603,11 @@ def _check_categories(config: AnalysisConfig) -> None:
             raise ConfigError(f"'categories.{channel}': no such channel (channels: {list(config.channels)})")
         if any(not 0.0 <= b <= 1.0 for b in bounds) or any(a <= b for a, b in zip(bounds, bounds[1:], strict=False)):
             raise ConfigError(f"'categories.{channel}' must be strictly descending scores in [0, 1], got {list(bounds)}")
+    suffixes = list(config.control_categories.values())
+    bad = [x for x in suffixes if not x.isidentifier() or x.isdigit()]
+    if bad or len(set(suffixes)) < len(suffixes):  # a number would be a score category's; two classes, one category
+        raise ConfigError(f"'control_categories' must give each class its own name (letters, not a number), got "
+                          f"{config.control_categories}")
 
 
 def _check_template_control(config: AnalysisConfig) -> None:
