@@ -226,10 +226,12 @@ def comparison_row(result: TrainedResult, results: list[TrainedResult], fit: Fit
     minimum = fit.conventions.fits.template_min_statistics
     templates = [r.template for r in records if r.template]
     over_ceiling, lower_bound = r50_over_ceiling(result, results)
+    # a multi-class model's control categories are not asked for: they count on both sides
+    controls = len(records) - sum(max(len(b), 1) for b in categories.categories.values())
     return ComparisonRow(
         result.label, result.method, result.feature_set, result.seed, result.lam if result.takes_lambda else None,
         result.metrics.r50, result.metrics.ratio50, result.metrics.ratio80, over_ceiling, lower_bound,
-        result.metrics.kept_epochs, len(records), categories.requested(),
+        result.metrics.kept_epochs, len(records), categories.requested() + max(controls, 0),
         len([r for r in fitted if not r.fallback]), len(fit.fallback), sum(s.passed for s in exponential),
         sum(1 for t in templates if t.effective_over_data >= minimum), [t.effective_over_data for t in templates],
         sum(1 for r in records if (s := r.spurious(r.chosen_family)) is not None and s.max_zeta > 0),
