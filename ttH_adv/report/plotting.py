@@ -18,6 +18,7 @@ from ..event.selections import COMMON_STEPS
 from ..stats.compare import MATCHED_FLATNESS, read_training_summary
 from ..stats.fit_analysis import CategoryRow, category_inputs, chosen_background
 from ..stats.fit_results import CategoryFit, FitResult
+from ..stats.templates import CONTROL_EFFICIENCY
 from ..stats.training_results import Chosen, LambdaChoice, TrainedEntry, TrainingMetrics
 
 EXPERIMENT_TEXT = "Open Data"  # mplhep's ATLAS label: "ATLAS Open Data", "Simulation" added for simulation
@@ -344,10 +345,12 @@ def _cell(value, fmt: str = ".2f") -> str:
 
 
 def _template_cell(row: CategoryRow) -> str:
-    """A category row's template statistics over the data's, "(eff.)" where made with the efficiency in m_yy."""
+    """A category row's template statistics over the data's, "(eff.)" where made with the efficiency in m_yy,
+    "(control eff.)" with its control selection's."""
     if row.template_ratio is None:
         return "–"
-    return f"{row.template_ratio:.0f}{' (eff.)' if row.template_method != 'own' else ''}"
+    marks = {"own": "", CONTROL_EFFICIENCY: " (control eff.)"}
+    return f"{row.template_ratio:.0f}{marks.get(row.template_method, ' (eff.)')}"
 
 
 def _modelling_cell(row: CategoryRow) -> str:
@@ -542,7 +545,8 @@ def write_report(out: Path, fits_by_model: dict[str, tuple[dict, FitResult]], tr
     lines += ["", "zeta = max(|S_spur| - 2 Delta_MC, 0), over the expected signal S and over the signal's statistical "
               "uncertainty dS; a function passes below 10% or 20%.  Bias: mean signal fitted to background-only toys "
               "from the template.  (eff.): template made from the inclusive shapes times the category's efficiency "
-              "in m_yy.", ""]
+              "in m_yy; (control eff.): times its control selection's (the b-tag requirement dropped) and the "
+              "category's share of it.", ""]
     for label, result in results.items():
         lines += impact_markdown(label, result)
     lines += ["## Template shapes", "", "A category keeps its own shapes where they carry `fits.template_min_statistics` "
