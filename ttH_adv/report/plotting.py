@@ -554,7 +554,10 @@ def write_report(out: Path, fits_by_model: dict[str, tuple[dict, FitResult]], tr
               "the inclusive selection's times the sample's efficiency into the category in m_yy, a local-linear "
               "Gaussian-kernel smoothing of its own events over the inclusive ones (flat: one efficiency for the whole "
               "range, the inclusive shape itself).  The kernel is the widest of `fits.efficiency_bandwidths` whose leave-one-out likelihood is within `fits.efficiency_tolerance` of "
-              "the best.  Closure: the category's own events against the efficiency times the inclusive shape, chi2 "
+              "the best.  Where that still leaves the template short, the efficiency is the category's control "
+              "selection's (the b-tag requirement dropped) times the category's flat share of it.  The yy fraction "
+              "comes from the category's TI and NTNI sideband counts where a reducible (y+jet) MC gives the NTNI/TI "
+              "ratios.  Closure: the category's own events against the efficiency times the inclusive shape, chi2 "
               f"in {window.gof_bin_width:g} GeV bins.  (δS / Δ_MC)²: "
               "the data's statistical uncertainty on the signal over the template's, squared (what the "
               "spurious-signal test sees of the template's statistics).", ""]
