@@ -130,7 +130,8 @@ def test_compare_writes_a_row_per_trained_result_across_feature_sets(small_manif
     for label, row in rows.items():
         fit = json.loads((tmp_path / "compare" / label / "fits" / "fits.json").read_text())
         assert row["categories"] == len(fit["categories"]) and row["with_function"] == len(
-            [c for c in fit["categories"] if c["chosen_family"]])
+            [c for c in fit["categories"] if c["chosen_family"] and not c["fallback"]])
+        assert row["fallback"] == len([c for c in fit["categories"] if c["fallback"]])
         assert row["z"] <= row["z_statistical"] + 1e-9  # the uncertainties never add sensitivity
         output = load_output(tmp_path / "compare" / label / "output.zip")
         assert output["metadata"]["model"]["path"].endswith(f"{label.split('.', 1)[1]}.onnx")
