@@ -26,7 +26,7 @@ from .errors import ConfigError
 # What a dataset is for, read by every stage (training, categorize, fits, plots, the run summary):
 # data; signal (ttH); resonant (other H -> yy modes, peaking at m_H); continuum (non-resonant yy
 # MC, the background templates' yy part); reducible (y+jet / jet+jet MC, with fake photons: the
-# efficiency of the templates' NTNI part where the category's own NTNI events are few).  A manifest
+# NTNI/TI ratio of fakes with which the templates measure a category's yy fraction).  A manifest
 # carries it per dataset (ttH_adv.inputs.manifest).
 ROLES = ("data", "signal", "resonant", "continuum", "reducible")
 

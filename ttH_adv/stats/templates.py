@@ -1,10 +1,12 @@
 """Background-only templates for the spurious-signal test, with their statistics measured by replicas.
 
 A category's template is the continuum yy MC (TI region, its shape) plus the reducible y+jet/jet+jet
-part, whose shape is the NTNI data, in the yy fraction f that a binned Poisson fit of the two shapes
-to the category's TI data sidebands measures (the MC's own normalisation is not used: on the
-synthetic samples it is off by a factor 2-30 in the categories).  The fit also sets the yield, so
-the template holds the data's sideband count.  A component whose shape holds less than one of its
+part, whose shape is the NTNI data, in the category's yy fraction f (the MC's own normalisation is not
+used: on the synthetic samples it is off by a factor 2-30 in the categories).  Where a reducible MC is
+given, f comes from the category's TI and NTNI data sidebands with the selection's simulated NTNI/TI
+ratios of prompt and fake pairs (``photon_fraction_from_regions``); elsewhere from a binned Poisson fit
+of the two shapes to the TI data sidebands, which the shapes' likeness leaves poorly constrained.  The
+yield makes the template hold the data's sideband count.  A component whose shape holds less than one of its
 events in the sidebands (a score cut that confines the category to the window) is given that one
 event there, spread flat: an empty sideband is not known to be empty, and without it the fit would
 shrink the template to nothing under the peak.
@@ -18,7 +20,10 @@ over its inclusive ones N, smoothed by a Gaussian kernel as a local-linear fit a
 would lean toward low mass, where a falling spectrum puts most of N).  It carries what the channel's
 requirements and the classifier's score cut do to m_yy -- the sculpting among it -- onto a base with statistics
 to spare.  One efficiency per sample, because the processes differ: tt+yy passes a b-tag requirement that
-yy+jets passes by mistag only, with weights a thousand times larger.
+yy+jets passes by mistag only, with weights a thousand times larger.  Where that still leaves the template short
+(``CONTROL_EFFICIENCY``), each sample's efficiency is its control selection's -- the same score category without
+the channel's b-tag requirement, ~100x the category's yy+jets events -- times the category's share of it, flat in
+m_yy (``control_reweighted_sample``).
 
 The kernel's width is the sample's events' to decide: the widest of ``fits.efficiency_bandwidths`` whose binned
 leave-one-out binomial log-likelihood (each event predicted by the local-linear estimate of all the others) is
@@ -354,7 +359,8 @@ def build_template(data_ti: np.ndarray, own: Components, edges: np.ndarray, wind
 
     Its own shapes where they carry ``config.template_min_statistics`` x the data's statistics (or where
     no inclusive selection is given), else the inclusive shapes times the category's efficiency in
-    m_yy (module docstring)."""
+    m_yy, or times its ``control`` selection's efficiency and share where that carries more statistics and the
+    direct one falls short (module docstring)."""
     if own.empty():
         return None
     rng = np.random.default_rng(seed)
