@@ -691,32 +691,6 @@ def _channel_events(rng, sculpted: int = 0):
                          Events(data.score[blinded], data.weight[blinded], data.mass[blinded]))
 
 
-def test_categorize_measures_the_yy_fraction_from_the_ti_and_ntni_counts_where_a_reducible_mc_is_given():
-    """The channel's template scale takes the yy fraction the templates take: from the TI and NTNI data with the
-    simulated NTNI/TI ratios (here 0.3 for prompt pairs, 40 for fakes; 9000 prompt and 1000 fake pairs in TI), where
-    the shapes alone would leave it to chance."""
-    from dataclasses import replace
-
-    from ttH_adv.stats.categorize import Events, template_scale
-
-    rng = np.random.default_rng(33)
-    events = _channel_events(rng)
-
-    def pairs(n, weight=1.0):
-        mass = 105 + rng.exponential(30, n)
-        mass = np.where(mass < 160, mass, 150)
-        return Events(rng.random(n), np.full(n, weight), mass)
-
-    prompt_ti, fake_ti = 9_000, 1_000
-    data = pairs(prompt_ti + fake_ti)
-    blinded = ~WINDOW.in_window(data.mass)
-    data = Events(data.score[blinded], data.weight[blinded], data.mass[blinded])
-    ntni = pairs(int(0.3 * prompt_ti + 40 * fake_ti))
-    regions = (pairs(100_000, 0.1), pairs(30_000, 0.1), pairs(1_000), pairs(40_000))  # prompt TI/NTNI, fake TI/NTNI
-    measured = template_scale(replace(events, ntni=ntni, data=data, regions=regions), WINDOW)
-    assert measured.photon_fraction == pytest.approx(0.9, abs=0.01)
-
-
 def test_categorize_finds_the_pure_region_and_respects_the_sideband_minimum():
     from ttH_adv.errors import TthAdvError
 

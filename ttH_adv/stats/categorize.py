@@ -36,7 +36,7 @@ from ..dump import read_dump
 from ..errors import TthAdvError
 from ..records import Record, read_record
 from .fits import asimov_significance
-from .templates import measure_photon_fraction, ntni_per_ti, photon_fraction_from_regions
+from .templates import measure_photon_fraction
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,6 @@ class ChannelEvents:
     continuum: Events    # continuum yy MC
     ntni: Events         # NTNI data (weight 1)
     data: Events         # TI data (blinded in the window)
-    # the simulated TI and NTNI events of the continuum and the reducible MC, where a reducible MC is given: with the
-    # TI and NTNI data they measure the channel's yy fraction (``templates.photon_fraction_from_regions``)
-    regions: tuple[Events, Events, Events, Events] | None = None
 
 
 @dataclass
@@ -138,29 +135,10 @@ def template_scale(events: ChannelEvents, window: MassWindow) -> TemplateScale:
                        for e in (events.continuum, events.ntni))
     c_total, n_total = float(continuum.sum()), float(ntni.sum())
     data = np.histogram(events.data.mass, edges)[0].astype(float)
-    side = window.sideband_bins(edges)
-    photon, reducible = (continuum / c_total if c_total > 0 else continuum), (ntni / n_total if n_total > 0 else ntni)
-    measured = _regions_fraction(events, edges, side, float(data[side].sum()), float(ntni[side].sum()))
-    if measured is None or c_total <= 0 or n_total <= 0:
-        fraction, _, total = measure_photon_fraction(data, photon, reducible, side)
-    else:
-        fraction = measured
-        mixture = float((fraction * photon + (1 - fraction) * reducible)[side].sum())
-        total = float(data[side].sum()) / mixture if mixture > 0 else 0.0
+    fraction, _, total = measure_photon_fraction(data, continuum / c_total if c_total > 0 else continuum,
+                                                 ntni / n_total if n_total > 0 else ntni, window.sideband_bins(edges))
     return TemplateScale(total * fraction / c_total if c_total > 0 else 0.0,
                          total * (1 - fraction) / n_total if n_total > 0 else 0.0, fraction)
-
-
-def _regions_fraction(events: ChannelEvents, edges: np.ndarray, side: np.ndarray, data_ti: float, data_ntni: float
-                      ) -> float | None:
-    """The channel's yy fraction from its TI and NTNI data sidebands and the simulated NTNI/TI ratios, as the
-    templates measure it; None without a reducible MC."""
-    if events.regions is None:
-        return None
-    sums = [float(np.histogram(e.mass, edges, weights=np.maximum(e.weight, 0.0))[0][side].sum())
-            for e in events.regions]
-    ratios = ntni_per_ti(*sums)
-    return photon_fraction_from_regions(data_ti, data_ntni, ratios)[0] if ratios is not None else None
 
 
 def _interval_sums(scores: np.ndarray, values: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -300,13 +278,9 @@ def categorize(dump_dir: str | Path, n_categories: dict[str, int], window: MassW
         columns={score_column: "score"})
     result = {}
     for channel, n in n_categories.items():
-        regions = None
-        if (frame.role == "reducible").any():
-            regions = tuple(_events(frame, role, region, channel) for role in ("continuum", "reducible")
-                            for region in ("TI", "NTNI"))
         events = ChannelEvents(_events(frame, "signal", "TI", channel), _events(frame, "resonant", "TI", channel),
                                _events(frame, "continuum", "TI", channel), _events(frame, "data", "NTNI", channel),
-                               _events(frame, "data", "TI", channel), regions)
+                               _events(frame, "data", "TI", channel))
         if len(events.signal.score) == 0 or len(events.data.score) == 0:
             raise TthAdvError(f"channel {channel!r}: no signal or no data rows in {dump_dir}")
         result[channel] = optimise_channel(events, n, min_sideband, window)

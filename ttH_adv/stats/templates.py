@@ -74,18 +74,14 @@ class RegionSpectra:
     fake_ntni: np.ndarray
 
     def ntni_per_ti(self, side: np.ndarray) -> tuple[float, float] | None:
-        """(prompt, fake) NTNI events per TI event in the sidebands (``ntni_per_ti``)."""
-        return ntni_per_ti(*(float(np.maximum(h, 0.0)[side].sum()) for h in
-                             (self.prompt_ti, self.prompt_ntni, self.fake_ti, self.fake_ntni)))
-
-
-def ntni_per_ti(prompt_ti: float, prompt_ntni: float, fake_ti: float, fake_ntni: float) -> tuple[float, float] | None:
-    """(prompt, fake) NTNI events per TI event from simulated yields; None where a yield is empty or the fakes are not
-    the more NTNI-like (the two regions could not tell the components apart)."""
-    if min(prompt_ti, prompt_ntni, fake_ti, fake_ntni) <= 0:
-        return None
-    prompt, fake = prompt_ntni / prompt_ti, fake_ntni / fake_ti
-    return (prompt, fake) if fake > prompt else None
+        """(prompt, fake) NTNI events per TI event in the sidebands; None where a spectrum is empty there or the fakes
+        are not the more NTNI-like (the two regions could not tell the components apart)."""
+        prompt_ti, prompt_ntni, fake_ti, fake_ntni = (float(np.maximum(h, 0.0)[side].sum()) for h in
+                                                      (self.prompt_ti, self.prompt_ntni, self.fake_ti, self.fake_ntni))
+        if min(prompt_ti, prompt_ntni, fake_ti, fake_ntni) <= 0:
+            return None
+        prompt, fake = prompt_ntni / prompt_ti, fake_ntni / fake_ti
+        return (prompt, fake) if fake > prompt else None
 
 
 @dataclass(frozen=True)
