@@ -9,9 +9,10 @@ Per category of the processor output (TI region, nominal), in the configured mas
    the saturated-model Poisson likelihood ratio, its p-value from refitted toys where the
    sidebands hold fewer than ``fits.gof_toys_below`` events;
 3. the background-only template (``ttH_adv.stats.templates``): continuum yy MC plus the reducible
-   part from NTNI data, in the fraction the TI data sidebands measure; the category's own shapes,
-   or the inclusive shapes times the category's efficiency in m_yy where its own are short of
-   ``fits.template_min_statistics`` x the data; its statistics from replicas;
+   part from NTNI data, in the yy fraction the TI and NTNI data sidebands measure; the category's
+   own shapes, or the inclusive shapes times the category's (or its control selection's) efficiency
+   in m_yy where its own are short of ``fits.template_min_statistics`` x the data; its statistics
+   from replicas;
 4. the spurious-signal test of every family on the template, with the relaxed criterion
    zeta = max(|S_spur| - 2 Delta_MC, 0), Delta_MC from the template's replicas;
 5. the function: among the families that pass 4 and whose goodness-of-fit probability reaches
