@@ -23,7 +23,7 @@ to spare.  One efficiency per sample, because the processes differ: tt+yy passes
 yy+jets passes by mistag only, with weights a thousand times larger.  Where that still leaves the template short
 (``CONTROL_EFFICIENCY``), each sample's efficiency is its control selection's -- the same score category without
 the channel's b-tag requirement, ~100x the category's yy+jets events -- times the category's share of it, flat in
-m_yy (``control_reweighted_sample``).
+m_yy (``reweighted_sample``).
 
 The kernel's width is the sample's events' to decide: the widest of ``fits.efficiency_bandwidths`` whose binned
 leave-one-out binomial log-likelihood (each event predicted by the local-linear estimate of all the others) is
@@ -396,15 +396,12 @@ def _reweighted(data_ti: np.ndarray, own: Components, inclusive: Components, con
                 continue
             base, base_variance = inclusive.samples(k).get(name, (values, variance))
             base = np.maximum(base, values)  # the category is a subset of the inclusive selection
-            if control is None:
-                sample = reweighted_sample(values, variance, base, base_variance, centres, config, rng)
-                parameters = None
-            else:
-                wide, wide_variance = control.samples(k).get(name, (values, variance))
-                wide = np.clip(wide, values, base)  # the category in its control selection, in the inclusive one
-                sample = control_reweighted_sample(values, variance, wide, wide_variance, base, base_variance, centres,
-                                                   config, rng)
-                parameters = 1.0  # the share: the control's efficiency is the control's events' to smooth
+            wide, wide_variance = (values, variance) if control is None else control.samples(k).get(name,
+                                                                                                   (values, variance))
+            wide = np.clip(wide, values, base)  # the category in its control selection, in the inclusive one
+            sample = reweighted_sample(values, variance, wide, wide_variance, base, base_variance, centres, config, rng)
+            # with a control, one parameter (the share): the control's efficiency is the control's events' to smooth
+            parameters = None if control is None else 1.0
             nominal, replicas = nominal + sample.values, replicas + sample.replicas
             bandwidths[name] = sample.kernel.width
             closure[name] = efficiency_closure(values, variance, base, sample.efficiency, sample.kernel, edges,
@@ -426,22 +423,6 @@ class ReweightedSample:
     kernel: Kernel        # the efficiency's, chosen by the category's events
 
 
-def reweighted_sample(values: np.ndarray, variance: np.ndarray, base: np.ndarray, base_variance: np.ndarray,
-                      centres: np.ndarray, config: FitConfig, rng: np.random.Generator) -> ReweightedSample:
-    """A sample's category shape as its inclusive shape ``base`` times its cross-validated efficiency in m_yy; the
-    replicas resample the category's events and the rest of the selection independently, with the same kernel (the
-    leave-one-out likelihood of a Poisson-resampled histogram sees its duplicated events and asks for the
-    narrowest kernel)."""
-    others, others_variance = base - values, np.maximum(base_variance - variance, 0.0)
-    units = event_weight(values, variance), event_weight(others, others_variance)
-    passed = resampled(values, variance, rng, config.template_replicas)
-    failed = resampled(others, others_variance, rng, config.template_replicas)
-    eps = cross_validated_efficiency(values, base, centres, config.efficiency_bandwidths, config.efficiency_tolerance,
-                                     *units)
-    again = efficiency(passed, passed + failed, eps.kernel)
-    return ReweightedSample(base * eps.values, (passed + failed) * again, eps.values, eps.kernel)
-
-
 def _regions_fraction(data_ti: np.ndarray, own: Components, inclusive: Components | None, side: np.ndarray
                       ) -> tuple[float, float] | None:
     """The category's yy fraction from its TI and NTNI data sidebands, with the selection's simulated NTNI/TI ratios
@@ -454,14 +435,16 @@ def _regions_fraction(data_ti: np.ndarray, own: Components, inclusive: Component
     return photon_fraction_from_regions(float(data_ti[side].sum()), float(own.ntni[side].sum()), ratios)
 
 
-def control_reweighted_sample(values: np.ndarray, variance: np.ndarray, wide: np.ndarray, wide_variance: np.ndarray,
-                              base: np.ndarray, base_variance: np.ndarray, centres: np.ndarray, config: FitConfig,
-                              rng: np.random.Generator) -> ReweightedSample:
+def reweighted_sample(values: np.ndarray, variance: np.ndarray, wide: np.ndarray, wide_variance: np.ndarray,
+                      base: np.ndarray, base_variance: np.ndarray, centres: np.ndarray, config: FitConfig,
+                      rng: np.random.Generator) -> ReweightedSample:
     """A sample's category shape as its inclusive shape ``base`` times the cross-validated efficiency of the category's
     control selection ``wide`` in m_yy times the category's share of it, flat in m_yy: the requirement the control
     drops (a b-tag) acts on jets, not on the photons, and the sample's mistagged events are few where its control
-    events are many.  The replicas resample the category, the rest of its control and the rest of the selection
-    independently."""
+    events are many (``wide`` = the category's own events: its own efficiency, the share 1).  The replicas
+    resample the category, the rest of its control and the rest of the selection independently, with the nominal's
+    kernel (the leave-one-out likelihood of a Poisson-resampled histogram sees its duplicated events and asks for
+    the narrowest kernel)."""
     rest, rest_variance = wide - values, np.maximum(wide_variance - variance, 0.0)
     others, others_variance = base - wide, np.maximum(base_variance - wide_variance, 0.0)
     units = event_weight(wide, wide_variance), event_weight(others, others_variance)
