@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from ttH_adv.dump import read_dump
@@ -94,14 +95,12 @@ def load_training_data(dump_dir: str | Path, config: DataConfig, multiclass: boo
     table = read_dump(dump_dir, columns=sorted(set(columns)))
     table = table.filter(pc.and_(pc.equal(table["systematic"], "nominal"),
                                  pc.greater_equal(table["n_jets"], config.min_jets)))
-    masks = _class_masks(table, config, multiclass)
-    keep = masks[0]
-    for mask in masks[1:]:
-        keep = pc.or_(keep, mask)
-    table = table.filter(keep)
+    masks = [np.asarray(m.to_numpy(zero_copy_only=False), dtype=bool) for m in _class_masks(table, config, multiclass)]
+    keep = np.logical_or.reduce(masks)
     y = np.zeros(table.num_rows, dtype=np.int8)
-    for label, mask in enumerate(_class_masks(table, config, multiclass)):
-        y[np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)] = label
+    for label, mask in enumerate(masks):
+        y[mask] = label
+    table, y = table.filter(pa.array(keep)), y[keep]
     classes = MULTICLASS_CLASSES if multiclass else BINARY_CLASSES
     missing = [name for label, name in enumerate(classes) if not (y == label).any()]
     if missing:
