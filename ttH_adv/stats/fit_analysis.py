@@ -116,23 +116,24 @@ def category_inputs(output: dict, category: str) -> CategoryInputs:
     data_ti, _ = category_slice(h, by_role["data"], "TI", category)
     signal, signal_var = category_slice(h, by_role["signal"], "TI", category)
     inclusive, rest = output["histograms"].get(INCLUSIVE_HISTOGRAM), output["histograms"].get(CONTROL_HISTOGRAM)
-    own = template_components(h, by_role, category)
+    # the yy fraction's simulated NTNI/TI ratios are the inclusive selection's, the category's only without it
+    own = template_components(h, by_role, category, with_regions=inclusive is None)
     control = None
     if rest is not None and category in rest.axes["category"]:
-        control = own.plus(template_components(rest, by_role, category))
+        control = own.plus(template_components(rest, by_role, category, with_regions=False))
     return CategoryInputs(h.axes["mgg"].edges, data_ti, signal, signal_var, own,
                           template_components(inclusive, by_role, INCLUSIVE) if inclusive is not None else None, control)
 
 
-def template_components(h, by_role: dict[str, list[str]], category: str) -> Components:
+def template_components(h, by_role: dict[str, list[str]], category: str, with_regions: bool = True) -> Components:
     """A category's template ingredients in one histogram: continuum yy MC (TI) and NTNI data, and where a reducible
-    MC is given the simulated TI and NTNI spectra that measure the yy fraction."""
+    MC is given (and ``with_regions``) the simulated TI and NTNI spectra that measure the yy fraction."""
     samples = {name: category_slice(h, [name], "TI", category) for name in by_role["continuum"]}
     size = h.axes["mgg"].size
     continuum = sum((values for values, _ in samples.values()), np.zeros(size))
     continuum_var = sum((variance for _, variance in samples.values()), np.zeros(size))
     regions = None
-    if by_role["reducible"]:
+    if by_role["reducible"] and with_regions:
         regions = RegionSpectra(continuum, category_slice(h, by_role["continuum"], "NTNI", category)[0],
                                 *(category_slice(h, by_role["reducible"], r, category)[0] for r in ("TI", "NTNI")))
     return Components(continuum, continuum_var, category_slice(h, by_role["data"], "NTNI", category)[0], samples,
