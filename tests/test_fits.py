@@ -723,6 +723,102 @@ def test_categorize_charges_a_sculpted_category_its_modelling_uncertainty():
     assert significance_with_uncertainty(5.0, 20.0, 0.0) == pytest.approx(fits.asimov_significance(5.0, 20.0))
 
 
+def _templated_channel_events(rng, mc_events: int, mc_weight: float):
+    """A channel (``_channel_events``'s kinds) with its template events by sample and its inclusive selection (the
+    channel at every score), for the template-statistics requirement: continuum MC of ``mc_events`` events."""
+    from ttH_adv.stats.categorize import ChannelEvents, Events, SampleEvents, TemplateEvents
+    from ttH_adv.stats.templates import Components
+
+    def continuum(n, weight):
+        mass = 105 + rng.exponential(30, n)
+        return Events(rng.beta(1, 3, n), np.full(n, weight), np.where(mass < 160, mass, 150))
+
+    data, mc, ntni = continuum(20_000, 1.0), continuum(mc_events, mc_weight), continuum(20_000, 1.0)
+    blinded = ~WINDOW.in_window(data.mass)
+    signal = Events(rng.beta(5, 1, 5000), np.full(5000, 0.01), rng.normal(125, 1.7, 5000))
+
+    def h(e, w):
+        return np.histogram(e.mass, WINDOW.edges(), weights=w)[0].astype(float)
+
+    inclusive = Components(h(mc, mc.weight), h(mc, mc.weight**2), h(ntni, ntni.weight),
+                           {"yy": (h(mc, mc.weight), h(mc, mc.weight**2))})
+    return ChannelEvents(signal, Events.empty(), mc, ntni, Events(data.score[blinded], data.weight[blinded],
+                                                                  data.mass[blinded]),
+                         TemplateEvents(SampleEvents({"yy": mc}, ntni), None, inclusive))
+
+
+def _category_template(events, high: float, low: float, config):
+    """The fit's template of the category low <= score < high, from histograms of its events."""
+    from ttH_adv.stats.templates import Components, build_template
+
+    def h(e, w=None):
+        keep = (e.score >= low) & (e.score < high)
+        return np.histogram(e.mass[keep], WINDOW.edges(), weights=None if w is None else w[keep])[0].astype(float)
+
+    mc = events.templates.channel.continuum["yy"]
+    own = Components(h(mc, mc.weight), h(mc, mc.weight**2), h(events.ntni), {"yy": (h(mc, mc.weight),
+                                                                                     h(mc, mc.weight**2))})
+    data = np.where(WINDOW.sideband_bins(WINDOW.edges()), h(events.data), 0.0)
+    return build_template(data, own, WINDOW.edges(), WINDOW, config, events.templates.inclusive)
+
+
+def test_categorize_gives_every_category_a_template_of_the_statistics_asked_for():
+    """With the fit configuration, the boundaries leave out a category whose template the fit would find short of
+    ``fits.template_min_statistics``; the ratio each category records is the one the fit's template has."""
+    from dataclasses import replace
+
+    events = _templated_channel_events(np.random.default_rng(14), 10_000, 2.0)
+    config = replace(load_config().fits, template_min_statistics=200.0)
+    free = optimise_channel(events, 3, 10, WINDOW)
+    checked = optimise_channel(events, 3, 10, WINDOW, fits=config)
+    assert free.template_statistics == [] and len(checked.boundaries) == 3
+
+    def ratios(found):
+        highs = [np.inf, *found.boundaries[:-1]]
+        return [_category_template(events, high, low, config).statistics_ratio
+                for high, low in zip(highs, found.boundaries, strict=True)]
+
+    assert min(ratios(free)) < 200  # the best boundaries without the requirement: a template short of it
+    assert checked.template_statistics == pytest.approx(ratios(checked), rel=1e-9)
+    assert min(checked.template_statistics) >= 200 and checked.z <= free.z
+    assert checked.boundaries != free.boundaries
+
+
+def test_categorize_reads_the_fits_template_ingredients_from_the_dump(small_manifest, config, tmp_path):
+    """What the template-statistics requirement builds templates from, read from the dump, is what the fit reads
+    from the processor's histograms: the inclusive selection's ingredients, a channel's and its control
+    selection's."""
+    from ttH_adv.stats.categorize import _template_events as template_events
+    from ttH_adv.stats.categorize import inclusive_components, scored_events
+    from ttH_adv.stats.fit_analysis import category_inputs
+
+    from conftest import run
+
+    output = run(small_manifest, config, dump_dir=str(tmp_path / "dump"))
+    frame = scored_events(tmp_path / "dump", []).assign(score=0.5)  # no model: every event in the one category
+    edges = config.mass.edges()
+    inclusive, fit = inclusive_components(frame, edges), category_inputs(output, "had")
+    assert set(inclusive.mc_samples) == set(fit.inclusive.mc_samples) and inclusive.regions is not None
+    for name, (values, variance) in fit.inclusive.mc_samples.items():
+        assert inclusive.mc_samples[name] == (pytest.approx(values), pytest.approx(variance))
+    assert inclusive.ntni == pytest.approx(fit.inclusive.ntni)
+    for spectrum in ("prompt_ti", "prompt_ntni", "fake_ti", "fake_ntni"):
+        assert getattr(inclusive.regions, spectrum) == pytest.approx(getattr(fit.inclusive.regions, spectrum))
+    events = template_events(frame, "had", inclusive)
+
+    def histogram(e, weights):
+        return np.histogram(e.mass, edges, weights=weights)[0]
+
+    for name, (values, variance) in fit.template.mc_samples.items():
+        e = events.channel.continuum[name]
+        assert histogram(e, e.weight) == pytest.approx(values) and histogram(e, e.weight**2) == pytest.approx(variance)
+    assert histogram(events.channel.ntni, None) == pytest.approx(fit.template.ntni)
+    assert events.rest is not None and fit.control is not None
+    rest_mc = sum(histogram(e, e.weight) for e in events.rest.continuum.values())
+    assert rest_mc == pytest.approx(fit.control.mc - fit.template.mc) and rest_mc.sum() > 0
+    assert histogram(events.rest.ntni, None) == pytest.approx(fit.control.ntni - fit.template.ntni)
+
+
 def _bump(size: float) -> np.ndarray:
     """A unit exponential continuum that a classifier sculpted into a bump of relative ``size`` under the signal."""
     return _exponential(1.0) * (1 + size * np.exp(-0.5 * ((CENTRES - 126) / 4) ** 2))

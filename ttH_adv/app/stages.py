@@ -91,13 +91,15 @@ def train(features: str | Path, out: str | Path, config: Any, runs: list[tuple[s
 
 
 def categorize(features: str | Path, out: str | Path, counts: dict[str, int], config: AnalysisConfig,
-               min_sideband: int = 10, score_column: str = "score", events: Any = None) -> dict:
+               min_sideband: int = 10, score_column: str = "score", events: Any = None, inclusive: Any = None
+               ) -> dict:
     """Score boundaries per channel maximising the expected significance; writes and returns categories.json
-    (``events``: the dump's rows, read once for several models)."""
+    (``events``: the dump's rows, and ``inclusive`` their inclusive template ingredients, read once for several
+    models)."""
     from ..stats.categorize import categorize as optimise
     from ..stats.categorize import write_categories
 
-    result = optimise(features, counts, config.mass, min_sideband, score_column, events)
+    result = optimise(features, counts, config.mass, min_sideband, score_column, events, config.fits, inclusive)
     write_categories(result, out)
     return result
 
@@ -222,13 +224,14 @@ def compare_categorize(results: list, paths: ComparePaths, config: AnalysisConfi
                        min_sideband: int) -> dict[str, dict]:
     """Each compared result's categories from its scores in the scoring pass's dump."""
     from ..output import labelled
-    from ..stats.categorize import scored_events
+    from ..stats.categorize import inclusive_components, scored_events
     from ..stats.compare import compared
 
     results = compared(results)
     events = scored_events(paths.scored, [labelled("score", r.label) for r in results])
+    inclusive = inclusive_components(events, config.mass.edges())
     return {r.label: categorize(paths.scored, paths.categories(r.label), counts, config, min_sideband,
-                                labelled("score", r.label), events) for r in results}
+                                labelled("score", r.label), events, inclusive) for r in results}
 
 
 def compare_fill(manifest: Manifest, results: list, paths: ComparePaths, config: AnalysisConfig,

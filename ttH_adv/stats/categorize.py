@@ -13,9 +13,13 @@ never looks at the TI data the fits use, category by category: for a category
   criterion), at least zero;
 
 Z = Asimov significance with a background uncertainty delta (Cowan's formula), the categories in
-quadrature.  A category needs ``min_sideband`` events of the template in the sidebands.  The search
-is exhaustive over the grid.  A channel whose sidebands cannot support the number of categories
-asked for gets the most they can (``fewer_than_requested`` in categories.json, and a warning).
+quadrature.  A category needs ``min_sideband`` events of the template in the sidebands and, where the fit
+configuration is given, a background template of ``fits.template_min_statistics`` times the data's
+statistics: the template the fit will build (``templates.build_template``) from the same events, with the
+sideband count the channel's template scale expects in the place of the category's TI data.  The search is
+exhaustive over the grid; the best combination's categories are checked, and one with a template short of
+the statistics is ruled out and the search repeated.  A channel that cannot support the number of
+categories asked for gets the most it can (``fewer_than_requested`` in categories.json, and a warning).
 """
 
 from __future__ import annotations
@@ -31,12 +35,12 @@ import numpy as np
 import pyarrow.compute as pc
 
 from ..atomic import write_text
-from ..config import MassWindow
+from ..config import FitConfig, MassWindow
 from ..dump import read_dump
 from ..errors import TthAdvError
 from ..records import Record, read_record
 from .fits import asimov_significance
-from .templates import measure_photon_fraction
+from .templates import Components, RegionSpectra, build_template, measure_photon_fraction
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,25 @@ class ChannelEvents:
     continuum: Events    # continuum yy MC
     ntni: Events         # NTNI data (weight 1)
     data: Events         # TI data (blinded in the window)
+    templates: TemplateEvents | None = None  # by sample, for the template-statistics requirement
+
+
+@dataclass(frozen=True)
+class SampleEvents:
+    """A selection's template events by sample: each continuum yy MC dataset (TI) and the NTNI data."""
+
+    continuum: dict[str, Events]
+    ntni: Events
+
+
+@dataclass(frozen=True)
+class TemplateEvents:
+    """What the fit's background templates are made of, for a channel: its events, those of the rest of its
+    control selection (``None`` where it has none) and the inclusive selection's ingredients."""
+
+    channel: SampleEvents
+    rest: SampleEvents | None
+    inclusive: Components
 
 
 @dataclass
@@ -79,6 +102,7 @@ class ChannelCategories(Record):
     modelling: list[float]            # the template's window excess: the modelling uncertainty in the figure of merit
     photon_fraction: float
     requested: int                    # the categories asked for (more than found where the sidebands support fewer)
+    template_statistics: list[float] = field(default_factory=list)  # each template's statistics ratio, as expected
 
 
 @dataclass
@@ -97,6 +121,7 @@ class CategoriesFile(Record):
     details: dict[str, ChannelCategories] = field(default_factory=dict)
     combined_z: float = 0.0
     min_sideband: float = 0.0
+    template_min_statistics: float = 0.0  # the statistics ratio every category's template reaches (0: not asked)
     fewer_than_requested: dict[str, Shortfall] = field(default_factory=dict)
     figure_of_merit: str = ("template-based background (TI data only as each channel's sideband count) and the "
                             "template's window excess as the modelling uncertainty")
@@ -149,17 +174,29 @@ def _interval_sums(scores: np.ndarray, values: np.ndarray, candidates: np.ndarra
     return np.cumsum(sums)[: len(candidates)]
 
 
+def score_candidates(events: ChannelEvents, grid: int = 25) -> np.ndarray:
+    """The boundary candidates, descending: quantiles of the channel's signal score."""
+    return np.unique(np.quantile(events.signal.score, np.linspace(0.02, 0.98, grid)))[::-1]
+
+
 def optimise_channel(events: ChannelEvents, n_categories: int, min_sideband: float, window: MassWindow,
-                     grid: int = 25) -> ChannelCategories:
+                     grid: int = 25, fits: FitConfig | None = None) -> ChannelCategories:
     """Best descending boundaries for one channel, with as many categories as asked for or, where its
-    sidebands cannot support them, as many as they can (``requested`` says how many were asked for)."""
+    sidebands (or, with ``fits``, its templates' statistics) cannot support them, as many as they can
+    (``requested`` says how many were asked for)."""
+    statistics = None
+    if fits is not None and events.templates is not None:
+        statistics = TemplateStatistics(events, score_candidates(events, grid), window, fits)
     for n in range(n_categories, 0, -1):
-        best = optimise_boundaries(events, n, min_sideband, window, grid)
+        best = optimise_boundaries(events, n, min_sideband, window, grid, statistics)
         if best is not None:
             return replace(best, requested=n_categories)
-    raise TthAdvError(f"not even 1 category with >= {min_sideband:g} template events in the sidebands "
+    needs = f">= {min_sideband:g} template events in the sidebands"
+    if statistics is not None:
+        needs += f" and a template of >= {fits.template_min_statistics:g}x the data's statistics"
+    raise TthAdvError(f"not even 1 category with {needs} "
                       f"({int(np.sum(~window.in_window(events.data.mass)))} data events in the whole channel's): "
-                      "lower --min-sideband")
+                      "lower --min-sideband" + (" or fits.template_min_statistics" if statistics is not None else ""))
 
 
 def _cumulative_histograms(e: Events, weights: np.ndarray, candidates: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -170,6 +207,64 @@ def _cumulative_histograms(e: Events, weights: np.ndarray, candidates: np.ndarra
     counts = np.zeros((len(candidates) + 1, len(edges) - 1))
     np.add.at(counts, (index[inside], bins[inside]), weights[inside])
     return np.cumsum(counts, axis=0)[: len(candidates)]
+
+
+@dataclass(frozen=True)
+class _CumulativeSamples:
+    """A selection's template samples as cumulative histograms over the candidates: (values, variances) per
+    continuum dataset, and the NTNI data."""
+
+    continuum: dict[str, tuple[np.ndarray, np.ndarray]]
+    ntni: np.ndarray
+
+    @classmethod
+    def of(cls, samples: SampleEvents, candidates: np.ndarray, edges: np.ndarray) -> _CumulativeSamples:
+        """The cumulative histograms of ``samples``."""
+        return cls({name: (_cumulative_histograms(e, e.weight, candidates, edges),
+                           _cumulative_histograms(e, e.weight**2, candidates, edges))
+                    for name, e in samples.continuum.items()},
+                   _cumulative_histograms(samples.ntni, samples.ntni.weight, candidates, edges))
+
+    def components(self, previous: int, take: int) -> Components:
+        """The template ingredients of the category (previous, take] (previous -1: from the top)."""
+        def interval(cumulative: np.ndarray) -> np.ndarray:
+            return cumulative[take] - (cumulative[previous] if previous >= 0 else 0.0)
+
+        samples = {name: (interval(v), interval(var)) for name, (v, var) in self.continuum.items()}
+        size = self.ntni.shape[1]
+        return Components(sum((v for v, _ in samples.values()), np.zeros(size)),
+                          sum((var for _, var in samples.values()), np.zeros(size)), interval(self.ntni), samples)
+
+
+class TemplateStatistics:
+    """The statistics ratio (effective template events per data event) of each candidate category's background
+    template, built as the fit builds it from the same events and measured against the same yardstick: the data
+    events the category's TI sidebands hold (a count outside the signal window; the figure of merit itself takes
+    the channel-wide template scale, where the simulation's normalisation in one category can be off severalfold)."""
+
+    def __init__(self, events: ChannelEvents, candidates: np.ndarray, window: MassWindow, fits: FitConfig) -> None:
+        self.window, self.fits, self.edges = window, fits, window.edges()
+        self.inclusive = events.templates.inclusive
+        self.own = _CumulativeSamples.of(events.templates.channel, candidates, self.edges)
+        rest = events.templates.rest
+        self.rest = _CumulativeSamples.of(rest, candidates, self.edges) if rest is not None else None
+        sidebands = Events(events.data.score, np.ones(len(events.data.score)), events.data.mass)
+        self.data = _cumulative_histograms(sidebands, sidebands.weight, candidates, self.edges)  # the sidebands count
+        self._ratios: dict[tuple[int, int], float] = {}
+
+    def ratio(self, previous: int, take: int) -> float:
+        """The template statistics ratio of the category (previous, take] (previous -1: from the top)."""
+        if (previous, take) not in self._ratios:
+            own = self.own.components(previous, take)
+            control = own.plus(self.rest.components(previous, take)) if self.rest is not None else None
+            data = self.data[take] - (self.data[previous] if previous >= 0 else 0.0)
+            template = build_template(data, own, self.edges, self.window, self.fits, self.inclusive, control=control)
+            self._ratios[(previous, take)] = template.statistics_ratio if template is not None else 0.0
+        return self._ratios[(previous, take)]
+
+    def enough(self, previous: int, take: int) -> bool:
+        """Whether the category's template reaches ``fits.template_min_statistics``."""
+        return self.ratio(previous, take) >= self.fits.template_min_statistics
 
 
 def sculpting_excess(values: np.ndarray, variance: np.ndarray, edges: np.ndarray, window: MassWindow
@@ -198,11 +293,12 @@ def sculpting_excess(values: np.ndarray, variance: np.ndarray, edges: np.ndarray
 
 
 def optimise_boundaries(events: ChannelEvents, n_categories: int, min_sideband: float, window: MassWindow,
-                        grid: int = 25) -> dict | None:
+                        grid: int = 25, statistics: TemplateStatistics | None = None) -> ChannelCategories | None:
     """Best descending boundaries for exactly ``n_categories`` (exhaustive over the grid); None if none has
-    ``min_sideband`` template events in the sidebands of every category."""
+    ``min_sideband`` template events in the sidebands of every category (and, with ``statistics``, a template of
+    the statistics asked for)."""
     scale = template_scale(events, window)
-    candidates = np.unique(np.quantile(events.signal.score, np.linspace(0.02, 0.98, grid)))[::-1]
+    candidates = score_candidates(events, grid)
     signal = _interval_sums(events.signal.score, events.signal.weight * window.in_window(events.signal.mass),
                             candidates)
     resonant = _interval_sums(events.resonant.score, events.resonant.weight * window.in_window(events.resonant.mass),
@@ -245,52 +341,105 @@ def optimise_boundaries(events: ChannelEvents, n_categories: int, min_sideband: 
                                                              modelling(p - 1, t))
     combos = np.array(list(itertools.combinations(range(n), n_categories)), dtype=int).reshape(-1, n_categories)
     starts = np.concatenate([np.zeros((len(combos), 1), int), combos[:, :-1] + 1], axis=1)  # previous + 1
-    z_parts = z_interval[starts, combos]
-    valid = np.isfinite(z_parts).all(axis=1)  # every category with its sideband events
-    totals = np.full(len(combos), -1.0)
-    totals[valid] = np.sqrt(np.square(z_parts[valid]).sum(axis=1))
-    if not len(combos) or totals.max() < 0:
-        return None
-    i = int(np.argmax(totals))
-    combo, rows = combos[i], starts[i]
+    while True:
+        z_parts = z_interval[starts, combos]
+        valid = np.isfinite(z_parts).all(axis=1)  # every category with its sideband events
+        totals = np.full(len(combos), -1.0)
+        totals[valid] = np.sqrt(np.square(z_parts[valid]).sum(axis=1))
+        if not len(combos) or totals.max() < 0:
+            return None
+        i = int(np.argmax(totals))
+        combo, rows = combos[i], starts[i]
+        short = [(r, t) for r, t in zip(rows, combo, strict=True)
+                 if statistics is not None and not statistics.enough(r - 1, t)]
+        if not short:
+            break
+        for r, t in short:  # ruled out: the next best combination without it
+            z_interval[r, t] = -np.inf
+    ratios = [statistics.ratio(r - 1, t) for r, t in zip(rows, combo, strict=True)] if statistics is not None else []
     return ChannelCategories(float(totals[i]), [float(candidates[k]) for k in combo], z_parts[i].tolist(),
                              in_sidebands[rows, combo].tolist(), in_window[rows, combo].tolist(),
                              [modelling(r - 1, t) for r, t in zip(rows, combo, strict=True)],
-                             scale.photon_fraction, n_categories)
+                             scale.photon_fraction, n_categories, ratios)
+
+
+def _frame_events(rows) -> Events:
+    return Events(rows.score.to_numpy(), rows.weight.to_numpy(), rows.mgg.to_numpy())
 
 
 def _events(frame, role: str, region: str, channel: str) -> Events:
-    rows = frame[(frame.role == role) & (frame.region == region) & (frame.channel == channel)]
-    return Events(rows.score.to_numpy(), rows.weight.to_numpy(), rows.mgg.to_numpy())
+    return _frame_events(frame[(frame.role == role) & (frame.region == region) & (frame.channel == channel)])
+
+
+def _sample_events(rows) -> SampleEvents:
+    """The template samples of some rows of a scored dump: each continuum dataset (TI) and the NTNI data."""
+    continuum = rows[(rows.role == "continuum") & (rows.region == "TI")]
+    return SampleEvents({name: _frame_events(group) for name, group in continuum.groupby("dataset", observed=True)},
+                        _frame_events(rows[(rows.role == "data") & (rows.region == "NTNI")]))
+
+
+def inclusive_components(frame, edges: np.ndarray) -> Components:
+    """The inclusive selection's template ingredients (every selected diphoton event), as the fit's
+    ``mgg_inclusive`` histogram gives them: continuum MC by dataset, NTNI data and, where a reducible MC is
+    given, the simulated TI and NTNI spectra."""
+    def histogram(rows) -> tuple[np.ndarray, np.ndarray]:
+        return (np.histogram(rows.mgg, edges, weights=rows.weight)[0].astype(float),
+                np.histogram(rows.mgg, edges, weights=rows.weight**2)[0].astype(float))
+
+    def role(name: str, region: str):
+        return frame[(frame.role == name) & (frame.region == region)]
+
+    samples = {name: histogram(group) for name, group in role("continuum", "TI").groupby("dataset", observed=True)}
+    mc = sum((v for v, _ in samples.values()), np.zeros(len(edges) - 1))
+    mc_variance = sum((var for _, var in samples.values()), np.zeros(len(edges) - 1))
+    regions = None
+    if len(role("reducible", "TI")) or len(role("reducible", "NTNI")):
+        regions = RegionSpectra(mc, histogram(role("continuum", "NTNI"))[0],
+                                histogram(role("reducible", "TI"))[0], histogram(role("reducible", "NTNI"))[0])
+    return Components(mc, mc_variance, histogram(role("data", "NTNI"))[0], samples, regions)
+
+
+def _template_events(frame, channel: str, inclusive: Components) -> TemplateEvents:
+    rest = frame[(frame.channel != channel) & (frame.control == channel)]
+    return TemplateEvents(_sample_events(frame[frame.channel == channel]), _sample_events(rest) if len(rest) else None,
+                          inclusive)
 
 
 def scored_events(dump_dir: str | Path, score_columns: list[str]):
     """The nominal rows of a scored dump, with the given score columns (a pandas frame)."""
-    table = read_dump(dump_dir, columns=[*score_columns, "mgg", "weight", "role", "region", "channel", "systematic"])
+    columns = [*score_columns, "mgg", "weight", "role", "region", "channel", "control", "dataset", "systematic"]
+    table = read_dump(dump_dir, columns=columns)
     return table.filter(pc.equal(table["systematic"], "nominal")).to_pandas()
 
 
 def categorize(dump_dir: str | Path, n_categories: dict[str, int], window: MassWindow, min_sideband: float = 10,
-               score_column: str = "score", events=None) -> CategoriesFile:
+               score_column: str = "score", events=None, fits: FitConfig | None = None,
+               inclusive: Components | None = None) -> CategoriesFile:
     """Optimise boundaries per channel from a dump that carries scores (``score_column``: one model's of several;
-    ``events``: its rows already read by ``scored_events``)."""
+    ``events``: its rows already read by ``scored_events``, ``inclusive``: their ``inclusive_components``); with
+    ``fits``, every category's template reaches ``fits.template_min_statistics`` times the data's statistics."""
     frame = (scored_events(dump_dir, [score_column]) if events is None else events).rename(
         columns={score_column: "score"})
+    if fits is not None and inclusive is None:
+        inclusive = inclusive_components(frame, window.edges())
     result = {}
     for channel, n in n_categories.items():
         events = ChannelEvents(_events(frame, "signal", "TI", channel), _events(frame, "resonant", "TI", channel),
                                _events(frame, "continuum", "TI", channel), _events(frame, "data", "NTNI", channel),
-                               _events(frame, "data", "TI", channel))
+                               _events(frame, "data", "TI", channel),
+                               _template_events(frame, channel, inclusive) if fits is not None else None)
         if len(events.signal.score) == 0 or len(events.data.score) == 0:
             raise TthAdvError(f"channel {channel!r}: no signal or no data rows in {dump_dir}")
-        result[channel] = optimise_channel(events, n, min_sideband, window)
+        result[channel] = optimise_channel(events, n, min_sideband, window, fits=fits)
         if len(result[channel].boundaries) < n:
-            log.warning("channel %s: its sidebands support %d of the %d categories asked for (>= %g template "
-                        "events each)", channel, len(result[channel].boundaries), n, min_sideband)
+            log.warning("channel %s: its sidebands and templates support %d of the %d categories asked for (>= %g "
+                        "template events each in the sidebands%s)", channel, len(result[channel].boundaries), n,
+                        min_sideband, f", >= {fits.template_min_statistics:g}x the data's statistics" if fits else "")
     combined = float(np.sqrt(sum(r.z ** 2 for r in result.values())))
     fewer = {c: Shortfall(r.requested, len(r.boundaries)) for c, r in result.items()
              if len(r.boundaries) < r.requested}
-    return CategoriesFile({c: r.boundaries for c, r in result.items()}, result, combined, min_sideband, fewer)
+    return CategoriesFile({c: r.boundaries for c, r in result.items()}, result, combined, min_sideband,
+                          fits.template_min_statistics if fits is not None else 0.0, fewer)
 
 
 def write_categories(result: CategoriesFile, path: str | Path) -> Path:
