@@ -781,7 +781,10 @@ def test_categorize_gives_every_category_a_template_of_the_statistics_asked_for(
     assert min(ratios(free)) < 200  # the best boundaries without the requirement: a template short of it
     assert checked.template_statistics == pytest.approx(ratios(checked), rel=1e-9)
     assert min(checked.template_statistics) >= 200 and checked.z <= free.z
-    assert checked.boundaries != free.boundaries
+    assert checked.boundaries != free.boundaries and checked.template_statistics_met
+    # a simulation too small for any category: the boundaries the sidebands alone allow, and a flag that says so
+    unreachable = optimise_channel(events, 3, 10, WINDOW, fits=replace(config, template_min_statistics=1e9))
+    assert unreachable.boundaries == free.boundaries and not unreachable.template_statistics_met
 
 
 def test_categorize_reads_the_fits_template_ingredients_from_the_dump(small_manifest, config, tmp_path):

@@ -103,6 +103,7 @@ class ChannelCategories(Record):
     photon_fraction: float
     requested: int                    # the categories asked for (more than found where the sidebands support fewer)
     template_statistics: list[float] = field(default_factory=list)  # each template's statistics ratio, as expected
+    template_statistics_met: bool = True  # False: no category could reach it, the boundaries were chosen without it
 
 
 @dataclass
@@ -183,7 +184,8 @@ def optimise_channel(events: ChannelEvents, n_categories: int, min_sideband: flo
                      grid: int = 25, fits: FitConfig | None = None) -> ChannelCategories:
     """Best descending boundaries for one channel, with as many categories as asked for or, where its
     sidebands (or, with ``fits``, its templates' statistics) cannot support them, as many as they can
-    (``requested`` says how many were asked for)."""
+    (``requested`` says how many were asked for).  Where not even one category's template reaches the
+    statistics, the boundaries are chosen without that requirement, and ``template_statistics_met`` says so."""
     statistics = None
     if fits is not None and events.templates is not None:
         statistics = TemplateStatistics(events, score_candidates(events, grid), window, fits)
@@ -191,12 +193,12 @@ def optimise_channel(events: ChannelEvents, n_categories: int, min_sideband: flo
         best = optimise_boundaries(events, n, min_sideband, window, grid, statistics)
         if best is not None:
             return replace(best, requested=n_categories)
-    needs = f">= {min_sideband:g} template events in the sidebands"
-    if statistics is not None:
-        needs += f" and a template of >= {fits.template_min_statistics:g}x the data's statistics"
-    raise TthAdvError(f"not even 1 category with {needs} "
+    if statistics is not None:  # the simulation is too small for the requirement: the sidebands' alone
+        best = optimise_channel(events, n_categories, min_sideband, window, grid)
+        return replace(best, template_statistics_met=False)
+    raise TthAdvError(f"not even 1 category with >= {min_sideband:g} template events in the sidebands "
                       f"({int(np.sum(~window.in_window(events.data.mass)))} data events in the whole channel's): "
-                      "lower --min-sideband" + (" or fits.template_min_statistics" if statistics is not None else ""))
+                      "lower --min-sideband")
 
 
 def _cumulative_histograms(e: Events, weights: np.ndarray, candidates: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -431,7 +433,11 @@ def categorize(dump_dir: str | Path, n_categories: dict[str, int], window: MassW
         if len(events.signal.score) == 0 or len(events.data.score) == 0:
             raise TthAdvError(f"channel {channel!r}: no signal or no data rows in {dump_dir}")
         result[channel] = optimise_channel(events, n, min_sideband, window, fits=fits)
-        if len(result[channel].boundaries) < n:
+        if not result[channel].template_statistics_met:
+            log.warning("channel %s: no category's background template reaches %gx the data's statistics, so its "
+                        "boundaries are chosen without that requirement (more continuum MC would lift it)", channel,
+                        fits.template_min_statistics)
+        elif len(result[channel].boundaries) < n:
             log.warning("channel %s: its sidebands and templates support %d of the %d categories asked for (>= %g "
                         "template events each in the sidebands%s)", channel, len(result[channel].boundaries), n,
                         min_sideband, f", >= {fits.template_min_statistics:g}x the data's statistics" if fits else "")
