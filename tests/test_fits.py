@@ -560,6 +560,30 @@ def test_fisher_scoring_finds_migrad_s_minimum_of_a_toy(family):
     assert np.all(np.abs(toys - np.array(fitted)) < 0.03 * np.array(errors))
 
 
+def test_the_likelihoods_starting_matrix_is_its_hessian_on_asimov_data():
+    """MIGRAD's starting matrix (``Likelihood.fisher_diagonal``) is the expected Hessian's diagonal: on Asimov data
+    at the parameters that made them it equals the numerical second derivatives of -log L, constraints included."""
+    from ttH_adv.stats.likelihood import HISTOSYS, NORMSYS, CategoryModel, Likelihood, Modifier, asimov
+
+    signal, background = 12.0 * _signal_shape(), _exponential(800.0)
+    resonant = 3.0 * _signal_shape()
+    modifiers = (Modifier("lumi", NORMSYS, "signal", 1.02, 0.98), Modifier("hf", NORMSYS, "resonant", 2.0, 0.5),
+                 Modifier("scale", HISTOSYS, "signal", np.roll(signal, 1), np.roll(signal, -1)))
+    start = fits.BackgroundFit("exponential", [-1.2], 800.0, 0, 0, 0, 1, True)
+    model = CategoryModel("had_1", asimov(background, signal, resonant), signal, resonant, "exponential", start,
+                          modelling=2.0, modifiers=modifiers)
+    likelihood = Likelihood([model], EDGES)
+    x = np.array(likelihood.start, dtype=float)  # mu 1, theta 0, the generating norm and slope, t 0
+    numerical = []
+    for i in range(len(x)):
+        h = 1e-4 * max(abs(x[i]), 1.0)
+        up, down = x.copy(), x.copy()
+        up[i] += h
+        down[i] -= h
+        numerical.append((likelihood.nll(*up) - 2 * likelihood.nll(*x) + likelihood.nll(*down)) / h**2)
+    assert likelihood.fisher_diagonal(*x) == pytest.approx(numerical, rel=2e-3)
+
+
 def test_a_single_higgs_control_category_constrains_the_resonant_normalisation():
     """The heavy-flavour ggH/VH term (x2 or x0.5 at one sigma) is barely constrained by a signal category holding 3
     resonant events on 200 of continuum; a control category of 40 resonant events on 400 measures it: its post-fit

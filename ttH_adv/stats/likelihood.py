@@ -189,6 +189,25 @@ class Likelihood:
                 out[self.shared] += by_nuisance @ slope
         return total, out
 
+    def fisher_diagonal(self, *x) -> np.ndarray:
+        """The diagonal of -log L's expected Hessian at x: sum over bins of (d expected / d x)^2 / expected, plus the
+        constraints'.  MIGRAD's starting matrix (``g2``): without it MIGRAD spends ~5 evaluations of -log L per
+        parameter estimating one; its updates and the minimum it reports are its own."""
+        x = np.asarray(x, dtype=np.float64)
+        theta = x[self.shared]
+        out = np.zeros(len(x))
+        out[self.shared] = 1.0
+        for cat, part, modifiers in zip(self.categories, self.slices, self.modifiers, strict=True):
+            expected, derivatives, by_nuisance = cat.terms(self.edges, x[0], x[part], theta, modifiers)
+            inverse = 1.0 / np.maximum(expected, 1e-12)
+            own = np.square(derivatives) @ inverse
+            out[0] += own[0]
+            out[part] += own[1:]
+            if cat.modelling > 0:
+                out[part.start + 1] += 1.0
+            out[self.shared] += np.square(by_nuisance) @ inverse
+        return out
+
     def nll(self, *x) -> float:
         """-log L, the constraints included."""
         return self.evaluate(np.asarray(x), with_gradient=False)[0]
@@ -205,7 +224,8 @@ class Likelihood:
     def minuit(self, fixed: dict[str, float] | None = None, start: list[float] | None = None) -> Minuit:
         """A Minuit of this likelihood from ``start`` (the sideband fits by default), norms bounded at 0, the
         ``fixed`` parameters held at their values."""
-        minuit = Minuit(self.nll, *(self.start if start is None else start), grad=self.gradient, name=self.names)
+        minuit = Minuit(self.nll, *(self.start if start is None else start), grad=self.gradient,
+                        g2=self.fisher_diagonal, name=self.names)
         minuit.errordef = Minuit.LIKELIHOOD
         for i in range(len(self.categories)):
             minuit.limits[f"norm_{i}"] = (0, None)
