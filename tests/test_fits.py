@@ -563,7 +563,14 @@ def test_fisher_scoring_finds_migrad_s_minimum_of_a_toy(family):
 def test_the_likelihoods_starting_matrix_is_its_hessian_on_asimov_data():
     """MIGRAD's starting matrix (``Likelihood.fisher_diagonal``) is the expected Hessian's diagonal: on Asimov data
     at the parameters that made them it equals the numerical second derivatives of -log L, constraints included."""
-    from ttH_adv.stats.likelihood import HISTOSYS, NORMSYS, CategoryModel, Likelihood, Modifier, asimov
+    from ttH_adv.stats.likelihood import (
+        HISTOSYS,
+        NORMSYS,
+        CategoryModel,
+        Likelihood,
+        Modifier,
+        asimov,
+    )
 
     signal, background = 12.0 * _signal_shape(), _exponential(800.0)
     resonant = 3.0 * _signal_shape()

@@ -409,9 +409,10 @@ def _template_events(frame, channel: str, inclusive: Components) -> TemplateEven
 
 def scored_events(dump_dir: str | Path, score_columns: list[str]):
     """The nominal rows of a scored dump, with the given score columns (a pandas frame)."""
-    columns = [*score_columns, "mgg", "weight", "role", "region", "channel", "control", "dataset", "systematic"]
-    table = read_dump(dump_dir, columns=columns)
-    return table.filter(pc.equal(table["systematic"], "nominal")).to_pandas()
+    labels = ["role", "region", "channel", "control", "dataset"]
+    table = read_dump(dump_dir, columns=[*score_columns, "mgg", "weight", *labels, "systematic"])
+    frame = table.filter(pc.equal(table["systematic"], "nominal")).to_pandas()
+    return frame.astype({name: "category" for name in labels})  # the selections compare codes, not strings
 
 
 def categorize(dump_dir: str | Path, n_categories: dict[str, int], window: MassWindow, min_sideband: float = 10,
@@ -420,8 +421,9 @@ def categorize(dump_dir: str | Path, n_categories: dict[str, int], window: MassW
     """Optimise boundaries per channel from a dump that carries scores (``score_column``: one model's of several;
     ``events``: its rows already read by ``scored_events``, ``inclusive``: their ``inclusive_components``); with
     ``fits``, every category's template reaches ``fits.template_min_statistics`` times the data's statistics."""
-    frame = (scored_events(dump_dir, [score_column]) if events is None else events).rename(
-        columns={score_column: "score"})
+    frame = scored_events(dump_dir, [score_column]) if events is None else events
+    frame = frame[[score_column, *(c for c in frame.columns if not c.startswith("score"))]].rename(
+        columns={score_column: "score"})  # one model's score: every selection below copies fewer columns
     if fits is not None and inclusive is None:
         inclusive = inclusive_components(frame, window.edges())
     result = {}
