@@ -6,7 +6,7 @@ never looks at the TI data the fits use, category by category: for a category
 * s is the ttH MC (TI) yield in the signal window (``mass.blind_low``-``blind_high``);
 * b is the background template's yield in the window -- the continuum yy MC (TI) and the NTNI
   data in the channel's yy fraction, scaled to the channel's TI data sidebands (one number per
-  channel: the data enter the boundaries only there) -- plus the resonant Higgs MC in the window;
+  channel: the data enter the figure of merit only there) -- plus the resonant Higgs MC in the window;
 * delta, the category's modelling uncertainty as the fit will see it, is the template's excess in
   the window over what its own sidebands predict with the channel's window/sideband ratio (what a
   classifier's sculpting does), less twice its statistical error (the relaxed spurious-signal
@@ -15,10 +15,11 @@ never looks at the TI data the fits use, category by category: for a category
 Z = Asimov significance with a background uncertainty delta (Cowan's formula), the categories in
 quadrature.  A category needs ``min_sideband`` events of the template in the sidebands and, where the fit
 configuration is given, a background template of ``fits.template_min_statistics`` times the data's
-statistics: the template the fit will build (``templates.build_template``) from the same events, with the
-sideband count the channel's template scale expects in the place of the category's TI data.  The search is
-exhaustive over the grid; the best combination's categories are checked, and one with a template short of
-the statistics is ruled out and the search repeated.  A channel that cannot support the number of
+statistics: the template the fit will build (``templates.build_template``) from the same events, measured
+against the same yardstick, the category's TI data sideband count (a count outside the window, in a pass/fail
+requirement; the figure of merit itself keeps the channel-wide scale).  The search is exhaustive over the grid;
+the best combination's categories are checked, and one with a template short of the statistics is ruled out
+and the search repeated.  A channel that cannot support the number of
 categories asked for gets the most it can (``fewer_than_requested`` in categories.json, and a warning).
 """
 
