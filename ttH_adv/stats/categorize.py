@@ -251,8 +251,8 @@ class TemplateStatistics:
         self.own = _CumulativeSamples.of(events.templates.channel, candidates, self.edges)
         rest = events.templates.rest
         self.rest = _CumulativeSamples.of(rest, candidates, self.edges) if rest is not None else None
-        sidebands = Events(events.data.score, np.ones(len(events.data.score)), events.data.mass)
-        self.data = _cumulative_histograms(sidebands, sidebands.weight, candidates, self.edges)  # the sidebands count
+        # the TI data counts (blinded in the window: the sidebands' alone), per candidate
+        self.data = _cumulative_histograms(events.data, np.ones(len(events.data.score)), candidates, self.edges)
         self._ratios: dict[tuple[int, int], float] = {}
 
     def ratio(self, previous: int, take: int) -> float:
